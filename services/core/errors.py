@@ -1,0 +1,140 @@
+"""Domain errors and the one table that maps them to gRPC status codes with google.rpc details.
+
+Handlers raise these; the request interceptor turns them into a status with ``ErrorInfo``
+(machine-readable reason), ``BadRequest`` (the fields that are wrong) and ``ResourceInfo``
+(what was not found). A client that receives such a status can turn it back with
+``from_rpc_error``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+DOMAIN = "stratus.dev"
+
+
+class StratusError(Exception):
+    reason = "ERROR"
+
+    def __init__(self, message: str, *, reason: str | None = None, metadata: dict[str, str] | None = None):
+        super().__init__(message)
+        self.message = message
+        if reason:
+            self.reason = reason
+        self.metadata = metadata or {}
+
+
+class InvalidArgument(StratusError):
+    reason = "INVALID_ARGUMENT"
+
+    def __init__(self, violations: Sequence[tuple[str, str]]):
+        self.violations = list(violations)
+        super().__init__("; ".join(f"{field}: {why}" for field, why in self.violations))
+
+
+class NotFound(StratusError):
+    reason = "NOT_FOUND"
+
+    def __init__(self, resource_type: str, name: str):
+        self.resource_type = resource_type
+        self.name = name
+        super().__init__(f"{resource_type} {name!r} not found")
+
+
+class AlreadyExists(StratusError):
+    reason = "ALREADY_EXISTS"
+
+
+class FailedPrecondition(StratusError):
+    reason = "INVALID_STATE"
+
+
+class Aborted(StratusError):
+    reason = "CONFLICT"
+
+
+class PermissionDenied(StratusError):
+    reason = "FORBIDDEN"
+
+
+class Unauthenticated(StratusError):
+    reason = "UNAUTHENTICATED"
+
+
+class ResourceExhausted(StratusError):
+    reason = "NO_VALID_HOST"
+
+
+class Unavailable(StratusError):
+    reason = "UNAVAILABLE"
+
+
+class Unimplemented(StratusError):
+    reason = "NOT_IMPLEMENTED"
+
+
+class Internal(StratusError):
+    reason = "INTERNAL"
+
+
+CODES: dict[type[StratusError], grpc.StatusCode] = {
+    InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    NotFound: grpc.StatusCode.NOT_FOUND,
+    AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    Aborted: grpc.StatusCode.ABORTED,
+    PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Unavailable: grpc.StatusCode.UNAVAILABLE,
+    Unimplemented: grpc.StatusCode.UNIMPLEMENTED,
+    Internal: grpc.StatusCode.INTERNAL,
+}
+BY_CODE: dict[grpc.StatusCode, type[StratusError]] = {code: cls for cls, code in CODES.items()}
+
+
+def code_of(err: StratusError) -> grpc.StatusCode:
+    for cls in type(err).__mro__:
+        if cls in CODES:
+            return CODES[cls]  # type: ignore[index]
+    return grpc.StatusCode.UNKNOWN
+
+
+def _pack(message: object) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)  # type: ignore[arg-type]
+    return packed
+
+
+def to_status(err: StratusError) -> grpc.Status:
+    code = code_of(err)
+    details = [_pack(error_details_pb2.ErrorInfo(reason=err.reason, domain=DOMAIN, metadata=err.metadata))]
+    if isinstance(err, InvalidArgument) and hasattr(err, "violations"):
+        violations = [
+            error_details_pb2.BadRequest.FieldViolation(field=field, description=why) for field, why in err.violations
+        ]
+        details.append(_pack(error_details_pb2.BadRequest(field_violations=violations)))
+    if isinstance(err, NotFound) and hasattr(err, "resource_type"):
+        details.append(_pack(error_details_pb2.ResourceInfo(resource_type=err.resource_type, resource_name=err.name)))
+    status = status_pb2.Status(code=getattr(code_pb2, code.name), message=err.message, details=details)
+    return rpc_status.to_status(status)
+
+
+def from_rpc_error(exc: grpc.aio.AioRpcError) -> StratusError:
+    """The domain error a peer Stratus service raised, with its reason and metadata."""
+    cls = BY_CODE.get(exc.code(), Internal)
+    reason, metadata = cls.reason, {}
+    status = rpc_status.from_call(exc)  # type: ignore[arg-type]
+    if status is not None:
+        for detail in status.details:
+            info = error_details_pb2.ErrorInfo()
+            if detail.Unpack(info):
+                reason, metadata = info.reason, dict(info.metadata)
+    err = cls.__new__(cls)
+    StratusError.__init__(err, exc.details() or exc.code().name, reason=reason, metadata=metadata)
+    return err

@@ -1,0 +1,209 @@
+"""The one adapter between Stratus and etcd (over ``etcd3aio``, pinned).
+
+Keys passed in and returned are relative to the store's prefix (see ``keys.py``). Writes that
+must not race are compare-and-swap transactions on a key's mod revision. ``etcd3aio`` retries
+unary calls on DEADLINE_EXCEEDED, which could make a swap that landed look failed, so swaps run
+with one attempt and an ambiguous outcome is settled by reading the key back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from etcd3aio import Etcd3Client, EtcdConnectionError, EtcdTransientError, prefix_range_end
+from etcd3aio._protobuf import Compare, RequestOp
+
+from services.core.watch import WatchBatch, watch_range
+
+log = logging.getLogger(__name__)
+
+AMBIGUOUS = (EtcdConnectionError, EtcdTransientError, TimeoutError)
+CALL_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class KV:
+    key: str
+    value: bytes
+    mod_revision: int
+    create_revision: int
+    lease: int
+
+
+def endpoints_from_urls(urls: Sequence[str]) -> list[str]:
+    """``http://127.0.0.1:2379`` -> ``127.0.0.1:2379``; bare ``host:port`` passes through."""
+    out = []
+    for url in urls:
+        for part in (p.strip() for p in url.split(",")):
+            if part:
+                out.append(part.split("://", 1)[-1].rstrip("/"))
+    if not out:
+        raise ValueError("no etcd endpoint given")
+    return out
+
+
+class Store:
+    """Typed access to Stratus's keys in etcd."""
+
+    def __init__(self, endpoints: Sequence[str], prefix: str = "/stratus/") -> None:
+        self.endpoints = endpoints_from_urls(endpoints)
+        self.prefix = prefix if prefix.endswith("/") else prefix + "/"
+        self._client = Etcd3Client(self.endpoints)
+        self._connected = False
+
+    async def connect(self, wait_s: float = 30.0) -> None:
+        """Connects and waits until etcd answers (it may still be starting)."""
+        await self._client.connect()
+        self._connected = True
+        deadline = asyncio.get_running_loop().time() + wait_s
+        while True:
+            try:
+                await self._client.ping(write_check=False, timeout=2.0)
+                return
+            except AMBIGUOUS as exc:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise ConnectionError(f"etcd at {','.join(self.endpoints)} is unreachable: {exc}") from exc
+                await asyncio.sleep(0.2)
+
+    async def close(self) -> None:
+        if self._connected:
+            await self._client.close()
+            self._connected = False
+
+    # ---- keys -------------------------------------------------------------------------------
+    def _abs(self, key: str) -> bytes:
+        return (self.prefix + key).encode()
+
+    def _rel(self, key: bytes) -> str:
+        return key.decode()[len(self.prefix) :]
+
+    def _kv(self, kv: Any) -> KV:
+        return KV(self._rel(kv.key), kv.value, kv.mod_revision, kv.create_revision, kv.lease)
+
+    @property
+    def _raw(self) -> Any:
+        return self._client
+
+    # ---- reads ------------------------------------------------------------------------------
+    async def get(self, key: str) -> KV | None:
+        resp = await self._raw.kv.get(self._abs(key), timeout=CALL_TIMEOUT_S)
+        return self._kv(resp.kvs[0]) if resp.kvs else None
+
+    async def get_prefix(self, prefix: str, *, start_after: str = "", limit: int = 0) -> tuple[list[KV], int]:
+        """Keys under ``prefix`` in key order, after ``start_after`` if given; and the revision read."""
+        end = prefix_range_end(self._abs(prefix))
+        start = self._abs(start_after) + b"\x00" if start_after else self._abs(prefix)
+        resp = await self._raw.kv.get(start, range_end=end, limit=limit, timeout=CALL_TIMEOUT_S)
+        return [self._kv(kv) for kv in resp.kvs], resp.header.revision
+
+    # ---- writes -----------------------------------------------------------------------------
+    async def put(self, key: str, value: bytes, lease: int = 0) -> int:
+        resp = await self._raw.kv.put(self._abs(key), value, lease=lease, timeout=CALL_TIMEOUT_S)
+        return int(resp.header.revision)
+
+    async def delete(self, key: str) -> bool:
+        resp = await self._raw.kv.delete(self._abs(key), timeout=CALL_TIMEOUT_S)
+        return bool(resp.deleted)
+
+    async def delete_prefix(self, prefix: str) -> int:
+        resp = await self._raw.kv.delete(
+            self._abs(prefix), range_end=prefix_range_end(self._abs(prefix)), timeout=CALL_TIMEOUT_S
+        )
+        return int(resp.deleted)
+
+    # ---- transactions -----------------------------------------------------------------------
+    def op_put(self, key: str, value: bytes, lease: int = 0) -> RequestOp:
+        return self._raw.kv.txn_op_put(self._abs(key), value, lease=lease)
+
+    def op_delete(self, key: str) -> RequestOp:
+        return self._raw.kv.txn_op_delete(self._abs(key))
+
+    def op_get(self, key: str) -> RequestOp:
+        return self._raw.kv.txn_op_get(self._abs(key))
+
+    def cmp_mod(self, key: str, mod_revision: int) -> Compare:
+        """True while ``key`` is unchanged since ``mod_revision`` (0: while it does not exist)."""
+        return Compare(result=Compare.EQUAL, target=Compare.MOD, key=self._abs(key), mod_revision=mod_revision)
+
+    def cmp_absent(self, key: str) -> Compare:
+        return Compare(result=Compare.EQUAL, target=Compare.CREATE, key=self._abs(key), create_revision=0)
+
+    async def txn(
+        self, compare: Sequence[Compare], success: Sequence[RequestOp], failure: Sequence[RequestOp] = ()
+    ) -> tuple[bool, Any]:
+        """One attempt; raises on an ambiguous outcome (the caller knows how to check)."""
+        resp = await self._raw.kv.txn(compare, success, failure, timeout=CALL_TIMEOUT_S, max_attempts=1)
+        return bool(resp.succeeded), resp
+
+    async def swap(self, key: str, value: bytes, mod_revision: int, lease: int = 0) -> bool:
+        """Writes ``value`` if ``key`` is still at ``mod_revision`` (0: absent). False on a lost race."""
+        return await self.swap_many([(key, value, mod_revision)], lease=lease)
+
+    async def swap_many(
+        self,
+        writes: Sequence[tuple[str, bytes | None, int]],
+        lease: int = 0,
+    ) -> bool:
+        """Atomically applies writes (key, value or None to delete, expected mod revision)."""
+        compares = [self.cmp_mod(k, rev) for k, _, rev in writes]
+        ops = [self.op_put(k, v, lease) if v is not None else self.op_delete(k) for k, v, _ in writes]
+        for attempt in range(3):
+            try:
+                ok, _ = await self.txn(compares, ops)
+                return ok
+            except AMBIGUOUS as exc:
+                log.warning("etcd swap outcome unknown (%s), reading back", exc)
+                landed = await self._landed(writes)
+                if landed is not None:
+                    return landed
+                await asyncio.sleep(0.05 * (attempt + 1))
+        raise ConnectionError("etcd did not settle a compare-and-swap after 3 attempts")
+
+    async def _landed(self, writes: Sequence[tuple[str, bytes | None, int]]) -> bool | None:
+        """After an ambiguous swap: True if it landed, False if someone else won, None to retry."""
+        first_key, first_value, first_rev = writes[0]
+        current = await self.get(first_key)
+        if current is None:
+            if first_value is None and first_rev != 0:
+                return True
+            return None if first_rev == 0 else False
+        if current.mod_revision == first_rev:
+            return None
+        return first_value is not None and current.value == first_value
+
+    # ---- leases -----------------------------------------------------------------------------
+    async def grant(self, ttl_s: int) -> int:
+        resp = await self._raw.lease.grant(ttl_s, timeout=CALL_TIMEOUT_S)
+        return int(resp.ID)
+
+    async def revoke(self, lease_id: int) -> None:
+        await self._raw.lease.revoke(lease_id, timeout=CALL_TIMEOUT_S)
+
+    def keepalive_stream(self, requests: AsyncIterator[Any]) -> Any:
+        """The raw bidirectional LeaseKeepAlive stream; ``LeaseSession`` owns it."""
+        return self._raw.lease._stub.LeaseKeepAlive(requests)
+
+    # ---- watches ----------------------------------------------------------------------------
+    def watch_prefix(self, prefix: str, start_revision: int) -> AsyncIterator[WatchBatch]:
+        """Every change under ``prefix`` from ``start_revision`` on, across reconnects.
+
+        Raises ``WatchCompacted`` when history from that revision is gone: reload and re-watch.
+        """
+        return watch_range(
+            self._raw.watch._stub,
+            self._abs(prefix),
+            prefix_range_end(self._abs(prefix)),
+            start_revision,
+            self._rel,
+        )
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    return isinstance(exc, AMBIGUOUS) or (
+        isinstance(exc, grpc.aio.AioRpcError) and exc.code() == grpc.StatusCode.UNAVAILABLE
+    )

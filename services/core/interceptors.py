@@ -1,0 +1,101 @@
+"""The one server interceptor: authenticate, bind the request context, map domain errors."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from services.core import context as reqctx
+from services.core.errors import Internal, StratusError, to_status
+
+log = logging.getLogger(__name__)
+
+# (full method name, invocation metadata) -> who is calling; raises Unauthenticated/PermissionDenied.
+Authenticator = Callable[[str, dict[str, str]], reqctx.RequestContext]
+
+UNGUARDED_PREFIXES = ("/grpc.health.", "/grpc.reflection.")
+
+
+async def _abort(context: grpc.aio.ServicerContext, exc: BaseException, method: str) -> None:
+    if isinstance(exc, StratusError):
+        await context.abort_with_status(to_status(exc))
+    log.exception("unexpected error in %s", method, exc_info=exc)
+    await context.abort_with_status(to_status(Internal(f"internal error in {method}: {type(exc).__name__}")))
+
+
+class RequestInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    def __init__(self, authenticate: Authenticator | None = None) -> None:
+        self._authenticate = authenticate
+
+    def _bind(self, method: str, context: grpc.aio.ServicerContext) -> Any:
+        if self._authenticate is None:
+            return reqctx.bind(reqctx.SYSTEM)
+        metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+        return reqctx.bind(self._authenticate(method, metadata))
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        method: str = details.method
+        if handler is None or method.startswith(UNGUARDED_PREFIXES):
+            return handler
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                self._unary(handler.unary_unary, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                self._streaming(handler.unary_stream, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(
+                self._unary(handler.stream_unary, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+    def _unary(self, behavior: Any, method: str) -> Any:
+        async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            try:
+                token = self._bind(method, context)
+            except StratusError as exc:
+                await _abort(context, exc, method)
+            try:
+                return await behavior(request, context)
+            except grpc.aio.AbortError:
+                raise
+            except Exception as exc:
+                await _abort(context, exc, method)
+            finally:
+                reqctx.unbind(token)
+
+        return wrapped
+
+    def _streaming(self, behavior: Any, method: str) -> Any:
+        async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            try:
+                token = self._bind(method, context)
+            except StratusError as exc:
+                await _abort(context, exc, method)
+            try:
+                async for item in behavior(request, context):
+                    yield item
+            except grpc.aio.AbortError:
+                raise
+            except Exception as exc:
+                await _abort(context, exc, method)
+            finally:
+                reqctx.unbind(token)
+
+        return wrapped

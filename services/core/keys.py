@@ -1,0 +1,82 @@
+"""The etcd key layout: every key Stratus writes, in one place.
+
+All keys live under one prefix (default ``/stratus/``), which ``Store`` adds; the functions here
+return the part after it. Values are protobuf records from ``protos/stratus/state/v1/state.proto``
+or the public ``stratus.v1`` messages.
+
+=====================================  ===========================  ==========================
+key                                    value                        lifetime
+=====================================  ===========================  ==========================
+services/<binary>/<host>               state.ServiceRecord          the process's lease
+services_admin/<binary>/<host>         state.ServiceAdmin           durable (operator)
+services_seen/<binary>/<host>          state.ServiceSeen            durable (servicegroup)
+hosts/<host>/capabilities              state.HostCapabilities       the compute's lease
+hosts/<host>/usage                     state.HostUsage              durable, compare-and-swap
+instances/<id>                         state.InstanceRecord         durable, compare-and-swap
+requests/<project>/<request_id>        state.RequestIndex           durable, with the instance
+flavors/<id>                           stratus.v1.Flavor            durable
+images/<id>                            stratus.v1.Image             durable (bytes on api disk)
+=====================================  ===========================  ==========================
+"""
+
+from __future__ import annotations
+
+SERVICES = "services/"
+SERVICES_ADMIN = "services_admin/"
+SERVICES_SEEN = "services_seen/"
+HOSTS = "hosts/"
+INSTANCES = "instances/"
+REQUESTS = "requests/"
+FLAVORS = "flavors/"
+IMAGES = "images/"
+
+CAPABILITIES = "capabilities"
+USAGE = "usage"
+
+
+def service(binary: str, host: str) -> str:
+    return f"{SERVICES}{binary}/{host}"
+
+
+def service_admin(binary: str, host: str) -> str:
+    return f"{SERVICES_ADMIN}{binary}/{host}"
+
+
+def service_seen(binary: str, host: str) -> str:
+    return f"{SERVICES_SEEN}{binary}/{host}"
+
+
+def split_service(key: str) -> tuple[str, str]:
+    """``services/compute/c1`` (or any of the services_* prefixes) -> (``compute``, ``c1``)."""
+    _, binary, host = key.split("/", 2)
+    return binary, host
+
+
+def host_capabilities(host: str) -> str:
+    return f"{HOSTS}{host}/{CAPABILITIES}"
+
+
+def host_usage(host: str) -> str:
+    return f"{HOSTS}{host}/{USAGE}"
+
+
+def split_host(key: str) -> tuple[str, str]:
+    """``hosts/c1/usage`` -> (``c1``, ``usage``)."""
+    _, host, kind = key.split("/", 2)
+    return host, kind
+
+
+def instance(instance_id: str) -> str:
+    return f"{INSTANCES}{instance_id}"
+
+
+def request(project_id: str, request_id: str) -> str:
+    return f"{REQUESTS}{project_id}/{request_id}"
+
+
+def flavor(flavor_id: str) -> str:
+    return f"{FLAVORS}{flavor_id}"
+
+
+def image(image_id: str) -> str:
+    return f"{IMAGES}{image_id}"
