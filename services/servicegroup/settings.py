@@ -1,0 +1,9 @@
+from __future__ import annotations
+
+from typing import ClassVar
+
+from services.core.config import CommonSettings
+
+
+class ServiceGroupSettings(CommonSettings):
+    binary: ClassVar[str] = "servicegroup"
