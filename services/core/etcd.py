@@ -94,6 +94,11 @@ class Store:
         resp = await self._raw.kv.get(self._abs(key), timeout=CALL_TIMEOUT_S)
         return self._kv(resp.kvs[0]) if resp.kvs else None
 
+    async def get_with_revision(self, key: str) -> tuple[KV | None, int]:
+        """The key (or None) and the store revision it was read at, to watch from without a gap."""
+        resp = await self._raw.kv.get(self._abs(key), timeout=CALL_TIMEOUT_S)
+        return (self._kv(resp.kvs[0]) if resp.kvs else None), int(resp.header.revision)
+
     async def get_prefix(self, prefix: str, *, start_after: str = "", limit: int = 0) -> tuple[list[KV], int]:
         """Keys under ``prefix`` in key order, after ``start_after`` if given; and the revision read."""
         end = prefix_range_end(self._abs(prefix))

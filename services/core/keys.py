@@ -15,6 +15,7 @@ hosts/<host>/usage                     state.HostUsage              durable, com
 instances/<id>                         state.InstanceRecord         durable, compare-and-swap
 requests/<project>/<request_id>        state.RequestIndex           durable, with the instance
 flavors/<id>                           stratus.v1.Flavor            durable
+flavor_names/<name>                    the flavor id (utf-8)        durable, with the flavor
 images/<id>                            stratus.v1.Image             durable (bytes on api disk)
 =====================================  ===========================  ==========================
 """
@@ -28,6 +29,7 @@ HOSTS = "hosts/"
 INSTANCES = "instances/"
 REQUESTS = "requests/"
 FLAVORS = "flavors/"
+FLAVOR_NAMES = "flavor_names/"
 IMAGES = "images/"
 
 CAPABILITIES = "capabilities"
@@ -76,6 +78,10 @@ def request(project_id: str, request_id: str) -> str:
 
 def flavor(flavor_id: str) -> str:
     return f"{FLAVORS}{flavor_id}"
+
+
+def flavor_name(name: str) -> str:
+    return f"{FLAVOR_NAMES}{name}"
 
 
 def image(image_id: str) -> str:

@@ -1,0 +1,58 @@
+"""Image bytes on the api's disk: written to a part file with a running sha256, renamed when whole."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+CHUNK = 1024 * 1024
+
+
+class ImageFiles:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, image_id: str) -> Path:
+        return self.root / image_id
+
+    def writer(self, image_id: str) -> ImageWriter:
+        return ImageWriter(self.root / f"{image_id}.part", self.path(image_id))
+
+    async def read(self, image_id: str) -> AsyncIterator[bytes]:
+        with self.path(image_id).open("rb") as fh:
+            while chunk := await asyncio.to_thread(fh.read, CHUNK):
+                yield chunk
+
+    def remove(self, image_id: str) -> None:
+        for path in (self.path(image_id), self.root / f"{image_id}.part"):
+            path.unlink(missing_ok=True)
+
+
+class ImageWriter:
+    def __init__(self, part: Path, final: Path) -> None:
+        self._part = part
+        self._final = final
+        self._fh = part.open("wb")
+        self._sha = hashlib.sha256()
+        self.size = 0
+
+    async def write(self, chunk: bytes) -> None:
+        self._sha.update(chunk)
+        self.size += len(chunk)
+        await asyncio.to_thread(self._fh.write, chunk)
+
+    async def commit(self) -> str:
+        """Makes the file whole on disk and returns its hex sha256."""
+        await asyncio.to_thread(self._fh.flush)
+        await asyncio.to_thread(os.fsync, self._fh.fileno())
+        self._fh.close()
+        self._part.replace(self._final)
+        return self._sha.hexdigest()
+
+    def abort(self) -> None:
+        self._fh.close()
+        self._part.unlink(missing_ok=True)

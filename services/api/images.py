@@ -1,0 +1,132 @@
+"""Images: a record in etcd (SAVING, then ACTIVE with size and checksum) and the bytes on disk.
+An upload that fails or is cancelled leaves neither behind."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from services.api import paging
+from services.api.image_files import ImageFiles
+from services.api.seed_image import tiny_image
+from services.api.validation import Violations, page_size
+from services.core import context, keys
+from services.core.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from services.core.etcd import Store
+from services.core.ids import new_id
+from services.core.instances import now
+from stratus.v1 import images_pb2
+
+log = logging.getLogger(__name__)
+DISK_FORMATS = ("raw", "qcow2")
+CONTAINER_FORMATS = ("bare",)
+MAX_IMAGE_BYTES = 64 * 1024**3
+Status = images_pb2.ImageStatus
+
+
+def validate(meta: images_pb2.Image) -> None:
+    v = Violations()
+    v.name("metadata.name", meta.name)
+    if meta.disk_format not in DISK_FORMATS:
+        v.add("metadata.disk_format", f"must be one of {', '.join(DISK_FORMATS)}")
+    if meta.container_format and meta.container_format not in CONTAINER_FORMATS:
+        v.add("metadata.container_format", f"must be one of {', '.join(CONTAINER_FORMATS)}")
+    v.mapping("metadata.properties", meta.properties)
+    v.raise_if_any()
+
+
+class ImagesManager:
+    def __init__(self, store: Store, files: ImageFiles) -> None:
+        self._store = store
+        self._files = files
+
+    async def upload(self, messages: AsyncIterator[images_pb2.UploadImageRequest]) -> images_pb2.Image:
+        first = await anext(messages, None)
+        if first is None or first.WhichOneof("data") != "metadata":
+            raise InvalidArgument([("metadata", "the first message must carry the image metadata")])
+        validate(first.metadata)
+        image = images_pb2.Image(
+            id=new_id(), name=first.metadata.name, status=Status.IMAGE_STATUS_SAVING,
+            disk_format=first.metadata.disk_format, container_format=first.metadata.container_format or "bare",
+            properties=first.metadata.properties, owner_project_id=context.current().project_id,
+            created_at=now(), updated_at=now(),
+        )  # fmt: skip
+        await self._put(image)
+        writer = self._files.writer(image.id)
+        try:
+            async for msg in messages:
+                if msg.WhichOneof("data") != "chunk":
+                    raise InvalidArgument([("chunk", "only the first message may carry metadata")])
+                if writer.size + len(msg.chunk) > MAX_IMAGE_BYTES:
+                    raise InvalidArgument([("chunk", f"images are limited to {MAX_IMAGE_BYTES} bytes")])
+                await writer.write(msg.chunk)
+            if writer.size == 0:
+                raise InvalidArgument([("chunk", "the image has no bytes")])
+            image.checksum = await writer.commit()
+        except BaseException:
+            writer.abort()
+            await self._store.delete(keys.image(image.id))
+            raise
+        image.size_bytes = writer.size
+        image.status = Status.IMAGE_STATUS_ACTIVE
+        image.updated_at.CopyFrom(now())
+        await self._put(image)
+        return image
+
+    async def _put(self, image: images_pb2.Image) -> None:
+        await self._store.put(keys.image(image.id), image.SerializeToString())
+
+    async def get(self, id_or_name: str, field: str = "id") -> images_pb2.Image:
+        if not id_or_name:
+            raise InvalidArgument([(field, "is required")])
+        kv = await self._store.get(keys.image(id_or_name))
+        if kv is not None:
+            return images_pb2.Image.FromString(kv.value)
+        named = [i for i in await self._all() if i.name == id_or_name]
+        if len(named) > 1:
+            raise InvalidArgument([(field, f"{len(named)} images are named {id_or_name!r}; give the id")])
+        if not named:
+            raise NotFound("image", id_or_name)
+        return named[0]
+
+    async def _all(self) -> list[images_pb2.Image]:
+        kvs, _ = await self._store.get_prefix(keys.IMAGES)
+        return [images_pb2.Image.FromString(kv.value) for kv in kvs]
+
+    async def list(self, size: int, token: str) -> images_pb2.ListImagesResponse:
+        limit = page_size(size)
+        after = paging.decode(token, keys.IMAGES)
+        kvs, _ = await self._store.get_prefix(keys.IMAGES, start_after=after, limit=limit + 1)
+        images = [images_pb2.Image.FromString(kv.value) for kv in kvs[:limit]]
+        next_token = paging.encode(kvs[limit - 1].key) if len(kvs) > limit else ""
+        return images_pb2.ListImagesResponse(images=images, next_page_token=next_token)
+
+    async def delete(self, id_or_name: str) -> None:
+        image = await self.get(id_or_name)
+        ctx = context.current()
+        if not ctx.is_admin and image.owner_project_id != ctx.project_id:
+            raise PermissionDenied(f"image {image.id} belongs to another project")
+        await self._store.delete(keys.image(image.id))
+        self._files.remove(image.id)
+
+    async def download(self, id_or_name: str) -> AsyncIterator[bytes]:
+        image = await self.get(id_or_name)
+        if image.status != Status.IMAGE_STATUS_ACTIVE:
+            raise FailedPrecondition(f"image {image.id} is not ACTIVE yet")
+        async for chunk in self._files.read(image.id):
+            yield chunk
+
+    async def seed(self) -> None:
+        if any(i.name == "tiny" for i in await self._all()):
+            return
+
+        async def stream() -> AsyncIterator[images_pb2.UploadImageRequest]:
+            meta = images_pb2.Image(
+                name="tiny", disk_format="raw", container_format="bare",
+                properties={"architecture": "x86_64", "hw_firmware_type": "bios"},
+            )  # fmt: skip
+            yield images_pb2.UploadImageRequest(metadata=meta)
+            yield images_pb2.UploadImageRequest(chunk=tiny_image())
+
+        await self.upload(stream())
+        log.info("seeded the image 'tiny'")

@@ -1,0 +1,94 @@
+"""The api process: wires the managers, the auth interceptor and the public services."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from services.api.admin import AdminManager
+from services.api.auth import BearerAuthenticator
+from services.api.build import Orchestrator
+from services.api.flavors import FlavorsManager
+from services.api.image_files import ImageFiles
+from services.api.images import ImagesManager
+from services.api.peers import Peers
+from services.api.servers import ServersManager
+from services.api.servicers import (
+    FlavorsServicer,
+    HostsServicer,
+    ImagesServicer,
+    ServersServicer,
+    ServicesServicer,
+)
+from services.api.settings import ApiSettings
+from services.api.tasks import InstanceTasks
+from services.core.channels import ChannelPool, ServiceDirectory
+from services.core.etcd import Store
+from services.core.runner import ServiceSpec
+from services.core.tokens import TokenFile
+from stratus.v1 import (
+    flavors_pb2,
+    flavors_pb2_grpc,
+    hosts_pb2,
+    hosts_pb2_grpc,
+    images_pb2,
+    images_pb2_grpc,
+    servers_pb2,
+    servers_pb2_grpc,
+    services_pb2,
+    services_pb2_grpc,
+)
+
+log = logging.getLogger(__name__)
+
+
+class ApiManager:
+    def __init__(self, settings: ApiSettings, store: Store) -> None:
+        self.settings = settings
+        self.directory = ServiceDirectory(store)
+        self.channels = ChannelPool()
+        self.tasks = InstanceTasks()
+        peers = Peers(self.directory, self.channels)
+        self.flavors = FlavorsManager(store)
+        self.images = ImagesManager(store, ImageFiles(settings.images_path()))
+        self.servers = ServersManager(
+            store, self.flavors, self.images, Orchestrator(store, peers, settings.max_build_attempts), self.tasks
+        )
+        self.admin = AdminManager(store, peers)
+
+    async def start(self) -> None:
+        await self.directory.start()
+        if self.settings.seed:
+            await self.flavors.seed()
+            await self.images.seed()
+        resumed = await self.servers.recover()
+        if resumed:
+            log.info("resumed %d unfinished server task(s)", resumed)
+
+    async def stop(self) -> None:
+        await self.tasks.drain(self.settings.drain_s)
+        await self.directory.stop()
+        await self.channels.close()
+
+    def lease_records(self) -> dict[str, bytes]:
+        return {}
+
+
+def build(settings: ApiSettings, store: Store) -> tuple[ApiManager, ServiceSpec]:
+    manager = ApiManager(settings, store)
+    servicers: list[tuple[Any, Any]] = [
+        (servers_pb2_grpc.add_ServersServicer_to_server, ServersServicer(manager.servers)),
+        (flavors_pb2_grpc.add_FlavorsServicer_to_server, FlavorsServicer(manager.flavors)),
+        (images_pb2_grpc.add_ImagesServicer_to_server, ImagesServicer(manager.images)),
+        (services_pb2_grpc.add_ServicesServicer_to_server, ServicesServicer(manager.admin)),
+        (hosts_pb2_grpc.add_HostsServicer_to_server, HostsServicer(manager.admin)),
+    ]
+    names = [
+        servers_pb2.DESCRIPTOR.services_by_name["Servers"].full_name,
+        flavors_pb2.DESCRIPTOR.services_by_name["Flavors"].full_name,
+        images_pb2.DESCRIPTOR.services_by_name["Images"].full_name,
+        services_pb2.DESCRIPTOR.services_by_name["Services"].full_name,
+        hosts_pb2.DESCRIPTOR.services_by_name["Hosts"].full_name,
+    ]
+    auth = BearerAuthenticator(TokenFile(settings.tokens_path()))
+    return manager, ServiceSpec(binary="api", servicers=servicers, service_names=names, authenticate=auth)

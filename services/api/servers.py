@@ -1,0 +1,266 @@
+"""The Servers API's business logic: validate, write the record, hand the rest to the orchestrator."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.propagate import extract, inject
+
+from services.api import paging, server_filter
+from services.api.build import Orchestrator
+from services.api.flavors import FlavorsManager
+from services.api.images import ImagesManager
+from services.api.tasks import InstanceTasks
+from services.api.validation import REQUEST_ID, Violations, page_size
+from services.core import context, instances, keys
+from services.core.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from services.core.etcd import Store
+from services.core.ids import new_id
+from services.core.states import name_of
+from stratus.state.v1 import state_pb2
+from stratus.v1 import images_pb2, servers_pb2
+
+V = servers_pb2.VmState
+T = servers_pb2.TaskState
+E = servers_pb2.ServerEventType
+LIST_BATCH = 500
+
+
+def validate_create(req: servers_pb2.CreateServerRequest) -> None:
+    v = Violations()
+    if not req.HasField("server"):
+        v.add("server", "is required")
+    s = req.server
+    v.name("server.name", s.name)
+    v.required("server.flavor_id", s.flavor_id)
+    v.required("server.image_id", s.image_id)
+    v.mapping("server.metadata", s.metadata)
+    v.mapping("server.scheduler_hints", s.scheduler_hints)
+    v.pattern("request_id", req.request_id, REQUEST_ID, "1 to 128 letters, digits, '.', '_', ':' or '-'")
+    v.raise_if_any()
+
+
+def describe(server: servers_pb2.Server) -> str:
+    task = name_of(T, server.task_state, "TASK_STATE_") if server.task_state else "none"
+    return f"{name_of(servers_pb2.ServerStatus, server.status, 'SERVER_STATUS_')} (task {task})"
+
+
+class ServersManager:
+    def __init__(
+        self, store: Store, flavors: FlavorsManager, images: ImagesManager, flows: Orchestrator, tasks: InstanceTasks
+    ) -> None:
+        self._store = store
+        self._flavors = flavors
+        self._images = images
+        self._flows = flows
+        self.tasks = tasks
+
+    # ---- create -------------------------------------------------------------------------
+    async def create(self, req: servers_pb2.CreateServerRequest) -> servers_pb2.Server:
+        validate_create(req)
+        ctx = context.current()
+        if req.request_id:
+            existing = await self._by_request(ctx.project_id, req.request_id)
+            if existing is not None:
+                return existing
+        flavor = await self._flavors.get(req.server.flavor_id, "server.flavor_id")
+        image = await self._images.get(req.server.image_id, "server.image_id")
+        if image.status != images_pb2.ImageStatus.IMAGE_STATUS_ACTIVE:
+            raise FailedPrecondition(f"image {image.id} is not ACTIVE", reason="IMAGE_NOT_ACTIVE")
+        if req.server.server_group_id:
+            raise NotFound("server group", req.server.server_group_id)
+        record = self._new_record(req, flavor.id, image.id, flavor)
+        trace.get_current_span().set_attribute("stratus.instance_id", record.server.id)
+        if not await self._write_new(record, ctx.project_id):
+            existing = await self._by_request(ctx.project_id, req.request_id)
+            if existing is None:
+                raise FailedPrecondition("request_id collided with a server being deleted; retry")
+            return existing
+        self.tasks.start(record.server.id, self._flows.build(record.server.id), "build")
+        return record.server
+
+    def _new_record(
+        self, req: servers_pb2.CreateServerRequest, flavor_id: str, image_id: str, flavor: object
+    ) -> state_pb2.InstanceRecord:
+        ctx = context.current()
+        src = req.server
+        server = servers_pb2.Server(
+            id=new_id(), name=src.name, project_id=ctx.project_id, user_id=ctx.user_id,
+            flavor_id=flavor_id, image_id=image_id, vm_state=V.VM_STATE_BUILDING,
+            task_state=T.TASK_STATE_SCHEDULING, power_state=servers_pb2.PowerState.POWER_STATE_NOSTATE,
+            availability_zone=src.availability_zone, metadata=src.metadata,
+            scheduler_hints=src.scheduler_hints, created_at=instances.now(),
+            resources=servers_pb2.ServerResources(
+                vcpus=flavor.vcpus, ram_mb=flavor.ram_mb, disk_gb=flavor.disk_gb  # type: ignore[attr-defined]
+            ),
+        )  # fmt: skip
+        carrier: dict[str, str] = {}
+        inject(carrier)
+        record = state_pb2.InstanceRecord(server=server, request_id=req.request_id, trace_context=carrier)
+        instances.stamp(record)
+        return record
+
+    async def _write_new(self, record: state_pb2.InstanceRecord, project_id: str) -> bool:
+        key = keys.instance(record.server.id)
+        compares = [self._store.cmp_absent(key)]
+        ops = [self._store.op_put(key, record.SerializeToString())]
+        if record.request_id:
+            req_key = keys.request(project_id, record.request_id)
+            compares.append(self._store.cmp_absent(req_key))
+            index = state_pb2.RequestIndex(instance_id=record.server.id)
+            ops.append(self._store.op_put(req_key, index.SerializeToString()))
+        ok, _ = await self._store.txn(compares, ops)
+        return ok
+
+    async def _by_request(self, project_id: str, request_id: str) -> servers_pb2.Server | None:
+        kv = await self._store.get(keys.request(project_id, request_id))
+        if kv is None:
+            return None
+        instance_id = state_pb2.RequestIndex.FromString(kv.value).instance_id
+        try:
+            record, _ = await instances.get(self._store, instance_id)
+        except NotFound:
+            return None
+        return record.server
+
+    # ---- read ---------------------------------------------------------------------------
+    async def get(self, instance_id: str) -> servers_pb2.Server:
+        return (await self._visible(instance_id)).server
+
+    async def _visible(self, instance_id: str) -> state_pb2.InstanceRecord:
+        if not instance_id:
+            raise InvalidArgument([("id", "is required")])
+        record, _ = await instances.get(self._store, instance_id)
+        ctx = context.current()
+        if not ctx.is_admin and record.server.project_id != ctx.project_id:
+            raise NotFound("server", instance_id)
+        return record
+
+    def _scope(self, all_projects: bool) -> Callable[[servers_pb2.Server], bool]:
+        ctx = context.current()
+        if all_projects and not ctx.is_admin:
+            raise PermissionDenied("all_projects needs the admin role", reason="ADMIN_REQUIRED")
+        return (lambda _s: True) if all_projects else (lambda s: s.project_id == ctx.project_id)
+
+    async def list(self, req: servers_pb2.ListServersRequest) -> servers_pb2.ListServersResponse:
+        limit = page_size(req.page_size)
+        in_scope = self._scope(req.all_projects)
+        matches = server_filter.parse(req.filter)
+        after = paging.decode(req.page_token, keys.INSTANCES)
+        page: list[servers_pb2.Server] = []
+        while True:
+            kvs, _ = await self._store.get_prefix(keys.INSTANCES, start_after=after, limit=LIST_BATCH)
+            for kv in kvs:
+                server = state_pb2.InstanceRecord.FromString(kv.value).server
+                if in_scope(server) and matches(server):
+                    if len(page) == limit:
+                        return servers_pb2.ListServersResponse(servers=page, next_page_token=paging.encode(after))
+                    page.append(server)
+                after = kv.key
+            if len(kvs) < LIST_BATCH:
+                return servers_pb2.ListServersResponse(servers=page)
+
+    # ---- delete and actions ---------------------------------------------------------------
+    async def delete(self, instance_id: str) -> servers_pb2.Server:
+        await self._visible(instance_id)
+
+        def mark(r: state_pb2.InstanceRecord) -> bool | None:
+            if r.server.task_state == T.TASK_STATE_DELETING:
+                return False
+            r.server.task_state = T.TASK_STATE_DELETING
+            return None
+
+        record = await instances.update(self._store, instance_id, mark)
+        self.tasks.start(instance_id, self._flows.delete(instance_id), "delete")
+        return record.server
+
+    async def action(self, instance_id: str, action: str, hard: bool = False) -> servers_pb2.Server:
+        await self._visible(instance_id)
+        needs, task = {
+            "stop": (V.VM_STATE_ACTIVE, T.TASK_STATE_POWERING_OFF),
+            "start": (V.VM_STATE_STOPPED, T.TASK_STATE_POWERING_ON),
+            "reboot": (V.VM_STATE_ACTIVE, T.TASK_STATE_REBOOTING_HARD if hard else T.TASK_STATE_REBOOTING),
+        }[action]
+
+        def begin(r: state_pb2.InstanceRecord) -> None:
+            if r.server.vm_state != needs or r.server.task_state != T.TASK_STATE_UNSPECIFIED:
+                raise FailedPrecondition(
+                    f"cannot {action} server {instance_id}: it is {describe(r.server)}; "
+                    f"{action} needs {name_of(V, needs, 'VM_STATE_')} with no task in progress",
+                    metadata={"vm_state": name_of(V, r.server.vm_state, "VM_STATE_"),
+                              "task_state": name_of(T, r.server.task_state, "TASK_STATE_")},
+                )  # fmt: skip
+            r.server.task_state = task
+            r.server.ClearField("fault")
+
+        record = await instances.update(self._store, instance_id, begin)
+        self.tasks.start(instance_id, self._flows.power(instance_id, action, hard), action)
+        return record.server
+
+    # ---- watch --------------------------------------------------------------------------
+    async def watch(self, req: servers_pb2.WatchServersRequest) -> AsyncIterator[servers_pb2.ServerEvent]:
+        in_scope = self._scope(req.all_projects)
+        start_key = keys.instance(req.id) if req.id else keys.INSTANCES
+        if req.id:
+            await self._visible(req.id)
+        kv, revision = await self._store.get_with_revision(start_key)
+        if req.id and kv is not None:
+            current = state_pb2.InstanceRecord.FromString(kv.value).server
+            yield servers_pb2.ServerEvent(server=current, type=E.SERVER_EVENT_TYPE_UPDATED)
+        async for batch in self._store.watch_prefix(start_key, revision + 1):
+            for ev in batch.events:
+                if req.id and ev.key != start_key:
+                    continue
+                event = self._event(ev.value, ev.prev_value, ev.deleted)
+                if event is not None and in_scope(event.server):
+                    yield event
+                    if req.id and event.type == E.SERVER_EVENT_TYPE_DELETED:
+                        return
+
+    @staticmethod
+    def _event(value: bytes, prev: bytes | None, deleted: bool) -> servers_pb2.ServerEvent | None:
+        if deleted:
+            if prev is None:
+                return None
+            server = state_pb2.InstanceRecord.FromString(prev).server
+            server.status = servers_pb2.ServerStatus.SERVER_STATUS_DELETED
+            server.vm_state = V.VM_STATE_DELETED
+            server.task_state = T.TASK_STATE_UNSPECIFIED
+            server.updated_at.CopyFrom(instances.now())
+            return servers_pb2.ServerEvent(server=server, type=E.SERVER_EVENT_TYPE_DELETED)
+        kind = E.SERVER_EVENT_TYPE_UPDATED if prev is not None else E.SERVER_EVENT_TYPE_CREATED
+        return servers_pb2.ServerEvent(server=state_pb2.InstanceRecord.FromString(value).server, type=kind)
+
+    # ---- recovery -----------------------------------------------------------------------
+    async def recover(self) -> int:
+        """Resumes the flows a previous api left unfinished (their progress is in task_state)."""
+        kvs, _ = await self._store.get_prefix(keys.INSTANCES)
+        resumed = 0
+        for kv in kvs:
+            record = state_pb2.InstanceRecord.FromString(kv.value)
+            server = record.server
+            flow = self._resume(server.id, server.task_state)
+            if flow is not None and not self.tasks.running(server.id):
+                token = otel_context.attach(extract(dict(record.trace_context)))
+                try:
+                    self.tasks.start(server.id, flow, "recover")
+                finally:
+                    otel_context.detach(token)
+                resumed += 1
+        return resumed
+
+    def _resume(self, instance_id: str, task: int) -> Coroutine[Any, Any, None] | None:
+        if task in (T.TASK_STATE_SCHEDULING, T.TASK_STATE_SPAWNING):
+            return self._flows.build(instance_id)
+        if task == T.TASK_STATE_DELETING:
+            return self._flows.delete(instance_id)
+        power = {
+            T.TASK_STATE_POWERING_OFF: ("stop", False),
+            T.TASK_STATE_POWERING_ON: ("start", False),
+            T.TASK_STATE_REBOOTING: ("reboot", False),
+            T.TASK_STATE_REBOOTING_HARD: ("reboot", True),
+        }.get(task)  # type: ignore[call-overload]
+        return self._flows.power(instance_id, power[0], power[1]) if power else None

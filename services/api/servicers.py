@@ -1,0 +1,149 @@
+"""Thin gRPC handlers for stratus.v1: unpack, call the manager, return. Errors map in the interceptor."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from services.api.admin import AdminManager
+from services.api.flavors import FlavorsManager
+from services.api.images import ImagesManager
+from services.api.servers import ServersManager
+from services.core.errors import Unimplemented
+from stratus.v1 import (
+    flavors_pb2,
+    flavors_pb2_grpc,
+    hosts_pb2,
+    hosts_pb2_grpc,
+    images_pb2,
+    images_pb2_grpc,
+    servers_pb2,
+    servers_pb2_grpc,
+    services_pb2,
+    services_pb2_grpc,
+)
+
+Ctx = Any
+
+
+def later(what: str) -> Unimplemented:
+    return Unimplemented(f"{what} is not implemented yet: it arrives with a later issue")
+
+
+class ServersServicer(servers_pb2_grpc.ServersServicer):
+    def __init__(self, servers: ServersManager) -> None:
+        self.m = servers
+
+    async def CreateServer(self, request: servers_pb2.CreateServerRequest, context: Ctx) -> servers_pb2.Server:
+        return await self.m.create(request)
+
+    async def GetServer(self, request: servers_pb2.GetServerRequest, context: Ctx) -> servers_pb2.Server:
+        return await self.m.get(request.id)
+
+    async def ListServers(self, request: servers_pb2.ListServersRequest, context: Ctx) -> Any:
+        return await self.m.list(request)
+
+    async def DeleteServer(self, request: servers_pb2.DeleteServerRequest, context: Ctx) -> servers_pb2.Server:
+        return await self.m.delete(request.id)
+
+    async def StartServer(self, request: servers_pb2.StartServerRequest, context: Ctx) -> servers_pb2.Server:
+        return await self.m.action(request.id, "start")
+
+    async def StopServer(self, request: servers_pb2.StopServerRequest, context: Ctx) -> servers_pb2.Server:
+        return await self.m.action(request.id, "stop")
+
+    async def RebootServer(self, request: servers_pb2.RebootServerRequest, context: Ctx) -> servers_pb2.Server:
+        hard = request.type == servers_pb2.RebootType.REBOOT_TYPE_HARD
+        return await self.m.action(request.id, "reboot", hard)
+
+    async def PauseServer(self, request: Any, context: Ctx) -> servers_pb2.Server:
+        raise later("PauseServer")
+
+    async def UnpauseServer(self, request: Any, context: Ctx) -> servers_pb2.Server:
+        raise later("UnpauseServer")
+
+    async def SuspendServer(self, request: Any, context: Ctx) -> servers_pb2.Server:
+        raise later("SuspendServer")
+
+    async def ResumeServer(self, request: Any, context: Ctx) -> servers_pb2.Server:
+        raise later("ResumeServer")
+
+    async def ResizeServer(self, request: Any, context: Ctx) -> servers_pb2.Server:
+        raise later("ResizeServer")
+
+    async def ConfirmServerResize(self, request: Any, context: Ctx) -> servers_pb2.Server:
+        raise later("ConfirmServerResize")
+
+    async def RevertServerResize(self, request: Any, context: Ctx) -> servers_pb2.Server:
+        raise later("RevertServerResize")
+
+    async def GetServerConsoleOutput(self, request: Any, context: Ctx) -> Any:
+        raise later("GetServerConsoleOutput (it needs the libvirt driver)")
+
+    async def WatchServers(
+        self, request: servers_pb2.WatchServersRequest, context: Ctx
+    ) -> AsyncIterator[servers_pb2.ServerEvent]:
+        async for event in self.m.watch(request):
+            yield event
+
+
+class FlavorsServicer(flavors_pb2_grpc.FlavorsServicer):
+    def __init__(self, flavors: FlavorsManager) -> None:
+        self.m = flavors
+
+    async def CreateFlavor(self, request: flavors_pb2.CreateFlavorRequest, context: Ctx) -> flavors_pb2.Flavor:
+        return await self.m.create(request.flavor, request.HasField("flavor"))
+
+    async def GetFlavor(self, request: flavors_pb2.GetFlavorRequest, context: Ctx) -> flavors_pb2.Flavor:
+        return await self.m.get(request.id)
+
+    async def ListFlavors(self, request: flavors_pb2.ListFlavorsRequest, context: Ctx) -> Any:
+        return await self.m.list(request.page_size, request.page_token)
+
+    async def DeleteFlavor(self, request: flavors_pb2.DeleteFlavorRequest, context: Ctx) -> Any:
+        await self.m.delete(request.id)
+        return flavors_pb2.DeleteFlavorResponse()
+
+
+class ImagesServicer(images_pb2_grpc.ImagesServicer):
+    def __init__(self, images: ImagesManager) -> None:
+        self.m = images
+
+    async def UploadImage(self, request_iterator: AsyncIterator[Any], context: Ctx) -> images_pb2.Image:
+        return await self.m.upload(request_iterator)
+
+    async def GetImage(self, request: images_pb2.GetImageRequest, context: Ctx) -> images_pb2.Image:
+        return await self.m.get(request.id)
+
+    async def ListImages(self, request: images_pb2.ListImagesRequest, context: Ctx) -> Any:
+        return await self.m.list(request.page_size, request.page_token)
+
+    async def DeleteImage(self, request: images_pb2.DeleteImageRequest, context: Ctx) -> Any:
+        await self.m.delete(request.id)
+        return images_pb2.DeleteImageResponse()
+
+    async def DownloadImage(self, request: images_pb2.DownloadImageRequest, context: Ctx) -> AsyncIterator[Any]:
+        async for chunk in self.m.download(request.id):
+            yield images_pb2.DownloadImageResponse(chunk=chunk)
+
+
+class ServicesServicer(services_pb2_grpc.ServicesServicer):
+    def __init__(self, admin: AdminManager) -> None:
+        self.m = admin
+
+    async def ListServices(self, request: services_pb2.ListServicesRequest, context: Ctx) -> Any:
+        return services_pb2.ListServicesResponse(services=await self.m.list_services(request.binary, request.host))
+
+    async def UpdateService(self, request: services_pb2.UpdateServiceRequest, context: Ctx) -> Any:
+        return await self.m.update_service(request)
+
+
+class HostsServicer(hosts_pb2_grpc.HostsServicer):
+    def __init__(self, admin: AdminManager) -> None:
+        self.m = admin
+
+    async def ListHosts(self, request: hosts_pb2.ListHostsRequest, context: Ctx) -> Any:
+        return hosts_pb2.ListHostsResponse(hosts=await self.m.list_hosts())
+
+    async def GetHost(self, request: hosts_pb2.GetHostRequest, context: Ctx) -> hosts_pb2.Host:
+        return await self.m.get_host(request.host)

@@ -1,0 +1,48 @@
+"""Background work that continues after a reply (building, deleting, power actions), one task
+per instance at a time, tracked so shutdown can wait for it and delete can wait for a build."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class InstanceTasks:
+    def __init__(self) -> None:
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    def start(self, instance_id: str, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Runs ``work`` after whatever task this instance already has (they never overlap)."""
+        previous = self._tasks.get(instance_id)
+        task = asyncio.create_task(self._after(previous, work, name), name=f"{name}:{instance_id}")
+        self._tasks[instance_id] = task
+        task.add_done_callback(lambda t: self._forget(instance_id, t))
+
+    async def _after(self, previous: asyncio.Task[None] | None, work: Coroutine[Any, Any, None], name: str) -> None:
+        if previous is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(previous)
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s failed", name)
+
+    def _forget(self, instance_id: str, task: asyncio.Task[None]) -> None:
+        if self._tasks.get(instance_id) is task:
+            del self._tasks[instance_id]
+
+    def running(self, instance_id: str) -> bool:
+        return instance_id in self._tasks
+
+    async def drain(self, timeout_s: float) -> None:
+        """Waits for the work in flight; what is left is finished by recovery after a restart."""
+        pending = list(self._tasks.values())
+        if pending:
+            await asyncio.wait(pending, timeout=timeout_s)
