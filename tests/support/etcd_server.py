@@ -47,13 +47,28 @@ def start_etcd(timeout_s: float = 20.0) -> EtcdServer:
     peer_url = f"http://127.0.0.1:{peer_port}"
     proc = subprocess.Popen(
         [
-            etcd, "--name", "test", "--data-dir", str(data_dir),
-            "--listen-client-urls", client_url, "--advertise-client-urls", client_url,
-            "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
-            "--initial-cluster", f"test={peer_url}",
-            "--heartbeat-interval", "10", "--election-timeout", "100",
+            etcd,
+            "--name",
+            "test",
+            "--data-dir",
+            str(data_dir),
+            "--listen-client-urls",
+            client_url,
+            "--advertise-client-urls",
+            client_url,
+            "--listen-peer-urls",
+            peer_url,
+            "--initial-advertise-peer-urls",
+            peer_url,
+            "--initial-cluster",
+            f"test={peer_url}",
+            "--heartbeat-interval",
+            "10",
+            "--election-timeout",
+            "100",
         ],
-        stdout=subprocess.DEVNULL, stderr=(data_dir / "etcd.log").open("wb"),
+        stdout=subprocess.DEVNULL,
+        stderr=(data_dir / "etcd.log").open("wb"),
     )
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -1,0 +1,127 @@
+"""Runs ``stratus up`` into a temp dir for functional tests and talks to it as a client would."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from stratus.v1 import (
+    flavors_pb2_grpc,
+    hosts_pb2_grpc,
+    images_pb2_grpc,
+    servers_pb2,
+    servers_pb2_grpc,
+    services_pb2_grpc,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT_S = 90.0
+
+
+@dataclass
+class Stack:
+    state_dir: Path
+    proc: subprocess.Popen[bytes]
+    info: dict[str, Any] = field(default_factory=dict)
+    channel: grpc.Channel | None = None
+
+    @property
+    def api(self) -> str:
+        return str(self.info["api"])
+
+    def md(self, who: str = "admin") -> list[tuple[str, str]]:
+        token = self.info["token"] if who == "admin" else self.info["demo_token"]
+        return [("authorization", f"Bearer {token}")]
+
+    def reload(self) -> dict[str, Any]:
+        self.info = json.loads((self.state_dir / "stack.json").read_text())
+        return self.info
+
+    @property
+    def servers(self) -> servers_pb2_grpc.ServersStub:
+        return servers_pb2_grpc.ServersStub(self.channel)
+
+    @property
+    def flavors(self) -> flavors_pb2_grpc.FlavorsStub:
+        return flavors_pb2_grpc.FlavorsStub(self.channel)
+
+    @property
+    def images(self) -> images_pb2_grpc.ImagesStub:
+        return images_pb2_grpc.ImagesStub(self.channel)
+
+    @property
+    def services(self) -> services_pb2_grpc.ServicesStub:
+        return services_pb2_grpc.ServicesStub(self.channel)
+
+    @property
+    def hosts(self) -> hosts_pb2_grpc.HostsStub:
+        return hosts_pb2_grpc.HostsStub(self.channel)
+
+    def log_tail(self, lines: int = 40) -> str:
+        out = []
+        for log in sorted((self.state_dir / "logs").glob("*.log")):
+            out.append(f"--- {log.name}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-lines:]))
+        return "\n".join(out)
+
+    def wait_for_server(self, server_id: str, statuses: set[str], who: str = "admin", timeout_s: float = 60.0) -> Any:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            server = self.servers.GetServer(servers_pb2.GetServerRequest(id=server_id), metadata=self.md(who))
+            status = servers_pb2.ServerStatus.Name(server.status).removeprefix("SERVER_STATUS_")
+            if status in statuses and server.task_state == 0:
+                return server
+            if time.monotonic() > deadline:
+                raise AssertionError(f"server {server_id} stuck in {status}:\n{server}\n{self.log_tail()}")
+            time.sleep(0.05)
+
+    def wait_gone(self, server_id: str, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                self.servers.GetServer(servers_pb2.GetServerRequest(id=server_id), metadata=self.md())
+            except grpc.RpcError as exc:
+                if exc.code() == grpc.StatusCode.NOT_FOUND:
+                    return
+                raise
+            time.sleep(0.05)
+        raise AssertionError(f"server {server_id} was not deleted:\n{self.log_tail()}")
+
+    def stop(self) -> int:
+        if self.channel is not None:
+            self.channel.close()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+def start_stack(state_dir: Path, *args: str, env: dict[str, str] | None = None) -> Stack:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "services.core.cli.main", "up", "--state-dir", str(state_dir), "--api-port", "0"]
+    log = (state_dir / "launcher.log").open("wb")
+    proc = subprocess.Popen(
+        [*cmd, *args], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+    )
+    stack = Stack(state_dir, proc)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not (state_dir / "stack.json").exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stack.stop()
+            raise RuntimeError(f"stratus up failed:\n{(state_dir / 'launcher.log').read_text()}\n{stack.log_tail()}")
+        time.sleep(0.1)
+    stack.reload()
+    stack.channel = grpc.insecure_channel(stack.api)
+    return stack

@@ -1,0 +1,85 @@
+"""Pure logic of the api: validation, list filters, page tokens, the seed image, auth policy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from services.api import paging, server_filter
+from services.api.auth import BearerAuthenticator
+from services.api.seed_image import MESSAGE, boot_sector, tiny_image
+from services.api.servers import validate_create
+from services.core.errors import InvalidArgument, PermissionDenied, Unauthenticated
+from services.core.tokens import TokenFile, add_token
+from stratus.v1 import servers_pb2 as pb
+
+
+def violations(req: pb.CreateServerRequest) -> set[str]:
+    with pytest.raises(InvalidArgument) as info:
+        validate_create(req)
+    return {field for field, _ in info.value.violations}
+
+
+def test_create_validation_names_every_bad_field() -> None:
+    assert violations(pb.CreateServerRequest()) == {"server", "server.name", "server.flavor_id", "server.image_id"}
+    good = pb.Server(name="ok", flavor_id="f", image_id="i")
+    validate_create(pb.CreateServerRequest(server=good))
+    assert violations(pb.CreateServerRequest(server=good, request_id="a b")) == {"request_id"}
+    bad_name = pb.Server(name="tab\there", flavor_id="f", image_id="i")
+    assert violations(pb.CreateServerRequest(server=bad_name)) == {"server.name"}
+    many = pb.Server(name="ok", flavor_id="f", image_id="i", metadata={str(i): "v" for i in range(200)})
+    assert violations(pb.CreateServerRequest(server=many)) == {"server.metadata"}
+
+
+@pytest.mark.parametrize(
+    ("expr", "matches"),
+    [
+        ("", True),
+        ("name=web", True),
+        ('name="web" AND status=ACTIVE', True),
+        ("name=web AND host=h2", False),
+        ("status=BUILD", False),
+    ],
+)
+def test_filter(expr: str, matches: bool) -> None:
+    server = pb.Server(name="web", host="h1", status=pb.ServerStatus.SERVER_STATUS_ACTIVE)
+    assert server_filter.parse(expr)(server) is matches
+
+
+@pytest.mark.parametrize("expr", ["colour=red", "name", "name=a OR name=b"])
+def test_bad_filter_names_the_filter_field(expr: str) -> None:
+    with pytest.raises(InvalidArgument) as info:
+        server_filter.parse(expr)
+    assert info.value.violations[0][0] == "filter"
+
+
+def test_page_tokens_round_trip_and_refuse_forgeries() -> None:
+    assert paging.decode(paging.encode("instances/abc"), "instances/") == "instances/abc"
+    for bad in ("!!!", paging.encode("flavors/x")):
+        with pytest.raises(InvalidArgument):
+            paging.decode(bad, "instances/")
+
+
+def test_seed_image_is_a_boot_sector_that_prints() -> None:
+    sector = boot_sector()
+    assert len(sector) == 512 and sector[-2:] == b"\x55\xaa"
+    assert MESSAGE in sector
+    address = int.from_bytes(sector[6:8], "little") - 0x7C00
+    assert sector[address : address + len(MESSAGE)] == MESSAGE
+    assert len(tiny_image()) == 1024 * 1024
+
+
+def test_bearer_auth_and_admin_policy(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.json"
+    admin = add_token(path, "admin", "admin", "admin", ["admin"])
+    member = add_token(path, "demo", "demo", "demo", ["member"])
+    auth = BearerAuthenticator(TokenFile(path))
+    create_flavor = "/stratus.v1.Flavors/CreateFlavor"
+    assert auth(create_flavor, {"authorization": f"Bearer {admin}"}).is_admin
+    assert auth("/stratus.v1.Servers/ListServers", {"authorization": f"bearer {member}"}).project_id == "demo"
+    with pytest.raises(PermissionDenied):
+        auth(create_flavor, {"authorization": f"Bearer {member}"})
+    for metadata in ({}, {"authorization": "Bearer"}, {"authorization": f"Token {admin}"}):
+        with pytest.raises(Unauthenticated):
+            auth(create_flavor, metadata)
