@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from services.core.config import CommonSettings
 
@@ -18,3 +18,21 @@ class ComputeSettings(CommonSettings):
     # Make every fake spawn fail (to exercise rescheduling).
     fake_fail_spawn: bool = False
     availability_zone: str = "nova"
+
+    @field_validator("driver")
+    @classmethod
+    def _check_driver(cls, value: str) -> str:
+        """An unknown or unbuilt driver fails at start-up with what to use instead."""
+        from services.compute.drivers import check_driver_name  # the drivers package imports settings
+
+        check_driver_name(value)
+        return value
+
+    @field_validator("fake_host")
+    @classmethod
+    def _check_fake_host(cls, value: str) -> str:
+        """A bad size fails at start-up, naming the bad part, whichever driver is chosen."""
+        from services.compute.drivers.fake import parse_fake_host  # the drivers package imports settings
+
+        parse_fake_host(value)
+        return value

@@ -59,16 +59,17 @@ async def update(
 
 
 async def delete(store: Store, instance_id: str) -> None:
-    """Removes the record and its request index together."""
+    """Removes the record and its request index in one transaction."""
     for _ in range(MAX_SWAP_ATTEMPTS):
         try:
             record, revision = await get(store, instance_id)
         except NotFound:
             return
-        writes: list[tuple[str, bytes | None, int]] = [(keys.instance(instance_id), None, revision)]
-        ok = await store.swap_many(writes)
+        key = keys.instance(instance_id)
+        ops = [store.op_delete(key)]
+        if record.request_id:
+            ops.append(store.op_delete(keys.request(record.server.project_id, record.request_id)))
+        ok, _ = await store.txn([store.cmp_mod(key, revision)], ops)
         if ok:
-            if record.request_id:
-                await store.delete(keys.request(record.server.project_id, record.request_id))
             return
     raise Aborted(f"server {instance_id} is changing too fast to delete; try again")

@@ -13,7 +13,7 @@ import os
 import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import grpc
 from google.protobuf import timestamp_pb2
@@ -31,6 +31,7 @@ from stratus.state.v1 import state_pb2
 log = logging.getLogger(__name__)
 VERSION = "0.1.0"
 
+S = TypeVar("S", bound=CommonSettings)
 AddServicer = Callable[[Any, grpc.aio.Server], None]
 
 
@@ -54,59 +55,61 @@ def advertised_endpoint(listen: str, port: int, host: str) -> str:
     return f"{address}:{port}"
 
 
-async def serve(settings: CommonSettings, store: Store, manager: Manager, spec: ServiceSpec) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-
+def _grpc_server(spec: ServiceSpec) -> tuple[grpc.aio.Server, Any]:
     server = grpc.aio.server(interceptors=[RequestInterceptor(spec.authenticate)])
     for add, servicer in spec.servicers:
         add(servicer, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    names = [*spec.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME]
-    reflection.enable_server_reflection(names, server)
-    port = server.add_insecure_port(f"{settings.listen}:{settings.port}")
-    endpoint = advertised_endpoint(settings.listen, port, settings.host)
+    reflection.enable_server_reflection([*spec.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    return server, health_servicer
 
-    await manager.start()
-    await server.start()
+
+def _service_record(spec: ServiceSpec, settings: CommonSettings, endpoint: str) -> state_pb2.ServiceRecord:
     started = timestamp_pb2.Timestamp()
     started.GetCurrentTime()
-    record = state_pb2.ServiceRecord(
-        binary=spec.binary,
-        host=settings.host,
-        endpoint=endpoint,
-        version=VERSION,
-        started_at=started,
+    return state_pb2.ServiceRecord(
+        binary=spec.binary, host=settings.host, endpoint=endpoint, version=VERSION, started_at=started,
         pid=os.getpid(),
-    )
+    )  # fmt: skip
+
+
+async def serve(settings: CommonSettings, store: Store, manager: Manager, spec: ServiceSpec) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    server, health_servicer = _grpc_server(spec)
+    port = server.add_insecure_port(f"{settings.listen}:{settings.port}")
+    endpoint = advertised_endpoint(settings.listen, port, settings.host)
+    record = _service_record(spec, settings, endpoint)
     owner_key = keys.service(spec.binary, settings.host)
+    registration = Registration(
+        store, settings.lease_ttl_s, lambda: {owner_key: record.SerializeToString(), **manager.lease_records()},
+        owner_key,
+    )  # fmt: skip
+    try:
+        await manager.start()
+        await server.start()
+        await registration.start()
+        if spec.on_registered:
+            spec.on_registered(registration)
+        for name in ("", *spec.service_names):
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("%s %s serving on %s", spec.binary, settings.host, endpoint)
+        await stop.wait()
+        log.info("%s %s stopping: draining for up to %.1fs", spec.binary, settings.host, settings.drain_s)
+    finally:
+        await health_servicer.enter_graceful_shutdown()
+        await registration.close()
+        await server.stop(settings.drain_s)
+        await manager.stop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        log.info("%s %s stopped", spec.binary, settings.host)
 
-    def records() -> dict[str, bytes]:
-        return {owner_key: record.SerializeToString(), **manager.lease_records()}
 
-    registration = Registration(store, settings.lease_ttl_s, records, owner_key)
-    await registration.start()
-    if spec.on_registered:
-        spec.on_registered(registration)
-    for name in ("", *spec.service_names):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("%s %s serving on %s", spec.binary, settings.host, endpoint)
-
-    await stop.wait()
-    log.info("%s %s stopping: draining for up to %.1fs", spec.binary, settings.host, settings.drain_s)
-    await health_servicer.enter_graceful_shutdown()
-    await registration.close()
-    await server.stop(settings.drain_s)
-    await manager.stop()
-    log.info("%s %s stopped", spec.binary, settings.host)
-
-
-def run_process(
-    settings: CommonSettings, build: Callable[[CommonSettings, Store], tuple[Manager, ServiceSpec]]
-) -> None:
+def run_process(settings: S, build: Callable[[S, Store], tuple[Manager, ServiceSpec]]) -> None:
     """Entry point for ``stratus <binary>``: logging, tracing, etcd, then ``serve`` until SIGTERM."""
     binary = type(settings).binary
     setup_logging(binary, settings.host, settings.log_level, settings.log_format)

@@ -1,0 +1,120 @@
+"""The fake virt driver, as Nova's: domains in memory, a host of a configured size.
+
+It is the test double for everything above the hypervisor. ``fail_spawn`` makes every spawn
+fail the way a real hypervisor often does: the domain is defined but never starts, so the
+caller has to clean it up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from services.compute.drivers.base import DriverError, HostInfo, InstanceNotFound, InstanceSpec, VirtDriver
+from stratus.v1 import servers_pb2
+
+P = servers_pb2.PowerState
+
+HYPERVISOR_TYPE = "fake"
+HYPERVISOR_VERSION = 1000
+CPU_MODEL = "fake-cpu"
+FAKE_HOST_FIELDS = ("vcpus", "ram_mb", "disk_gb")
+FAIL_SPAWN_MESSAGE = "fake driver set to fail spawns"
+
+
+@dataclass(frozen=True, slots=True)
+class FakeHostSize:
+    vcpus: int
+    ram_mb: int
+    disk_gb: int
+
+
+def _parse_part(text: str, part: str, seen: dict[str, int]) -> tuple[str, int]:
+    name, sep, raw = (s.strip() for s in part.partition("="))
+    if not sep or not name:
+        raise ValueError(f"fake host {text!r}: {part!r} is not name=value")
+    if name not in FAKE_HOST_FIELDS:
+        raise ValueError(f"fake host {text!r}: unknown field {name!r}; expected {', '.join(FAKE_HOST_FIELDS)}")
+    if name in seen:
+        raise ValueError(f"fake host {text!r}: {name!r} given twice")
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"fake host {text!r}: {part!r}: {raw!r} is not a whole number") from None
+    if value <= 0:
+        raise ValueError(f"fake host {text!r}: {part!r}: {name} must be positive")
+    return name, value
+
+
+def parse_fake_host(text: str) -> FakeHostSize:
+    """``"vcpus=16,ram_mb=32768,disk_gb=1000"`` -> FakeHostSize; ValueError naming the bad part."""
+    values: dict[str, int] = {}
+    for part in text.split(","):
+        name, value = _parse_part(text, part.strip(), values)
+        values[name] = value
+    missing = [name for name in FAKE_HOST_FIELDS if name not in values]
+    if missing:
+        raise ValueError(f"fake host {text!r}: missing {', '.join(missing)}")
+    return FakeHostSize(**values)
+
+
+@dataclass(slots=True)
+class FakeDomain:
+    spec: InstanceSpec
+    power_state: int
+
+
+class FakeDriver(VirtDriver):
+    def __init__(self, size: FakeHostSize, *, spawn_delay_s: float = 0.0, fail_spawn: bool = False) -> None:
+        self.size = size
+        self.spawn_delay_s = spawn_delay_s
+        self.fail_spawn = fail_spawn
+        self._domains: dict[str, FakeDomain] = {}
+
+    async def capabilities(self) -> HostInfo:
+        return HostInfo(
+            vcpus=self.size.vcpus,
+            ram_mb=self.size.ram_mb,
+            disk_gb=self.size.disk_gb,
+            hypervisor_type=HYPERVISOR_TYPE,
+            hypervisor_version=HYPERVISOR_VERSION,
+            cpu_model=CPU_MODEL,
+        )
+
+    async def spawn(self, spec: InstanceSpec) -> None:
+        """Defines and starts the domain; an existing one of the same id is redefined."""
+        if self.spawn_delay_s > 0:
+            await asyncio.sleep(self.spawn_delay_s)
+        if self.fail_spawn:
+            self._domains.setdefault(spec.instance_id, FakeDomain(spec, P.POWER_STATE_SHUTDOWN))
+            raise DriverError(FAIL_SPAWN_MESSAGE)
+        self._domains[spec.instance_id] = FakeDomain(spec, P.POWER_STATE_RUNNING)
+
+    async def destroy(self, instance_id: str) -> None:
+        self._domains.pop(instance_id, None)
+
+    def _domain(self, instance_id: str) -> FakeDomain:
+        domain = self._domains.get(instance_id)
+        if domain is None:
+            raise InstanceNotFound(instance_id)
+        return domain
+
+    async def power_off(self, instance_id: str) -> None:
+        self._domain(instance_id).power_state = P.POWER_STATE_SHUTDOWN
+
+    async def power_on(self, instance_id: str) -> None:
+        self._domain(instance_id).power_state = P.POWER_STATE_RUNNING
+
+    async def reboot(self, instance_id: str, hard: bool) -> None:
+        """A soft reboot asks the guest, so it needs a running domain; a hard one always starts it."""
+        domain = self._domain(instance_id)
+        if not hard and domain.power_state != P.POWER_STATE_RUNNING:
+            raise DriverError(f"cannot soft-reboot instance {instance_id}: its domain is not running")
+        domain.power_state = P.POWER_STATE_RUNNING
+
+    async def get_power_state(self, instance_id: str) -> int:
+        domain = self._domains.get(instance_id)
+        return P.POWER_STATE_NOSTATE if domain is None else domain.power_state
+
+    async def list_instances(self) -> list[str]:
+        return sorted(self._domains)

@@ -1,0 +1,186 @@
+"""The compute manager: drives this node's hypervisor and keeps the instance records in step.
+
+The record in etcd is the authority; every call names an instance and is idempotent. Calls on
+one instance run one at a time. A failed build cleans up what it made and leaves the record's
+states to the caller (the api reschedules).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from services.compute import transitions
+from services.compute.drivers.base import DriverError, InstanceNotFound, InstanceSpec, VirtDriver
+from services.compute.locks import KeyedLocks
+from services.compute.settings import ComputeSettings
+from services.core import instances, keys
+from services.core.errors import FailedPrecondition, Internal, InvalidArgument, NotFound
+from services.core.etcd import Store
+from services.core.telemetry import tracer
+from stratus.state.v1 import state_pb2
+from stratus.v1 import servers_pb2
+
+log = logging.getLogger(__name__)
+
+V = servers_pb2.VmState
+P = servers_pb2.PowerState
+
+DriverCall = Callable[[], Awaitable[None]]
+
+
+def spec_of(instance_id: str, server: servers_pb2.Server) -> InstanceSpec:
+    res = server.resources
+    return InstanceSpec(
+        instance_id=instance_id,
+        name=server.name,
+        vcpus=res.vcpus,
+        ram_mb=res.ram_mb,
+        disk_gb=res.disk_gb,
+        image_id=server.image_id,
+    )
+
+
+class ComputeManager:
+    def __init__(self, settings: ComputeSettings, store: Store, driver: VirtDriver) -> None:
+        self.settings = settings
+        self.store = store
+        self.driver = driver
+        self.host = settings.host
+        self._capabilities: state_pb2.HostCapabilities | None = None
+        self._locks = KeyedLocks()
+
+    # ---- Manager protocol -------------------------------------------------------------------
+    async def start(self) -> None:
+        info = await self.driver.capabilities()
+        self._capabilities = state_pb2.HostCapabilities(
+            host=self.host,
+            vcpus=info.vcpus,
+            ram_mb=info.ram_mb,
+            disk_gb=info.disk_gb,
+            hypervisor_type=info.hypervisor_type,
+            hypervisor_version=info.hypervisor_version,
+            cpu_model=info.cpu_model,
+            availability_zone=self.settings.availability_zone,
+        )
+        log.info(
+            "compute %s: %s hypervisor, %d vcpus, %d MiB, %d GB",
+            self.host,
+            info.hypervisor_type,
+            info.vcpus,
+            info.ram_mb,
+            info.disk_gb,
+        )
+
+    async def stop(self) -> None:
+        log.info("compute %s: manager stopped", self.host)
+
+    def lease_records(self) -> dict[str, bytes]:
+        """The host's capabilities, bound to the process lease by the runner."""
+        if self._capabilities is None:
+            raise RuntimeError("ComputeManager.lease_records() called before start()")
+        return {keys.host_capabilities(self.host): self._capabilities.SerializeToString()}
+
+    # ---- operations ---------------------------------------------------------------------------
+    async def build_instance(self, instance_id: str) -> None:
+        async with self._operation("build_instance", instance_id):
+            record, _ = await instances.get(self.store, instance_id)
+            transitions.check_owned(record, self.host, instance_id)
+            if await self._already_built(instance_id, record):
+                log.info("server %s is already active on %s", instance_id, self.host)
+                return
+            record = await self._update(instance_id, transitions.to_spawning)
+            await self._spawn(spec_of(instance_id, record.server))
+            await self._finish_build(instance_id)
+            log.info("server %s spawned on %s", instance_id, self.host)
+
+    async def destroy_instance(self, instance_id: str) -> None:
+        """Removes the domain if there is one; the record is the api's to delete."""
+        async with self._operation("destroy_instance", instance_id):
+            await self._driver_call("destroy", instance_id, functools.partial(self.driver.destroy, instance_id))
+
+    async def power_off(self, instance_id: str) -> None:
+        op = functools.partial(self.driver.power_off, instance_id)
+        await self._power_action("power_off", instance_id, op, transitions.to_stopped)
+
+    async def power_on(self, instance_id: str) -> None:
+        op = functools.partial(self.driver.power_on, instance_id)
+        await self._power_action("power_on", instance_id, op, transitions.to_started)
+
+    async def reboot(self, instance_id: str, hard: bool) -> None:
+        op = functools.partial(self.driver.reboot, instance_id, hard)
+        await self._power_action("reboot", instance_id, op, transitions.to_rebooted)
+
+    # ---- helpers ------------------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def _operation(self, name: str, instance_id: str) -> AsyncIterator[None]:
+        """A traced span around the operation, holding the instance's lock."""
+        if not instance_id:
+            raise InvalidArgument([("instance_id", "required")])
+        attributes = {"stratus.instance_id": instance_id, "stratus.host": self.host}
+        with tracer().start_as_current_span(f"compute.{name}", attributes=attributes):
+            async with self._locks.hold(instance_id):
+                yield
+
+    async def _update(self, instance_id: str, change: transitions.Change) -> state_pb2.InstanceRecord:
+        """Applies ``change`` to the record if it still names this host and is not being deleted."""
+        return await instances.update(self.store, instance_id, transitions.guarded(self.host, instance_id, change))
+
+    async def _already_built(self, instance_id: str, record: state_pb2.InstanceRecord) -> bool:
+        if record.server.vm_state != V.VM_STATE_ACTIVE:
+            return False
+        return await self.driver.get_power_state(instance_id) == P.POWER_STATE_RUNNING
+
+    async def _spawn(self, spec: InstanceSpec) -> None:
+        """Spawns, or destroys whatever the attempt made and raises Internal(SPAWN_FAILED)."""
+        try:
+            await self.driver.spawn(spec)
+        except DriverError as err:
+            log.warning("spawn of server %s failed on %s: %s", spec.instance_id, self.host, err)
+            await self._cleanup(spec.instance_id)
+            raise Internal(f"spawn failed on {self.host}: {err}", reason="SPAWN_FAILED") from err
+        except asyncio.CancelledError:
+            log.warning("spawn of server %s on %s was cancelled; cleaning up", spec.instance_id, self.host)
+            await asyncio.shield(self._cleanup(spec.instance_id))
+            raise
+
+    async def _finish_build(self, instance_id: str) -> None:
+        """Marks the record ACTIVE; if it was deleted or moved meanwhile, removes the domain."""
+        try:
+            await self._update(instance_id, transitions.to_active)
+        except (NotFound, FailedPrecondition) as err:
+            log.info("server %s changed while spawning on %s (%s); destroying it", instance_id, self.host, err)
+            await self._cleanup(instance_id)
+            raise FailedPrecondition(
+                f"server {instance_id} was deleted or moved while spawning on {self.host}: {err.message}"
+            ) from err
+
+    async def _cleanup(self, instance_id: str) -> None:
+        """Best-effort destroy after a failure; the original error is the one to report."""
+        try:
+            await self.driver.destroy(instance_id)
+        except DriverError as err:
+            log.error("could not destroy server %s on %s after a failure: %s", instance_id, self.host, err)
+
+    async def _driver_call(self, action: str, instance_id: str, call: DriverCall) -> None:
+        try:
+            await call()
+        except InstanceNotFound as err:
+            raise FailedPrecondition(
+                f"{action} failed on {self.host}: server {instance_id} has no domain here",
+                reason="DOMAIN_NOT_FOUND",
+            ) from err
+        except DriverError as err:
+            log.warning("%s of server %s failed on %s: %s", action, instance_id, self.host, err)
+            raise Internal(f"{action} failed on {self.host}: {err}", reason=f"{action.upper()}_FAILED") from err
+
+    async def _power_action(self, name: str, instance_id: str, call: DriverCall, change: transitions.Change) -> None:
+        async with self._operation(name, instance_id):
+            record, _ = await instances.get(self.store, instance_id)
+            transitions.check_owned(record, self.host, instance_id)
+            await self._driver_call(name, instance_id, call)
+            await self._update(instance_id, change)
+            log.info("server %s: %s done on %s", instance_id, name, self.host)

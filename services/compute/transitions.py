@@ -1,0 +1,77 @@
+"""The changes a compute makes to an instance record, as mutations for ``instances.update``.
+
+Each is guarded: the record must still name this host and must not be being deleted, checked
+inside the compare-and-swap so a concurrent move or delete is never overwritten.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from services.core.errors import FailedPrecondition
+from services.core.states import name_of
+from stratus.state.v1 import state_pb2
+from stratus.v1 import servers_pb2
+
+V = servers_pb2.VmState
+T = servers_pb2.TaskState
+P = servers_pb2.PowerState
+
+Mutation = Callable[[state_pb2.InstanceRecord], bool | None]
+Change = Callable[[servers_pb2.Server], None]
+
+# A build starts from BUILDING; ACTIVE is allowed so a lost domain can be rebuilt idempotently.
+BUILDABLE = (V.VM_STATE_BUILDING, V.VM_STATE_ACTIVE)
+
+
+def check_owned(record: state_pb2.InstanceRecord, host: str, instance_id: str) -> None:
+    """FailedPrecondition unless the record names ``host`` and is not being deleted."""
+    server = record.server
+    if server.host != host:
+        raise FailedPrecondition(
+            f"server {instance_id} is assigned to host {server.host or '(none)'!r}, not {host!r}",
+            reason="WRONG_HOST",
+        )
+    if server.task_state == T.TASK_STATE_DELETING:
+        raise FailedPrecondition(f"server {instance_id} is being deleted (task_state DELETING)")
+
+
+def guarded(host: str, instance_id: str, change: Change) -> Mutation:
+    def mutate(record: state_pb2.InstanceRecord) -> None:
+        check_owned(record, host, instance_id)
+        change(record.server)
+
+    return mutate
+
+
+def to_spawning(server: servers_pb2.Server) -> None:
+    if server.vm_state not in BUILDABLE:
+        state = name_of(V, server.vm_state, "VM_STATE_")
+        raise FailedPrecondition(f"server {server.id} cannot be built: vm_state is {state}")
+    server.vm_state = V.VM_STATE_BUILDING
+    server.task_state = T.TASK_STATE_SPAWNING
+
+
+def to_active(server: servers_pb2.Server) -> None:
+    """Spawned: running, nothing in progress, any fault from an earlier host cleared."""
+    server.vm_state = V.VM_STATE_ACTIVE
+    server.power_state = P.POWER_STATE_RUNNING
+    server.task_state = T.TASK_STATE_UNSPECIFIED
+    server.ClearField("fault")
+
+
+def to_stopped(server: servers_pb2.Server) -> None:
+    server.vm_state = V.VM_STATE_STOPPED
+    server.power_state = P.POWER_STATE_SHUTDOWN
+    server.task_state = T.TASK_STATE_UNSPECIFIED
+
+
+def to_started(server: servers_pb2.Server) -> None:
+    server.vm_state = V.VM_STATE_ACTIVE
+    server.power_state = P.POWER_STATE_RUNNING
+    server.task_state = T.TASK_STATE_UNSPECIFIED
+
+
+def to_rebooted(server: servers_pb2.Server) -> None:
+    server.power_state = P.POWER_STATE_RUNNING
+    server.task_state = T.TASK_STATE_UNSPECIFIED

@@ -1,0 +1,174 @@
+"""The fake virt driver and the driver registry: pure, no I/O."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from services.compute.drivers import DRIVERS, load_driver
+from services.compute.drivers.base import DriverError, InstanceNotFound, InstanceSpec
+from services.compute.drivers.fake import FAIL_SPAWN_MESSAGE, FakeDriver, FakeHostSize, parse_fake_host
+from services.compute.settings import ComputeSettings
+from stratus.v1 import servers_pb2
+
+P = servers_pb2.PowerState
+SIZE = FakeHostSize(vcpus=4, ram_mb=8192, disk_gb=100)
+
+
+def spec(instance_id: str = "i-1") -> InstanceSpec:
+    return InstanceSpec(instance_id=instance_id, name="vm", vcpus=1, ram_mb=512, disk_gb=1, image_id="img")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("vcpus=16,ram_mb=32768,disk_gb=1000", FakeHostSize(16, 32768, 1000)),
+        ("disk_gb=1,vcpus=2,ram_mb=3", FakeHostSize(2, 3, 1)),
+        (" vcpus = 2 , ram_mb=64 ,disk_gb= 1 ", FakeHostSize(2, 64, 1)),
+    ],
+)
+def test_parse_fake_host_accepts(text: str, expected: FakeHostSize) -> None:
+    assert parse_fake_host(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("", "''"),
+        ("vcpus=2,ram_mb=64", "missing disk_gb"),
+        ("vcpus=2,ram_mb=64,disk_gb=1,cpus=3", "'cpus'"),
+        ("vcpus=2,ram_mb=64,disk_gb", "'disk_gb' is not name=value"),
+        ("vcpus=2,,ram_mb=64,disk_gb=1", "'' is not name=value"),
+        ("=2,ram_mb=64,disk_gb=1", "'=2' is not name=value"),
+        ("vcpus=two,ram_mb=64,disk_gb=1", "'two' is not a whole number"),
+        ("vcpus=1.5,ram_mb=64,disk_gb=1", "'1.5' is not a whole number"),
+        ("vcpus=0,ram_mb=64,disk_gb=1", "vcpus must be positive"),
+        ("vcpus=2,ram_mb=-64,disk_gb=1", "ram_mb must be positive"),
+        ("vcpus=2,vcpus=3,ram_mb=64,disk_gb=1", "'vcpus' given twice"),
+    ],
+)
+def test_parse_fake_host_names_the_bad_part(text: str, names: str) -> None:
+    with pytest.raises(ValueError, match="fake host") as exc:
+        parse_fake_host(text)
+    assert names in str(exc.value)
+
+
+def test_settings_refuse_a_bad_fake_host() -> None:
+    with pytest.raises(ValidationError, match="unknown field 'ram'"):
+        ComputeSettings(host="c1", fake_host="vcpus=2,ram=64,disk_gb=1")
+
+
+async def test_capabilities_report_the_configured_size() -> None:
+    info = await FakeDriver(SIZE).capabilities()
+    assert (info.vcpus, info.ram_mb, info.disk_gb) == (4, 8192, 100)
+    assert info.hypervisor_type == "fake"
+    assert info.hypervisor_version > 0
+    assert info.cpu_model
+
+
+async def test_spawn_runs_the_domain_and_again_is_harmless() -> None:
+    driver = FakeDriver(SIZE)
+    for _ in range(2):
+        await driver.spawn(spec())
+        assert await driver.list_instances() == ["i-1"]
+        assert await driver.get_power_state("i-1") == P.POWER_STATE_RUNNING
+
+
+async def test_destroy_is_idempotent() -> None:
+    driver = FakeDriver(SIZE)
+    await driver.spawn(spec("i-1"))
+    await driver.spawn(spec("i-2"))
+    for _ in range(2):
+        await driver.destroy("i-1")
+        assert await driver.list_instances() == ["i-2"]
+        assert await driver.get_power_state("i-1") == P.POWER_STATE_NOSTATE
+    await driver.destroy("never-existed")
+
+
+@pytest.mark.parametrize(
+    ("ops", "expected"),
+    [
+        (["off"], P.POWER_STATE_SHUTDOWN),
+        (["off", "off"], P.POWER_STATE_SHUTDOWN),
+        (["on"], P.POWER_STATE_RUNNING),
+        (["off", "on", "on"], P.POWER_STATE_RUNNING),
+        (["soft"], P.POWER_STATE_RUNNING),
+        (["off", "hard"], P.POWER_STATE_RUNNING),
+        (["hard", "hard"], P.POWER_STATE_RUNNING),
+    ],
+)
+async def test_power_operations(ops: list[str], expected: int) -> None:
+    driver = FakeDriver(SIZE)
+    await driver.spawn(spec())
+    for op in ops:
+        if op == "off":
+            await driver.power_off("i-1")
+        elif op == "on":
+            await driver.power_on("i-1")
+        else:
+            await driver.reboot("i-1", hard=op == "hard")
+    assert await driver.get_power_state("i-1") == expected
+
+
+async def test_soft_reboot_needs_a_running_domain() -> None:
+    driver = FakeDriver(SIZE)
+    await driver.spawn(spec())
+    await driver.power_off("i-1")
+    with pytest.raises(DriverError, match="not running"):
+        await driver.reboot("i-1", hard=False)
+    assert await driver.get_power_state("i-1") == P.POWER_STATE_SHUTDOWN
+
+
+@pytest.mark.parametrize("op", ["power_off", "power_on", "soft", "hard"])
+async def test_power_operations_on_an_absent_domain_raise_instance_not_found(op: str) -> None:
+    driver = FakeDriver(SIZE)
+    with pytest.raises(InstanceNotFound, match="absent"):
+        if op == "power_off":
+            await driver.power_off("absent")
+        elif op == "power_on":
+            await driver.power_on("absent")
+        else:
+            await driver.reboot("absent", hard=op == "hard")
+
+
+async def test_fail_spawn_raises_and_leaves_a_defined_domain_to_clean_up() -> None:
+    driver = FakeDriver(SIZE, fail_spawn=True)
+    with pytest.raises(DriverError, match=FAIL_SPAWN_MESSAGE):
+        await driver.spawn(spec())
+    assert await driver.list_instances() == ["i-1"]
+    assert await driver.get_power_state("i-1") == P.POWER_STATE_SHUTDOWN
+    await driver.destroy("i-1")
+    assert await driver.list_instances() == []
+
+
+def test_load_driver_builds_the_fake_from_settings() -> None:
+    settings = ComputeSettings(host="c1", fake_host="vcpus=2,ram_mb=64,disk_gb=1", fake_fail_spawn=True)
+    driver = load_driver(settings)
+    assert isinstance(driver, FakeDriver)
+    assert driver.size == FakeHostSize(2, 64, 1)
+    assert driver.fail_spawn
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("libvirt", "the libvirt driver is not built yet (a later issue); use --driver fake"),
+        ("vmware", "unknown virt driver 'vmware'; known drivers: fake"),
+        ("", "unknown virt driver ''; known drivers: fake"),
+    ],
+)
+def test_load_driver_refuses_names_without_a_driver(name: str, message: str) -> None:
+    unchecked = ComputeSettings(host="c1").model_copy(update={"driver": name})
+    with pytest.raises(ValueError) as exc:
+        load_driver(unchecked)
+    assert str(exc.value) == message
+
+
+@pytest.mark.parametrize("name", ["libvirt", "vmware"])
+def test_settings_refuse_names_without_a_driver(name: str) -> None:
+    with pytest.raises(ValidationError, match=f"{name}"):
+        ComputeSettings(host="c1", driver=name)
+
+
+def test_registry_holds_no_pretend_drivers() -> None:
+    assert set(DRIVERS) == {"fake"}
