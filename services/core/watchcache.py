@@ -91,9 +91,11 @@ class PrefixCache(Generic[T]):
             except WatchCompacted as exc:
                 log.warning("%s: %s; reloading", self.prefix, exc)
             except Exception as exc:
-                if not is_unavailable(exc):
-                    raise
-                log.warning("%s: etcd unavailable (%s); reloading", self.prefix, exc)
+                if is_unavailable(exc):
+                    log.warning("%s: etcd unavailable (%s); reloading", self.prefix, exc)
+                else:  # a bad value or a bug: say so loudly, then rebuild from a fresh read
+                    log.exception("%s: watch failed; reloading", self.prefix)
+                    await asyncio.sleep(1.0)
             await self._reload()
 
     async def _reload(self) -> None:
@@ -103,8 +105,7 @@ class PrefixCache(Generic[T]):
                 await self._load()
                 return
             except Exception as exc:
-                if not is_unavailable(exc):
-                    raise
-                log.warning("%s: reload failed (%s); retrying in %.1fs", self.prefix, exc, delay)
+                log.warning("%s: reload failed (%s); retrying in %.1fs", self.prefix, exc, delay,
+                            exc_info=not is_unavailable(exc))  # fmt: skip
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 3.0)

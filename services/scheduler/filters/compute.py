@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from services.scheduler.filters.base import Filter
+from services.scheduler.host_state import HostState
+from stratus.scheduler.v1 import scheduler_pb2
+
+
+class ComputeFilter(Filter):
+    """Only hosts whose compute service is alive, enabled and not forced down."""
+
+    name = "ComputeFilter"
+
+    def host_passes(self, host: HostState, spec: scheduler_pb2.RequestSpec) -> str | None:
+        if not host.alive:
+            return "compute service is down"
+        if host.forced_down:
+            return "compute service is forced down"
+        if not host.enabled:
+            why = f" ({host.disabled_reason})" if host.disabled_reason else ""
+            return f"compute service is disabled{why}"
+        return None

@@ -1,0 +1,160 @@
+"""What the scheduler knows about each compute host, kept current by etcd watches.
+
+``HostState`` is an immutable snapshot of one host: what it offers (its capabilities), what is
+claimed on it (its usage, and the mod revision that usage was read at, which a claim must
+compare against), and whether it may take work (alive, enabled, not forced down). Filters and
+weighers see only snapshots, so they stay pure.
+
+``HostStateCache`` builds the snapshots from three watched prefixes: ``hosts/`` (capabilities and
+usage), ``services/compute/`` (the liveness key) and ``services_admin/compute/`` (the operator's
+choice). The cache may lag etcd by a watch round trip; that only costs a lost compare-and-swap,
+after which ``refresh_usage`` reads the host's usage straight from etcd.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from services.core import claims, keys
+from services.core.claims import Totals
+from services.core.etcd import Store
+from services.core.watchcache import Entry, PrefixCache
+from stratus.state.v1 import state_pb2
+from stratus.v1 import services_pb2
+
+COMPUTE = "compute"
+
+
+@dataclass(frozen=True, slots=True)
+class HostState:
+    host: str
+    capabilities: state_pb2.HostCapabilities = field(default_factory=state_pb2.HostCapabilities)
+    usage: state_pb2.HostUsage = field(default_factory=state_pb2.HostUsage)
+    usage_revision: int = 0
+    alive: bool = True
+    enabled: bool = True
+    forced_down: bool = False
+    disabled_reason: str = ""
+    used: Totals = field(init=False)
+    instance_ids: frozenset[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "used", claims.totals(self.usage))
+        object.__setattr__(self, "instance_ids", frozenset(self.usage.claims))
+
+    @property
+    def free_ram_mb(self) -> int:
+        return self.capabilities.ram_mb - self.used.ram_mb
+
+    @property
+    def free_vcpus(self) -> int:
+        return self.capabilities.vcpus - self.used.vcpus
+
+    @property
+    def free_disk_gb(self) -> int:
+        return self.capabilities.disk_gb - self.used.disk_gb
+
+    @property
+    def availability_zone(self) -> str:
+        return self.capabilities.availability_zone
+
+
+class HostStateCache:
+    """Every compute host that reports capabilities, as ``HostState``, plus instance → hosts."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._hosts: PrefixCache[bytes] = PrefixCache(store, keys.HOSTS, bytes)
+        self._services: PrefixCache[state_pb2.ServiceRecord] = PrefixCache(
+            store, keys.service(COMPUTE, ""), state_pb2.ServiceRecord.FromString
+        )
+        self._admin: PrefixCache[state_pb2.ServiceAdmin] = PrefixCache(
+            store, keys.service_admin(COMPUTE, ""), state_pb2.ServiceAdmin.FromString
+        )
+        self._capabilities: dict[str, state_pb2.HostCapabilities] = {}
+        self._usage: dict[str, tuple[state_pb2.HostUsage, int]] = {}
+        self._states: dict[str, HostState] = {}
+        self._holders: dict[str, set[str]] = {}
+        self._hosts.subscribe(self._on_host_key)
+        self._services.subscribe(self._on_service_key)
+        self._admin.subscribe(self._on_service_key)
+
+    async def start(self) -> None:
+        await self._services.start()
+        await self._admin.start()
+        await self._hosts.start()
+
+    async def stop(self) -> None:
+        await asyncio.gather(self._hosts.stop(), self._services.stop(), self._admin.stop())
+
+    # ---- reads ------------------------------------------------------------------------------
+    def hosts(self) -> list[HostState]:
+        """Snapshots of every host with capabilities, in host name order."""
+        return [self._states[h] for h in sorted(self._states)]
+
+    def get(self, host: str) -> HostState | None:
+        return self._states.get(host)
+
+    def holders(self, instance_id: str) -> set[str]:
+        """Hosts that hold a claim for the instance (two during a migration or resize)."""
+        return set(self._holders.get(instance_id, ()))
+
+    async def refresh_usage(self, host: str) -> HostState | None:
+        """Reads the host's usage from etcd (after a lost race); the host's fresh state, if any."""
+        usage, revision = await claims.read_usage(self._store, host)
+        self._set_usage(host, usage, revision)
+        return self._states.get(host)
+
+    # ---- watch listeners --------------------------------------------------------------------
+    def _on_host_key(self, key: str, _old: Entry[bytes] | None, new: Entry[bytes] | None) -> None:
+        host, kind = keys.split_host(key)
+        if kind == keys.CAPABILITIES:
+            if new is None:
+                self._capabilities.pop(host, None)
+            else:
+                self._capabilities[host] = state_pb2.HostCapabilities.FromString(new.value)
+            self._rebuild(host)
+        elif kind == keys.USAGE:
+            if new is None:
+                self._set_usage(host, state_pb2.HostUsage(), 0, force=True)
+            else:
+                self._set_usage(host, state_pb2.HostUsage.FromString(new.value), new.mod_revision)
+
+    def _on_service_key(self, key: str, _old: object, _new: object) -> None:
+        _, host = keys.split_service(key)
+        self._rebuild(host)
+
+    # ---- bookkeeping ------------------------------------------------------------------------
+    def _set_usage(self, host: str, usage: state_pb2.HostUsage, revision: int, *, force: bool = False) -> None:
+        previous = self._usage.get(host)
+        if previous is not None and not force and revision < previous[1]:
+            return  # an older watch event after a fresher direct read
+        for instance_id in previous[0].claims if previous else ():
+            holders = self._holders.get(instance_id)
+            if holders is not None:
+                holders.discard(host)
+                if not holders:
+                    del self._holders[instance_id]
+        for instance_id in usage.claims:
+            self._holders.setdefault(instance_id, set()).add(host)
+        self._usage[host] = (usage, revision)
+        self._rebuild(host)
+
+    def _rebuild(self, host: str) -> None:
+        capabilities = self._capabilities.get(host)
+        if capabilities is None:
+            self._states.pop(host, None)
+            return
+        usage, revision = self._usage.get(host, (state_pb2.HostUsage(), 0))
+        admin = self._admin.get(keys.service_admin(COMPUTE, host)) or state_pb2.ServiceAdmin()
+        self._states[host] = HostState(
+            host=host,
+            capabilities=capabilities,
+            usage=usage,
+            usage_revision=revision,
+            alive=self._services.get(keys.service(COMPUTE, host)) is not None,
+            enabled=admin.status != services_pb2.SERVICE_STATUS_DISABLED,
+            forced_down=admin.forced_down,
+            disabled_reason=admin.disabled_reason,
+        )

@@ -1,0 +1,19 @@
+"""gRPC handlers for ``stratus.scheduler.v1.Scheduler``: unpack, call the manager."""
+
+from __future__ import annotations
+
+import grpc
+
+from services.scheduler.manager import SchedulerManager
+from stratus.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
+
+
+class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
+    def __init__(self, manager: SchedulerManager) -> None:
+        self._manager = manager
+
+    async def SelectDestinations(
+        self, request: scheduler_pb2.SelectDestinationsRequest, context: grpc.aio.ServicerContext
+    ) -> scheduler_pb2.SelectDestinationsResponse:
+        # 0 (unset) takes the configured number of alternates.
+        return await self._manager.select_destinations(request.spec, request.alternates or None)

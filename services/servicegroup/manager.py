@@ -1,0 +1,152 @@
+"""Membership: who is up, disabled or forced down, from three watched prefixes.
+
+``services/`` holds each live process's lease-bound record; ``services_admin/`` the operator's
+choice; ``services_seen/`` (owned here) when each service was last seen alive, so a DOWN service
+keeps a last_seen across restarts of anything. The servicegroup writes a seen record when a
+service appears and again when its lease key vanishes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from services.core import instances, keys
+from services.core.errors import Aborted, InvalidArgument, NotFound
+from services.core.etcd import Store
+from services.core.watchcache import Entry, PrefixCache
+from services.servicegroup import members
+from services.servicegroup.events import MemberEvents, Subscription
+from services.servicegroup.seen import SeenWriter
+from stratus.servicegroup.v1 import servicegroup_pb2
+from stratus.state.v1 import state_pb2
+from stratus.v1 import services_pb2
+
+log = logging.getLogger(__name__)
+MAX_SWAP_ATTEMPTS = 50
+
+
+class ServiceGroupManager:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._services: PrefixCache[state_pb2.ServiceRecord] = PrefixCache(
+            store, keys.SERVICES, state_pb2.ServiceRecord.FromString
+        )
+        self._admin: PrefixCache[state_pb2.ServiceAdmin] = PrefixCache(
+            store, keys.SERVICES_ADMIN, state_pb2.ServiceAdmin.FromString
+        )
+        self._seen: PrefixCache[state_pb2.ServiceSeen] = PrefixCache(
+            store, keys.SERVICES_SEEN, state_pb2.ServiceSeen.FromString
+        )
+        self.seen_writer = SeenWriter(store)
+        self._events = MemberEvents()
+        self._states: dict[tuple[str, str], services_pb2.ServiceState.ValueType] = {}
+        self._services.subscribe(self._on_service)
+        self._admin.subscribe(self._on_admin)
+
+    async def start(self) -> None:
+        self.seen_writer.start()
+        await self._seen.start()
+        await self._admin.start()
+        await self._services.start()
+
+    async def stop(self) -> None:
+        await asyncio.gather(self._services.stop(), self._admin.stop(), self._seen.stop())
+        await self.seen_writer.stop()
+
+    def lease_records(self) -> dict[str, bytes]:
+        return {}
+
+    # ---- queries ----------------------------------------------------------------------------
+    def list_members(self, binary: str = "", host: str = "") -> list[services_pb2.Service]:
+        """Every service ever seen (``binary``/``host`` narrow it), by binary then host."""
+        names = {keys.split_service(k) for k in (*self._services.entries, *self._seen.entries)}
+        return [self._member(b, h) for b, h in sorted(names) if (not binary or b == binary) and (not host or h == host)]
+
+    def watch_members(self, binary: str = "") -> Subscription:
+        """Events for ``binary`` ("" for all) from now on; close it (or use ``with``) when done."""
+        return self._events.subscribe(binary)
+
+    # ---- the operator's choice --------------------------------------------------------------
+    async def update_member(
+        self,
+        binary: str,
+        host: str,
+        status: services_pb2.ServiceStatus.ValueType = members.UNSPECIFIED,
+        disabled_reason: str | None = None,
+        forced_down: bool | None = None,
+    ) -> services_pb2.Service:
+        _validate(binary, host, status)
+        if not await self._known(binary, host):
+            raise NotFound("service", f"{binary}/{host}")
+        key = keys.service_admin(binary, host)
+        for _ in range(MAX_SWAP_ATTEMPTS):
+            kv = await self._store.get(key)
+            current = state_pb2.ServiceAdmin.FromString(kv.value) if kv else None
+            admin = members.apply_update(current, status, disabled_reason, forced_down, instances.now())
+            if await self._store.swap(key, admin.SerializeToString(), kv.mod_revision if kv else 0):
+                log.info("service %s/%s updated: %s", binary, host, admin)
+                return self._member(binary, host, admin=admin)
+        raise Aborted(f"service {binary}/{host} is being changed too fast; try again")
+
+    async def _known(self, binary: str, host: str) -> bool:
+        """Seen by this process's caches, or (if they lag) in etcd."""
+        service_key, seen_key = keys.service(binary, host), keys.service_seen(binary, host)
+        if service_key in self._services.entries or seen_key in self._seen.entries:
+            return True
+        return await self._store.get(service_key) is not None or await self._store.get(seen_key) is not None
+
+    # ---- watch listeners --------------------------------------------------------------------
+    def _on_service(
+        self, key: str, old: Entry[state_pb2.ServiceRecord] | None, new: Entry[state_pb2.ServiceRecord] | None
+    ) -> None:
+        binary, host = keys.split_service(key)
+        seen: state_pb2.ServiceSeen | None = None
+        if new is not None and (old is None or old.value.endpoint != new.value.endpoint):
+            seen = state_pb2.ServiceSeen(last_seen=instances.now(), endpoint=new.value.endpoint)
+        elif new is None and old is not None:
+            seen = state_pb2.ServiceSeen(last_seen=instances.now(), endpoint=old.value.endpoint)
+        if seen is not None:
+            self.seen_writer.write(keys.service_seen(binary, host), seen)
+        self._publish(binary, host, seen)
+
+    def _on_admin(self, key: str, _old: object, _new: object) -> None:
+        binary, host = keys.split_service(key)
+        self._publish(binary, host)
+
+    def _publish(self, binary: str, host: str, seen: state_pb2.ServiceSeen | None = None) -> None:
+        member = self._member(binary, host, seen=seen)
+        before = self._states.get((binary, host))
+        self._states[(binary, host)] = member.state
+        if before == member.state:
+            kind = servicegroup_pb2.MEMBER_EVENT_TYPE_UPDATED
+        elif member.state == members.UP:
+            kind = servicegroup_pb2.MEMBER_EVENT_TYPE_UP
+        else:
+            kind = servicegroup_pb2.MEMBER_EVENT_TYPE_DOWN
+        self._events.publish(servicegroup_pb2.MemberEvent(member=member, type=kind))
+
+    def _member(
+        self,
+        binary: str,
+        host: str,
+        *,
+        admin: state_pb2.ServiceAdmin | None = None,
+        seen: state_pb2.ServiceSeen | None = None,
+    ) -> services_pb2.Service:
+        return members.compose(
+            binary,
+            host,
+            record=self._services.get(keys.service(binary, host)),
+            admin=admin if admin is not None else self._admin.get(keys.service_admin(binary, host)),
+            seen=seen if seen is not None else self._seen.get(keys.service_seen(binary, host)),
+            now=instances.now(),
+        )
+
+
+def _validate(binary: str, host: str, status: int) -> None:
+    violations = [(name, "required") for name, value in (("binary", binary), ("host", host)) if not value]
+    if status not in services_pb2.ServiceStatus.values():
+        violations.append(("status", f"unknown status {status}"))
+    if violations:
+        raise InvalidArgument(violations)

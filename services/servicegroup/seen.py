@@ -1,0 +1,64 @@
+"""Writes ``services_seen/<binary>/<host>`` records one at a time, in the order asked.
+
+Cache listeners are synchronous and must not block, so they hand records here; one task writes
+them in order (a service that comes and goes quickly ends with its last record) and retries
+while etcd is unavailable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from services.core.etcd import Store, is_unavailable
+from stratus.state.v1 import state_pb2
+
+log = logging.getLogger(__name__)
+RETRY_START_S = 0.2
+RETRY_CAP_S = 3.0
+
+
+class SeenWriter:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._queue: asyncio.Queue[tuple[str, state_pb2.ServiceSeen]] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="services_seen writer")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def write(self, key: str, seen: state_pb2.ServiceSeen) -> None:
+        self._queue.put_nowait((key, seen))
+
+    async def flush(self) -> None:
+        """Waits until every record asked for so far is written (or given up)."""
+        await self._queue.join()
+
+    async def _run(self) -> None:
+        while True:
+            key, seen = await self._queue.get()
+            try:
+                await self._put(key, seen.SerializeToString())
+            finally:
+                self._queue.task_done()
+
+    async def _put(self, key: str, value: bytes) -> None:
+        delay = RETRY_START_S
+        while True:
+            try:
+                await self._store.put(key, value)
+                return
+            except Exception as exc:
+                if not is_unavailable(exc):
+                    log.exception("could not write %s; dropped", key)
+                    return
+                log.warning("could not write %s (%s); retrying in %.1fs", key, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_CAP_S)
