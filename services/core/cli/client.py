@@ -1,0 +1,78 @@
+"""A sync gRPC session with the api: stubs, the bearer token, and errors turned into exit codes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import grpc
+import typer
+
+from services.core.cli import output, rpc_errors
+from services.core.cli.target import HOW_TO_START, NoStack, Target, resolve_target
+from stratus.v1 import (
+    flavors_pb2_grpc,
+    hosts_pb2_grpc,
+    images_pb2_grpc,
+    servers_pb2_grpc,
+    services_pb2_grpc,
+)
+
+CALL_TIMEOUT_S = 30.0
+CONNECT_TIMEOUT_S = 5.0
+
+
+class Api:
+    """The api's stubs, sharing one channel and the caller's token."""
+
+    def __init__(self, target: Target, channel: grpc.Channel) -> None:
+        self.target = target
+        self.metadata: list[tuple[str, str]] = [("authorization", f"Bearer {target.token}")] if target.token else []
+        self.servers = servers_pb2_grpc.ServersStub(channel)
+        self.flavors = flavors_pb2_grpc.FlavorsStub(channel)
+        self.images = images_pb2_grpc.ImagesStub(channel)
+        self.services = services_pb2_grpc.ServicesStub(channel)
+        self.hosts = hosts_pb2_grpc.HostsStub(channel)
+
+    def call(self, method: Any, request: Any, timeout: float | None = CALL_TIMEOUT_S) -> Any:
+        """A unary (or client-streaming) call with the token attached."""
+        return method(request, metadata=self.metadata, timeout=timeout)
+
+
+def unreachable(target: Target) -> str:
+    return f"error: cannot reach the api at {target.api} (from {target.source}); {HOW_TO_START}"
+
+
+def report_rpc_error(err: grpc.RpcError, target: Target) -> None:
+    code = err.code()
+    lines = rpc_errors.describe(code.name, err.details() or "", rpc_errors.status_of(err))
+    if code == grpc.StatusCode.UNAVAILABLE:
+        lines.append(f"the api at {target.api} (from {target.source}) is unavailable; is the stack still up?")
+    for line in lines:
+        output.err(line)
+
+
+@contextmanager
+def open_api(api: str | None, token: str | None, state_dir: Path | None) -> Iterator[Api]:
+    """Finds the stack, connects, and maps failures to messages: exit 1 on any gRPC error."""
+    try:
+        target = resolve_target(api, token, state_dir, os.environ)
+    except NoStack as exc:
+        output.err(f"error: {exc}")
+        raise typer.Exit(1) from None
+    channel = grpc.insecure_channel(target.api)
+    try:
+        try:
+            grpc.channel_ready_future(channel).result(timeout=CONNECT_TIMEOUT_S)
+        except grpc.FutureTimeoutError:
+            output.err(unreachable(target))
+            raise typer.Exit(1) from None
+        yield Api(target, channel)
+    except grpc.RpcError as err:
+        report_rpc_error(err, target)
+        raise typer.Exit(1) from None
+    finally:
+        channel.close()

@@ -1,0 +1,92 @@
+"""``stratus flavor ...``: the sizes servers come in."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from services.core.cli import output
+from services.core.cli.client import open_api
+from services.core.cli.lookup import list_all
+from services.core.cli.options import ApiOpt, StateDirOpt, TokenOpt
+from services.core.cli.output import Format, FormatOpt
+from services.core.cli.pairs import pairs_option
+from stratus.v1 import flavors_pb2
+
+app = typer.Typer(help="Flavors: the sizes servers come in.", no_args_is_help=True)
+
+COLUMNS: list[output.Column] = [
+    ("ID", lambda f: f.id),
+    ("NAME", lambda f: f.name),
+    ("VCPUS", lambda f: str(f.vcpus)),
+    ("RAM_MB", lambda f: str(f.ram_mb)),
+    ("DISK_GB", lambda f: str(f.disk_gb)),
+    ("EXTRA_SPECS", lambda f: output.mapping(f.extra_specs)),
+]
+
+
+def flavor_rows(f: flavors_pb2.Flavor) -> list[tuple[str, str]]:
+    return [(header.lower(), get(f)) for header, get in COLUMNS]
+
+
+@app.command("list")
+def list_flavors(
+    fmt: FormatOpt = Format.table,
+    api: ApiOpt = None,
+    token: TokenOpt = None,
+    state_dir: StateDirOpt = None,
+) -> None:
+    """List flavors."""
+    with open_api(api, token, state_dir) as client:
+        flavors = list_all(client, client.flavors.ListFlavors, flavors_pb2.ListFlavorsRequest(), "flavors")
+    output.emit_list(fmt, COLUMNS, flavors)
+
+
+@app.command("create")
+def create(
+    name: Annotated[str, typer.Argument(help="Flavor name.")],
+    vcpus: Annotated[int, typer.Option("--vcpus", help="Virtual CPUs.", min=1)],
+    ram: Annotated[int, typer.Option("--ram", metavar="MB", help="Memory in MiB.", min=1)],
+    disk: Annotated[int, typer.Option("--disk", metavar="GB", help="Root disk in GB.", min=0)],
+    spec: Annotated[
+        list[str] | None, typer.Option("--spec", metavar="KEY=VALUE", help="Extra spec (repeatable).")
+    ] = None,
+    fmt: FormatOpt = Format.table,
+    api: ApiOpt = None,
+    token: TokenOpt = None,
+    state_dir: StateDirOpt = None,
+) -> None:
+    """Create a flavor (admin)."""
+    flavor = flavors_pb2.Flavor(name=name, vcpus=vcpus, ram_mb=ram, disk_gb=disk)
+    flavor.extra_specs.update(pairs_option(spec, "--spec"))
+    with open_api(api, token, state_dir) as client:
+        created = client.call(client.flavors.CreateFlavor, flavors_pb2.CreateFlavorRequest(flavor=flavor))
+    output.emit_one(fmt, created, flavor_rows)
+
+
+@app.command("show")
+def show(
+    flavor_id: Annotated[str, typer.Argument(metavar="ID", help="Flavor id.")],
+    fmt: FormatOpt = Format.table,
+    api: ApiOpt = None,
+    token: TokenOpt = None,
+    state_dir: StateDirOpt = None,
+) -> None:
+    """Show one flavor."""
+    with open_api(api, token, state_dir) as client:
+        flavor = client.call(client.flavors.GetFlavor, flavors_pb2.GetFlavorRequest(id=flavor_id))
+    output.emit_one(fmt, flavor, flavor_rows)
+
+
+@app.command("delete")
+def delete(
+    flavor_id: Annotated[str, typer.Argument(metavar="ID", help="Flavor id.")],
+    api: ApiOpt = None,
+    token: TokenOpt = None,
+    state_dir: StateDirOpt = None,
+) -> None:
+    """Delete a flavor (admin)."""
+    with open_api(api, token, state_dir) as client:
+        client.call(client.flavors.DeleteFlavor, flavors_pb2.DeleteFlavorRequest(id=flavor_id))
+    print(f"flavor {flavor_id} deleted")

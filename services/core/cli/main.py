@@ -1,0 +1,32 @@
+"""``stratus``: run a process, start a stack (``stratus up``), or use one (``stratus server ...``)."""
+
+from __future__ import annotations
+
+import typer
+
+from services.core.cli import admin, flavors, images, processes, server_actions, servers
+from services.core.launcher.command import up
+
+app = typer.Typer(
+    name="stratus",
+    help="Stratus: a compute cloud control plane.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,  # locals may hold tokens
+)
+app.command("up", rich_help_panel="Stack")(up)
+processes.register(app)
+server_actions.register(servers.app)
+app.add_typer(servers.app, name="server", rich_help_panel="Resources")
+app.add_typer(flavors.app, name="flavor", rich_help_panel="Resources")
+app.add_typer(images.app, name="image", rich_help_panel="Resources")
+app.add_typer(admin.service_app, name="service", rich_help_panel="Admin")
+app.add_typer(admin.host_app, name="host", rich_help_panel="Admin")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+"""``stratus server ...``: create, list, show and delete servers."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from services.core.cli import output
+from services.core.cli.client import Api, open_api
+from services.core.cli.lookup import Ambiguous, list_all, resolve_id
+from services.core.cli.options import ApiOpt, StateDirOpt, TokenOpt, WaitTimeoutOpt
+from services.core.cli.output import Format, FormatOpt
+from services.core.cli.pairs import pairs_option
+from services.core.cli.waiting import WaitTimeout, wait_for
+from stratus.v1 import flavors_pb2, images_pb2, servers_pb2
+
+app = typer.Typer(help="Servers: the virtual machines of a project.", no_args_is_help=True)
+IdArg = Annotated[str, typer.Argument(metavar="ID", help="Server id.")]
+ACTIVE = servers_pb2.SERVER_STATUS_ACTIVE
+ERROR = servers_pb2.SERVER_STATUS_ERROR
+DELETED = servers_pb2.SERVER_STATUS_DELETED
+
+COLUMNS: list[output.Column] = [
+    ("ID", lambda s: s.id),
+    ("NAME", lambda s: s.name),
+    ("STATUS", lambda s: output.enum_label(s, "status")),
+    ("TASK", lambda s: output.enum_label(s, "task_state").lower()),
+    ("POWER", lambda s: output.enum_label(s, "power_state")),
+    ("HOST", lambda s: s.host),
+    ("FLAVOR", lambda s: s.flavor_id),
+    ("IMAGE", lambda s: s.image_id),
+]
+
+
+def fault_text(server: servers_pb2.Server) -> str:
+    if not server.HasField("fault"):
+        return ""
+    return ": ".join(part for part in (server.fault.code, server.fault.message) if part)
+
+
+def server_rows(s: servers_pb2.Server) -> list[tuple[str, str]]:
+    rows = [("id", s.id), ("name", s.name), ("status", output.enum_label(s, "status"))]
+    rows += [(f, output.enum_label(s, f)) for f in ("vm_state", "task_state", "power_state")]
+    rows += [("host", s.host), ("availability_zone", s.availability_zone)]
+    rows += [("flavor_id", s.flavor_id), ("image_id", s.image_id)]
+    if s.HasField("resources"):
+        r = s.resources
+        rows.append(("resources", f"{r.vcpus} vCPU, {r.ram_mb} MiB RAM, {r.disk_gb} GB disk"))
+    rows += [("project_id", s.project_id), ("user_id", s.user_id), ("metadata", output.mapping(s.metadata))]
+    rows += [("scheduler_hints", output.mapping(s.scheduler_hints)), ("server_group_id", s.server_group_id)]
+    rows += [("fault", fault_text(s))]
+    rows += [("created_at", output.timestamp(s.created_at)), ("updated_at", output.timestamp(s.updated_at))]
+    return rows
+
+
+def resolve_flavor(api: Api, flavor: str) -> str:
+    """A flavor id for an id or a name."""
+    flavors = list_all(api, api.flavors.ListFlavors, flavors_pb2.ListFlavorsRequest(), "flavors")
+    try:
+        return resolve_id(flavors, flavor, "flavor")
+    except Ambiguous as exc:
+        output.err(f"error: {exc}")
+        raise typer.Exit(1) from None
+
+
+def resolve_image(api: Api, image: str) -> str:
+    """An image id for an id or a name."""
+    images = list_all(api, api.images.ListImages, images_pb2.ListImagesRequest(), "images")
+    try:
+        return resolve_id(images, image, "image")
+    except Ambiguous as exc:
+        output.err(f"error: {exc}")
+        raise typer.Exit(1) from None
+
+
+def finish_build(api: Api, server: servers_pb2.Server, timeout: float, fmt: Format) -> None:
+    """Waits for ACTIVE (exit 0) or ERROR (the fault, exit 1)."""
+    try:
+        final = wait_for(api, server.id, lambda s: s is None or s.status in (ACTIVE, ERROR), timeout)
+    except WaitTimeout as exc:
+        now = output.enum_label(exc.last, "status") if exc.last else "gone"
+        output.err(f"error: server {server.id} is not ACTIVE after {timeout:g}s (status {now})")
+        raise typer.Exit(1) from None
+    if final is None:
+        output.err(f"error: server {server.id} was deleted while it was building")
+        raise typer.Exit(1)
+    output.emit_one(fmt, final, server_rows)
+    if final.status == ERROR:
+        output.err(f"error: server {final.name} ({final.id}) went to ERROR: {fault_text(final) or 'no fault given'}")
+        raise typer.Exit(1)
+
+
+@app.command("create")
+def create(
+    name: Annotated[str, typer.Argument(help="Server name.")],
+    flavor: Annotated[str, typer.Option("--flavor", help="Flavor id or name.")],
+    image: Annotated[str, typer.Option("--image", help="Image id or name.")],
+    az: Annotated[str | None, typer.Option("--az", help="Availability zone.", show_default=False)] = None,
+    meta: Annotated[
+        list[str] | None, typer.Option("--meta", metavar="KEY=VALUE", help="Metadata (repeatable).")
+    ] = None,
+    hint: Annotated[
+        list[str] | None, typer.Option("--hint", metavar="KEY=VALUE", help="Scheduler hint (repeatable).")
+    ] = None,
+    group: Annotated[str | None, typer.Option("--group", help="Server group id.", show_default=False)] = None,
+    request_id: Annotated[
+        str | None, typer.Option("--request-id", help="Makes the create idempotent.", show_default=False)
+    ] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Follow the server until ACTIVE or ERROR.")] = False,
+    timeout: WaitTimeoutOpt = 600.0,
+    fmt: FormatOpt = Format.table,
+    api: ApiOpt = None,
+    token: TokenOpt = None,
+    state_dir: StateDirOpt = None,
+) -> None:
+    """Create a server; with --wait, exit 0 once ACTIVE and 1 on ERROR."""
+    metadata, hints = pairs_option(meta, "--meta"), pairs_option(hint, "--hint")
+    with open_api(api, token, state_dir) as client:
+        flavor_id, image_id = resolve_flavor(client, flavor), resolve_image(client, image)
+        spec = servers_pb2.Server(name=name, flavor_id=flavor_id, image_id=image_id, availability_zone=az or "")
+        spec.metadata.update(metadata)
+        spec.scheduler_hints.update(hints)
+        spec.server_group_id = group or ""
+        request = servers_pb2.CreateServerRequest(server=spec, request_id=request_id or "")
+        server: servers_pb2.Server = client.call(client.servers.CreateServer, request)
+        if wait:
+            finish_build(client, server, timeout, fmt)
+            return
+    output.emit_one(fmt, server, server_rows)
+
+
+@app.command("list")
+def list_servers(
+    all_projects: Annotated[bool, typer.Option("--all-projects", help="Every project's servers (admin).")] = False,
+    filter_: Annotated[
+        str | None, typer.Option("--filter", metavar="EXPR", help="e.g. 'status = ACTIVE'.", show_default=False)
+    ] = None,
+    fmt: FormatOpt = Format.table,
+    api: ApiOpt = None,
+    token: TokenOpt = None,
+    state_dir: StateDirOpt = None,
+) -> None:
+    """List servers (every page)."""
+    request = servers_pb2.ListServersRequest(all_projects=all_projects, filter=filter_ or "")
+    with open_api(api, token, state_dir) as client:
+        servers = list_all(client, client.servers.ListServers, request, "servers")
+    output.emit_list(fmt, COLUMNS, servers)
+
+
+@app.command("show")
+def show(
+    server_id: IdArg,
+    fmt: FormatOpt = Format.table,
+    api: ApiOpt = None,
+    token: TokenOpt = None,
+    state_dir: StateDirOpt = None,
+) -> None:
+    """Show one server."""
+    with open_api(api, token, state_dir) as client:
+        server = client.call(client.servers.GetServer, servers_pb2.GetServerRequest(id=server_id))
+    output.emit_one(fmt, server, server_rows)
+
+
+@app.command("delete")
+def delete(
+    server_id: IdArg,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait until the server is gone.")] = False,
+    timeout: WaitTimeoutOpt = 600.0,
+    fmt: FormatOpt = Format.table,
+    api: ApiOpt = None,
+    token: TokenOpt = None,
+    state_dir: StateDirOpt = None,
+) -> None:
+    """Delete a server; with --wait, return once it is gone."""
+    with open_api(api, token, state_dir) as client:
+        server: servers_pb2.Server = client.call(
+            client.servers.DeleteServer, servers_pb2.DeleteServerRequest(id=server_id)
+        )
+        if wait:
+            wait_gone(client, server_id, timeout)
+    if fmt is Format.json:
+        output.print_json(output.to_dict(server))
+    else:
+        print(f"server {server_id} {'deleted' if wait else 'is being deleted'}")
+
+
+def wait_gone(client: Api, server_id: str, timeout: float) -> None:
+    def gone(s: Any) -> bool:
+        return s is None or s.status == DELETED
+
+    try:
+        wait_for(client, server_id, gone, timeout)
+    except WaitTimeout:
+        output.err(f"error: server {server_id} is still there after {timeout:g}s")
+        raise typer.Exit(1) from None

@@ -1,0 +1,94 @@
+"""The ``stratus up`` command: options in, a supervised stack until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from services.core.config import DEFAULT_STATE_DIR
+from services.core.launcher.options import LaunchError, StackOptions, default_prefix, parse_etcd_urls, parse_fake_host
+
+
+class Driver(StrEnum):
+    libvirt = "libvirt"
+    fake = "fake"
+
+
+def _fake_host(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return parse_fake_host(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+def _etcd(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return ",".join(parse_etcd_urls(value))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+def setup_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s stratus up: %(message)s", "%H:%M:%S"))
+    logger = logging.getLogger("stratus.up")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+def up(
+    state_dir: Annotated[
+        Path, typer.Option("--state-dir", help="Where the stack keeps its state.")
+    ] = DEFAULT_STATE_DIR,
+    driver: Annotated[Driver, typer.Option("--driver", help="Virt driver of the computes.")] = Driver.fake,
+    computes: Annotated[int, typer.Option("--computes", min=1, help="Compute services to start.")] = 1,
+    schedulers: Annotated[int, typer.Option("--schedulers", min=1, help="Schedulers to start.")] = 1,
+    fake_host: Annotated[
+        str | None,
+        typer.Option(
+            "--fake-host", metavar="vcpus=V,ram_mb=R,disk_gb=D", callback=_fake_host, help="Size of each fake host."
+        ),
+    ] = None,
+    api_port: Annotated[
+        int, typer.Option("--api-port", min=0, max=65535, help="The api's port (0: a free one).")
+    ] = 8774,
+    etcd: Annotated[
+        str | None,
+        typer.Option("--etcd", metavar="URL,...", callback=_etcd, help="Use this etcd cluster instead of a local one."),
+    ] = None,
+    lease_ttl: Annotated[
+        int | None, typer.Option("--lease-ttl", min=2, max=300, help="Service lease TTL, seconds.", show_default=False)
+    ] = None,
+) -> None:
+    """Start a whole stack on this machine (etcd too) and supervise it until Ctrl-C."""
+    from services.core.launcher.stack import Stack
+
+    opts = StackOptions(
+        state_dir=state_dir.expanduser().resolve(),
+        driver=driver.value,
+        computes=computes,
+        schedulers=schedulers,
+        fake_host=fake_host,
+        api_port=api_port,
+        etcd=parse_etcd_urls(etcd) if etcd else (),
+        lease_ttl=lease_ttl,
+        prefix=default_prefix(),
+    )
+    setup_logging()
+    try:
+        code = asyncio.run(Stack(opts).run())
+    except LaunchError as exc:
+        logging.getLogger("stratus.up").error("%s", exc)
+        code = 1
+    raise typer.Exit(code)

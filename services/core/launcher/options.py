@@ -1,0 +1,63 @@
+"""What ``stratus up`` was asked to start."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+FAKE_HOST_KEYS = ("vcpus", "ram_mb", "disk_gb")
+
+
+class LaunchError(RuntimeError):
+    """Start-up cannot go on; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class StackOptions:
+    state_dir: Path
+    driver: str = "fake"
+    computes: int = 1
+    schedulers: int = 1
+    fake_host: str | None = None
+    api_port: int = 8774
+    etcd: tuple[str, ...] = ()  # an existing cluster; empty: start a local etcd
+    lease_ttl: int | None = None
+    prefix: str = "/stratus/"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+
+def default_prefix() -> str:
+    """The children read ``STRATUS_PREFIX`` from the environment they inherit, and so does the launcher."""
+    return os.environ.get("STRATUS_PREFIX") or "/stratus/"
+
+
+def parse_fake_host(text: str) -> str:
+    """Checks ``vcpus=V,ram_mb=R,disk_gb=D`` (all three, positive integers) and returns it normalised."""
+    sizes: dict[str, int] = {}
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        key, sep, value = part.partition("=")
+        key = key.strip()
+        if not sep or key not in FAKE_HOST_KEYS:
+            raise ValueError(f"expected vcpus=V,ram_mb=R,disk_gb=D, got {part!r}")
+        try:
+            number = int(value)
+        except ValueError:
+            raise ValueError(f"{key} must be a whole number, got {value!r}") from None
+        if number <= 0:
+            raise ValueError(f"{key} must be positive, got {number}")
+        sizes[key] = number
+    missing = [key for key in FAKE_HOST_KEYS if key not in sizes]
+    if missing:
+        raise ValueError(f"expected vcpus=V,ram_mb=R,disk_gb=D; missing {', '.join(missing)}")
+    return ",".join(f"{key}={sizes[key]}" for key in FAKE_HOST_KEYS)
+
+
+def parse_etcd_urls(text: str) -> tuple[str, ...]:
+    urls = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not urls:
+        raise ValueError("give at least one etcd URL, e.g. http://127.0.0.1:2379")
+    return tuple(url if "://" in url else f"http://{url}" for url in urls)

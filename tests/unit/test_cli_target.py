@@ -1,0 +1,67 @@
+"""Finding the stack: flags, then STRATUS_API/STRATUS_TOKEN, then stack.json in the state dir."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from services.core.cli.target import NoStack, resolve_target, state_dir_of
+from services.core.config import DEFAULT_STATE_DIR
+from services.core.launcher.stackfile import StackInfo, stack_path, write_stack
+
+
+def make_stack(state_dir: Path, api: str = "127.0.0.1:1111", token: str = "file-token") -> None:
+    write_stack(stack_path(state_dir), StackInfo(api, ["http://127.0.0.1:2"], token, "demo", str(state_dir)))
+
+
+def test_flags_win_over_everything(tmp_path: Path) -> None:
+    make_stack(tmp_path)
+    env = {"STRATUS_API": "env:1", "STRATUS_TOKEN": "env-token"}
+    target = resolve_target("flag:1", "flag-token", tmp_path, env)
+    assert (target.api, target.token, target.source) == ("flag:1", "flag-token", "--api")
+
+
+def test_environment_wins_over_the_stack_file(tmp_path: Path) -> None:
+    make_stack(tmp_path)
+    env = {"STRATUS_API": "env:1", "STRATUS_TOKEN": "env-token", "STRATUS_STATE_DIR": str(tmp_path)}
+    target = resolve_target(None, None, None, env)
+    assert (target.api, target.token, target.source) == ("env:1", "env-token", "STRATUS_API")
+
+
+def test_the_stack_file_fills_what_flags_and_environment_leave_out(tmp_path: Path) -> None:
+    make_stack(tmp_path)
+    assert resolve_target(None, None, tmp_path, {}).api == "127.0.0.1:1111"
+    assert resolve_target(None, None, tmp_path, {}).token == "file-token"
+    assert resolve_target(None, "mine", tmp_path, {}).token == "mine"
+    with_api = resolve_target("other:2", None, tmp_path, {})
+    assert (with_api.api, with_api.token) == ("other:2", "file-token")
+
+
+def test_the_state_dir_comes_from_the_flag_then_the_environment_then_the_default(tmp_path: Path) -> None:
+    assert state_dir_of(tmp_path / "flag", {"STRATUS_STATE_DIR": str(tmp_path / "env")}) == tmp_path / "flag"
+    assert state_dir_of(None, {"STRATUS_STATE_DIR": str(tmp_path / "env")}) == tmp_path / "env"
+    assert state_dir_of(None, {}) == DEFAULT_STATE_DIR
+
+
+def test_the_state_dir_from_the_environment_finds_its_stack_file(tmp_path: Path) -> None:
+    make_stack(tmp_path / "b", api="127.0.0.1:2222")
+    target = resolve_target(None, None, None, {"STRATUS_STATE_DIR": str(tmp_path / "b")})
+    assert target.api == "127.0.0.1:2222"
+    assert target.source == str(tmp_path / "b" / "stack.json")
+
+
+def test_no_stack_anywhere_says_how_to_start_one(tmp_path: Path) -> None:
+    with pytest.raises(NoStack, match="stratus up"):
+        resolve_target(None, None, tmp_path, {})
+
+
+def test_an_api_without_any_token_is_still_a_target(tmp_path: Path) -> None:
+    target = resolve_target("127.0.0.1:9", None, tmp_path, {})
+    assert (target.api, target.token) == ("127.0.0.1:9", None)
+
+
+def test_a_garbled_stack_file_is_reported(tmp_path: Path) -> None:
+    stack_path(tmp_path).write_text("{not json")
+    with pytest.raises(NoStack, match="not a valid stack file"):
+        resolve_target(None, None, tmp_path, {})

@@ -1,0 +1,41 @@
+"""The stack's admin and demo tokens: created once, reused while tokens.json still knows them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from services.core.launcher.credentials import ensure_tokens
+from services.core.launcher.stackfile import StackInfo
+from services.core.tokens import TokenFile, add_token
+
+
+def previous(admin: str, demo: str) -> StackInfo:
+    return StackInfo("127.0.0.1:1", [], admin, demo, "/s")
+
+
+def test_a_fresh_state_dir_gets_an_admin_and_a_demo_token(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.json"
+    admin, demo = ensure_tokens(path, None)
+    tokens = TokenFile(path)
+    assert tokens.authenticate(admin).roles == frozenset({"admin", "member"})
+    assert tokens.authenticate(admin).project_id == "admin"
+    assert tokens.authenticate(demo).roles == frozenset({"member"})
+    assert tokens.authenticate(demo).project_id == "demo"
+
+
+def test_tokens_of_the_previous_run_are_kept_while_the_file_knows_them(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.json"
+    admin, demo = ensure_tokens(path, None)
+    assert ensure_tokens(path, previous(admin, demo)) == (admin, demo)
+
+
+def test_a_token_the_file_no_longer_knows_is_replaced(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.json"
+    admin, demo = ensure_tokens(path, None)
+    add_token(path, "demo", "demo", "demo", ["member"])  # demo rotated behind our back
+    new_admin, new_demo = ensure_tokens(path, previous(admin, demo))
+    assert new_admin == admin
+    assert new_demo != demo
+    names = [t["name"] for t in json.loads(path.read_text())["tokens"]]
+    assert sorted(names) == ["admin", "demo"]

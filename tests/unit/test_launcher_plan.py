@@ -1,0 +1,111 @@
+"""The processes of a stack, their command lines, and how registrations update them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import cast
+
+from services.core.launcher.etcd_proc import EtcdPorts, etcd_argv
+from services.core.launcher.options import StackOptions
+from services.core.launcher.plan import plan_services, service_argv, service_hosts
+from services.core.launcher.registry import not_serving, take_registrations
+from services.core.launcher.summary import summary_lines
+from services.core.launcher.supervised import Supervised, port_of
+from stratus.state.v1 import state_pb2
+
+OPTS = StackOptions(state_dir=Path("/s"), computes=2, schedulers=2, fake_host="vcpus=2,ram_mb=512,disk_gb=5")
+ETCD = ("http://127.0.0.1:2379",)
+
+
+def test_hosts_are_numbered_in_start_order() -> None:
+    assert service_hosts(OPTS) == [
+        ("servicegroup", "servicegroup-1"),
+        ("scheduler", "scheduler-1"),
+        ("scheduler", "scheduler-2"),
+        ("compute", "compute-1"),
+        ("compute", "compute-2"),
+        ("api", "api-1"),
+    ]
+
+
+def test_a_compute_gets_the_driver_size_etcd_and_its_port() -> None:
+    argv = service_argv("compute", "compute-2", OPTS, ETCD, 0)
+    assert argv[:4] == [sys.executable, "-m", "services.core.cli.main", "compute"]
+    flags = dict(zip(argv[4::2], argv[5::2], strict=True))
+    assert flags == {
+        "--host": "compute-2",
+        "--state-dir": "/s",
+        "--etcd": "http://127.0.0.1:2379",
+        "--port": "0",
+        "--driver": "fake",
+        "--fake-host": "vcpus=2,ram_mb=512,disk_gb=5",
+    }
+
+
+def test_only_computes_get_driver_flags_and_lease_ttl_passes_when_given() -> None:
+    opts = StackOptions(state_dir=Path("/s"), lease_ttl=3)
+    argv = service_argv("scheduler", "scheduler-1", opts, ETCD, 0)
+    assert "--driver" not in argv
+    assert argv[argv.index("--lease-ttl") + 1] == "3"
+
+
+def test_the_api_starts_on_the_api_port_and_a_restart_keeps_the_registered_port() -> None:
+    services = {s.host: s for s in plan_services(StackOptions(state_dir=Path("/s"), api_port=8774), ETCD)}
+    api = services["api-1"]
+    assert api.argv(api.port)[-2:] == ["--port", "8774"]
+    compute = services["compute-1"]
+    assert compute.port == 0
+    compute.registered("127.0.0.1:40123", compute.pid)
+    assert compute.argv(compute.port)[compute.argv(compute.port).index("--port") + 1] == "40123"
+
+
+class RunningProc:
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def poll(self) -> int | None:
+        return None
+
+
+def fake_service(host: str, pid: int) -> Supervised:
+    service = Supervised("compute", host, lambda port: [], Path("/dev/null"))
+    service.proc = cast("subprocess.Popen[bytes]", RunningProc(pid))
+    return service
+
+
+def test_registrations_count_only_for_the_current_pid() -> None:
+    one, two = fake_service("compute-1", 100), fake_service("compute-2", 200)
+    records = {
+        ("compute", "compute-1"): state_pb2.ServiceRecord(endpoint="127.0.0.1:1", pid=100),
+        ("compute", "compute-2"): state_pb2.ServiceRecord(endpoint="127.0.0.1:2", pid=999),  # a previous run's
+    }
+    assert take_registrations(records, [one, two]) is True
+    assert not_serving([one, two]) == [two]
+    assert one.entry().endpoint == "127.0.0.1:1" and one.port == 1
+    assert take_registrations(records, [one, two]) is False  # nothing moved
+
+
+def test_port_of_an_endpoint() -> None:
+    assert port_of("127.0.0.1:4242") == 4242
+    assert port_of("[::1]:80") == 80
+    assert port_of("nohost") == 0
+
+
+def test_etcd_runs_on_loopback_with_fast_elections() -> None:
+    argv = etcd_argv("/usr/bin/etcd", Path("/s/etcd"), EtcdPorts(client=1111, peer=2222))
+    flags = dict(zip(argv[1::2], argv[2::2], strict=True))
+    assert flags["--data-dir"] == "/s/etcd"
+    assert flags["--listen-client-urls"] == "http://127.0.0.1:1111"
+    assert flags["--initial-cluster"] == "stratus=http://127.0.0.1:2222"
+    assert (flags["--heartbeat-interval"], flags["--election-timeout"]) == ("50", "500")
+
+
+def test_the_summary_names_the_api_and_how_to_reach_a_non_default_stack() -> None:
+    from services.core.launcher.stackfile import StackInfo
+
+    info = StackInfo("127.0.0.1:5555", list(ETCD), "t", "d", "/s")
+    text = "\n".join(summary_lines(info, Path("/s/logs"), local_etcd=True))
+    assert "127.0.0.1:5555" in text
+    assert "export STRATUS_STATE_DIR=/s" in text
