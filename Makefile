@@ -31,7 +31,7 @@ functional: $(STAMP)
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests/functional
 
 protos: $(STAMP)
-	bash deploy/gen-protos.sh $(GEN)
+	bash deploy/gen-protos.sh $(GEN) >/dev/null
 
 # Fails when the committed generated code differs from what `make protos` makes now.
 check-protos: $(STAMP)
@@ -42,7 +42,7 @@ check-protos: $(STAMP)
 
 lint: $(STAMP) buf-lint
 	$(VENV)/bin/ruff check services tests bench
-	$(VENV)/bin/mypy services tests bench
+	$(VENV)/bin/mypy services tests $(wildcard bench/*.py)
 
 # buf comes from npm; without npm on the machine the proto lint is skipped with a notice.
 buf-lint:

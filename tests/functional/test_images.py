@@ -16,7 +16,8 @@ def upload(stack: Stack, messages: list[images_pb2.UploadImageRequest]) -> image
     def stream() -> Iterator[images_pb2.UploadImageRequest]:
         yield from messages
 
-    return stack.images.UploadImage(stream(), metadata=stack.md("demo"))
+    image: images_pb2.Image = stack.images.UploadImage(stream(), metadata=stack.md("demo"))
+    return image
 
 
 def test_upload_download_delete(stack: Stack) -> None:

@@ -11,11 +11,13 @@ from tests.support.stack import Stack
 S = servers_pb2.ServerStatus
 
 
-def create(stack: Stack, name: str, who: str = "admin", **extra: str) -> servers_pb2.Server:
-    request_id = extra.pop("request_id", "")
-    server = servers_pb2.Server(name=name, flavor_id=extra.pop("flavor", "m1.tiny"), image_id="tiny", **extra)
+def create(
+    stack: Stack, name: str, who: str = "admin", flavor: str = "m1.tiny", request_id: str = ""
+) -> servers_pb2.Server:
+    server = servers_pb2.Server(name=name, flavor_id=flavor, image_id="tiny")
     req = servers_pb2.CreateServerRequest(server=server, request_id=request_id)
-    return stack.servers.CreateServer(req, metadata=stack.md(who))
+    created: servers_pb2.Server = stack.servers.CreateServer(req, metadata=stack.md(who))
+    return created
 
 
 def used_ram(stack: Stack) -> int:
