@@ -41,7 +41,7 @@ check-protos: $(STAMP)
 	echo "generated protobuf code is stale: run 'make protos' and commit"; exit 1; fi
 
 lint: $(STAMP) buf-lint
-	$(VENV)/bin/ruff check services tests bench
+	$(VENV)/bin/ruff check services tests $(wildcard bench)
 	$(VENV)/bin/mypy services tests $(wildcard bench/*.py)
 
 # buf comes from npm; without npm on the machine the proto lint is skipped with a notice.
