@@ -24,6 +24,7 @@ from services.core import keys
 from services.core.config import CommonSettings
 from services.core.etcd import Store
 from services.core.interceptors import Authenticator, RequestInterceptor
+from services.core.reflection_pool import MethodAwarePool
 from services.core.registration import Registration
 from services.core.telemetry import setup_logging, setup_tracing, shutdown_tracing
 from stratus.state.v1 import state_pb2
@@ -61,7 +62,8 @@ def _grpc_server(spec: ServiceSpec) -> tuple[grpc.aio.Server, Any]:
         add(servicer, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection([*spec.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    names = [*spec.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME]
+    reflection.enable_server_reflection(names, server, pool=MethodAwarePool())
     return server, health_servicer
 
 

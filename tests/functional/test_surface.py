@@ -32,6 +32,13 @@ def test_reflection_lists_the_public_services(stack: Stack) -> None:
         assert name in out.stdout.split()
 
 
+def test_reflection_describes_services_methods_and_messages(stack: Stack) -> None:
+    for symbol, kind in (("stratus.v1.Servers", "service"), ("stratus.v1.Servers.CreateServer", "method"),
+                         ("stratus.v1.Server", "message")):  # fmt: skip
+        out = grpcurl(stack, stack.api, "describe", symbol)
+        assert out.returncode == 0 and f"is a {kind}" in out.stdout, out.stderr
+
+
 def test_health_serving_on_every_process(stack: Stack) -> None:
     endpoints = [stack.api] + [s["endpoint"] for s in stack.info["services"]]
     for endpoint in endpoints:
