@@ -12,11 +12,14 @@ services_admin/<binary>/<host>         state.ServiceAdmin           durable (ope
 services_seen/<binary>/<host>          state.ServiceSeen            durable (servicegroup)
 hosts/<host>/capabilities              state.HostCapabilities       the compute's lease
 hosts/<host>/usage                     state.HostUsage              durable, compare-and-swap
+hosts/<host>/stats                     state.HostStats              the compute's lease
 instances/<id>                         state.InstanceRecord         durable, compare-and-swap
 requests/<project>/<request_id>        state.RequestIndex           durable, with the instance
 flavors/<id>                           stratus.v1.Flavor            durable
 flavor_names/<name>                    the flavor id (utf-8)        durable, with the flavor
 images/<id>                            stratus.v1.Image             durable (bytes on api disk)
+aggregates/<id>                        stratus.v1.Aggregate         durable
+server_groups/<id>                     state.ServerGroupRecord      durable, compare-and-swap
 =====================================  ===========================  ==========================
 """
 
@@ -31,9 +34,12 @@ REQUESTS = "requests/"
 FLAVORS = "flavors/"
 FLAVOR_NAMES = "flavor_names/"
 IMAGES = "images/"
+AGGREGATES = "aggregates/"
+SERVER_GROUPS = "server_groups/"
 
 CAPABILITIES = "capabilities"
 USAGE = "usage"
+STATS = "stats"
 
 
 def service(binary: str, host: str) -> str:
@@ -62,6 +68,10 @@ def host_usage(host: str) -> str:
     return f"{HOSTS}{host}/{USAGE}"
 
 
+def host_stats(host: str) -> str:
+    return f"{HOSTS}{host}/{STATS}"
+
+
 def split_host(key: str) -> tuple[str, str]:
     """``hosts/c1/usage`` -> (``c1``, ``usage``)."""
     _, host, kind = key.split("/", 2)
@@ -86,3 +96,11 @@ def flavor_name(name: str) -> str:
 
 def image(image_id: str) -> str:
     return f"{IMAGES}{image_id}"
+
+
+def aggregate(aggregate_id: str) -> str:
+    return f"{AGGREGATES}{aggregate_id}"
+
+
+def server_group(group_id: str) -> str:
+    return f"{SERVER_GROUPS}{group_id}"

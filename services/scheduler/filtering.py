@@ -14,7 +14,7 @@ from services.core.errors import ResourceExhausted
 from services.scheduler.filters import Filter
 from services.scheduler.filters.base import Refusal
 from services.scheduler.host_state import HostState
-from stratus.scheduler.v1 import scheduler_pb2
+from services.scheduler.request import SchedulingRequest
 
 
 @dataclass
@@ -25,8 +25,8 @@ class FilterOutcome:
 
 
 class FilterRun:
-    def __init__(self, filters: Sequence[Filter], spec: scheduler_pb2.RequestSpec) -> None:
-        self.spec = spec
+    def __init__(self, filters: Sequence[Filter], request: SchedulingRequest) -> None:
+        self.request = request
         self.outcomes = [FilterOutcome(f) for f in filters]
         self.hosts_seen = 0
         # The filter that removed the last remaining host: the one to blame when nothing fits.
@@ -40,7 +40,7 @@ class FilterRun:
             outcome.considered += len(survivors)
             kept = []
             for host in survivors:
-                reason = outcome.filter.host_passes(host, self.spec)
+                reason = outcome.filter.host_passes(host, self.request)
                 if reason is None:
                     kept.append(host)
                 else:
@@ -53,7 +53,7 @@ class FilterRun:
     def recheck(self, host: HostState) -> bool:
         """Runs the chain again on a host whose state changed (after a lost race); records a refusal."""
         for outcome in self.outcomes:
-            reason = outcome.filter.host_passes(host, self.spec)
+            reason = outcome.filter.host_passes(host, self.request)
             if reason is not None:
                 outcome.refused.append((host, reason))
                 self.last_filter = outcome.filter
@@ -61,11 +61,11 @@ class FilterRun:
         return True
 
     def no_valid_host(self) -> ResourceExhausted:
-        res = self.spec.resources
+        res = self.request.spec.resources
         wanted = f"{res.ram_mb} MB / {res.vcpus} vCPU / {res.disk_gb} GB"
         parts = [
             f"{o.filter.name} removed {len(o.refused)} of {o.considered} host{'s' if o.considered != 1 else ''}"
-            f" ({o.filter.explain(self.spec, o.refused)})"
+            f" ({o.filter.explain(self.request, o.refused)})"
             for o in self.outcomes
             if o.refused
         ]

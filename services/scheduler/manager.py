@@ -13,15 +13,17 @@ import logging
 from collections.abc import Sequence
 
 from services.core import claims, instances
-from services.core.errors import Aborted, InvalidArgument
+from services.core.errors import Aborted, InvalidArgument, Unimplemented
 from services.core.etcd import Store
 from services.core.telemetry import tracer
 from services.scheduler.filtering import FilterRun
 from services.scheduler.filters import Filter
 from services.scheduler.host_state import HostState, HostStateCache
+from services.scheduler.request import SchedulingRequest
 from services.scheduler.weighers import Weigher, weigh_hosts
 from stratus.scheduler.v1 import scheduler_pb2
 from stratus.state.v1 import state_pb2
+from stratus.v1 import placement_pb2
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +63,9 @@ class SchedulerManager:
         """Claims a host for ``spec``; ``alternates`` (default: the configured number) more that fit."""
         validate(spec)
         wanted = self.alternates if alternates is None else alternates
-        run = FilterRun(self._filters, spec)
-        candidates = [w.host for w in weigh_hosts(self._weighers, run.run(self.hosts.hosts()), spec)]
+        request = SchedulingRequest.of(spec)
+        run = FilterRun(self._filters, request)
+        candidates = [w.host for w in weigh_hosts(self._weighers, run.run(self.hosts.hosts()), request)]
         held = self._held_host(spec)
         if held is not None:
             log.info("instance %s already holds a claim on %s", spec.instance_id, held)
@@ -78,13 +81,16 @@ class SchedulerManager:
             raise Aborted(f"hosts for instance {spec.instance_id} are too contended to claim; try again")
         raise run.no_valid_host()
 
+    async def explain_placement(self, spec: scheduler_pb2.RequestSpec) -> placement_pb2.PlacementExplanation:
+        raise Unimplemented("ExplainPlacement is being built (issue 3)")
+
     def _held_host(self, spec: scheduler_pb2.RequestSpec) -> str | None:
         """The host a retried request already claimed, unless that host failed it."""
         held = sorted(self.hosts.holders(spec.instance_id) - set(spec.ignore_hosts))
         return held[0] if held else None
 
     async def _claim(self, host: HostState, run: FilterRun) -> ClaimOutcome:
-        spec = run.spec
+        spec = run.request.spec
         claim = state_pb2.Claim(
             instance_id=spec.instance_id,
             project_id=spec.project_id,

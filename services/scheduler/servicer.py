@@ -6,6 +6,7 @@ import grpc
 
 from services.scheduler.manager import SchedulerManager
 from stratus.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
+from stratus.v1 import placement_pb2
 
 
 class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
@@ -17,3 +18,8 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
     ) -> scheduler_pb2.SelectDestinationsResponse:
         # 0 (unset) takes the configured number of alternates.
         return await self._manager.select_destinations(request.spec, request.alternates or None)
+
+    async def ExplainPlacement(
+        self, request: scheduler_pb2.ExplainPlacementRequest, context: grpc.aio.ServicerContext
+    ) -> placement_pb2.PlacementExplanation:
+        return await self._manager.explain_placement(request.spec)

@@ -20,6 +20,7 @@ from services.scheduler.filters.disk import DiskFilter
 from services.scheduler.filters.ram import RamFilter
 from services.scheduler.filters.retry import RetryFilter
 from services.scheduler.host_state import HostState
+from services.scheduler.request import SchedulingRequest
 from services.scheduler.settings import DEFAULT_FILTERS
 from stratus.scheduler.v1 import scheduler_pb2
 from stratus.state.v1 import state_pb2
@@ -111,17 +112,18 @@ CASES: list[tuple[str, Filter, HostState, scheduler_pb2.RequestSpec, str | None]
 
 @pytest.mark.parametrize(("flt", "state", "request_spec", "reason"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_filter(flt: Filter, state: HostState, request_spec: scheduler_pb2.RequestSpec, reason: str | None) -> None:
-    assert flt.host_passes(state, request_spec) == reason
+    assert flt.host_passes(state, SchedulingRequest.of(request_spec)) == reason
 
 
 def test_resource_filter_explains_with_the_best_refused_host() -> None:
     refused = [(host("a", ram_mb=1024), "x"), (host("b", ram_mb=512), "y")]
-    assert RamFilter().explain(spec(ram_mb=4096), refused) == "4096 MB RAM needed, at most 1024 MB free"
+    explained = RamFilter().explain(SchedulingRequest.of(spec(ram_mb=4096)), refused)
+    assert explained == "4096 MB RAM needed, at most 1024 MB free"
 
 
 def test_other_filters_explain_with_a_sample() -> None:
     refused = [(host("a", alive=False), "compute service is down")]
-    assert ComputeFilter().explain(spec(), refused) == "a: compute service is down"
+    assert ComputeFilter().explain(SchedulingRequest.of(spec()), refused) == "a: compute service is down"
 
 
 def test_registry_builds_in_order_and_refuses_unknown_names() -> None:
@@ -132,7 +134,7 @@ def test_registry_builds_in_order_and_refuses_unknown_names() -> None:
 
 
 def refusal(hosts: list[HostState], request_spec: scheduler_pb2.RequestSpec) -> ResourceExhausted:
-    run = FilterRun(build_filters(DEFAULT_FILTERS), request_spec)
+    run = FilterRun(build_filters(DEFAULT_FILTERS), SchedulingRequest.of(request_spec))
     assert run.run(hosts) == []
     return run.no_valid_host()
 
@@ -166,7 +168,7 @@ def test_no_valid_host_without_hosts() -> None:
 
 
 def test_recheck_records_a_refusal_after_fresh_usage() -> None:
-    run = FilterRun(build_filters(DEFAULT_FILTERS), spec(ram_mb=2048))
+    run = FilterRun(build_filters(DEFAULT_FILTERS), SchedulingRequest.of(spec(ram_mb=2048)))
     assert run.run([host("a", ram_mb=2048)]) == [host("a", ram_mb=2048)]
     assert not run.recheck(host("a", ram_mb=2048, used=(0, 1024, 0)))
     err = run.no_valid_host()

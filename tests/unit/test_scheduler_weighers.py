@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services.scheduler.host_state import HostState
+from services.scheduler.request import SchedulingRequest
 from services.scheduler.weighers import WEIGHERS, Weigher, build_weighers, normalize, weigh_hosts
 from services.scheduler.weighers.ram import RamWeigher
 from stratus.scheduler.v1 import scheduler_pb2
@@ -33,7 +34,7 @@ def test_normalize(values: list[float], minval: float | None, maxval: float | No
 
 
 def order(weighers: list[Weigher], hosts: list[HostState]) -> list[str]:
-    return [w.host.host for w in weigh_hosts(weighers, hosts, SPEC)]
+    return [w.host.host for w in weigh_hosts(weighers, hosts, SchedulingRequest.of(SPEC))]
 
 
 @pytest.mark.parametrize(
@@ -58,13 +59,13 @@ def test_ram_weigher_counts_free_not_total() -> None:
 class CpuWeigher(Weigher):
     name = "CpuWeigher"
 
-    def weigh(self, host: HostState, spec: scheduler_pb2.RequestSpec) -> float:
+    def weigh(self, host: HostState, request: SchedulingRequest) -> float:
         return float(host.free_vcpus)
 
 
 def test_weights_are_normalised_then_multiplied_and_summed() -> None:
     hosts = [host("a", ram_mb=8192, vcpus=1), host("b", ram_mb=1024, vcpus=16)]
-    weighed = weigh_hosts([RamWeigher(1.0), CpuWeigher(2.0)], hosts, SPEC)
+    weighed = weigh_hosts([RamWeigher(1.0), CpuWeigher(2.0)], hosts, SchedulingRequest.of(SPEC))
     assert [(w.host.host, w.weight) for w in weighed] == [("b", 2.0), ("a", 1.0)]
 
 

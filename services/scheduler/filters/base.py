@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from services.scheduler.host_state import HostState
-from stratus.scheduler.v1 import scheduler_pb2
+from services.scheduler.request import SchedulingRequest
 
 Refusal = tuple[HostState, str]
 
@@ -24,10 +24,10 @@ class Filter(ABC):
     resource: ClassVar[str] = ""
 
     @abstractmethod
-    def host_passes(self, host: HostState, spec: scheduler_pb2.RequestSpec) -> str | None:
+    def host_passes(self, host: HostState, request: SchedulingRequest) -> str | None:
         """None when the host passes; otherwise why not."""
 
-    def explain(self, spec: scheduler_pb2.RequestSpec, refused: Sequence[Refusal]) -> str:
+    def explain(self, request: SchedulingRequest, refused: Sequence[Refusal]) -> str:
         """One phrase for all the hosts this filter refused (at least one)."""
         host, reason = refused[0]
         return f"{host.host}: {reason}"
@@ -40,20 +40,20 @@ class ResourceFilter(Filter):
     unit: ClassVar[str]  # "MB"
 
     @abstractmethod
-    def needed(self, spec: scheduler_pb2.RequestSpec) -> int: ...
+    def needed(self, request: SchedulingRequest) -> int: ...
 
     @abstractmethod
     def free(self, host: HostState) -> int: ...
 
-    def host_passes(self, host: HostState, spec: scheduler_pb2.RequestSpec) -> str | None:
-        needed, free = self.needed(spec), self.free(host)
+    def host_passes(self, host: HostState, request: SchedulingRequest) -> str | None:
+        needed, free = self.needed(request), self.free(host)
         if needed <= free:
             return None
         return f"{needed} {self.label} needed, {self._amount(free)} free"
 
-    def explain(self, spec: scheduler_pb2.RequestSpec, refused: Sequence[Refusal]) -> str:
+    def explain(self, request: SchedulingRequest, refused: Sequence[Refusal]) -> str:
         best = max(self.free(host) for host, _ in refused)
-        return f"{self.needed(spec)} {self.label} needed, at most {self._amount(best)} free"
+        return f"{self.needed(request)} {self.label} needed, at most {self._amount(best)} free"
 
     def _amount(self, value: int) -> str:
         return f"{max(value, 0)} {self.unit}".rstrip()

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from services.scheduler.filters.base import Filter
 from services.scheduler.host_state import HostState
-from stratus.scheduler.v1 import scheduler_pb2
+from services.scheduler.request import SchedulingRequest
 
 
 class ComputeFilter(Filter):
@@ -10,7 +10,7 @@ class ComputeFilter(Filter):
 
     name = "ComputeFilter"
 
-    def host_passes(self, host: HostState, spec: scheduler_pb2.RequestSpec) -> str | None:
+    def host_passes(self, host: HostState, request: SchedulingRequest) -> str | None:
         if not host.alive:
             return "compute service is down"
         if host.forced_down:

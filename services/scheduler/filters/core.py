@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from services.scheduler.filters.base import ResourceFilter
 from services.scheduler.host_state import HostState
-from stratus.scheduler.v1 import scheduler_pb2
+from services.scheduler.request import SchedulingRequest
 
 
 class CoreFilter(ResourceFilter):
@@ -11,8 +11,8 @@ class CoreFilter(ResourceFilter):
     label = "vCPU"
     unit = ""
 
-    def needed(self, spec: scheduler_pb2.RequestSpec) -> int:
-        return spec.resources.vcpus
+    def needed(self, request: SchedulingRequest) -> int:
+        return request.spec.resources.vcpus
 
     def free(self, host: HostState) -> int:
         return host.free_vcpus

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from services.scheduler.filters.base import ResourceFilter
 from services.scheduler.host_state import HostState
-from stratus.scheduler.v1 import scheduler_pb2
+from services.scheduler.request import SchedulingRequest
 
 
 class DiskFilter(ResourceFilter):
@@ -11,8 +11,8 @@ class DiskFilter(ResourceFilter):
     label = "GB disk"
     unit = "GB"
 
-    def needed(self, spec: scheduler_pb2.RequestSpec) -> int:
-        return spec.resources.disk_gb
+    def needed(self, request: SchedulingRequest) -> int:
+        return request.spec.resources.disk_gb
 
     def free(self, host: HostState) -> int:
         return host.free_disk_gb

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from services.scheduler.filters.base import ResourceFilter
 from services.scheduler.host_state import HostState
-from stratus.scheduler.v1 import scheduler_pb2
+from services.scheduler.request import SchedulingRequest
 
 
 class RamFilter(ResourceFilter):
@@ -11,8 +11,8 @@ class RamFilter(ResourceFilter):
     label = "MB RAM"
     unit = "MB"
 
-    def needed(self, spec: scheduler_pb2.RequestSpec) -> int:
-        return spec.resources.ram_mb
+    def needed(self, request: SchedulingRequest) -> int:
+        return request.spec.resources.ram_mb
 
     def free(self, host: HostState) -> int:
         return host.free_ram_mb

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from services.scheduler.host_state import HostState
-from stratus.scheduler.v1 import scheduler_pb2
+from services.scheduler.request import SchedulingRequest
 
 
 class Weigher(ABC):
@@ -27,7 +27,7 @@ class Weigher(ABC):
         self.multiplier = multiplier
 
     @abstractmethod
-    def weigh(self, host: HostState, spec: scheduler_pb2.RequestSpec) -> float:
+    def weigh(self, host: HostState, request: SchedulingRequest) -> float:
         """The raw score; higher is better before the multiplier."""
 
     def weight_multiplier(self, host: HostState) -> float:
@@ -52,12 +52,12 @@ def normalize(values: Sequence[float], minval: float | None = None, maxval: floa
 
 
 def weigh_hosts(
-    weighers: Sequence[Weigher], hosts: Sequence[HostState], spec: scheduler_pb2.RequestSpec
+    weighers: Sequence[Weigher], hosts: Sequence[HostState], request: SchedulingRequest
 ) -> list[WeighedHost]:
     """The hosts, best first."""
     totals = [0.0] * len(hosts)
     for weigher in weighers:
-        raw = [weigher.weigh(host, spec) for host in hosts]
+        raw = [weigher.weigh(host, request) for host in hosts]
         for i, score in enumerate(normalize(raw, weigher.minval, weigher.maxval)):
             totals[i] += weigher.weight_multiplier(hosts[i]) * score
     weighed = [WeighedHost(host, total) for host, total in zip(hosts, totals, strict=True)]

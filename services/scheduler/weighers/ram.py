@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 from services.scheduler.host_state import HostState
+from services.scheduler.request import SchedulingRequest
 from services.scheduler.weighers.base import Weigher
-from stratus.scheduler.v1 import scheduler_pb2
 
 
 class RamWeigher(Weigher):
@@ -10,5 +10,5 @@ class RamWeigher(Weigher):
 
     name = "RamWeigher"
 
-    def weigh(self, host: HostState, spec: scheduler_pb2.RequestSpec) -> float:
+    def weigh(self, host: HostState, request: SchedulingRequest) -> float:
         return float(host.free_ram_mb)

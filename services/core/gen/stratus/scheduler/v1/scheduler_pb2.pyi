@@ -94,10 +94,16 @@ class RequestSpec(_message.Message):
     SERVER_GROUP_ID_FIELD_NUMBER: _builtins.int
     SCHEDULER_HINTS_FIELD_NUMBER: _builtins.int
     IGNORE_HOSTS_FIELD_NUMBER: _builtins.int
+    FLAVOR_ID_FIELD_NUMBER: _builtins.int
+    FLAVOR_NAME_FIELD_NUMBER: _builtins.int
+    IMAGE_ID_FIELD_NUMBER: _builtins.int
     instance_id: _builtins.str
     project_id: _builtins.str
     availability_zone: _builtins.str
     server_group_id: _builtins.str
+    flavor_id: _builtins.str
+    flavor_name: _builtins.str
+    image_id: _builtins.str
     @_builtins.property
     def resources(self) -> _servers_pb2.ServerResources: ...
     @_builtins.property
@@ -122,14 +128,37 @@ class RequestSpec(_message.Message):
         server_group_id: _builtins.str = ...,
         scheduler_hints: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         ignore_hosts: _abc.Iterable[_builtins.str] | None = ...,
+        flavor_id: _builtins.str = ...,
+        flavor_name: _builtins.str = ...,
+        image_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["resources", b"resources"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["availability_zone", b"availability_zone", "flavor_extra_specs", b"flavor_extra_specs", "ignore_hosts", b"ignore_hosts", "image_properties", b"image_properties", "instance_id", b"instance_id", "project_id", b"project_id", "resources", b"resources", "scheduler_hints", b"scheduler_hints", "server_group_id", b"server_group_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["availability_zone", b"availability_zone", "flavor_extra_specs", b"flavor_extra_specs", "flavor_id", b"flavor_id", "flavor_name", b"flavor_name", "ignore_hosts", b"ignore_hosts", "image_id", b"image_id", "image_properties", b"image_properties", "instance_id", b"instance_id", "project_id", b"project_id", "resources", b"resources", "scheduler_hints", b"scheduler_hints", "server_group_id", b"server_group_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RequestSpec: _TypeAlias = RequestSpec  # noqa: Y015
+
+@_typing.final
+class ExplainPlacementRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SPEC_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def spec(self) -> Global___RequestSpec: ...
+    def __init__(
+        self,
+        *,
+        spec: Global___RequestSpec | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["spec", b"spec"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["spec", b"spec"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExplainPlacementRequest: _TypeAlias = ExplainPlacementRequest  # noqa: Y015
 
 @_typing.final
 class SelectDestinationsRequest(_message.Message):

@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from stratus.scheduler.v1 import scheduler_pb2 as stratus_dot_scheduler_dot_v1_dot_scheduler__pb2
+from stratus.v1 import placement_pb2 as stratus_dot_v1_dot_placement__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -40,6 +41,11 @@ class SchedulerStub:
                 request_serializer=stratus_dot_scheduler_dot_v1_dot_scheduler__pb2.SelectDestinationsRequest.SerializeToString,
                 response_deserializer=stratus_dot_scheduler_dot_v1_dot_scheduler__pb2.SelectDestinationsResponse.FromString,
                 _registered_method=True)
+        self.ExplainPlacement = channel.unary_unary(
+                '/stratus.scheduler.v1.Scheduler/ExplainPlacement',
+                request_serializer=stratus_dot_scheduler_dot_v1_dot_scheduler__pb2.ExplainPlacementRequest.SerializeToString,
+                response_deserializer=stratus_dot_v1_dot_placement__pb2.PlacementExplanation.FromString,
+                _registered_method=True)
 
 
 class SchedulerServicer:
@@ -54,6 +60,14 @@ class SchedulerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExplainPlacement(self, request, context):
+        """The same filters and weighers over the same hosts, claiming nothing: which filter removed
+        which hosts and why, and the ranking.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SchedulerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -61,6 +75,11 @@ def add_SchedulerServicer_to_server(servicer, server):
                     servicer.SelectDestinations,
                     request_deserializer=stratus_dot_scheduler_dot_v1_dot_scheduler__pb2.SelectDestinationsRequest.FromString,
                     response_serializer=stratus_dot_scheduler_dot_v1_dot_scheduler__pb2.SelectDestinationsResponse.SerializeToString,
+            ),
+            'ExplainPlacement': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExplainPlacement,
+                    request_deserializer=stratus_dot_scheduler_dot_v1_dot_scheduler__pb2.ExplainPlacementRequest.FromString,
+                    response_serializer=stratus_dot_v1_dot_placement__pb2.PlacementExplanation.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -91,6 +110,33 @@ class Scheduler:
             '/stratus.scheduler.v1.Scheduler/SelectDestinations',
             stratus_dot_scheduler_dot_v1_dot_scheduler__pb2.SelectDestinationsRequest.SerializeToString,
             stratus_dot_scheduler_dot_v1_dot_scheduler__pb2.SelectDestinationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExplainPlacement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stratus.scheduler.v1.Scheduler/ExplainPlacement',
+            stratus_dot_scheduler_dot_v1_dot_scheduler__pb2.ExplainPlacementRequest.SerializeToString,
+            stratus_dot_v1_dot_placement__pb2.PlacementExplanation.FromString,
             options,
             channel_credentials,
             insecure,

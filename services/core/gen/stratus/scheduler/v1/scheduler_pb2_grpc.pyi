@@ -6,6 +6,7 @@ isort:skip_file
 from collections import abc as _abc
 from grpc import aio as _aio
 from stratus.scheduler.v1 import scheduler_pb2 as _scheduler_pb2
+from stratus.v1 import placement_pb2 as _placement_pb2
 import abc as _abc_1
 import grpc as _grpc
 import sys
@@ -37,6 +38,10 @@ class SchedulerStub:
     """Filters and weighs the live hosts, then claims the best one by compare-and-swap.
     NOT_FOUND-free: when no host fits, RESOURCE_EXHAUSTED with an ErrorInfo that says why.
     """
+    ExplainPlacement: _grpc.UnaryUnaryMultiCallable[_scheduler_pb2.ExplainPlacementRequest, _placement_pb2.PlacementExplanation]
+    """The same filters and weighers over the same hosts, claiming nothing: which filter removed
+    which hosts and why, and the ranking.
+    """
 
 @_typing.type_check_only
 class SchedulerAsyncStub(SchedulerStub):
@@ -46,6 +51,10 @@ class SchedulerAsyncStub(SchedulerStub):
     SelectDestinations: _aio.UnaryUnaryMultiCallable[_scheduler_pb2.SelectDestinationsRequest, _scheduler_pb2.SelectDestinationsResponse]  # type: ignore[assignment]
     """Filters and weighs the live hosts, then claims the best one by compare-and-swap.
     NOT_FOUND-free: when no host fits, RESOURCE_EXHAUSTED with an ErrorInfo that says why.
+    """
+    ExplainPlacement: _aio.UnaryUnaryMultiCallable[_scheduler_pb2.ExplainPlacementRequest, _placement_pb2.PlacementExplanation]  # type: ignore[assignment]
+    """The same filters and weighers over the same hosts, claiming nothing: which filter removed
+    which hosts and why, and the ranking.
     """
 
 class SchedulerServicer(metaclass=_abc_1.ABCMeta):
@@ -59,6 +68,16 @@ class SchedulerServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_scheduler_pb2.SelectDestinationsResponse, _abc.Awaitable[_scheduler_pb2.SelectDestinationsResponse]]:
         """Filters and weighs the live hosts, then claims the best one by compare-and-swap.
         NOT_FOUND-free: when no host fits, RESOURCE_EXHAUSTED with an ErrorInfo that says why.
+        """
+
+    @_abc_1.abstractmethod
+    def ExplainPlacement(
+        self,
+        request: _scheduler_pb2.ExplainPlacementRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_placement_pb2.PlacementExplanation, _abc.Awaitable[_placement_pb2.PlacementExplanation]]:
+        """The same filters and weighers over the same hosts, claiming nothing: which filter removed
+        which hosts and why, and the ranking.
         """
 
 def add_SchedulerServicer_to_server(servicer: SchedulerServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

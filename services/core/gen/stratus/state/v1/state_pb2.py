@@ -24,10 +24,11 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from stratus.v1 import servers_pb2 as stratus_dot_v1_dot_servers__pb2
+from stratus.v1 import servergroups_pb2 as stratus_dot_v1_dot_servergroups__pb2
 from stratus.v1 import services_pb2 as stratus_dot_v1_dot_services__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cstratus/state/v1/state.proto\x12\x10stratus.state.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18stratus/v1/servers.proto\x1a\x19stratus/v1/services.proto\"\x8d\x01\n\rServiceRecord\x12\x0e\n\x06\x62inary\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\x12.\n\nstarted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0b\n\x03pid\x18\x06 \x01(\x05\"\x97\x01\n\x0cServiceAdmin\x12)\n\x06status\x18\x01 \x01(\x0e\x32\x19.stratus.v1.ServiceStatus\x12\x17\n\x0f\x64isabled_reason\x18\x02 \x01(\t\x12\x13\n\x0b\x66orced_down\x18\x03 \x01(\x08\x12.\n\nupdated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"N\n\x0bServiceSeen\x12-\n\tlast_seen\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x65ndpoint\x18\x02 \x01(\t\"\xc5\x02\n\x10HostCapabilities\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\r\n\x05vcpus\x18\x02 \x01(\x05\x12\x0e\n\x06ram_mb\x18\x03 \x01(\x03\x12\x0f\n\x07\x64isk_gb\x18\x04 \x01(\x03\x12\x17\n\x0fhypervisor_type\x18\x05 \x01(\t\x12\x1a\n\x12hypervisor_version\x18\x06 \x01(\x03\x12\x11\n\tcpu_model\x18\x07 \x01(\t\x12\x14\n\x0c\x63pu_features\x18\x08 \x03(\t\x12\x19\n\x11\x61vailability_zone\x18\t \x01(\t\x12\x0e\n\x06traits\x18\n \x03(\t\x12<\n\x05\x65xtra\x18\x0b \x03(\x0b\x32-.stratus.state.v1.HostCapabilities.ExtraEntry\x1a,\n\nExtraEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x90\x01\n\x05\x43laim\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12\x12\n\nproject_id\x18\x02 \x01(\t\x12\r\n\x05vcpus\x18\x03 \x01(\x05\x12\x0e\n\x06ram_mb\x18\x04 \x01(\x03\x12\x0f\n\x07\x64isk_gb\x18\x05 \x01(\x03\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8c\x01\n\tHostUsage\x12\x37\n\x06\x63laims\x18\x01 \x03(\x0b\x32\'.stratus.state.v1.HostUsage.ClaimsEntry\x1a\x46\n\x0b\x43laimsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12&\n\x05value\x18\x02 \x01(\x0b\x32\x17.stratus.state.v1.Claim:\x02\x38\x01\"\xdd\x01\n\x0eInstanceRecord\x12\"\n\x06server\x18\x01 \x01(\x0b\x32\x12.stratus.v1.Server\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x13\n\x0btried_hosts\x18\x03 \x03(\t\x12I\n\rtrace_context\x18\x04 \x03(\x0b\x32\x32.stratus.state.v1.InstanceRecord.TraceContextEntry\x1a\x33\n\x11TraceContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"#\n\x0cRequestIndex\x12\x13\n\x0binstance_id\x18\x01 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cstratus/state/v1/state.proto\x12\x10stratus.state.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18stratus/v1/servers.proto\x1a\x1dstratus/v1/servergroups.proto\x1a\x19stratus/v1/services.proto\"\x8d\x01\n\rServiceRecord\x12\x0e\n\x06\x62inary\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\x12.\n\nstarted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0b\n\x03pid\x18\x06 \x01(\x05\"\x97\x01\n\x0cServiceAdmin\x12)\n\x06status\x18\x01 \x01(\x0e\x32\x19.stratus.v1.ServiceStatus\x12\x17\n\x0f\x64isabled_reason\x18\x02 \x01(\t\x12\x13\n\x0b\x66orced_down\x18\x03 \x01(\x08\x12.\n\nupdated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"N\n\x0bServiceSeen\x12-\n\tlast_seen\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x65ndpoint\x18\x02 \x01(\t\"\xc9\x03\n\x10HostCapabilities\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\r\n\x05vcpus\x18\x02 \x01(\x05\x12\x0e\n\x06ram_mb\x18\x03 \x01(\x03\x12\x0f\n\x07\x64isk_gb\x18\x04 \x01(\x03\x12\x17\n\x0fhypervisor_type\x18\x05 \x01(\t\x12\x1a\n\x12hypervisor_version\x18\x06 \x01(\x03\x12\x11\n\tcpu_model\x18\x07 \x01(\t\x12\x14\n\x0c\x63pu_features\x18\x08 \x03(\t\x12\x19\n\x11\x61vailability_zone\x18\t \x01(\t\x12\x0e\n\x06traits\x18\n \x03(\t\x12<\n\x05\x65xtra\x18\x0b \x03(\x0b\x32-.stratus.state.v1.HostCapabilities.ExtraEntry\x12\x14\n\x0c\x61rchitecture\x18\x0c \x01(\t\x12\x0f\n\x07trusted\x18\r \x01(\x08\x12\x10\n\x08vm_modes\x18\x0e \x03(\t\x12\x16\n\x0ereserved_vcpus\x18\x0f \x01(\x05\x12\x17\n\x0freserved_ram_mb\x18\x10 \x01(\x03\x12\x18\n\x10reserved_disk_gb\x18\x11 \x01(\x03\x1a,\n\nExtraEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"2\n\tHostStats\x12\x0e\n\x06io_ops\x18\x01 \x01(\x05\x12\x15\n\rfailed_builds\x18\x02 \x01(\x05\"\xa3\x01\n\x05\x43laim\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12\x12\n\nproject_id\x18\x02 \x01(\t\x12\r\n\x05vcpus\x18\x03 \x01(\x05\x12\x0e\n\x06ram_mb\x18\x04 \x01(\x03\x12\x0f\n\x07\x64isk_gb\x18\x05 \x01(\x03\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tflavor_id\x18\x07 \x01(\t\"\x8c\x01\n\tHostUsage\x12\x37\n\x06\x63laims\x18\x01 \x03(\x0b\x32\'.stratus.state.v1.HostUsage.ClaimsEntry\x1a\x46\n\x0b\x43laimsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12&\n\x05value\x18\x02 \x01(\x0b\x32\x17.stratus.state.v1.Claim:\x02\x38\x01\"\xdd\x01\n\x0eInstanceRecord\x12\"\n\x06server\x18\x01 \x01(\x0b\x32\x12.stratus.v1.Server\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x13\n\x0btried_hosts\x18\x03 \x03(\t\x12I\n\rtrace_context\x18\x04 \x03(\x0b\x32\x32.stratus.state.v1.InstanceRecord.TraceContextEntry\x1a\x33\n\x11TraceContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb7\x01\n\x11ServerGroupRecord\x12&\n\x05group\x18\x01 \x01(\x0b\x32\x17.stratus.v1.ServerGroup\x12G\n\nplacements\x18\x02 \x03(\x0b\x32\x33.stratus.state.v1.ServerGroupRecord.PlacementsEntry\x1a\x31\n\x0fPlacementsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"#\n\x0cRequestIndex\x12\x13\n\x0binstance_id\x18\x01 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,26 +41,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_HOSTUSAGE_CLAIMSENTRY']._serialized_options = b'8\001'
   _globals['_INSTANCERECORD_TRACECONTEXTENTRY']._loaded_options = None
   _globals['_INSTANCERECORD_TRACECONTEXTENTRY']._serialized_options = b'8\001'
-  _globals['_SERVICERECORD']._serialized_start=137
-  _globals['_SERVICERECORD']._serialized_end=278
-  _globals['_SERVICEADMIN']._serialized_start=281
-  _globals['_SERVICEADMIN']._serialized_end=432
-  _globals['_SERVICESEEN']._serialized_start=434
-  _globals['_SERVICESEEN']._serialized_end=512
-  _globals['_HOSTCAPABILITIES']._serialized_start=515
-  _globals['_HOSTCAPABILITIES']._serialized_end=840
-  _globals['_HOSTCAPABILITIES_EXTRAENTRY']._serialized_start=796
-  _globals['_HOSTCAPABILITIES_EXTRAENTRY']._serialized_end=840
-  _globals['_CLAIM']._serialized_start=843
-  _globals['_CLAIM']._serialized_end=987
-  _globals['_HOSTUSAGE']._serialized_start=990
-  _globals['_HOSTUSAGE']._serialized_end=1130
-  _globals['_HOSTUSAGE_CLAIMSENTRY']._serialized_start=1060
-  _globals['_HOSTUSAGE_CLAIMSENTRY']._serialized_end=1130
-  _globals['_INSTANCERECORD']._serialized_start=1133
-  _globals['_INSTANCERECORD']._serialized_end=1354
-  _globals['_INSTANCERECORD_TRACECONTEXTENTRY']._serialized_start=1303
-  _globals['_INSTANCERECORD_TRACECONTEXTENTRY']._serialized_end=1354
-  _globals['_REQUESTINDEX']._serialized_start=1356
-  _globals['_REQUESTINDEX']._serialized_end=1391
+  _globals['_SERVERGROUPRECORD_PLACEMENTSENTRY']._loaded_options = None
+  _globals['_SERVERGROUPRECORD_PLACEMENTSENTRY']._serialized_options = b'8\001'
+  _globals['_SERVICERECORD']._serialized_start=168
+  _globals['_SERVICERECORD']._serialized_end=309
+  _globals['_SERVICEADMIN']._serialized_start=312
+  _globals['_SERVICEADMIN']._serialized_end=463
+  _globals['_SERVICESEEN']._serialized_start=465
+  _globals['_SERVICESEEN']._serialized_end=543
+  _globals['_HOSTCAPABILITIES']._serialized_start=546
+  _globals['_HOSTCAPABILITIES']._serialized_end=1003
+  _globals['_HOSTCAPABILITIES_EXTRAENTRY']._serialized_start=959
+  _globals['_HOSTCAPABILITIES_EXTRAENTRY']._serialized_end=1003
+  _globals['_HOSTSTATS']._serialized_start=1005
+  _globals['_HOSTSTATS']._serialized_end=1055
+  _globals['_CLAIM']._serialized_start=1058
+  _globals['_CLAIM']._serialized_end=1221
+  _globals['_HOSTUSAGE']._serialized_start=1224
+  _globals['_HOSTUSAGE']._serialized_end=1364
+  _globals['_HOSTUSAGE_CLAIMSENTRY']._serialized_start=1294
+  _globals['_HOSTUSAGE_CLAIMSENTRY']._serialized_end=1364
+  _globals['_INSTANCERECORD']._serialized_start=1367
+  _globals['_INSTANCERECORD']._serialized_end=1588
+  _globals['_INSTANCERECORD_TRACECONTEXTENTRY']._serialized_start=1537
+  _globals['_INSTANCERECORD_TRACECONTEXTENTRY']._serialized_end=1588
+  _globals['_SERVERGROUPRECORD']._serialized_start=1591
+  _globals['_SERVERGROUPRECORD']._serialized_end=1774
+  _globals['_SERVERGROUPRECORD_PLACEMENTSENTRY']._serialized_start=1725
+  _globals['_SERVERGROUPRECORD_PLACEMENTSENTRY']._serialized_end=1774
+  _globals['_REQUESTINDEX']._serialized_start=1776
+  _globals['_REQUESTINDEX']._serialized_end=1811
 # @@protoc_insertion_point(module_scope)

@@ -8,6 +8,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from stratus.v1 import servergroups_pb2 as _servergroups_pb2
 from stratus.v1 import servers_pb2 as _servers_pb2
 from stratus.v1 import services_pb2 as _services_pb2
 import builtins as _builtins
@@ -151,6 +152,12 @@ class HostCapabilities(_message.Message):
     AVAILABILITY_ZONE_FIELD_NUMBER: _builtins.int
     TRAITS_FIELD_NUMBER: _builtins.int
     EXTRA_FIELD_NUMBER: _builtins.int
+    ARCHITECTURE_FIELD_NUMBER: _builtins.int
+    TRUSTED_FIELD_NUMBER: _builtins.int
+    VM_MODES_FIELD_NUMBER: _builtins.int
+    RESERVED_VCPUS_FIELD_NUMBER: _builtins.int
+    RESERVED_RAM_MB_FIELD_NUMBER: _builtins.int
+    RESERVED_DISK_GB_FIELD_NUMBER: _builtins.int
     host: _builtins.str
     vcpus: _builtins.int
     ram_mb: _builtins.int
@@ -159,12 +166,26 @@ class HostCapabilities(_message.Message):
     hypervisor_version: _builtins.int
     cpu_model: _builtins.str
     availability_zone: _builtins.str
+    architecture: _builtins.str
+    """CPU architecture, e.g. "x86_64"."""
+    trusted: _builtins.bool
+    """Marked trusted by the operator (for flavors with trust:trusted_host=trusted)."""
+    reserved_vcpus: _builtins.int
+    """Held back from guests; the scheduler subtracts it from the totals."""
+    reserved_ram_mb: _builtins.int
+    reserved_disk_gb: _builtins.int
     @_builtins.property
     def cpu_features(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def traits(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
-    def extra(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    def extra(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Free-form capabilities matched by flavor `capabilities:` extra specs."""
+
+    @_builtins.property
+    def vm_modes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Guest modes the hypervisor runs: "hvm", "xen", "exe", ..."""
+
     def __init__(
         self,
         *,
@@ -179,14 +200,46 @@ class HostCapabilities(_message.Message):
         availability_zone: _builtins.str = ...,
         traits: _abc.Iterable[_builtins.str] | None = ...,
         extra: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        architecture: _builtins.str = ...,
+        trusted: _builtins.bool = ...,
+        vm_modes: _abc.Iterable[_builtins.str] | None = ...,
+        reserved_vcpus: _builtins.int = ...,
+        reserved_ram_mb: _builtins.int = ...,
+        reserved_disk_gb: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["availability_zone", b"availability_zone", "cpu_features", b"cpu_features", "cpu_model", b"cpu_model", "disk_gb", b"disk_gb", "extra", b"extra", "host", b"host", "hypervisor_type", b"hypervisor_type", "hypervisor_version", b"hypervisor_version", "ram_mb", b"ram_mb", "traits", b"traits", "vcpus", b"vcpus"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["architecture", b"architecture", "availability_zone", b"availability_zone", "cpu_features", b"cpu_features", "cpu_model", b"cpu_model", "disk_gb", b"disk_gb", "extra", b"extra", "host", b"host", "hypervisor_type", b"hypervisor_type", "hypervisor_version", b"hypervisor_version", "ram_mb", b"ram_mb", "reserved_disk_gb", b"reserved_disk_gb", "reserved_ram_mb", b"reserved_ram_mb", "reserved_vcpus", b"reserved_vcpus", "traits", b"traits", "trusted", b"trusted", "vcpus", b"vcpus", "vm_modes", b"vm_modes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___HostCapabilities: _TypeAlias = HostCapabilities  # noqa: Y015
+
+@_typing.final
+class HostStats(_message.Message):
+    """hosts/<host>/stats, bound to the compute's lease; rewritten when a value changes."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IO_OPS_FIELD_NUMBER: _builtins.int
+    FAILED_BUILDS_FIELD_NUMBER: _builtins.int
+    io_ops: _builtins.int
+    """Instances on the host in an I/O-heavy task (spawning, resizing, migrating, snapshotting)."""
+    failed_builds: _builtins.int
+    """Builds that failed here since the last one that succeeded."""
+    def __init__(
+        self,
+        *,
+        io_ops: _builtins.int = ...,
+        failed_builds: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["failed_builds", b"failed_builds", "io_ops", b"io_ops"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HostStats: _TypeAlias = HostStats  # noqa: Y015
 
 @_typing.final
 class Claim(_message.Message):
@@ -200,11 +253,13 @@ class Claim(_message.Message):
     RAM_MB_FIELD_NUMBER: _builtins.int
     DISK_GB_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    FLAVOR_ID_FIELD_NUMBER: _builtins.int
     instance_id: _builtins.str
     project_id: _builtins.str
     vcpus: _builtins.int
     ram_mb: _builtins.int
     disk_gb: _builtins.int
+    flavor_id: _builtins.str
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -216,10 +271,11 @@ class Claim(_message.Message):
         ram_mb: _builtins.int = ...,
         disk_gb: _builtins.int = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
+        flavor_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "disk_gb", b"disk_gb", "instance_id", b"instance_id", "project_id", b"project_id", "ram_mb", b"ram_mb", "vcpus", b"vcpus"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "disk_gb", b"disk_gb", "flavor_id", b"flavor_id", "instance_id", b"instance_id", "project_id", b"project_id", "ram_mb", b"ram_mb", "vcpus", b"vcpus"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -324,6 +380,60 @@ class InstanceRecord(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___InstanceRecord: _TypeAlias = InstanceRecord  # noqa: Y015
+
+@_typing.final
+class ServerGroupRecord(_message.Message):
+    """aggregates/<id>: a named set of hosts with metadata (availability_zone, filter keys, multipliers).
+    The public stratus.v1.Aggregate is stored as is.
+
+    server_groups/<id>: the public stratus.v1.ServerGroup plus where its members were placed.
+    A claim for a member of an affinity or anti-affinity group swaps this record in the same
+    transaction as the host's usage, so two schedulers cannot break the policy between them.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class PlacementsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    GROUP_FIELD_NUMBER: _builtins.int
+    PLACEMENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def group(self) -> _servergroups_pb2.ServerGroup: ...
+    @_builtins.property
+    def placements(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """instance id -> host, for members that hold a claim."""
+
+    def __init__(
+        self,
+        *,
+        group: _servergroups_pb2.ServerGroup | None = ...,
+        placements: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["group", b"group"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["group", b"group", "placements", b"placements"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ServerGroupRecord: _TypeAlias = ServerGroupRecord  # noqa: Y015
 
 @_typing.final
 class RequestIndex(_message.Message):
