@@ -21,7 +21,7 @@ from services.core.claims import Totals
 from services.core.etcd import Store
 from services.core.watchcache import Entry, PrefixCache
 from stratus.state.v1 import state_pb2
-from stratus.v1 import services_pb2
+from stratus.v1 import aggregates_pb2, services_pb2
 
 COMPUTE = "compute"
 
@@ -36,6 +36,9 @@ class HostState:
     enabled: bool = True
     forced_down: bool = False
     disabled_reason: str = ""
+    stats: state_pb2.HostStats = field(default_factory=state_pb2.HostStats)
+    # The aggregates the host is in, by id order.
+    aggregates: tuple[aggregates_pb2.Aggregate, ...] = ()
     used: Totals = field(init=False)
     instance_ids: frozenset[str] = field(init=False)
 
@@ -57,7 +60,21 @@ class HostState:
 
     @property
     def availability_zone(self) -> str:
-        return self.capabilities.availability_zone
+        """An aggregate's availability_zone wins over the zone the compute reports (as in Nova)."""
+        zones = self.aggregate_values("availability_zone")
+        return zones[0] if zones else self.capabilities.availability_zone
+
+    @property
+    def num_instances(self) -> int:
+        return self.used.instances
+
+    @property
+    def io_ops(self) -> int:
+        return self.stats.io_ops
+
+    def aggregate_values(self, key: str) -> list[str]:
+        """The values of one metadata key over the host's aggregates (Nova's aggregate_values_from_key)."""
+        return [a.metadata[key] for a in self.aggregates if key in a.metadata]
 
 
 class HostStateCache:
@@ -72,6 +89,11 @@ class HostStateCache:
         self._admin: PrefixCache[state_pb2.ServiceAdmin] = PrefixCache(
             store, keys.service_admin(COMPUTE, ""), state_pb2.ServiceAdmin.FromString
         )
+        self._aggregates: PrefixCache[aggregates_pb2.Aggregate] = PrefixCache(
+            store, keys.AGGREGATES, aggregates_pb2.Aggregate.FromString
+        )
+        self._stats: dict[str, state_pb2.HostStats] = {}
+        self._host_aggregates: dict[str, tuple[aggregates_pb2.Aggregate, ...]] = {}
         self._capabilities: dict[str, state_pb2.HostCapabilities] = {}
         self._usage: dict[str, tuple[state_pb2.HostUsage, int]] = {}
         self._states: dict[str, HostState] = {}
@@ -79,14 +101,16 @@ class HostStateCache:
         self._hosts.subscribe(self._on_host_key)
         self._services.subscribe(self._on_service_key)
         self._admin.subscribe(self._on_service_key)
+        self._aggregates.subscribe(self._on_aggregate_key)
 
     async def start(self) -> None:
         await self._services.start()
         await self._admin.start()
+        await self._aggregates.start()
         await self._hosts.start()
 
     async def stop(self) -> None:
-        await asyncio.gather(self._hosts.stop(), self._services.stop(), self._admin.stop())
+        await asyncio.gather(self._hosts.stop(), self._services.stop(), self._admin.stop(), self._aggregates.stop())
 
     # ---- reads ------------------------------------------------------------------------------
     def hosts(self) -> list[HostState]:
@@ -115,11 +139,27 @@ class HostStateCache:
             else:
                 self._capabilities[host] = state_pb2.HostCapabilities.FromString(new.value)
             self._rebuild(host)
+        elif kind == keys.STATS:
+            if new is None:
+                self._stats.pop(host, None)
+            else:
+                self._stats[host] = state_pb2.HostStats.FromString(new.value)
+            self._rebuild(host)
         elif kind == keys.USAGE:
             if new is None:
                 self._set_usage(host, state_pb2.HostUsage(), 0, force=True)
             else:
                 self._set_usage(host, state_pb2.HostUsage.FromString(new.value), new.mod_revision)
+
+    def _on_aggregate_key(
+        self, _key: str, old: Entry[aggregates_pb2.Aggregate] | None, new: Entry[aggregates_pb2.Aggregate] | None
+    ) -> None:
+        touched = set(old.value.hosts if old else ()) | set(new.value.hosts if new else ())
+        for host in touched:
+            self._host_aggregates[host] = tuple(
+                e.value for _, e in sorted(self._aggregates.entries.items()) if host in e.value.hosts
+            )
+            self._rebuild(host)
 
     def _on_service_key(self, key: str, _old: object, _new: object) -> None:
         _, host = keys.split_service(key)
@@ -157,4 +197,6 @@ class HostStateCache:
             enabled=admin.status != services_pb2.SERVICE_STATUS_DISABLED,
             forced_down=admin.forced_down,
             disabled_reason=admin.disabled_reason,
+            stats=self._stats.get(host, state_pb2.HostStats()),
+            aggregates=self._host_aggregates.get(host, ()),
         )
