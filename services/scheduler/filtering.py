@@ -38,6 +38,8 @@ class FilterRun:
         survivors = list(hosts)
         for outcome in self.outcomes:
             outcome.considered += len(survivors)
+            if not outcome.filter.is_relevant(self.request):
+                continue  # refuses no host for this request
             kept = []
             for host in survivors:
                 reason = outcome.filter.host_passes(host, self.request)
@@ -53,6 +55,8 @@ class FilterRun:
     def recheck(self, host: HostState) -> bool:
         """Runs the chain again on a host whose state changed (after a lost race); records a refusal."""
         for outcome in self.outcomes:
+            if not outcome.filter.is_relevant(self.request):
+                continue
             reason = outcome.filter.host_passes(host, self.request)
             if reason is not None:
                 outcome.refused.append((host, reason))

@@ -14,6 +14,7 @@ after which ``refresh_usage`` reads the host's usage straight from etcd.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from services.core import claims, keys
@@ -24,6 +25,25 @@ from stratus.state.v1 import state_pb2
 from stratus.v1 import aggregates_pb2, services_pb2
 
 COMPUTE = "compute"
+NO_TOTALS = Totals()
+# Called with (host, its new state or None when it is gone) after every change the cache sees.
+StateListener = Callable[[str, "HostState | None"], None]
+
+
+def usage_totals(usage: state_pb2.HostUsage) -> Totals:
+    """What the claims add up to (as ``claims.totals``, in one pass)."""
+    vcpus = ram_mb = disk_gb = 0
+    for claim in usage.claims.values():
+        vcpus += claim.vcpus
+        ram_mb += claim.ram_mb
+        disk_gb += claim.disk_gb
+    return Totals(vcpus, ram_mb, disk_gb, len(usage.claims))
+
+
+def add_totals(a: Totals, b: Totals) -> Totals:
+    if b == NO_TOTALS:
+        return a
+    return Totals(a.vcpus + b.vcpus, a.ram_mb + b.ram_mb, a.disk_gb + b.disk_gb, a.instances + b.instances)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,24 +59,32 @@ class HostState:
     stats: state_pb2.HostStats = field(default_factory=state_pb2.HostStats)
     # The aggregates the host is in, by id order.
     aggregates: tuple[aggregates_pb2.Aggregate, ...] = ()
+    # Claims this scheduler has decided on but etcd has not confirmed yet (optimistic).
+    pending: Totals = NO_TOTALS
+    # What the claims in ``usage`` add up to.
     used: Totals = field(init=False)
+    # used + pending: what filters and weighers count as taken.
+    claimed: Totals = field(init=False)
     instance_ids: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "used", claims.totals(self.usage))
+        used = usage_totals(self.usage)
+        object.__setattr__(self, "used", used)
+        object.__setattr__(self, "claimed", add_totals(used, self.pending))
         object.__setattr__(self, "instance_ids", frozenset(self.usage.claims))
 
+    # free = total - reserved - claimed, before any allocation ratio (the filters apply those).
     @property
     def free_ram_mb(self) -> int:
-        return self.capabilities.ram_mb - self.used.ram_mb
+        return self.capabilities.ram_mb - (self.capabilities.reserved_ram_mb + self.claimed.ram_mb)
 
     @property
     def free_vcpus(self) -> int:
-        return self.capabilities.vcpus - self.used.vcpus
+        return self.capabilities.vcpus - (self.capabilities.reserved_vcpus + self.claimed.vcpus)
 
     @property
     def free_disk_gb(self) -> int:
-        return self.capabilities.disk_gb - self.used.disk_gb
+        return self.capabilities.disk_gb - (self.capabilities.reserved_disk_gb + self.claimed.disk_gb)
 
     @property
     def availability_zone(self) -> str:
@@ -66,7 +94,7 @@ class HostState:
 
     @property
     def num_instances(self) -> int:
-        return self.used.instances
+        return self.claimed.instances
 
     @property
     def io_ops(self) -> int:
@@ -75,6 +103,33 @@ class HostState:
     def aggregate_values(self, key: str) -> list[str]:
         """The values of one metadata key over the host's aggregates (Nova's aggregate_values_from_key)."""
         return [a.metadata[key] for a in self.aggregates if key in a.metadata]
+
+    def aggregate_number(self, key: str) -> float | None:
+        """The smallest numeric value of a metadata key over the host's aggregates (Nova's
+        ``validate_num_values(..., based_on=min)``); None when none sets a number."""
+        values: list[float] = []
+        for raw in self.aggregate_values(key):
+            try:
+                values.append(float(raw))
+            except ValueError:
+                continue  # an operator's typo in metadata is ignored, as Nova does
+        return min(values) if values else None
+
+    def with_usage(self, usage: state_pb2.HostUsage, revision: int, pending: Totals = NO_TOTALS) -> HostState:
+        """This snapshot with another usage record (read at ``revision``) and pending claims."""
+        return HostState(
+            self.host, self.capabilities, usage, revision, self.alive, self.enabled,
+            self.forced_down, self.disabled_reason, self.stats, self.aggregates, pending,
+        )  # fmt: skip
+
+    def with_pending(self, pending: Totals) -> HostState:
+        """This snapshot with ``pending`` claims counted as taken."""
+        if pending == self.pending:
+            return self
+        return HostState(
+            self.host, self.capabilities, self.usage, self.usage_revision, self.alive, self.enabled,
+            self.forced_down, self.disabled_reason, self.stats, self.aggregates, pending,
+        )  # fmt: skip
 
 
 class HostStateCache:
@@ -98,6 +153,7 @@ class HostStateCache:
         self._usage: dict[str, tuple[state_pb2.HostUsage, int]] = {}
         self._states: dict[str, HostState] = {}
         self._holders: dict[str, set[str]] = {}
+        self._listeners: list[StateListener] = []
         self._hosts.subscribe(self._on_host_key)
         self._services.subscribe(self._on_service_key)
         self._admin.subscribe(self._on_service_key)
@@ -112,6 +168,10 @@ class HostStateCache:
     async def stop(self) -> None:
         await asyncio.gather(self._hosts.stop(), self._services.stop(), self._admin.stop(), self._aggregates.stop())
 
+    def listen(self, listener: StateListener) -> None:
+        """Calls ``listener(host, state or None)`` after every change of a host's state."""
+        self._listeners.append(listener)
+
     # ---- reads ------------------------------------------------------------------------------
     def hosts(self) -> list[HostState]:
         """Snapshots of every host with capabilities, in host name order."""
@@ -124,11 +184,24 @@ class HostStateCache:
         """Hosts that hold a claim for the instance (two during a migration or resize)."""
         return set(self._holders.get(instance_id, ()))
 
+    def usage_of(self, host: str) -> tuple[state_pb2.HostUsage, int]:
+        """The host's usage as last seen, and the mod revision it was read at (0: no record)."""
+        return self._usage.get(host, (state_pb2.HostUsage(), 0))
+
     async def refresh_usage(self, host: str) -> HostState | None:
         """Reads the host's usage from etcd (after a lost race); the host's fresh state, if any."""
         usage, revision = await claims.read_usage(self._store, host)
         self._set_usage(host, usage, revision)
         return self._states.get(host)
+
+    def apply_usage(self, host: str, usage: state_pb2.HostUsage, revision: int) -> None:
+        """Records a usage known to be in etcd at ``revision`` (written or read by this process),
+        ahead of its watch event; an older revision than the one held is ignored."""
+        self._set_usage(host, usage, revision)
+
+    def forget_usage(self, host: str) -> None:
+        """The host's usage record is gone from etcd (as a read showed)."""
+        self._set_usage(host, state_pb2.HostUsage(), 0, force=True)
 
     # ---- watch listeners --------------------------------------------------------------------
     def _on_host_key(self, key: str, _old: Entry[bytes] | None, new: Entry[bytes] | None) -> None:
@@ -148,7 +221,7 @@ class HostStateCache:
         elif kind == keys.USAGE:
             if new is None:
                 self._set_usage(host, state_pb2.HostUsage(), 0, force=True)
-            else:
+            elif new.mod_revision > self._usage.get(host, (None, -1))[1]:  # not our own write, seen already
                 self._set_usage(host, state_pb2.HostUsage.FromString(new.value), new.mod_revision)
 
     def _on_aggregate_key(
@@ -168,23 +241,31 @@ class HostStateCache:
     # ---- bookkeeping ------------------------------------------------------------------------
     def _set_usage(self, host: str, usage: state_pb2.HostUsage, revision: int, *, force: bool = False) -> None:
         previous = self._usage.get(host)
-        if previous is not None and not force and revision < previous[1]:
-            return  # an older watch event after a fresher direct read
-        for instance_id in previous[0].claims if previous else ():
+        if previous is not None and not force and revision <= previous[1]:
+            return  # an older (or the same) record than the one held, e.g. the watch event of our own write
+        before = set(previous[0].claims) if previous else set()
+        after = set(usage.claims)
+        for instance_id in before - after:
             holders = self._holders.get(instance_id)
             if holders is not None:
                 holders.discard(host)
                 if not holders:
                     del self._holders[instance_id]
-        for instance_id in usage.claims:
+        for instance_id in after - before:
             self._holders.setdefault(instance_id, set()).add(host)
         self._usage[host] = (usage, revision)
-        self._rebuild(host)
+        state = self._states.get(host)
+        if state is None:
+            self._rebuild(host)
+        else:  # only the usage changed: the rest of the state stands
+            self._states[host] = state = state.with_usage(usage, revision)
+            self._notify(host, state)
 
     def _rebuild(self, host: str) -> None:
         capabilities = self._capabilities.get(host)
         if capabilities is None:
-            self._states.pop(host, None)
+            if self._states.pop(host, None) is not None:
+                self._notify(host, None)
             return
         usage, revision = self._usage.get(host, (state_pb2.HostUsage(), 0))
         admin = self._admin.get(keys.service_admin(COMPUTE, host)) or state_pb2.ServiceAdmin()
@@ -200,3 +281,8 @@ class HostStateCache:
             stats=self._stats.get(host, state_pb2.HostStats()),
             aggregates=self._host_aggregates.get(host, ()),
         )
+        self._notify(host, self._states[host])
+
+    def _notify(self, host: str, state: HostState | None) -> None:
+        for listener in self._listeners:
+            listener(host, state)

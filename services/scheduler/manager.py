@@ -1,125 +1,183 @@
 """Choosing a host for an instance: filter, weigh, then claim the best by compare-and-swap.
 
-Several schedulers may run at once over the same hosts; none holds a lock. Each claims by
-compare-and-swap on ``hosts/<host>/usage`` at the revision its cache saw. A lost swap means
-another claim landed first: the host's usage is read again, the filters run again on it, and the
-claim is retried there or the next host is tried. A request never fails because of a race.
+Several schedulers may run at once over the same hosts; none holds a lock. A decision runs over
+the host table (``engine.py``) with this scheduler's in-flight claims already counted, and its
+claim is committed by ``claimer.py`` (compare-and-swap on ``hosts/<host>/usage``, and on the
+server group's record when the request is in one). A claim the claimer hands back (the host no
+longer fits with fresh usage, it went away, or the group changed) is decided again against the
+fresh state: a request never fails because of a race.
 """
 
 from __future__ import annotations
 
-import enum
 import logging
+import random
+import time
 from collections.abc import Sequence
 
-from services.core import claims, instances
-from services.core.errors import Aborted, InvalidArgument, Unimplemented
+from google.protobuf.timestamp_pb2 import Timestamp
+from opentelemetry import trace
+
+from services.core.errors import Aborted, InvalidArgument, NotFound, ResourceExhausted
 from services.core.etcd import Store
-from services.core.telemetry import tracer
+from services.scheduler.claimer import Claimer, Outcome
+from services.scheduler.engine import Engine
+from services.scheduler.explain import explanation
 from services.scheduler.filtering import FilterRun
 from services.scheduler.filters import Filter
+from services.scheduler.groups import GroupCache
 from services.scheduler.host_state import HostState, HostStateCache
+from services.scheduler.options import EngineConfig, OptionsWatcher
 from services.scheduler.request import SchedulingRequest
-from services.scheduler.weighers import Weigher, weigh_hosts
+from services.scheduler.table import HostTable
+from services.scheduler.weighers import Weigher
 from stratus.scheduler.v1 import scheduler_pb2
 from stratus.state.v1 import state_pb2
 from stratus.v1 import placement_pb2
 
 log = logging.getLogger(__name__)
 
-# Lost swaps on one host before moving on to the next (each loss means another claim landed).
-MAX_CLAIM_ATTEMPTS = 50
-
-
-class ClaimOutcome(enum.Enum):
-    CLAIMED = "claimed"
-    REFUSED = "refused"  # the host no longer passes the filters with its fresh usage
-    GONE = "gone"  # the host stopped reporting while we tried
-    CONTENDED = "contended"  # lost every swap
+TRACER = trace.get_tracer("stratus")  # a proxy until tracing is set up: then the real one
+# Decisions for one request before giving up (each retry means the state it saw changed).
+MAX_DECISIONS = 100
 
 
 class SchedulerManager:
     def __init__(
-        self, store: Store, filters: Sequence[Filter], weighers: Sequence[Weigher], *, alternates: int = 2
+        self,
+        store: Store,
+        filters: Sequence[Filter] | None = None,
+        weighers: Sequence[Weigher] | None = None,
+        *,
+        alternates: int = 2,
+        options: OptionsWatcher | None = None,
+        rng: random.Random | None = None,
     ) -> None:
+        """Either fixed ``filters`` and ``weighers``, or ``options`` to build (and rebuild) them."""
+        if options is not None and (filters is not None or weighers is not None):
+            raise ValueError("give either filters and weighers, or options")
         self._store = store
-        self.hosts = HostStateCache(store)
-        self._filters = list(filters)
-        self._weighers = list(weighers)
+        self._options = options
+        self._fixed = EngineConfig(options={}, filters=list(filters or ()), weighers=list(weighers or ()))
         self.alternates = alternates
+        self.hosts = HostStateCache(store)
+        self.groups = GroupCache(store)
+        self.table = HostTable()
+        self.hosts.listen(self.table.update)
+        self.engine = Engine(self.table, self.state_of, rng)
+        self.claimer = Claimer(store, self.hosts, self.groups, self.table, self._fits)
+
+    @property
+    def config(self) -> EngineConfig:
+        return self._options.config if self._options is not None else self._fixed
 
     async def start(self) -> None:
+        await self.groups.start()
         await self.hosts.start()
+        if self._options is not None:
+            await self._options.start()
 
     async def stop(self) -> None:
+        if self._options is not None:
+            await self._options.stop()
+        await self.claimer.stop()
         await self.hosts.stop()
+        await self.groups.stop()
 
     def lease_records(self) -> dict[str, bytes]:
         return {}
+
+    def state_of(self, host: str) -> HostState | None:
+        """The host's state with this scheduler's unconfirmed claims counted as taken."""
+        state = self.hosts.get(host)
+        return state.with_pending(self.claimer.pending(host)) if state is not None else None
+
+    def states(self) -> list[HostState]:
+        return [s.with_pending(self.claimer.pending(s.host)) for s in self.hosts.hosts()]
 
     async def select_destinations(
         self, spec: scheduler_pb2.RequestSpec, alternates: int | None = None
     ) -> scheduler_pb2.SelectDestinationsResponse:
         """Claims a host for ``spec``; ``alternates`` (default: the configured number) more that fit."""
         validate(spec)
-        wanted = self.alternates if alternates is None else alternates
-        request = SchedulingRequest.of(spec)
-        run = FilterRun(self._filters, request)
-        candidates = [w.host for w in weigh_hosts(self._weighers, run.run(self.hosts.hosts()), request)]
-        held = self._held_host(spec)
-        if held is not None:
-            log.info("instance %s already holds a claim on %s", spec.instance_id, held)
-            return _response(held, [h for h in candidates if h.host != held], wanted)
-        contended = False
-        for i, host in enumerate(candidates):
-            outcome = await self._claim(host, run)
-            if outcome is ClaimOutcome.CLAIMED:
-                log.info("instance %s claimed on %s", spec.instance_id, host.host)
-                return _response(host.host, candidates[i + 1 :], wanted)
-            contended = contended or outcome is ClaimOutcome.CONTENDED
-        if contended:
-            raise Aborted(f"hosts for instance {spec.instance_id} are too contended to claim; try again")
-        raise run.no_valid_host()
+        wanted = max(self.alternates if alternates is None else alternates, 0)
+        claim = claim_for(spec)
+        for attempt in range(1, MAX_DECISIONS + 1):
+            config = self.config
+            request, group = await self._request(spec)
+            ranking = self.engine.rank(config, request, config.host_subset_size + wanted)
+            held = self._held_host(spec)
+            if held is not None:
+                log.info("instance %s already holds a claim on %s", spec.instance_id, held)
+                return _response(held, [h for h in ranking.hosts if h != held], wanted)
+            if not ranking:
+                raise self._no_valid_host(config, request)
+            host, others = self.engine.pick(ranking, config.host_subset_size)
+            attributes: dict[str, str | int] = {
+                "stratus.instance_id": spec.instance_id,
+                "stratus.host": host,
+                "stratus.scheduler.decision": attempt,
+            }
+            with TRACER.start_as_current_span("scheduler.claim", attributes=attributes) as span:
+                outcome = await self.claimer.submit(host, claim, request, group)
+                span.set_attribute("stratus.claim.outcome", outcome.value)
+            if outcome is Outcome.CLAIMED:
+                log.info("instance %s claimed on %s", spec.instance_id, host)
+                return _response(host, others, wanted)
+            log.info("instance %s: claim on %s %s; deciding again", spec.instance_id, host, outcome.value)
+        raise Aborted(f"hosts for instance {spec.instance_id} are too contended to claim; try again")
 
     async def explain_placement(self, spec: scheduler_pb2.RequestSpec) -> placement_pb2.PlacementExplanation:
-        raise Unimplemented("ExplainPlacement is being built (issue 3)")
+        """What a create would do now, claiming nothing."""
+        validate(spec)
+        config = self.config
+        request, _ = await self._request(spec)
+        ranking = self.engine.rank(config, request, 10)
+        return explanation(config, request, self.states(), ranking)
+
+    async def _request(self, spec: scheduler_pb2.RequestSpec) -> tuple[SchedulingRequest, tuple[str, int] | None]:
+        """The request as filters see it, and the group (id, revision) its claim must swap."""
+        group_id = spec.server_group_id
+        if not group_id:
+            return SchedulingRequest.of(spec), None
+        held = await self.groups.resolve(group_id)
+        if held is None:
+            raise NotFound("server group", group_id)
+        return SchedulingRequest.of(spec, self.groups.view(group_id)), (group_id, held[1])
+
+    def _fits(self, state: HostState, request: SchedulingRequest) -> bool:
+        """The per-host filters of the current configuration (a claim checked against fresh usage)."""
+        config = self.config
+        filters = config.chance_filters if config.driver == "chance" else config.filters
+        return all(f.host_passes(state, request) is None for f in filters if f.is_relevant(request))
+
+    def _no_valid_host(self, config: EngineConfig, request: SchedulingRequest) -> ResourceExhausted:
+        filters = config.chance_filters if config.driver == "chance" else config.filters
+        run = FilterRun(filters, request)
+        run.run(self.states())
+        return run.no_valid_host()
 
     def _held_host(self, spec: scheduler_pb2.RequestSpec) -> str | None:
         """The host a retried request already claimed, unless that host failed it."""
         held = sorted(self.hosts.holders(spec.instance_id) - set(spec.ignore_hosts))
         return held[0] if held else None
 
-    async def _claim(self, host: HostState, run: FilterRun) -> ClaimOutcome:
-        spec = run.request.spec
-        claim = state_pb2.Claim(
-            instance_id=spec.instance_id,
-            project_id=spec.project_id,
-            vcpus=spec.resources.vcpus,
-            ram_mb=spec.resources.ram_mb,
-            disk_gb=spec.resources.disk_gb,
-            created_at=instances.now(),
-        )
-        attributes = {"stratus.instance_id": spec.instance_id, "stratus.host": host.host}
-        with tracer().start_as_current_span("scheduler.claim", attributes=attributes) as span:
-            outcome = ClaimOutcome.CONTENDED
-            for attempt in range(1, MAX_CLAIM_ATTEMPTS + 1):
-                span.set_attribute("stratus.claim.attempts", attempt)
-                if await claims.try_claim(self._store, host.host, claim, host.usage, host.usage_revision):
-                    outcome = ClaimOutcome.CLAIMED
-                    break
-                fresh = await self.hosts.refresh_usage(host.host)
-                if fresh is None:
-                    outcome = ClaimOutcome.GONE
-                    break
-                if spec.instance_id in fresh.instance_ids:
-                    outcome = ClaimOutcome.CLAIMED  # a retry of this request won it elsewhere
-                    break
-                if not run.recheck(fresh):
-                    outcome = ClaimOutcome.REFUSED
-                    break
-                host = fresh
-            span.set_attribute("stratus.claim.outcome", outcome.value)
-            return outcome
+
+def claim_for(spec: scheduler_pb2.RequestSpec) -> state_pb2.Claim:
+    return state_pb2.Claim(
+        instance_id=spec.instance_id,
+        project_id=spec.project_id,
+        vcpus=spec.resources.vcpus,
+        ram_mb=spec.resources.ram_mb,
+        disk_gb=spec.resources.disk_gb,
+        created_at=_now(),
+        flavor_id=spec.flavor_id,
+    )
+
+
+def _now() -> Timestamp:
+    ns = time.time_ns()
+    return Timestamp(seconds=ns // 1_000_000_000, nanos=ns % 1_000_000_000)
 
 
 def validate(spec: scheduler_pb2.RequestSpec) -> None:
@@ -133,8 +191,8 @@ def validate(spec: scheduler_pb2.RequestSpec) -> None:
         raise InvalidArgument(violations)
 
 
-def _response(host: str, others: Sequence[HostState], alternates: int) -> scheduler_pb2.SelectDestinationsResponse:
+def _response(host: str, others: Sequence[str], alternates: int) -> scheduler_pb2.SelectDestinationsResponse:
     return scheduler_pb2.SelectDestinationsResponse(
         selected=scheduler_pb2.Destination(host=host),
-        alternates=[scheduler_pb2.Destination(host=h.host) for h in others[: max(alternates, 0)]],
+        alternates=[scheduler_pb2.Destination(host=h) for h in others[: max(alternates, 0)]],
     )

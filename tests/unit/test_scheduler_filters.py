@@ -24,7 +24,7 @@ from services.scheduler.request import SchedulingRequest
 from services.scheduler.settings import DEFAULT_FILTERS
 from stratus.scheduler.v1 import scheduler_pb2
 from stratus.state.v1 import state_pb2
-from stratus.v1 import servers_pb2
+from stratus.v1 import aggregates_pb2, servers_pb2
 
 
 def host(
@@ -39,8 +39,11 @@ def host(
     enabled: bool = True,
     forced_down: bool = False,
     disabled_reason: str = "",
+    reserved: tuple[int, int, int] = (0, 0, 0),
+    aggregates: tuple[aggregates_pb2.Aggregate, ...] = (),
 ) -> HostState:
-    """A host with one other instance using ``used`` = (vcpus, ram_mb, disk_gb)."""
+    """A host with one other instance using ``used`` = (vcpus, ram_mb, disk_gb), and ``reserved``
+    held back for the host."""
     usage = state_pb2.HostUsage()
     if any(used):
         usage.claims["other"].CopyFrom(
@@ -49,13 +52,21 @@ def host(
     return HostState(
         host=name,
         capabilities=state_pb2.HostCapabilities(
-            host=name, vcpus=vcpus, ram_mb=ram_mb, disk_gb=disk_gb, availability_zone=az
+            host=name,
+            vcpus=vcpus,
+            ram_mb=ram_mb,
+            disk_gb=disk_gb,
+            availability_zone=az,
+            reserved_vcpus=reserved[0],
+            reserved_ram_mb=reserved[1],
+            reserved_disk_gb=reserved[2],
         ),
         usage=usage,
         alive=alive,
         enabled=enabled,
         forced_down=forced_down,
         disabled_reason=disabled_reason,
+        aggregates=aggregates,
     )
 
 
@@ -92,8 +103,40 @@ CASES: list[tuple[str, Filter, HostState, scheduler_pb2.RequestSpec, str | None]
         "4096 MB RAM needed, 1024 MB free",
     ),
     ("ram-overcommitted", RamFilter(), host(ram_mb=1024, used=(0, 2048, 0)), spec(), "512 MB RAM needed, 0 MB free"),
-    ("cores-fit-exactly", CoreFilter(), host(vcpus=4, used=(2, 0, 0)), spec(vcpus=2), None),
-    ("cores-short", CoreFilter(), host(vcpus=4, used=(3, 0, 0)), spec(vcpus=2), "2 vCPU needed, 1 free"),
+    ("cores-fit-exactly", CoreFilter(1.0), host(vcpus=4, used=(2, 0, 0)), spec(vcpus=2), None),
+    ("cores-short", CoreFilter(1.0), host(vcpus=4, used=(3, 0, 0)), spec(vcpus=2), "2 vCPU needed, 1 free"),
+    ("cores-default-ratio-4", CoreFilter(), host(vcpus=4, used=(14, 0, 0)), spec(vcpus=2), None),
+    ("cores-ratio-4-short", CoreFilter(), host(vcpus=4, used=(15, 0, 0)), spec(vcpus=2), "2 vCPU needed, 1 free"),
+    ("ram-ratio-1.5", RamFilter(1.5), host(ram_mb=4096, used=(0, 4096, 0)), spec(ram_mb=2048), None),
+    (
+        "ram-ratio-fraction-floors",
+        RamFilter(0.5),
+        host(ram_mb=4097, used=(0, 0, 0)),
+        spec(ram_mb=4096),
+        "4096 MB RAM needed, 2048 MB free",
+    ),
+    ("disk-ratio-2", DiskFilter(2.0), host(disk_gb=20, used=(0, 0, 30)), spec(disk_gb=10), None),
+    (
+        "ram-reserved",
+        RamFilter(),
+        host(ram_mb=4096, used=(0, 1024, 0), reserved=(0, 2048, 0)),
+        spec(ram_mb=2048),
+        "2048 MB RAM needed, 1024 MB free",
+    ),
+    (
+        "cores-reserved-after-ratio",
+        CoreFilter(2.0),
+        host(vcpus=4, reserved=(3, 0, 0)),
+        spec(vcpus=6),
+        "6 vCPU needed, 5 free",
+    ),
+    (
+        "disk-reserved",
+        DiskFilter(),
+        host(disk_gb=100, reserved=(0, 0, 95)),
+        spec(disk_gb=10),
+        "10 GB disk needed, 5 GB free",
+    ),
     ("disk-fits", DiskFilter(), host(disk_gb=20, used=(0, 0, 10)), spec(disk_gb=10), None),
     ("disk-short", DiskFilter(), host(disk_gb=20, used=(0, 0, 15)), spec(disk_gb=10), "10 GB disk needed, 5 GB free"),
     ("az-any", AvailabilityZoneFilter(), host(az="az1"), spec(), None),
@@ -129,12 +172,12 @@ def test_other_filters_explain_with_a_sample() -> None:
 def test_registry_builds_in_order_and_refuses_unknown_names() -> None:
     assert [f.name for f in build_filters(DEFAULT_FILTERS)] == DEFAULT_FILTERS
     assert set(DEFAULT_FILTERS) <= set(FILTERS)
-    with pytest.raises(ValueError, match=r"unknown scheduler filter.*'NoSuchFilter'.*known: AvailabilityZoneFilter"):
+    with pytest.raises(ValueError, match=r"unknown scheduler filter.*'NoSuchFilter'.*known: .*AvailabilityZoneFilter"):
         build_filters(["RamFilter", "NoSuchFilter"])
 
 
 def refusal(hosts: list[HostState], request_spec: scheduler_pb2.RequestSpec) -> ResourceExhausted:
-    run = FilterRun(build_filters(DEFAULT_FILTERS), SchedulingRequest.of(request_spec))
+    run = FilterRun(build_filters(DEFAULT_FILTERS, {"cpu_allocation_ratio": 1.0}), SchedulingRequest.of(request_spec))
     assert run.run(hosts) == []
     return run.no_valid_host()
 
@@ -174,3 +217,45 @@ def test_recheck_records_a_refusal_after_fresh_usage() -> None:
     err = run.no_valid_host()
     assert "RamFilter removed 1 of 1 host (2048 MB RAM needed, at most 1024 MB free)" in err.message
     assert err.metadata["filter"] == "RamFilter"
+
+
+def aggregate(**metadata: str) -> aggregates_pb2.Aggregate:
+    return aggregates_pb2.Aggregate(id="a", metadata=metadata)
+
+
+@pytest.mark.parametrize(
+    ("metadata", "free"),
+    [
+        ({}, 4096.0),  # the filter's own ratio (1.0)
+        ({"ram_allocation_ratio": "2.0"}, 8192.0),
+        ({"ram_allocation_ratio": "0.5"}, 2048.0),
+        ({"ram_allocation_ratio": "typo"}, 4096.0),  # not a number: ignored, as Nova does
+    ],
+)
+def test_aggregate_metadata_overrides_the_ratio(metadata: dict[str, str], free: float) -> None:
+    state = host(ram_mb=4096, aggregates=(aggregate(**metadata),))
+    assert RamFilter().free(state) == free
+
+
+def test_the_smallest_aggregate_ratio_wins() -> None:
+    state = host(vcpus=10, aggregates=(aggregate(cpu_allocation_ratio="3"), aggregate(cpu_allocation_ratio="1.5")))
+    assert CoreFilter().free(state) == 15.0
+    assert CoreFilter().host_passes(state, SchedulingRequest.of(spec(vcpus=16))) == "16 vCPU needed, 15 free"
+
+
+@pytest.mark.parametrize(
+    ("options", "ratios"),
+    [
+        ({}, (1.0, 4.0, 1.0)),
+        ({"ram_allocation_ratio": 1.5, "cpu_allocation_ratio": "16", "disk_allocation_ratio": 2}, (1.5, 16.0, 2.0)),
+    ],
+)
+def test_resource_filters_take_their_ratio_from_options(options: dict[str, object], ratios: tuple[float, ...]) -> None:
+    built = (RamFilter.from_options(options), CoreFilter.from_options(options), DiskFilter.from_options(options))
+    assert tuple(f.ratio for f in built) == ratios
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, "x", True, [1]])
+def test_bad_ratios_are_refused(bad: object) -> None:
+    with pytest.raises(ValueError, match="ram_allocation_ratio"):
+        RamFilter.from_options({"ram_allocation_ratio": bad})

@@ -10,9 +10,12 @@ class CoreFilter(ResourceFilter):
     resource = "vcpus"
     label = "vCPU"
     unit = ""
+    ratio_option = "cpu_allocation_ratio"
+    default_ratio = 4.0
 
     def needed(self, request: SchedulingRequest) -> int:
         return request.spec.resources.vcpus
 
-    def free(self, host: HostState) -> int:
-        return host.free_vcpus
+    def totals(self, host: HostState) -> tuple[int, int, int]:
+        caps = host.capabilities
+        return caps.vcpus, caps.reserved_vcpus, host.claimed.vcpus

@@ -10,9 +10,12 @@ class DiskFilter(ResourceFilter):
     resource = "disk_gb"
     label = "GB disk"
     unit = "GB"
+    ratio_option = "disk_allocation_ratio"
+    default_ratio = 1.0
 
     def needed(self, request: SchedulingRequest) -> int:
         return request.spec.resources.disk_gb
 
-    def free(self, host: HostState) -> int:
-        return host.free_disk_gb
+    def totals(self, host: HostState) -> tuple[int, int, int]:
+        caps = host.capabilities
+        return caps.disk_gb, caps.reserved_disk_gb, host.claimed.disk_gb

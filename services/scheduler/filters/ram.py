@@ -10,9 +10,12 @@ class RamFilter(ResourceFilter):
     resource = "ram_mb"
     label = "MB RAM"
     unit = "MB"
+    ratio_option = "ram_allocation_ratio"
+    default_ratio = 1.0
 
     def needed(self, request: SchedulingRequest) -> int:
         return request.spec.resources.ram_mb
 
-    def free(self, host: HostState) -> int:
-        return host.free_ram_mb
+    def totals(self, host: HostState) -> tuple[int, int, int]:
+        caps = host.capabilities
+        return caps.ram_mb, caps.reserved_ram_mb, host.claimed.ram_mb

@@ -9,9 +9,9 @@ choice is deterministic.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar, Self
 
 from services.scheduler.host_state import HostState
 from services.scheduler.request import SchedulingRequest
@@ -22,16 +22,56 @@ class Weigher(ABC):
     # Fixed bounds for normalising; None takes the bound from the candidates.
     minval: ClassVar[float | None] = None
     maxval: ClassVar[float | None] = None
+    # Nova's option name for the multiplier ("ram_weight_multiplier"): read from the options
+    # (settings + options file) and, per host, from its aggregates' metadata (minimum wins).
+    multiplier_option: ClassVar[str] = ""
+    default_multiplier: ClassVar[float] = 1.0
 
-    def __init__(self, multiplier: float = 1.0) -> None:
-        self.multiplier = multiplier
+    def __init__(self, multiplier: float | None = None) -> None:
+        self.multiplier = self.default_multiplier if multiplier is None else float(multiplier)
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> Self:
+        """Builds a configured instance from the merged scheduler options (settings + options file).
+
+        The multiplier comes from ``options["weight_multipliers"][cls.name]``, else from
+        ``options[cls.multiplier_option]``, else ``default_multiplier``. A bad value raises
+        ValueError with a clear message.
+        """
+        by_name = options.get("weight_multipliers") or {}
+        if cls.name in by_name:
+            return cls(option_float(f"weight_multipliers[{cls.name}]", by_name[cls.name]))
+        if cls.multiplier_option and cls.multiplier_option in options:
+            return cls(option_float(cls.multiplier_option, options[cls.multiplier_option]))
+        return cls()
+
+    def is_relevant(self, request: SchedulingRequest) -> bool:
+        """False when this weigher gives every host the same score for this request; the engine
+        then skips it."""
+        return True
 
     @abstractmethod
     def weigh(self, host: HostState, request: SchedulingRequest) -> float:
         """The raw score; higher is better before the multiplier."""
 
     def weight_multiplier(self, host: HostState) -> float:
+        """The configured multiplier, or the smallest valid ``multiplier_option`` value among the
+        host's aggregates' metadata (Nova's per-aggregate override)."""
+        if self.multiplier_option:
+            override = host.aggregate_number(self.multiplier_option)
+            if override is not None:
+                return override
         return self.multiplier
+
+
+def option_float(key: str, value: Any) -> float:
+    """A number option as float; ValueError naming the key otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"{key} must be a number, not {value!r}")
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"{key} must be a number, not {value!r}") from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ class RamWeigher(Weigher):
     """More free RAM first (spreads); a negative multiplier fills hosts first (stacks)."""
 
     name = "RamWeigher"
+    multiplier_option = "ram_weight_multiplier"
 
     def weigh(self, host: HostState, request: SchedulingRequest) -> float:
         return float(host.free_ram_mb)

@@ -1,0 +1,403 @@
+"""Committing claims to etcd: optimistic, serialised per host, batched, compare-and-swap.
+
+A decision's claim is pre-applied at once (``pending``: the host table and per-host states count
+it), so decisions made while it is in flight see it. Claims wait in one queue; a pump takes a
+batch of hosts that have no transaction in flight (all queued claims of a host together, so
+claims on one host never race each other in this process) and commits them in ONE transaction:
+per host, compare the usage's mod revision and put the usage with the new claims; per server
+group, the same on ``server_groups/<id>`` with the new placements. A few batches may be in
+flight at once, on disjoint keys.
+
+A claim decided against the usage revision it is swapped against goes as it is; otherwise (the
+host changed under it, in another process) it is checked again with the per-host filters against
+the fresh usage first. A lost swap refreshes the hosts that changed from the transaction's own
+failure reads and puts the claims back in the queue; a claim whose host no longer fits, whose
+host is gone, or whose group changed is handed back to the manager to decide again. A request
+never fails because of a race.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from services.core import keys
+from services.core.claims import Totals
+from services.core.errors import Unavailable
+from services.core.etcd import AMBIGUOUS, Store
+from services.scheduler.groups import GroupCache
+from services.scheduler.host_state import NO_TOTALS, HostState, HostStateCache, add_totals
+from services.scheduler.request import SchedulingRequest
+from services.scheduler.table import HostTable
+from stratus.state.v1 import state_pb2
+
+log = logging.getLogger(__name__)
+
+# Keys (hosts + groups) per transaction; etcd refuses more than --max-txn-ops (default 128).
+MAX_BATCH_KEYS = 48
+MAX_INFLIGHT = 4
+MAX_AMBIGUOUS = 3
+
+Fits = Callable[[HostState, SchedulingRequest], bool]
+
+
+class Outcome(enum.Enum):
+    CLAIMED = "claimed"
+    REFUSED = "refused"  # the host no longer fits with its fresh usage: decide again
+    GONE = "gone"  # the host stopped reporting: decide again
+    GROUP_CHANGED = "group_changed"  # the server group changed under the decision: decide again
+
+
+@dataclass(eq=False)
+class PendingClaim:
+    host: str
+    claim: state_pb2.Claim
+    request: SchedulingRequest
+    # The host's usage revision (and the group's) the decision was made against.
+    seen_revision: int
+    group_id: str
+    group_revision: int
+    future: asyncio.Future[Outcome]
+    totals: Totals = field(init=False)
+
+    def __post_init__(self) -> None:
+        c = self.claim
+        self.totals = Totals(c.vcpus, c.ram_mb, c.disk_gb, 1)
+
+
+@dataclass
+class _HostPlan:
+    revision: int
+    usage: state_pb2.HostUsage
+    claims: list[PendingClaim]
+
+
+@dataclass
+class _GroupPlan:
+    revision: int
+    record: state_pb2.ServerGroupRecord
+    claims: list[PendingClaim]
+
+
+@dataclass
+class _Plan:
+    hosts: dict[str, _HostPlan] = field(default_factory=dict)
+    groups: dict[str, _GroupPlan] = field(default_factory=dict)
+
+    def keys(self) -> list[str]:
+        return [keys.host_usage(h) for h in self.hosts] + [keys.server_group(g) for g in self.groups]
+
+    def revisions(self) -> list[int]:
+        return [p.revision for p in self.hosts.values()] + [p.revision for p in self.groups.values()]
+
+    def values(self) -> list[bytes]:
+        return [p.usage.SerializeToString() for p in self.hosts.values()] + [
+            p.record.SerializeToString() for p in self.groups.values()
+        ]
+
+    def claims(self) -> list[PendingClaim]:
+        return [c for p in self.hosts.values() for c in p.claims]
+
+
+Fresh = list[tuple[bytes, int] | None]  # per key of a plan: (value, mod revision), None if absent
+
+
+class Claimer:
+    def __init__(
+        self,
+        store: Store,
+        hosts: HostStateCache,
+        groups: GroupCache,
+        table: HostTable,
+        fits: Fits,
+        *,
+        max_inflight: int = MAX_INFLIGHT,
+        max_batch_keys: int = MAX_BATCH_KEYS,
+    ) -> None:
+        self._store, self._hosts, self._groups, self._table, self._fits = store, hosts, groups, table, fits
+        self._max_inflight, self._max_batch_keys = max_inflight, max_batch_keys
+        self._queue: deque[PendingClaim] = deque()
+        self._by_host: dict[str, list[PendingClaim]] = {}
+        self._pending: dict[str, Totals] = {}
+        self._busy: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._pump_scheduled = False
+        self._stopped = False
+        hosts.listen(self._on_state)
+
+    # ---- the manager's side -----------------------------------------------------------------
+    def submit(
+        self, host: str, claim: state_pb2.Claim, request: SchedulingRequest, group: tuple[str, int] | None
+    ) -> asyncio.Future[Outcome]:
+        """Pre-applies the claim and queues it; the future says how it ended."""
+        _, revision = self._hosts.usage_of(host)
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        group_id, group_revision = group if group is not None else ("", 0)
+        pc = PendingClaim(host, claim, request, revision, group_id, group_revision, future)
+        if self._stopped:
+            future.set_exception(Unavailable("the scheduler is stopping"))
+            return future
+        self._by_host.setdefault(host, []).append(pc)
+        if group_id:
+            self._groups.add_pending(group_id, claim.instance_id, host)
+        self._update_pending(host)
+        self._queue.append(pc)
+        self._schedule_pump()
+        return future
+
+    def pending(self, host: str) -> Totals:
+        """This scheduler's claims on the host that etcd has not confirmed (as far as it knows)."""
+        return self._pending.get(host, NO_TOTALS)
+
+    async def stop(self) -> None:
+        """Lets the transactions in flight finish; fails the claims not sent yet."""
+        self._stopped = True
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        while self._queue:
+            self._finish(self._queue.popleft(), Unavailable("the scheduler is stopping"))
+
+    # ---- pending bookkeeping ----------------------------------------------------------------
+    def _on_state(self, host: str, _state: HostState | None) -> None:
+        if host in self._by_host:
+            self._update_pending(host, force=True)  # the table may have rebuilt the host's row
+
+    def _update_pending(self, host: str, *, force: bool = False) -> None:
+        landed = self._hosts.usage_of(host)[0].claims
+        total = NO_TOTALS
+        for pc in self._by_host.get(host, ()):
+            if pc.claim.instance_id not in landed:
+                total = add_totals(total, pc.totals)
+        if total == self._pending.get(host, NO_TOTALS) and not force:
+            return
+        if total == NO_TOTALS:
+            self._pending.pop(host, None)
+        else:
+            self._pending[host] = total
+        self._table.set_pending(host, total)
+
+    def _finish(self, pc: PendingClaim, result: Outcome | BaseException) -> None:
+        claims = self._by_host.get(pc.host)
+        if claims is not None:
+            with contextlib.suppress(ValueError):
+                claims.remove(pc)
+            if not claims:
+                del self._by_host[pc.host]
+        if pc.group_id:
+            self._groups.drop_pending(pc.group_id, pc.claim.instance_id)
+        self._update_pending(pc.host)
+        if not pc.future.done():
+            if isinstance(result, BaseException):
+                pc.future.set_exception(result)
+            else:
+                pc.future.set_result(result)
+
+    # ---- batching ---------------------------------------------------------------------------
+    def _schedule_pump(self) -> None:
+        if not self._pump_scheduled:
+            self._pump_scheduled = True
+            asyncio.get_running_loop().call_soon(self._pump)
+
+    def _pump(self) -> None:
+        self._pump_scheduled = False
+        while len(self._tasks) < self._max_inflight and self._queue and not self._stopped:
+            batch = self._take_batch()
+            if not batch:
+                return
+            task = asyncio.create_task(self._commit(batch), name="scheduler.claims")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def _take_batch(self) -> list[PendingClaim]:
+        """Queued claims of hosts (and groups) with nothing in flight, all of a host's together."""
+        by_host: dict[str, list[PendingClaim]] = {}
+        for pc in self._queue:
+            by_host.setdefault(pc.host, []).append(pc)
+        taken: list[PendingClaim] = []
+        used: set[str] = set()
+        for host, claims in by_host.items():
+            wanted = {f"h:{host}"} | {f"g:{pc.group_id}" for pc in claims if pc.group_id}
+            if wanted & self._busy or len(used | wanted) > self._max_batch_keys:
+                continue
+            used |= wanted
+            self._busy |= wanted
+            taken.extend(claims)
+        if taken:
+            chosen = set(map(id, taken))
+            self._queue = deque(pc for pc in self._queue if id(pc) not in chosen)
+        return taken
+
+    async def _commit(self, batch: list[PendingClaim]) -> None:
+        held = {f"h:{pc.host}" for pc in batch} | {f"g:{pc.group_id}" for pc in batch if pc.group_id}
+        requeue: list[PendingClaim] = []
+        try:
+            requeue = await self._attempt(batch)
+        except Exception as exc:  # etcd unreachable, or a bug: fail these requests, never hang them
+            log.warning("claims on %d host(s) failed: %s", len(held), exc, exc_info=not isinstance(exc, AMBIGUOUS))
+            error = exc if isinstance(exc, Unavailable) else Unavailable(f"could not commit the claim: {exc}")
+            for pc in batch:
+                if not pc.future.done():
+                    self._finish(pc, error)
+        finally:
+            self._busy -= held
+            self._queue.extendleft(reversed(requeue))
+            if self._stopped:
+                while self._queue:
+                    self._finish(self._queue.popleft(), Unavailable("the scheduler is stopping"))
+            else:
+                self._schedule_pump()
+
+    # ---- one transaction --------------------------------------------------------------------
+    async def _attempt(self, batch: list[PendingClaim]) -> list[PendingClaim]:
+        """Commits what still fits; the claims to try again (their hosts changed meanwhile)."""
+        plan = self._plan(batch)
+        if not plan.hosts:
+            return []
+        landed, revision, fresh = await self._txn(plan)
+        if landed:
+            self._landed(plan, revision, fresh)
+            return []
+        assert fresh is not None
+        return self._lost(plan, fresh)
+
+    def _plan(self, batch: Sequence[PendingClaim]) -> _Plan:
+        plan = _Plan()
+        for pc in batch:
+            host_plan = plan.hosts.get(pc.host)
+            if host_plan is None:
+                usage, revision = self._hosts.usage_of(pc.host)
+                new = state_pb2.HostUsage()
+                new.CopyFrom(usage)
+                host_plan = plan.hosts[pc.host] = _HostPlan(revision, new, [])
+            verdict = self._check(pc, host_plan)
+            if verdict is not None:
+                self._finish(pc, verdict)
+                continue
+            host_plan.usage.claims[pc.claim.instance_id].CopyFrom(pc.claim)
+            host_plan.claims.append(pc)
+            if pc.group_id:
+                self._plan_group(plan, pc)
+        plan.hosts = {h: p for h, p in plan.hosts.items() if p.claims}
+        return plan
+
+    def _check(self, pc: PendingClaim, host_plan: _HostPlan) -> Outcome | None:
+        """None when the claim can go into the transaction; else how it ends now."""
+        if pc.claim.instance_id in host_plan.usage.claims:
+            return Outcome.CLAIMED  # an earlier attempt landed after all
+        state = self._hosts.get(pc.host)
+        if state is None:
+            return Outcome.GONE
+        if pc.group_id:
+            group = self._groups.get(pc.group_id)
+            if group is None or group[1] != pc.group_revision:
+                return Outcome.GROUP_CHANGED
+        if pc.seen_revision == host_plan.revision:
+            return None  # decided against exactly this usage, with the claims before it pending
+        # The usage being swapped, with the claims accepted before this one already in it.
+        if self._fits(state.with_usage(host_plan.usage, host_plan.revision), pc.request):
+            return None
+        return Outcome.REFUSED
+
+    def _plan_group(self, plan: _Plan, pc: PendingClaim) -> None:
+        group_plan = plan.groups.get(pc.group_id)
+        if group_plan is None:
+            record, revision = self._groups.get(pc.group_id) or (state_pb2.ServerGroupRecord(), 0)
+            new = state_pb2.ServerGroupRecord()
+            new.CopyFrom(record)
+            group_plan = plan.groups[pc.group_id] = _GroupPlan(revision, new, [])
+        group_plan.record.placements[pc.claim.instance_id] = pc.host
+        group_plan.claims.append(pc)
+
+    async def _txn(self, plan: _Plan) -> tuple[bool, int, Fresh | None]:
+        """(landed, revision, fresh reads): fresh is the keys as read after a lost swap, or after
+        an ambiguous outcome (then revision is 0 and the reads are what the cache takes)."""
+        store, plan_keys = self._store, plan.keys()
+        compares = [store.cmp_mod(k, r) for k, r in zip(plan_keys, plan.revisions(), strict=True)]
+        puts = [store.op_put(k, v) for k, v in zip(plan_keys, plan.values(), strict=True)]
+        gets = [store.op_get(k) for k in plan_keys]
+        for attempt in range(MAX_AMBIGUOUS):
+            try:
+                ok, resp = await store.txn(compares, puts, gets)
+                if ok:
+                    return True, int(resp.header.revision), None
+                return False, 0, _ranges(resp)
+            except AMBIGUOUS as exc:
+                log.warning("claim transaction outcome unknown (%s); reading back", exc)
+                with contextlib.suppress(*AMBIGUOUS):
+                    _, resp = await store.txn([], gets)
+                    fresh = _ranges(resp)
+                    return self._landed_after_all(plan, fresh), 0, fresh
+                await asyncio.sleep(0.05 * (attempt + 1))
+        raise Unavailable("etcd did not settle a claim transaction")
+
+    def _landed_after_all(self, plan: _Plan, fresh: Fresh) -> bool:
+        """The transaction is atomic: it landed iff the first host's usage holds its claims."""
+        host_plan = next(iter(plan.hosts.values()))
+        read = fresh[0]
+        usage = state_pb2.HostUsage.FromString(read[0]) if read is not None else state_pb2.HostUsage()
+        return all(pc.claim.instance_id in usage.claims for pc in host_plan.claims)
+
+    def _landed(self, plan: _Plan, revision: int, fresh: Fresh | None) -> None:
+        if fresh is not None:
+            self._apply_fresh(plan, fresh)
+        else:
+            for host, host_plan in plan.hosts.items():
+                self._hosts.apply_usage(host, host_plan.usage, revision)
+            for group_id, group_plan in plan.groups.items():
+                self._groups.apply(group_id, group_plan.record, revision)
+            self._forward(plan, revision)
+        for pc in plan.claims():
+            self._finish(pc, Outcome.CLAIMED)
+
+    def _forward(self, plan: _Plan, revision: int) -> None:
+        """Claims queued while these committed had counted them as pending: they were decided
+        against what is now in etcd, so they need no second check."""
+        for pc in self._queue:
+            host_plan = plan.hosts.get(pc.host)
+            if host_plan is not None and pc.seen_revision == host_plan.revision:
+                pc.seen_revision = revision
+            group_plan = plan.groups.get(pc.group_id) if pc.group_id else None
+            if group_plan is not None and pc.group_revision == group_plan.revision:
+                pc.group_revision = revision
+
+    def _apply_fresh(self, plan: _Plan, fresh: Fresh) -> None:
+        for (host, host_plan), read in zip(plan.hosts.items(), fresh, strict=False):
+            if read is not None:
+                self._hosts.apply_usage(host, state_pb2.HostUsage.FromString(read[0]), read[1])
+            elif host_plan.revision != 0:
+                self._hosts.forget_usage(host)  # the usage record was deleted
+        for group_id, read in zip(plan.groups, fresh[len(plan.hosts) :], strict=True):
+            record = state_pb2.ServerGroupRecord.FromString(read[0]) if read is not None else None
+            self._groups.apply(group_id, record, read[1] if read is not None else 0)
+
+    def _lost(self, plan: _Plan, fresh: Fresh) -> list[PendingClaim]:
+        """Refreshes what changed; the claims to queue again (groups that changed: decide again)."""
+        self._apply_fresh(plan, fresh)
+        changed_groups = {
+            group_id
+            for (group_id, group_plan), read in zip(plan.groups.items(), fresh[len(plan.hosts) :], strict=True)
+            if (read[1] if read is not None else 0) != group_plan.revision
+        }
+        requeue = []
+        for pc in plan.claims():
+            if pc.group_id in changed_groups:
+                self._finish(pc, Outcome.GROUP_CHANGED)
+            else:
+                requeue.append(pc)
+        return requeue
+
+
+def _ranges(resp: Any) -> Fresh:
+    """(value, mod revision) per range response of a transaction, None for an absent key."""
+    out: Fresh = []
+    for op in resp.responses:
+        kvs = op.response_range.kvs
+        out.append((bytes(kvs[0].value), int(kvs[0].mod_revision)) if kvs else None)
+    return out

@@ -1,0 +1,175 @@
+"""Vectorized versions of the hot filters and weighers, keyed by their names.
+
+Each fast filter returns, over every row of the ``HostTable``, whether the host passes (or None
+when it passes them all), exactly as the filter's ``host_passes`` would decide; each fast weigher
+returns the raw scores ``weigh`` would give. The per-host classes stay the reference (and the
+explanation); a property test holds the two to the same answers. A filter or weigher without an
+entry here runs per host, on the hosts the fast filters kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from services.scheduler.filters import Filter, ResourceFilter
+from services.scheduler.filters.io_ops import IoOpsFilter
+from services.scheduler.filters.num_instances import NumInstancesFilter
+from services.scheduler.host_state import HostState
+from services.scheduler.request import SchedulingRequest
+from services.scheduler.table import Bools, Floats, HostTable
+from services.scheduler.weighers import Weigher
+
+# Over the rows given (None: every row [0, size)): which pass, or None when all of them do.
+FastFilter = Callable[[Filter, HostTable, SchedulingRequest, "Rows | None"], Bools | None]
+# The raw scores over every row, and the sparse column that, when all zero, makes them constant.
+FastWeigher = Callable[[Weigher, HostTable, SchedulingRequest], tuple[Floats, str]]
+Rows = npt.NDArray[np.intp]
+
+_RESOURCE_COLUMNS = {"RamFilter": "ram", "CoreFilter": "vcpus", "DiskFilter": "disk"}
+
+
+def _pick(column: npt.NDArray[Any], table: HostTable, rows: Rows | None) -> npt.NDArray[Any]:
+    return column[: table.size] if rows is None else column[rows]
+
+
+def _compute(_f: Filter, table: HostTable, _r: SchedulingRequest, rows: Rows | None) -> Bools:
+    return _pick(table.up, table, rows)
+
+
+def _availability_zone(_f: Filter, table: HostTable, request: SchedulingRequest, rows: Rows | None) -> Bools | None:
+    wanted = request.spec.availability_zone
+    if not wanted:
+        return None
+    same: Bools = _pick(table.az, table, rows) == table.az_code(wanted)
+    return same
+
+
+def _resource(f: Filter, table: HostTable, request: SchedulingRequest, rows: Rows | None) -> Bools:
+    assert isinstance(f, ResourceFilter)
+    resource = _RESOURCE_COLUMNS[f.name]
+    capacity = table.capacity(resource, f.ratio, f.ratio_option)
+    # total * ratio - (reserved + claimed), as ResourceFilter.free
+    free: Floats = _pick(capacity, table, rows) - _pick(table.columns[f"taken_{resource}"], table, rows)
+    fits: Bools = free >= f.needed(request)
+    return fits
+
+
+def _retry(_f: Filter, table: HostTable, request: SchedulingRequest, rows: Rows | None) -> Bools | None:
+    tried = table.rows_of(request.spec.ignore_hosts)
+    if not tried:
+        return None
+    mask = np.ones(table.size, dtype=np.bool_)
+    mask[tried] = False
+    return _pick(mask, table, rows)
+
+
+def _num_instances(f: Filter, table: HostTable, _r: SchedulingRequest, rows: Rows | None) -> Bools:
+    assert isinstance(f, NumInstancesFilter)
+    below: Bools = _pick(table.columns["instances"], table, rows) < f.max_instances
+    return below
+
+
+def _io_ops(f: Filter, table: HostTable, _r: SchedulingRequest, rows: Rows | None) -> Bools | None:
+    assert isinstance(f, IoOpsFilter)
+    if f.max_io_ops > 0 and table.all_zero("io_ops"):
+        return None
+    below: Bools = _pick(table.columns["io_ops"], table, rows) < f.max_io_ops
+    return below
+
+
+def _all_hosts(_f: Filter, _t: HostTable, _r: SchedulingRequest, _rows: Rows | None) -> None:
+    return None
+
+
+def _group_verdicts(f: Filter, table: HostTable, request: SchedulingRequest) -> dict[int, bool]:
+    """Row -> passes, by the filter's own host_passes, for the hosts holding group members."""
+    verdicts = {}
+    for host in request.group_hosts:
+        row, state = table.index.get(host), table.state_of(host)
+        if row is not None and state is not None:
+            verdicts[row] = f.host_passes(state, request) is None
+    return verdicts
+
+
+def _anti_affinity(f: Filter, table: HostTable, request: SchedulingRequest, rows: Rows | None) -> Bools | None:
+    """Only a host holding members can be refused (it has as many as the group allows)."""
+    refused = [row for row, ok in _group_verdicts(f, table, request).items() if not ok]
+    if not refused:
+        return None
+    mask = np.ones(table.size, dtype=np.bool_)
+    mask[refused] = False
+    return _pick(mask, table, rows)
+
+
+def _affinity(f: Filter, table: HostTable, request: SchedulingRequest, rows: Rows | None) -> Bools:
+    """Only a host holding members can pass (once any member is placed)."""
+    mask = np.zeros(table.size, dtype=np.bool_)
+    mask[[row for row, ok in _group_verdicts(f, table, request).items() if ok]] = True
+    return _pick(mask, table, rows)
+
+
+FAST_FILTERS: dict[str, FastFilter] = {
+    "ComputeFilter": _compute,
+    "AvailabilityZoneFilter": _availability_zone,
+    "RamFilter": _resource,
+    "CoreFilter": _resource,
+    "DiskFilter": _resource,
+    "RetryFilter": _retry,
+    "NumInstancesFilter": _num_instances,
+    "IoOpsFilter": _io_ops,
+    "AllHostsFilter": _all_hosts,
+    "ServerGroupAntiAffinityFilter": _anti_affinity,
+    "ServerGroupAffinityFilter": _affinity,
+}
+
+
+def _column(name: str, sparse: str = "") -> FastWeigher:
+    def weigh(_w: Weigher, table: HostTable, _r: SchedulingRequest) -> tuple[Floats, str]:
+        return table.col(name), sparse
+
+    return weigh
+
+
+def _soft_group(w: Weigher, table: HostTable, request: SchedulingRequest) -> tuple[Floats, str]:
+    """The weigher's own score for the hosts holding members; what it gives any other host
+    (it depends only on the members there) everywhere else."""
+    scores: Floats = np.full(table.size, w.weigh(HostState(""), request))
+    for host in request.group_hosts:
+        row, state = table.index.get(host), table.state_of(host)
+        if row is not None and state is not None:
+            scores[row] = w.weigh(state, request)
+    return scores, ""
+
+
+FAST_WEIGHERS: dict[str, FastWeigher] = {
+    "RamWeigher": _column("free_ram"),
+    "CPUWeigher": _column("free_vcpus"),
+    "DiskWeigher": _column("free_disk"),
+    "IoOpsWeigher": _column("io_ops", "io_ops"),
+    "NumInstancesWeigher": _column("instances"),
+    "BuildFailureWeigher": _column("neg_failed_builds", "failed_builds"),
+    "ServerGroupSoftAffinityWeigher": _soft_group,
+    "ServerGroupSoftAntiAffinityWeigher": _soft_group,
+}
+# These depend on more of the request than its resources, zone and hosts to avoid (its group).
+REQUEST_DEPENDENT = frozenset(
+    {
+        "ServerGroupAntiAffinityFilter",
+        "ServerGroupAffinityFilter",
+        "ServerGroupSoftAffinityWeigher",
+        "ServerGroupSoftAntiAffinityWeigher",
+    }
+)
+
+
+def fast_filter(f: Filter) -> FastFilter | None:
+    """The vectorized version of a filter, if there is one."""
+    return FAST_FILTERS.get(f.name)
+
+
+def fast_weigher(w: Weigher) -> FastWeigher | None:
+    return FAST_WEIGHERS.get(w.name)
