@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from services.api.aggregates import aggregates_of, host_zones
 from services.api.peers import Peers, call
 from services.core import claims, keys
 from services.core.errors import InvalidArgument, NotFound
@@ -46,8 +47,10 @@ class AdminManager:
             elif kind == keys.USAGE:
                 usage[host] = state_pb2.HostUsage.FromString(kv.value)
         members = {m.host: m for m in await self.list_services(binary="compute")}
+        aggregates, _ = await self._store.get_prefix(keys.AGGREGATES)
+        zones = host_zones(aggregates_of(aggregates))
         names = sorted(set(caps) | set(usage) | set(members))
-        return [self._host(n, caps.get(n), usage.get(n), members.get(n)) for n in names]
+        return [self._host(n, caps.get(n), usage.get(n), members.get(n), zones.get(n, "")) for n in names]
 
     async def get_host(self, name: str) -> hosts_pb2.Host:
         if not name:
@@ -63,7 +66,9 @@ class AdminManager:
         caps: state_pb2.HostCapabilities | None,
         usage: state_pb2.HostUsage | None,
         member: services_pb2.Service | None,
+        aggregate_zone: str = "",
     ) -> hosts_pb2.Host:
+        """``aggregate_zone``: the zone an aggregate gives the host, which wins over the one it reports."""
         used = claims.totals(usage or state_pb2.HostUsage())
         caps = caps or state_pb2.HostCapabilities()
         up = member is not None and member.state == State.SERVICE_STATE_UP and bool(caps.host)
@@ -73,5 +78,5 @@ class AdminManager:
             vcpus=caps.vcpus, vcpus_used=used.vcpus, ram_mb=caps.ram_mb, ram_mb_used=used.ram_mb,
             disk_gb=caps.disk_gb, disk_gb_used=used.disk_gb, running_servers=used.instances,
             hypervisor_type=caps.hypervisor_type, hypervisor_version=caps.hypervisor_version,
-            cpu_model=caps.cpu_model, availability_zone=caps.availability_zone,
+            cpu_model=caps.cpu_model, availability_zone=aggregate_zone or caps.availability_zone,
         )  # fmt: skip

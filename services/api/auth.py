@@ -14,6 +14,14 @@ ADMIN_ONLY = frozenset(
         "/stratus.v1.Services/UpdateService",
         "/stratus.v1.Hosts/ListHosts",
         "/stratus.v1.Hosts/GetHost",
+        "/stratus.v1.Aggregates/CreateAggregate",
+        "/stratus.v1.Aggregates/GetAggregate",
+        "/stratus.v1.Aggregates/ListAggregates",
+        "/stratus.v1.Aggregates/DeleteAggregate",
+        "/stratus.v1.Aggregates/SetAggregateMetadata",
+        "/stratus.v1.Aggregates/AddAggregateHost",
+        "/stratus.v1.Aggregates/RemoveAggregateHost",
+        "/stratus.v1.Placement/ExplainPlacement",
     }
 )
 

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 
 from opentelemetry import trace
 
+from services.api import server_groups
 from services.api.peers import Peers, call
+from services.api.specs import SpecResolver
 from services.core import claims, instances
 from services.core.errors import NotFound, StratusError, Unavailable, code_of
 from services.core.etcd import Store
@@ -31,26 +34,29 @@ NO_SCHEDULER_WAIT_S = 10.0
 
 
 def set_fault(record: state_pb2.InstanceRecord, err: StratusError, code: str) -> None:
+    """ERROR with a fault carrying the error's reason and metadata (e.g. the filter and resource)."""
     server = record.server
     server.vm_state = V.VM_STATE_ERROR
     server.task_state = T.TASK_STATE_UNSPECIFIED
     server.fault.CopyFrom(servers_pb2.Fault(code=code, message=err.message, reason=err.reason,
-                                            created_at=instances.now()))  # fmt: skip
+                                            created_at=instances.now(), metadata=err.metadata))  # fmt: skip
 
 
-def request_spec(record: state_pb2.InstanceRecord) -> scheduler_pb2.RequestSpec:
-    s = record.server
-    return scheduler_pb2.RequestSpec(
-        instance_id=s.id, project_id=s.project_id, resources=s.resources,
-        availability_zone=s.availability_zone, server_group_id=s.server_group_id,
-        scheduler_hints=s.scheduler_hints, ignore_hosts=record.tried_hosts,
-    )  # fmt: skip
+def build_failure(tried: Sequence[str], last: StratusError | None) -> StratusError:
+    """BUILD_FAILED after every attempt failed, naming the hosts tried."""
+    why = last.message if last else "no detail"
+    metadata = {"hosts_tried": ",".join(tried), "attempts": str(len(tried))}
+    if last is not None:
+        metadata["last_reason"] = last.reason
+    return StratusError(f"build failed on {len(tried)} host(s) ({', '.join(tried)}); last error: {why}",
+                        reason="BUILD_FAILED", metadata=metadata)  # fmt: skip
 
 
 class Orchestrator:
-    def __init__(self, store: Store, peers: Peers, max_attempts: int) -> None:
+    def __init__(self, store: Store, peers: Peers, specs: SpecResolver, max_attempts: int) -> None:
         self._store = store
         self._peers = peers
+        self._specs = specs
         self._max_attempts = max_attempts
 
     # ---- build --------------------------------------------------------------------------
@@ -84,12 +90,14 @@ class Orchestrator:
         except StratusError as err:
             refusal = err
         else:
-            return await self._place(instance_id, reply.selected.host)
+            return await self._place(record, reply.selected.host)
         code = code_of(refusal).name
         await instances.update(self._store, instance_id, lambda r: set_fault(r, refusal, code))
         return ""
 
-    async def _place(self, instance_id: str, host: str) -> str:
+    async def _place(self, record: state_pb2.InstanceRecord, host: str) -> str:
+        instance_id = record.server.id
+
         def place(r: state_pb2.InstanceRecord) -> bool | None:
             if r.server.task_state == T.TASK_STATE_DELETING:
                 return False
@@ -98,24 +106,32 @@ class Orchestrator:
 
         placed = await instances.update(self._store, instance_id, place)
         if placed.server.host != host:  # deleted meanwhile: give the claim back
-            await claims.release(self._store, host, instance_id)
+            await self._release(placed, host)
             return ""
         return host
 
     async def _select(self, record: state_pb2.InstanceRecord) -> scheduler_pb2.SelectDestinationsResponse:
         deadline = asyncio.get_running_loop().time() + NO_SCHEDULER_WAIT_S
+        spec = await self._specs.for_record(record)
         while True:
             try:
                 stub = self._peers.scheduler()
-                return await call(stub.SelectDestinations,
-                                  scheduler_pb2.SelectDestinationsRequest(spec=request_spec(record)))  # fmt: skip
+                return await call(stub.SelectDestinations, scheduler_pb2.SelectDestinationsRequest(spec=spec))
             except Unavailable:
                 if asyncio.get_running_loop().time() > deadline:
                     raise
                 await asyncio.sleep(0.5)
 
-    async def _forget_host(self, instance_id: str, host: str) -> None:
+    async def _release(self, record: state_pb2.InstanceRecord, host: str) -> None:
+        """Gives the claim on ``host`` back, and the group placement that came with it."""
+        instance_id = record.server.id
         await claims.release(self._store, host, instance_id)
+        if record.server.server_group_id:
+            await server_groups.forget_placement(self._store, record.server.server_group_id, instance_id)
+
+    async def _forget_host(self, instance_id: str, host: str) -> None:
+        record, _ = await instances.get(self._store, instance_id)
+        await self._release(record, host)
 
         def retry(r: state_pb2.InstanceRecord) -> None:
             r.tried_hosts.append(host)
@@ -130,11 +146,7 @@ class Orchestrator:
         def fail(r: state_pb2.InstanceRecord) -> bool | None:
             if r.server.task_state == T.TASK_STATE_DELETING:
                 return False
-            tried = ", ".join(r.tried_hosts)
-            why = last.message if last else "no detail"
-            err = StratusError(f"build failed on {len(r.tried_hosts)} host(s) ({tried}); last error: {why}",
-                               reason="BUILD_FAILED")  # fmt: skip
-            set_fault(r, err, "INTERNAL")
+            set_fault(r, build_failure(list(r.tried_hosts), last), "INTERNAL")
             return None
 
         await instances.update(self._store, instance_id, fail)
@@ -154,6 +166,8 @@ class Orchestrator:
                 except Unavailable:
                     log.warning("compute %s is down: deleting %s locally; the host cleans up later", host, instance_id)
                 await claims.release(self._store, host, instance_id)
+            if record.server.server_group_id:
+                await server_groups.forget_member(self._store, record.server.server_group_id, instance_id)
             await instances.delete(self._store, instance_id)
 
     # ---- power actions ------------------------------------------------------------------

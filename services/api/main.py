@@ -6,33 +6,46 @@ import logging
 from typing import Any
 
 from services.api.admin import AdminManager
+from services.api.aggregates import AggregatesManager
 from services.api.auth import BearerAuthenticator
 from services.api.build import Orchestrator
 from services.api.flavors import FlavorsManager
 from services.api.image_files import ImageFiles
 from services.api.images import ImagesManager
 from services.api.peers import Peers
+from services.api.placement import PlacementManager
+from services.api.server_groups import ServerGroupsManager
 from services.api.servers import ServersManager
 from services.api.servicers import (
+    AggregatesServicer,
     FlavorsServicer,
     HostsServicer,
     ImagesServicer,
+    PlacementServicer,
+    ServerGroupsServicer,
     ServersServicer,
     ServicesServicer,
 )
 from services.api.settings import ApiSettings
+from services.api.specs import SpecResolver
 from services.api.tasks import InstanceTasks
 from services.core.channels import ChannelPool, ServiceDirectory
 from services.core.etcd import Store
 from services.core.runner import ServiceSpec
 from services.core.tokens import TokenFile
 from stratus.v1 import (
+    aggregates_pb2,
+    aggregates_pb2_grpc,
     flavors_pb2,
     flavors_pb2_grpc,
     hosts_pb2,
     hosts_pb2_grpc,
     images_pb2,
     images_pb2_grpc,
+    placement_pb2,
+    placement_pb2_grpc,
+    servergroups_pb2,
+    servergroups_pb2_grpc,
     servers_pb2,
     servers_pb2_grpc,
     services_pb2,
@@ -51,9 +64,12 @@ class ApiManager:
         peers = Peers(self.directory, self.channels)
         self.flavors = FlavorsManager(store)
         self.images = ImagesManager(store, ImageFiles(settings.images_path()))
-        self.servers = ServersManager(
-            store, self.flavors, self.images, Orchestrator(store, peers, settings.max_build_attempts), self.tasks
-        )
+        self.groups = ServerGroupsManager(store)
+        self.aggregates = AggregatesManager(store)
+        specs = SpecResolver(store, self.flavors, self.images, self.groups)
+        flows = Orchestrator(store, peers, specs, settings.max_build_attempts)
+        self.servers = ServersManager(store, specs, self.groups, flows, self.tasks)
+        self.placement = PlacementManager(specs, peers)
         self.admin = AdminManager(store, peers)
 
     async def start(self) -> None:
@@ -82,6 +98,9 @@ def build(settings: ApiSettings, store: Store) -> tuple[ApiManager, ServiceSpec]
         (images_pb2_grpc.add_ImagesServicer_to_server, ImagesServicer(manager.images)),
         (services_pb2_grpc.add_ServicesServicer_to_server, ServicesServicer(manager.admin)),
         (hosts_pb2_grpc.add_HostsServicer_to_server, HostsServicer(manager.admin)),
+        (servergroups_pb2_grpc.add_ServerGroupsServicer_to_server, ServerGroupsServicer(manager.groups)),
+        (aggregates_pb2_grpc.add_AggregatesServicer_to_server, AggregatesServicer(manager.aggregates)),
+        (placement_pb2_grpc.add_PlacementServicer_to_server, PlacementServicer(manager.placement)),
     ]
     names = [
         servers_pb2.DESCRIPTOR.services_by_name["Servers"].full_name,
@@ -89,6 +108,9 @@ def build(settings: ApiSettings, store: Store) -> tuple[ApiManager, ServiceSpec]
         images_pb2.DESCRIPTOR.services_by_name["Images"].full_name,
         services_pb2.DESCRIPTOR.services_by_name["Services"].full_name,
         hosts_pb2.DESCRIPTOR.services_by_name["Hosts"].full_name,
+        servergroups_pb2.DESCRIPTOR.services_by_name["ServerGroups"].full_name,
+        aggregates_pb2.DESCRIPTOR.services_by_name["Aggregates"].full_name,
+        placement_pb2.DESCRIPTOR.services_by_name["Placement"].full_name,
     ]
     auth = BearerAuthenticator(TokenFile(settings.tokens_path()))
     return manager, ServiceSpec(binary="api", servicers=servicers, service_names=names, authenticate=auth)

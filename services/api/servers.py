@@ -11,17 +11,17 @@ from opentelemetry.propagate import extract, inject
 
 from services.api import paging, server_filter
 from services.api.build import Orchestrator
-from services.api.flavors import FlavorsManager
-from services.api.images import ImagesManager
+from services.api.server_groups import MAX_SWAP_ATTEMPTS, ServerGroupsManager
+from services.api.specs import SpecResolver, resources_of
 from services.api.tasks import InstanceTasks
-from services.api.validation import REQUEST_ID, Violations, page_size
+from services.api.validation import ID_CHARS, NAME_MAX, REQUEST_ID, Violations, page_size
 from services.core import context, instances, keys
-from services.core.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from services.core.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from services.core.etcd import Store
 from services.core.ids import new_id
 from services.core.states import name_of
 from stratus.state.v1 import state_pb2
-from stratus.v1 import images_pb2, servers_pb2
+from stratus.v1 import flavors_pb2, servers_pb2
 
 V = servers_pb2.VmState
 T = servers_pb2.TaskState
@@ -29,16 +29,24 @@ E = servers_pb2.ServerEventType
 LIST_BATCH = 500
 
 
-def validate_create(req: servers_pb2.CreateServerRequest) -> None:
-    v = Violations()
-    if not req.HasField("server"):
-        v.add("server", "is required")
-    s = req.server
-    v.name("server.name", s.name)
+def validate_server(v: Violations, s: servers_pb2.Server, require_name: bool = True) -> None:
+    """The fields CreateServer (and ExplainPlacement) read from ``server``."""
+    if require_name or s.name:
+        v.name("server.name", s.name)
     v.required("server.flavor_id", s.flavor_id)
     v.required("server.image_id", s.image_id)
     v.mapping("server.metadata", s.metadata)
     v.mapping("server.scheduler_hints", s.scheduler_hints)
+    v.pattern("server.server_group_id", s.server_group_id, ID_CHARS, "a server group id")
+    if len(s.availability_zone) > NAME_MAX:
+        v.add("server.availability_zone", f"must be at most {NAME_MAX} characters")
+
+
+def validate_create(req: servers_pb2.CreateServerRequest) -> None:
+    v = Violations()
+    if not req.HasField("server"):
+        v.add("server", "is required")
+    validate_server(v, req.server)
     v.pattern("request_id", req.request_id, REQUEST_ID, "1 to 128 letters, digits, '.', '_', ':' or '-'")
     v.raise_if_any()
 
@@ -50,11 +58,11 @@ def describe(server: servers_pb2.Server) -> str:
 
 class ServersManager:
     def __init__(
-        self, store: Store, flavors: FlavorsManager, images: ImagesManager, flows: Orchestrator, tasks: InstanceTasks
+        self, store: Store, specs: SpecResolver, groups: ServerGroupsManager, flows: Orchestrator, tasks: InstanceTasks
     ) -> None:
         self._store = store
-        self._flavors = flavors
-        self._images = images
+        self._specs = specs
+        self._groups = groups
         self._flows = flows
         self.tasks = tasks
 
@@ -66,13 +74,8 @@ class ServersManager:
             existing = await self._by_request(ctx.project_id, req.request_id)
             if existing is not None:
                 return existing
-        flavor = await self._flavors.get(req.server.flavor_id, "server.flavor_id")
-        image = await self._images.get(req.server.image_id, "server.image_id")
-        if image.status != images_pb2.ImageStatus.IMAGE_STATUS_ACTIVE:
-            raise FailedPrecondition(f"image {image.id} is not ACTIVE", reason="IMAGE_NOT_ACTIVE")
-        if req.server.server_group_id:
-            raise NotFound("server group", req.server.server_group_id)
-        record = self._new_record(req, flavor.id, image.id, flavor)
+        resolved = await self._specs.resolve(req.server, ctx.project_id)
+        record = self._new_record(req, resolved.flavor, resolved.image.id)
         trace.get_current_span().set_attribute("stratus.instance_id", record.server.id)
         if not await self._write_new(record, ctx.project_id):
             existing = await self._by_request(ctx.project_id, req.request_id)
@@ -83,19 +86,16 @@ class ServersManager:
         return record.server
 
     def _new_record(
-        self, req: servers_pb2.CreateServerRequest, flavor_id: str, image_id: str, flavor: object
+        self, req: servers_pb2.CreateServerRequest, flavor: flavors_pb2.Flavor, image_id: str
     ) -> state_pb2.InstanceRecord:
         ctx = context.current()
         src = req.server
         server = servers_pb2.Server(
             id=new_id(), name=src.name, project_id=ctx.project_id, user_id=ctx.user_id,
-            flavor_id=flavor_id, image_id=image_id, vm_state=V.VM_STATE_BUILDING,
+            flavor_id=flavor.id, image_id=image_id, vm_state=V.VM_STATE_BUILDING,
             task_state=T.TASK_STATE_SCHEDULING, power_state=servers_pb2.PowerState.POWER_STATE_NOSTATE,
-            availability_zone=src.availability_zone, metadata=src.metadata,
-            scheduler_hints=src.scheduler_hints, created_at=instances.now(),
-            resources=servers_pb2.ServerResources(
-                vcpus=flavor.vcpus, ram_mb=flavor.ram_mb, disk_gb=flavor.disk_gb  # type: ignore[attr-defined]
-            ),
+            availability_zone=src.availability_zone, metadata=src.metadata, server_group_id=src.server_group_id,
+            scheduler_hints=src.scheduler_hints, created_at=instances.now(), resources=resources_of(flavor),
         )  # fmt: skip
         carrier: dict[str, str] = {}
         inject(carrier)
@@ -104,16 +104,30 @@ class ServersManager:
         return record
 
     async def _write_new(self, record: state_pb2.InstanceRecord, project_id: str) -> bool:
-        key = keys.instance(record.server.id)
-        compares = [self._store.cmp_absent(key)]
-        ops = [self._store.op_put(key, record.SerializeToString())]
-        if record.request_id:
-            req_key = keys.request(project_id, record.request_id)
-            compares.append(self._store.cmp_absent(req_key))
-            index = state_pb2.RequestIndex(instance_id=record.server.id)
-            ops.append(self._store.op_put(req_key, index.SerializeToString()))
-        ok, _ = await self._store.txn(compares, ops)
-        return ok
+        """Writes the record, its request index and its group membership in one transaction.
+        False when the request_id is taken; a lost race on the group record is retried."""
+        group_id = record.server.server_group_id
+        for _ in range(MAX_SWAP_ATTEMPTS):
+            key = keys.instance(record.server.id)
+            compares = [self._store.cmp_absent(key)]
+            ops = [self._store.op_put(key, record.SerializeToString())]
+            if record.request_id:
+                req_key = keys.request(project_id, record.request_id)
+                compares.append(self._store.cmp_absent(req_key))
+                index = state_pb2.RequestIndex(instance_id=record.server.id)
+                ops.append(self._store.op_put(req_key, index.SerializeToString()))
+            if group_id:
+                group, revision = await self._groups.owned(group_id, project_id, "server.server_group_id")
+                group.group.members.append(record.server.id)
+                compares.append(self._store.cmp_mod(keys.server_group(group_id), revision))
+                ops.append(self._store.op_put(keys.server_group(group_id), group.SerializeToString()))
+            ok, _ = await self._store.txn(compares, ops)
+            if ok:
+                return True
+            taken = record.request_id and await self._store.get(keys.request(project_id, record.request_id))
+            if taken or not group_id:
+                return False
+        raise Aborted(f"server group {group_id} is changing too fast; try again")
 
     async def _by_request(self, project_id: str, request_id: str) -> servers_pb2.Server | None:
         kv = await self._store.get(keys.request(project_id, request_id))

@@ -6,17 +6,26 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from services.api.admin import AdminManager
+from services.api.aggregates import AggregatesManager
 from services.api.flavors import FlavorsManager
 from services.api.images import ImagesManager
+from services.api.placement import PlacementManager
+from services.api.server_groups import ServerGroupsManager
 from services.api.servers import ServersManager
 from services.core.errors import Unimplemented
 from stratus.v1 import (
+    aggregates_pb2,
+    aggregates_pb2_grpc,
     flavors_pb2,
     flavors_pb2_grpc,
     hosts_pb2,
     hosts_pb2_grpc,
     images_pb2,
     images_pb2_grpc,
+    placement_pb2,
+    placement_pb2_grpc,
+    servergroups_pb2,
+    servergroups_pb2_grpc,
     servers_pb2,
     servers_pb2_grpc,
     services_pb2,
@@ -147,3 +156,56 @@ class HostsServicer(hosts_pb2_grpc.HostsServicer):
 
     async def GetHost(self, request: hosts_pb2.GetHostRequest, context: Ctx) -> hosts_pb2.Host:
         return await self.m.get_host(request.host)
+
+
+class ServerGroupsServicer(servergroups_pb2_grpc.ServerGroupsServicer):
+    def __init__(self, groups: ServerGroupsManager) -> None:
+        self.m = groups
+
+    async def CreateServerGroup(self, request: servergroups_pb2.CreateServerGroupRequest, context: Ctx) -> Any:
+        return await self.m.create(request.server_group, request.HasField("server_group"))
+
+    async def GetServerGroup(self, request: servergroups_pb2.GetServerGroupRequest, context: Ctx) -> Any:
+        return await self.m.get(request.id)
+
+    async def ListServerGroups(self, request: servergroups_pb2.ListServerGroupsRequest, context: Ctx) -> Any:
+        return await self.m.list(request)
+
+    async def DeleteServerGroup(self, request: servergroups_pb2.DeleteServerGroupRequest, context: Ctx) -> Any:
+        await self.m.delete(request.id)
+        return servergroups_pb2.DeleteServerGroupResponse()
+
+
+class AggregatesServicer(aggregates_pb2_grpc.AggregatesServicer):
+    def __init__(self, aggregates: AggregatesManager) -> None:
+        self.m = aggregates
+
+    async def CreateAggregate(self, request: aggregates_pb2.CreateAggregateRequest, context: Ctx) -> Any:
+        return await self.m.create(request.aggregate, request.HasField("aggregate"))
+
+    async def GetAggregate(self, request: aggregates_pb2.GetAggregateRequest, context: Ctx) -> Any:
+        return await self.m.get(request.id)
+
+    async def ListAggregates(self, request: aggregates_pb2.ListAggregatesRequest, context: Ctx) -> Any:
+        return aggregates_pb2.ListAggregatesResponse(aggregates=await self.m.list())
+
+    async def DeleteAggregate(self, request: aggregates_pb2.DeleteAggregateRequest, context: Ctx) -> Any:
+        await self.m.delete(request.id)
+        return aggregates_pb2.DeleteAggregateResponse()
+
+    async def SetAggregateMetadata(self, request: aggregates_pb2.SetAggregateMetadataRequest, context: Ctx) -> Any:
+        return await self.m.set_metadata(request.id, request.metadata)
+
+    async def AddAggregateHost(self, request: aggregates_pb2.AddAggregateHostRequest, context: Ctx) -> Any:
+        return await self.m.add_host(request.id, request.host)
+
+    async def RemoveAggregateHost(self, request: aggregates_pb2.RemoveAggregateHostRequest, context: Ctx) -> Any:
+        return await self.m.remove_host(request.id, request.host)
+
+
+class PlacementServicer(placement_pb2_grpc.PlacementServicer):
+    def __init__(self, placement: PlacementManager) -> None:
+        self.m = placement
+
+    async def ExplainPlacement(self, request: placement_pb2.ExplainPlacementRequest, context: Ctx) -> Any:
+        return await self.m.explain(request)

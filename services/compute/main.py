@@ -21,5 +21,6 @@ def build(settings: ComputeSettings, store: Store) -> tuple[ComputeManager, Serv
         binary=BINARY,
         servicers=[(compute_pb2_grpc.add_ComputeServicer_to_server, ComputeServicer(manager))],
         service_names=[compute_pb2.DESCRIPTOR.services_by_name["Compute"].full_name],
+        on_registered=manager.stats.attach,
     )
     return manager, spec

@@ -17,6 +17,7 @@ from services.compute import transitions
 from services.compute.drivers.base import DriverError, InstanceNotFound, InstanceSpec, VirtDriver
 from services.compute.locks import KeyedLocks
 from services.compute.settings import ComputeSettings
+from services.compute.stats import HostStatsTracker
 from services.core import instances, keys
 from services.core.errors import FailedPrecondition, Internal, InvalidArgument, NotFound
 from services.core.etcd import Store
@@ -30,6 +31,8 @@ V = servers_pb2.VmState
 P = servers_pb2.PowerState
 
 DriverCall = Callable[[], Awaitable[None]]
+# Guest modes every driver so far runs (full hardware virtualisation).
+VM_MODES = ("hvm",)
 
 
 def spec_of(instance_id: str, server: servers_pb2.Server) -> InstanceSpec:
@@ -52,6 +55,7 @@ class ComputeManager:
         self.host = settings.host
         self._capabilities: state_pb2.HostCapabilities | None = None
         self._locks = KeyedLocks()
+        self.stats = HostStatsTracker(self.host)
 
     # ---- Manager protocol -------------------------------------------------------------------
     async def start(self) -> None:
@@ -65,6 +69,12 @@ class ComputeManager:
             hypervisor_version=info.hypervisor_version,
             cpu_model=info.cpu_model,
             availability_zone=self.settings.availability_zone,
+            architecture=self.settings.architecture,
+            trusted=self.settings.trusted,
+            vm_modes=VM_MODES,
+            reserved_vcpus=self.settings.reserved_host_vcpus,
+            reserved_ram_mb=self.settings.reserved_host_memory_mb,
+            reserved_disk_gb=self.settings.reserved_host_disk_gb,
         )
         log.info(
             "compute %s: %s hypervisor, %d vcpus, %d MiB, %d GB",
@@ -76,13 +86,17 @@ class ComputeManager:
         )
 
     async def stop(self) -> None:
+        await self.stats.close()
         log.info("compute %s: manager stopped", self.host)
 
     def lease_records(self) -> dict[str, bytes]:
-        """The host's capabilities, bound to the process lease by the runner."""
+        """The host's capabilities and stats, bound to the process lease by the runner."""
         if self._capabilities is None:
             raise RuntimeError("ComputeManager.lease_records() called before start()")
-        return {keys.host_capabilities(self.host): self._capabilities.SerializeToString()}
+        return {
+            keys.host_capabilities(self.host): self._capabilities.SerializeToString(),
+            keys.host_stats(self.host): self.stats.record().SerializeToString(),
+        }
 
     # ---- operations ---------------------------------------------------------------------------
     async def build_instance(self, instance_id: str) -> None:
@@ -93,8 +107,10 @@ class ComputeManager:
                 log.info("server %s is already active on %s", instance_id, self.host)
                 return
             record = await self._update(instance_id, transitions.to_spawning)
-            await self._spawn(spec_of(instance_id, record.server))
+            with self.stats.io_op(instance_id):
+                await self._spawn(spec_of(instance_id, record.server))
             await self._finish_build(instance_id)
+            self.stats.build_succeeded()
             log.info("server %s spawned on %s", instance_id, self.host)
 
     async def destroy_instance(self, instance_id: str) -> None:
@@ -140,6 +156,7 @@ class ComputeManager:
             await self.driver.spawn(spec)
         except DriverError as err:
             log.warning("spawn of server %s failed on %s: %s", spec.instance_id, self.host, err)
+            self.stats.build_failed()
             await self._cleanup(spec.instance_id)
             raise Internal(f"spawn failed on {self.host}: {err}", reason="SPAWN_FAILED") from err
         except asyncio.CancelledError:

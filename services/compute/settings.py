@@ -18,6 +18,13 @@ class ComputeSettings(CommonSettings):
     # Make every fake spawn fail (to exercise rescheduling).
     fake_fail_spawn: bool = False
     availability_zone: str = "nova"
+    # Held back from guests (the host's own needs); the scheduler subtracts them from the totals.
+    reserved_host_vcpus: int = Field(default=0, ge=0)
+    reserved_host_memory_mb: int = Field(default=0, ge=0)
+    reserved_host_disk_gb: int = Field(default=0, ge=0)
+    # Reported in the host's capabilities for the ImageProperties and Trusted filters.
+    architecture: str = Field(default="x86_64", min_length=1)
+    trusted: bool = False
 
     @field_validator("driver")
     @classmethod

@@ -19,6 +19,7 @@ flavors/<id>                           stratus.v1.Flavor            durable
 flavor_names/<name>                    the flavor id (utf-8)        durable, with the flavor
 images/<id>                            stratus.v1.Image             durable (bytes on api disk)
 aggregates/<id>                        stratus.v1.Aggregate         durable
+aggregate_names/<name>                 the aggregate id (utf-8)     durable, with the aggregate
 server_groups/<id>                     state.ServerGroupRecord      durable, compare-and-swap
 =====================================  ===========================  ==========================
 """
@@ -35,6 +36,7 @@ FLAVORS = "flavors/"
 FLAVOR_NAMES = "flavor_names/"
 IMAGES = "images/"
 AGGREGATES = "aggregates/"
+AGGREGATE_NAMES = "aggregate_names/"
 SERVER_GROUPS = "server_groups/"
 
 CAPABILITIES = "capabilities"
@@ -100,6 +102,10 @@ def image(image_id: str) -> str:
 
 def aggregate(aggregate_id: str) -> str:
     return f"{AGGREGATES}{aggregate_id}"
+
+
+def aggregate_name(name: str) -> str:
+    return f"{AGGREGATE_NAMES}{name}"
 
 
 def server_group(group_id: str) -> str:

@@ -15,9 +15,12 @@ from typing import Any
 import grpc
 
 from stratus.v1 import (
+    aggregates_pb2_grpc,
     flavors_pb2_grpc,
     hosts_pb2_grpc,
     images_pb2_grpc,
+    placement_pb2_grpc,
+    servergroups_pb2_grpc,
     servers_pb2,
     servers_pb2_grpc,
     services_pb2_grpc,
@@ -65,6 +68,18 @@ class Stack:
     @property
     def hosts(self) -> hosts_pb2_grpc.HostsStub:
         return hosts_pb2_grpc.HostsStub(self.channel)
+
+    @property
+    def server_groups(self) -> servergroups_pb2_grpc.ServerGroupsStub:
+        return servergroups_pb2_grpc.ServerGroupsStub(self.channel)
+
+    @property
+    def aggregates(self) -> aggregates_pb2_grpc.AggregatesStub:
+        return aggregates_pb2_grpc.AggregatesStub(self.channel)
+
+    @property
+    def placement(self) -> placement_pb2_grpc.PlacementStub:
+        return placement_pb2_grpc.PlacementStub(self.channel)
 
     def log_tail(self, lines: int = 40) -> str:
         out = []

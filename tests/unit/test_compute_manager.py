@@ -86,10 +86,13 @@ async def test_lease_records_carry_the_capabilities(store: Store) -> None:
         manager.lease_records()
     await manager.start()
     records = manager.lease_records()
-    assert list(records) == [keys.host_capabilities(HOST)]
+    assert sorted(records) == [keys.host_capabilities(HOST), keys.host_stats(HOST)]
     caps = state_pb2.HostCapabilities.FromString(records[keys.host_capabilities(HOST)])
     assert (caps.host, caps.vcpus, caps.ram_mb, caps.disk_gb) == (HOST, 8, 16384, 200)
     assert (caps.hypervisor_type, caps.availability_zone) == ("fake", "az-test")
+    assert (caps.architecture, caps.trusted, list(caps.vm_modes)) == ("x86_64", False, ["hvm"])
+    assert (caps.reserved_vcpus, caps.reserved_ram_mb, caps.reserved_disk_gb) == (0, 0, 0)
+    assert state_pb2.HostStats.FromString(records[keys.host_stats(HOST)]) == state_pb2.HostStats()
     await manager.stop()
 
 

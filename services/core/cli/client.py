@@ -14,9 +14,12 @@ import typer
 from services.core.cli import output, rpc_errors
 from services.core.cli.target import HOW_TO_START, NoStack, Target, resolve_target
 from stratus.v1 import (
+    aggregates_pb2_grpc,
     flavors_pb2_grpc,
     hosts_pb2_grpc,
     images_pb2_grpc,
+    placement_pb2_grpc,
+    servergroups_pb2_grpc,
     servers_pb2_grpc,
     services_pb2_grpc,
 )
@@ -36,6 +39,9 @@ class Api:
         self.images = images_pb2_grpc.ImagesStub(channel)
         self.services = services_pb2_grpc.ServicesStub(channel)
         self.hosts = hosts_pb2_grpc.HostsStub(channel)
+        self.server_groups = servergroups_pb2_grpc.ServerGroupsStub(channel)
+        self.aggregates = aggregates_pb2_grpc.AggregatesStub(channel)
+        self.placement = placement_pb2_grpc.PlacementStub(channel)
 
     def call(self, method: Any, request: Any, timeout: float | None = CALL_TIMEOUT_S) -> Any:
         """A unary (or client-streaming) call with the token attached."""

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import typer
 
-from services.core.cli import admin, flavors, images, processes, server_actions, servers
+from services.core.cli import (
+    admin,
+    aggregates,
+    flavors,
+    images,
+    placement,
+    processes,
+    server_actions,
+    server_groups,
+    servers,
+)
 from services.core.launcher.command import up
 
 app = typer.Typer(
@@ -20,8 +30,11 @@ server_actions.register(servers.app)
 app.add_typer(servers.app, name="server", rich_help_panel="Resources")
 app.add_typer(flavors.app, name="flavor", rich_help_panel="Resources")
 app.add_typer(images.app, name="image", rich_help_panel="Resources")
+app.add_typer(server_groups.app, name="server-group", rich_help_panel="Resources")
 app.add_typer(admin.service_app, name="service", rich_help_panel="Admin")
 app.add_typer(admin.host_app, name="host", rich_help_panel="Admin")
+app.add_typer(aggregates.app, name="aggregate", rich_help_panel="Admin")
+app.add_typer(placement.app, name="placement", rich_help_panel="Admin")
 
 
 def main() -> None:
