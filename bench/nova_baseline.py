@@ -33,7 +33,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.workload import REQUEST, Host, make_hosts
+from bench.workload import REQUEST, Host, choices_digest, make_hosts
 
 warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")  # printed when oslo imports eventlet
 
@@ -214,6 +214,7 @@ def run(n_hosts: int, n_decisions: int, warmup: int, seed: int) -> dict[str, Any
         "filters": [type(f).__name__ for f in hm.enabled_filters],
         "weighers": [type(w).__name__ for w in hm.weighers],
         "first_choices": choices[:5],
+        "choices_digest": choices_digest(choices),
     }
 
 

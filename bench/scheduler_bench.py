@@ -29,7 +29,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make the repo importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.workload import REQUEST, Host, make_hosts
+from bench.workload import REQUEST, Host, choices_digest, make_hosts
 from services.core import claims, keys
 from services.core.etcd import Store
 from services.scheduler.engine import Engine
@@ -119,7 +119,7 @@ def core_scheduler(hosts: list[Host]) -> Decide:
         usage = state_pb2.HostUsage()
         usage.CopyFrom(old.usage)
         usage.claims[s.instance_id].CopyFrom(claim_for(s))
-        states[host] = old.with_usage(usage, old.usage_revision + 1)
+        states[host] = old.with_usage(usage, old.usage_revision + 1, track=True)  # a build the compute has not reported
         table.update(host, states[host])
         return host
 
@@ -142,7 +142,10 @@ def run_core(hosts: list[Host], decisions: int, warmup: int, profiler: cProfile.
     elapsed = time.perf_counter() - start
     if profiler:
         profiler.disable()
-    return summary("core", len(hosts), latencies, elapsed, distinct_hosts=len(set(choices)), first_choices=choices[:5])
+    return summary(
+        "core", len(hosts), latencies, elapsed, distinct_hosts=len(set(choices)), first_choices=choices[:5],
+        choices_digest=choices_digest(choices),
+    )  # fmt: skip
 
 
 # ---- claims ---------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ Draw order (one ``random.Random(seed)``, never reseeded):
 
 from __future__ import annotations
 
+import hashlib
 import random
 from typing import TypedDict
 
@@ -60,3 +61,9 @@ def make_hosts(n: int, seed: int = 42) -> list[Host]:
     for i in rng.sample(range(n), n // AZ2_SHARE):
         hosts[i]["availability_zone"] = "az2"
     return hosts
+
+
+def choices_digest(choices: list[str]) -> str:
+    """A short digest of the hosts chosen, in order: two runs of the same length that print the
+    same digest chose the same host at every decision."""
+    return hashlib.sha256("\n".join(choices).encode()).hexdigest()[:16]

@@ -127,7 +127,7 @@ class Engine:
         scores = []
         for row in rows.tolist():
             state = self._state_of(names[row])
-            scores.append(w.weigh(state, request) if state is not None else 0.0)
+            scores.append(w.score(state, request) if state is not None else 0.0)
         return np.array(scores, dtype=np.float64)
 
     # ---- choosing ---------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 Each fast filter returns, over every row of the ``HostTable``, whether the host passes (or None
 when it passes them all), exactly as the filter's ``host_passes`` would decide; each fast weigher
-returns the raw scores ``weigh`` would give. The per-host classes stay the reference (and the
+returns the raw scores ``Weigher.score`` would give. The per-host classes stay the reference (and the
 explanation); a property test holds the two to the same answers. A filter or weigher without an
 entry here runs per host, on the hosts the fast filters kept.
 """
@@ -22,6 +22,7 @@ from services.scheduler.host_state import HostState
 from services.scheduler.request import SchedulingRequest
 from services.scheduler.table import Bools, Floats, HostTable
 from services.scheduler.weighers import Weigher
+from services.scheduler.weighers.cpu import CPUWeigher
 
 # Over the rows given (None: every row [0, size)): which pass, or None when all of them do.
 FastFilter = Callable[[Filter, HostTable, SchedulingRequest, "Rows | None"], Bools | None]
@@ -137,17 +138,25 @@ def _column(name: str, sparse: str = "") -> FastWeigher:
 def _soft_group(w: Weigher, table: HostTable, request: SchedulingRequest) -> tuple[Floats, str]:
     """The weigher's own score for the hosts holding members; what it gives any other host
     (it depends only on the members there) everywhere else."""
-    scores: Floats = np.full(table.size, w.weigh(HostState(""), request))
+    scores: Floats = np.full(table.size, w.score(HostState(""), request))
     for host in request.group_hosts:
         row, state = table.index.get(host), table.state_of(host)
         if row is not None and state is not None:
-            scores[row] = w.weigh(state, request)
+            scores[row] = w.score(state, request)
     return scores, ""
+
+
+def _free_vcpus(w: Weigher, table: HostTable, _r: SchedulingRequest) -> tuple[Floats, str]:
+    """total * ratio - (reserved + claimed), as the CoreFilter's free (CPUWeigher.weigh)."""
+    assert isinstance(w, CPUWeigher)
+    capacity = table.capacity("vcpus", w.core.ratio, w.core.ratio_option)
+    free: Floats = capacity - table.col("taken_vcpus")
+    return free, ""
 
 
 FAST_WEIGHERS: dict[str, FastWeigher] = {
     "RamWeigher": _column("free_ram"),
-    "CPUWeigher": _column("free_vcpus"),
+    "CPUWeigher": _free_vcpus,
     "DiskWeigher": _column("free_disk"),
     "IoOpsWeigher": _column("io_ops", "io_ops"),
     "NumInstancesWeigher": _column("instances"),
@@ -172,4 +181,17 @@ def fast_filter(f: Filter) -> FastFilter | None:
 
 
 def fast_weigher(w: Weigher) -> FastWeigher | None:
-    return FAST_WEIGHERS.get(w.name)
+    """The vectorized scores of a weigher, held within its bounds as ``Weigher.score``."""
+    fast = FAST_WEIGHERS.get(w.name)
+    if fast is None or (w.minval is None and w.maxval is None):
+        return fast
+    return _bounded(fast)
+
+
+def _bounded(fast: FastWeigher) -> FastWeigher:
+    def scores(w: Weigher, table: HostTable, request: SchedulingRequest) -> tuple[Floats, str]:
+        column, sparse = fast(w, table, request)
+        clipped: Floats = np.clip(column, w.minval, w.maxval)
+        return clipped, sparse
+
+    return scores

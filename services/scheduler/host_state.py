@@ -61,6 +61,10 @@ class HostState:
     aggregates: tuple[aggregates_pb2.Aggregate, ...] = ()
     # Claims this scheduler has decided on but etcd has not confirmed yet (optimistic).
     pending: Totals = NO_TOTALS
+    # Instances claimed here since the compute last published its stats: builds it has not
+    # reported yet, each counted as one more I/O-heavy task (Nova counts the host it just chose
+    # the same way), so a burst of creates spreads instead of piling onto one host.
+    unreported: frozenset[str] = frozenset()
     # What the claims in ``usage`` add up to.
     used: Totals = field(init=False)
     # used + pending: what filters and weighers count as taken.
@@ -98,7 +102,7 @@ class HostState:
 
     @property
     def io_ops(self) -> int:
-        return self.stats.io_ops
+        return self.stats.io_ops + len(self.unreported)
 
     def aggregate_values(self, key: str) -> list[str]:
         """The values of one metadata key over the host's aggregates (Nova's aggregate_values_from_key)."""
@@ -115,11 +119,19 @@ class HostState:
                 continue  # an operator's typo in metadata is ignored, as Nova does
         return min(values) if values else None
 
-    def with_usage(self, usage: state_pb2.HostUsage, revision: int, pending: Totals = NO_TOTALS) -> HostState:
-        """This snapshot with another usage record (read at ``revision``) and pending claims."""
+    def with_usage(
+        self, usage: state_pb2.HostUsage, revision: int, pending: Totals = NO_TOTALS, *, track: bool = False
+    ) -> HostState:
+        """This snapshot with another usage record (read at ``revision``) and pending claims;
+        with ``track``, the claims new in it count as unreported builds."""
+        unreported = self.unreported
+        if track or unreported:
+            now = usage.claims.keys()
+            new = now - self.instance_ids if track else set()
+            unreported = frozenset((unreported & now) | new)
         return HostState(
             self.host, self.capabilities, usage, revision, self.alive, self.enabled,
-            self.forced_down, self.disabled_reason, self.stats, self.aggregates, pending,
+            self.forced_down, self.disabled_reason, self.stats, self.aggregates, pending, unreported,
         )  # fmt: skip
 
     def with_pending(self, pending: Totals) -> HostState:
@@ -128,7 +140,7 @@ class HostState:
             return self
         return HostState(
             self.host, self.capabilities, self.usage, self.usage_revision, self.alive, self.enabled,
-            self.forced_down, self.disabled_reason, self.stats, self.aggregates, pending,
+            self.forced_down, self.disabled_reason, self.stats, self.aggregates, pending, self.unreported,
         )  # fmt: skip
 
 
@@ -217,7 +229,7 @@ class HostStateCache:
                 self._stats.pop(host, None)
             else:
                 self._stats[host] = state_pb2.HostStats.FromString(new.value)
-            self._rebuild(host)
+            self._rebuild(host, reported=True)
         elif kind == keys.USAGE:
             if new is None:
                 self._set_usage(host, state_pb2.HostUsage(), 0, force=True)
@@ -257,11 +269,13 @@ class HostStateCache:
         state = self._states.get(host)
         if state is None:
             self._rebuild(host)
-        else:  # only the usage changed: the rest of the state stands
-            self._states[host] = state = state.with_usage(usage, revision)
+        else:  # only the usage changed: the rest of the state stands; claims new since the load are builds
+            self._states[host] = state = state.with_usage(usage, revision, track=self._hosts.ready.is_set())
             self._notify(host, state)
 
-    def _rebuild(self, host: str) -> None:
+    def _rebuild(self, host: str, *, reported: bool = False) -> None:
+        """The host's state from what is cached; ``reported``: its stats were just published, so
+        they count every build claimed before."""
         capabilities = self._capabilities.get(host)
         if capabilities is None:
             if self._states.pop(host, None) is not None:
@@ -269,6 +283,8 @@ class HostStateCache:
             return
         usage, revision = self._usage.get(host, (state_pb2.HostUsage(), 0))
         admin = self._admin.get(keys.service_admin(COMPUTE, host)) or state_pb2.ServiceAdmin()
+        previous = self._states.get(host)
+        unreported = frozenset() if reported or previous is None else previous.unreported
         self._states[host] = HostState(
             host=host,
             capabilities=capabilities,
@@ -280,6 +296,7 @@ class HostStateCache:
             disabled_reason=admin.disabled_reason,
             stats=self._stats.get(host, state_pb2.HostStats()),
             aggregates=self._host_aggregates.get(host, ()),
+            unreported=unreported,
         )
         self._notify(host, self._states[host])
 

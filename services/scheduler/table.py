@@ -132,6 +132,7 @@ class HostTable:
         if self._seen.get(row) != seen:  # more than the usage changed (a claim is the common case)
             self._seen[row] = seen
             self._set_static(row, state)
+        self._set_sparse("io_ops", row, state.io_ops)  # the stats, and the builds claimed since
         self._derive(row)
 
     def _set_static(self, row: int, state: HostState) -> None:
@@ -142,7 +143,6 @@ class HostTable:
             self._structural()
             for r, total in zip(RESOURCES, totals, strict=True):
                 c[f"total_{r}"][row] = total
-        self._set_sparse("io_ops", row, state.stats.io_ops)
         self._set_sparse("failed_builds", row, state.stats.failed_builds)
         c["neg_failed_builds"][row] = -float(state.stats.failed_builds)
         self.up[row] = state.alive and state.enabled and not state.forced_down

@@ -196,3 +196,30 @@ async def test_invalid_spec_is_refused(store: Store, managers: Factory) -> None:
         ("spec.instance_id", "required"),
         ("spec.resources.ram_mb", "must not be negative"),
     ]
+
+
+async def test_claimed_builds_count_as_io_ops_until_the_compute_reports(store: Store, managers: Factory) -> None:
+    """A claim counts as one I/O-heavy task on its host until the host publishes stats again, so a
+    burst of creates spreads; claims already there at start-up are not builds."""
+    for name, ram in (("h1", 65536), ("h2", 60000), ("h3", 50000)):
+        await add_host(store, name, ram)
+    old = state_pb2.Claim(instance_id="old", ram_mb=1)
+    await store.put(keys.host_usage("h1"), state_pb2.HostUsage(claims={"old": old}).SerializeToString())
+    manager = await managers()
+    assert manager.hosts.get("h1").io_ops == 0  # type: ignore[union-attr]
+    chosen = [(await manager.select_destinations(spec(f"i-{i}", 1024))).selected.host for i in range(3)]
+    assert chosen == ["h1", "h2", "h3"]  # by free RAM alone, all three would have gone to h1
+    await eventually(lambda: all(manager.hosts.get(h).io_ops == 1 for h in chosen))  # type: ignore[union-attr]
+
+    stats = state_pb2.HostStats(io_ops=1)  # h1's compute starts the build and says so
+    await store.put(keys.host_stats("h1"), stats.SerializeToString())
+    await eventually(lambda: manager.hosts.get("h1").io_ops == 1)  # type: ignore[union-attr]
+    await store.put(keys.host_stats("h1"), state_pb2.HostStats().SerializeToString())  # and finishes it
+    await eventually(lambda: manager.hosts.get("h1").io_ops == 0)  # type: ignore[union-attr]
+
+    await claims.release(store, "h2", chosen_instance(chosen, "h2"))  # a deleted server is no build
+    await eventually(lambda: manager.hosts.get("h2").io_ops == 0)  # type: ignore[union-attr]
+
+
+def chosen_instance(chosen: list[str], host: str) -> str:
+    return f"i-{chosen.index(host)}"

@@ -75,7 +75,21 @@ CASES: dict[str, tuple[Sequence[Weigher], Sequence[HostState], SchedulingRequest
         PLAIN,
         ["a", "c", "b"],
     ),
-    "cpu-counts-free": ([CPUWeigher()], [host("a", vcpus=16, instances=12), host("b", vcpus=8)], PLAIN, ["b", "a"]),
+    # free = vcpus * cpu_allocation_ratio - used, as Nova's: 16 * 4.0 - 12 = 52 beats 8 * 4.0 = 32 ...
+    "cpu-counts-free-after-ratio": (
+        [CPUWeigher()], [host("a", vcpus=16, instances=12), host("b", vcpus=8)], PLAIN, ["a", "b"]
+    ),
+    # ... and at 1.0, 16 - 12 = 4 loses to 8.
+    "cpu-counts-free": (
+        [CPUWeigher(allocation_ratio=1.0)], [host("a", vcpus=16, instances=12), host("b", vcpus=8)], PLAIN, ["b", "a"]
+    ),
+    # an over-committed host scores 0 (Nova's minval), not below: it ties with a full one
+    "cpu-over-committed-scores-zero": (
+        [CPUWeigher(allocation_ratio=1.0)],
+        [host("a", vcpus=2, instances=5), host("b", vcpus=2, instances=2), host("c", vcpus=4)],
+        PLAIN,
+        ["c", "a", "b"],
+    ),
     "disk-spread": ([DiskWeigher()], [host("a", disk_gb=10), host("b", disk_gb=500)], PLAIN, ["b", "a"]),
     "disk-stack": ([DiskWeigher(-1.0)], [host("a", disk_gb=10), host("b", disk_gb=500)], PLAIN, ["a", "b"]),
     "io-ops-default-least-busy": (

@@ -58,9 +58,10 @@ def random_host(rng: random.Random, name: str) -> HostState:
                             disk_gb=rng.randint(0, disk // 2))
         )  # fmt: skip
     stats = state_pb2.HostStats(io_ops=rng.choice((0, 0, 0, 3, 9)), failed_builds=rng.choice((0, 0, 0, 1, 4)))
+    unreported = frozenset(c for c in usage.claims if rng.random() < 0.3)  # builds not reported yet
     return HostState(
         name, caps, usage, usage_revision=1, alive=rng.random() > 0.1, enabled=rng.random() > 0.1,
-        forced_down=rng.random() < 0.05, stats=stats, aggregates=random_aggregates(rng),
+        forced_down=rng.random() < 0.05, stats=stats, aggregates=random_aggregates(rng), unreported=unreported,
     )  # fmt: skip
 
 
@@ -142,7 +143,7 @@ class World:
             usage.CopyFrom(state.usage)
             claim_id = f"new-{self.rng.randrange(10**6)}"
             usage.claims[claim_id].CopyFrom(state_pb2.Claim(instance_id=claim_id, vcpus=2, ram_mb=1024, disk_gb=10))
-            self.states[name] = state.with_usage(usage, state.usage_revision + 1, state.pending)
+            self.states[name] = state.with_usage(usage, state.usage_revision + 1, state.pending, track=True)
         elif roll < 0.8:
             pending = self.table.pending(name)
             grown = type(pending)(pending.vcpus + 1, pending.ram_mb + 512, pending.disk_gb + 5, pending.instances + 1)

@@ -66,7 +66,8 @@ class CpuWeigher(Weigher):
 def test_weights_are_normalised_then_multiplied_and_summed() -> None:
     hosts = [host("a", ram_mb=8192, vcpus=1), host("b", ram_mb=1024, vcpus=16)]
     weighed = weigh_hosts([RamWeigher(1.0), CpuWeigher(2.0)], hosts, SchedulingRequest.of(SPEC))
-    assert [(w.host.host, w.weight) for w in weighed] == [("b", 2.0), ("a", 1.0)]
+    # RAM normalises from its minval 0: b's 1024 of 8192 MB is 0.125; CPU from the lowest, 1: b is 1.0
+    assert [(w.host.host, w.weight) for w in weighed] == [("b", 2.0 + 0.125), ("a", 1.0)]
 
 
 def test_registry_applies_multipliers_and_refuses_unknown_names() -> None:

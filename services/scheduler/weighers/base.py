@@ -1,9 +1,9 @@
 """The weigher interface, after Nova's ``nova/weights.py``.
 
-Each weigher gives every candidate a raw score; the scores are normalised to 0..1 across the
-candidates (or against the weigher's fixed ``minval``/``maxval``), multiplied by the weigher's
-multiplier and summed over weighers. The highest total wins; ties go to the host name, so the
-choice is deterministic.
+Each weigher gives every candidate a raw score, held within the weigher's ``minval``/``maxval``
+where it sets them; the scores are normalised to 0..1 across the candidates (or against those
+fixed bounds), multiplied by the weigher's multiplier and summed over weighers. The highest total
+wins; ties go to the host name, so the choice is deterministic.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from services.scheduler.request import SchedulingRequest
 
 class Weigher(ABC):
     name: ClassVar[str]
-    # Fixed bounds for normalising; None takes the bound from the candidates.
+    # Fixed bounds: a raw score is held within them (Nova's clamp) and they normalise it; None
+    # takes the bound from the candidates.
     minval: ClassVar[float | None] = None
     maxval: ClassVar[float | None] = None
     # Nova's option name for the multiplier ("ram_weight_multiplier"): read from the options
@@ -53,6 +54,15 @@ class Weigher(ABC):
     @abstractmethod
     def weigh(self, host: HostState, request: SchedulingRequest) -> float:
         """The raw score; higher is better before the multiplier."""
+
+    def score(self, host: HostState, request: SchedulingRequest) -> float:
+        """The raw score held within ``minval`` and ``maxval``."""
+        value = self.weigh(host, request)
+        if self.minval is not None:
+            value = max(value, self.minval)
+        if self.maxval is not None:
+            value = min(value, self.maxval)
+        return value
 
     def weight_multiplier(self, host: HostState) -> float:
         """The configured multiplier, or the smallest valid ``multiplier_option`` value among the
@@ -97,7 +107,7 @@ def weigh_hosts(
     """The hosts, best first."""
     totals = [0.0] * len(hosts)
     for weigher in weighers:
-        raw = [weigher.weigh(host, request) for host in hosts]
+        raw = [weigher.score(host, request) for host in hosts]
         for i, score in enumerate(normalize(raw, weigher.minval, weigher.maxval)):
             totals[i] += weigher.weight_multiplier(hosts[i]) * score
     weighed = [WeighedHost(host, total) for host, total in zip(hosts, totals, strict=True)]

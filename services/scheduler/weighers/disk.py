@@ -9,6 +9,7 @@ class DiskWeigher(Weigher):
     """More free disk first (spreads); a negative multiplier stacks."""
 
     name = "DiskWeigher"
+    minval = 0.0  # as Nova: an over-committed host scores 0, not below
     multiplier_option = "disk_weight_multiplier"
 
     def weigh(self, host: HostState, request: SchedulingRequest) -> float:

@@ -9,6 +9,7 @@ class RamWeigher(Weigher):
     """More free RAM first (spreads); a negative multiplier fills hosts first (stacks)."""
 
     name = "RamWeigher"
+    minval = 0.0  # as Nova: an over-committed host scores 0, not below
     multiplier_option = "ram_weight_multiplier"
 
     def weigh(self, host: HostState, request: SchedulingRequest) -> float:
