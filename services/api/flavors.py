@@ -58,7 +58,7 @@ class FlavorsManager:
             by_name = await self._store.get(keys.flavor_name(id_or_name))
             kv = await self._store.get(keys.flavor(by_name.value.decode())) if by_name else None
         if kv is None:
-            raise NotFound("flavor", id_or_name)
+            raise NotFound("flavor", id_or_name, field=field)
         return flavors_pb2.Flavor.FromString(kv.value)
 
     async def list(self, size: int, token: str) -> flavors_pb2.ListFlavorsResponse:

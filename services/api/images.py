@@ -86,7 +86,7 @@ class ImagesManager:
         if len(named) > 1:
             raise InvalidArgument([(field, f"{len(named)} images are named {id_or_name!r}; give the id")])
         if not named:
-            raise NotFound("image", id_or_name)
+            raise NotFound("image", id_or_name, field=field)
         return named[0]
 
     async def _all(self) -> list[images_pb2.Image]:

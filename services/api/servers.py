@@ -243,6 +243,7 @@ class ServersManager:
             server.status = servers_pb2.ServerStatus.SERVER_STATUS_DELETED
             server.vm_state = V.VM_STATE_DELETED
             server.task_state = T.TASK_STATE_UNSPECIFIED
+            server.power_state = servers_pb2.PowerState.POWER_STATE_NOSTATE  # the domain is gone
             server.updated_at.CopyFrom(instances.now())
             return servers_pb2.ServerEvent(server=server, type=E.SERVER_EVENT_TYPE_DELETED)
         kind = E.SERVER_EVENT_TYPE_UPDATED if prev is not None else E.SERVER_EVENT_TYPE_CREATED

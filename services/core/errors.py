@@ -40,9 +40,11 @@ class InvalidArgument(StratusError):
 class NotFound(StratusError):
     reason = "NOT_FOUND"
 
-    def __init__(self, resource_type: str, name: str):
+    def __init__(self, resource_type: str, name: str, *, field: str = ""):
+        """``field``: the request field that named it (``server.flavor_id``), sent as a BadRequest."""
         self.resource_type = resource_type
         self.name = name
+        self.field = field
         super().__init__(f"{resource_type} {name!r} not found")
 
 
@@ -121,6 +123,9 @@ def to_status(err: StratusError) -> grpc.Status:
         details.append(_pack(error_details_pb2.BadRequest(field_violations=violations)))
     if isinstance(err, NotFound) and hasattr(err, "resource_type"):
         details.append(_pack(error_details_pb2.ResourceInfo(resource_type=err.resource_type, resource_name=err.name)))
+        if err.field:
+            violation = error_details_pb2.BadRequest.FieldViolation(field=err.field, description=f"no such {err.resource_type}")
+            details.append(_pack(error_details_pb2.BadRequest(field_violations=[violation])))
     status = status_pb2.Status(code=getattr(code_pb2, code.name), message=err.message, details=details)
     return rpc_status.to_status(status)
 

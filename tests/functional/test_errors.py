@@ -57,9 +57,11 @@ def test_create_with_unknown_flavor_or_image_is_not_found(stack: Stack) -> None:
     err = fails(lambda: stack.servers.CreateServer(servers_pb2.CreateServerRequest(server=bad_flavor),
                                                    metadata=stack.md()), grpc.StatusCode.NOT_FOUND)  # fmt: skip
     assert "no-such-flavor" in (err.details() or "")
+    assert field_violations(err) == {"server.flavor_id": "no such flavor"}  # which field named it
     bad_image = servers_pb2.Server(name="x", flavor_id="m1.tiny", image_id="no-such-image")
-    fails(lambda: stack.servers.CreateServer(servers_pb2.CreateServerRequest(server=bad_image), metadata=stack.md()),
-          grpc.StatusCode.NOT_FOUND)  # fmt: skip
+    err = fails(lambda: stack.servers.CreateServer(servers_pb2.CreateServerRequest(server=bad_image),
+                                                   metadata=stack.md()), grpc.StatusCode.NOT_FOUND)  # fmt: skip
+    assert field_violations(err) == {"server.image_id": "no such image"}
 
 
 def test_malformed_values_are_invalid_argument(stack: Stack) -> None:

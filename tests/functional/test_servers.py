@@ -50,23 +50,28 @@ def test_create_is_idempotent_on_request_id(stack: Stack) -> None:
     stack.wait_gone(first.id)
 
 
-def test_watch_sees_build_then_active(stack: Stack) -> None:
+def test_watch_follows_one_server_from_build_to_deleted(stack: Stack) -> None:
     server = create(stack, "watched", who="demo")
-    seen: list[str] = []
+    seen: list[servers_pb2.ServerEvent] = []
+    active = threading.Event()
 
     def follow() -> None:
         stream = stack.servers.WatchServers(servers_pb2.WatchServersRequest(id=server.id), metadata=stack.md("demo"))
-        for event in stream:
-            seen.append(S.Name(event.server.status))
+        for event in stream:  # the stream ends by itself once the server is deleted
+            seen.append(event)
             if event.server.status == S.SERVER_STATUS_ACTIVE:
-                stream.cancel()
-                return
+                active.set()
 
     t = threading.Thread(target=follow)
     t.start()
-    t.join(30)
-    assert seen and seen[-1] == "SERVER_STATUS_ACTIVE"
+    assert active.wait(30), [S.Name(e.server.status) for e in seen]
     stack.servers.DeleteServer(servers_pb2.DeleteServerRequest(id=server.id), metadata=stack.md("demo"))
+    t.join(30)
+    assert not t.is_alive(), "the watch did not end after the delete"
+    last = seen[-1]
+    assert last.type == servers_pb2.ServerEventType.SERVER_EVENT_TYPE_DELETED
+    assert last.server.status == S.SERVER_STATUS_DELETED
+    assert last.server.power_state == servers_pb2.PowerState.POWER_STATE_NOSTATE
     stack.wait_gone(server.id)
 
 
