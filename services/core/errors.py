@@ -124,7 +124,8 @@ def to_status(err: StratusError) -> grpc.Status:
     if isinstance(err, NotFound) and hasattr(err, "resource_type"):
         details.append(_pack(error_details_pb2.ResourceInfo(resource_type=err.resource_type, resource_name=err.name)))
         if err.field:
-            violation = error_details_pb2.BadRequest.FieldViolation(field=err.field, description=f"no such {err.resource_type}")
+            why = f"no such {err.resource_type}"
+            violation = error_details_pb2.BadRequest.FieldViolation(field=err.field, description=why)
             details.append(_pack(error_details_pb2.BadRequest(field_violations=[violation])))
     status = status_pb2.Status(code=getattr(code_pb2, code.name), message=err.message, details=details)
     return rpc_status.to_status(status)
