@@ -274,7 +274,7 @@ def main() -> None:
     parser.add_argument("--hosts", type=int, default=1000)
     parser.add_argument("--decisions", type=int, default=2000)
     parser.add_argument("--mode", choices=("core", "claims", "both"), default="both")
-    parser.add_argument("--concurrency", type=int, default=32, help="decisions in flight (claims mode)")
+    parser.add_argument("--concurrency", type=int, default=8, help="decisions in flight (claims mode)")
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--profile", help="profile the timed runs: stats to PROFILE.<mode>, top entries to stderr")

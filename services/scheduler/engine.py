@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from services.scheduler.fast import fast_filter, fast_weigher
+from services.scheduler.fast import bounded, fast_filter, fast_weigher
 from services.scheduler.filters import Filter
 from services.scheduler.host_state import HostState
 from services.scheduler.options import EngineConfig
@@ -122,7 +122,7 @@ class Engine:
             column, sparse = fast(w, self.table, request)
             if sparse and w.minval is None and w.maxval is None and self.table.all_zero(sparse):
                 return None
-            return column if every else column[rows]
+            return bounded(w, column if every else column[rows])
         names = self.table.names
         scores = []
         for row in rows.tolist():

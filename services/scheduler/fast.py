@@ -2,7 +2,8 @@
 
 Each fast filter returns, over every row of the ``HostTable``, whether the host passes (or None
 when it passes them all), exactly as the filter's ``host_passes`` would decide; each fast weigher
-returns the raw scores ``Weigher.score`` would give. The per-host classes stay the reference (and the
+returns the raw scores ``weigh`` would give, which ``bounded`` holds within the weigher's bounds
+as ``Weigher.score`` does. The per-host classes stay the reference (and the
 explanation); a property test holds the two to the same answers. A filter or weigher without an
 entry here runs per host, on the hosts the fast filters kept.
 """
@@ -181,17 +182,14 @@ def fast_filter(f: Filter) -> FastFilter | None:
 
 
 def fast_weigher(w: Weigher) -> FastWeigher | None:
-    """The vectorized scores of a weigher, held within its bounds as ``Weigher.score``."""
-    fast = FAST_WEIGHERS.get(w.name)
-    if fast is None or (w.minval is None and w.maxval is None):
-        return fast
-    return _bounded(fast)
+    """The vectorized raw scores of a weigher, before ``bounded``."""
+    return FAST_WEIGHERS.get(w.name)
 
 
-def _bounded(fast: FastWeigher) -> FastWeigher:
-    def scores(w: Weigher, table: HostTable, request: SchedulingRequest) -> tuple[Floats, str]:
-        column, sparse = fast(w, table, request)
-        clipped: Floats = np.clip(column, w.minval, w.maxval)
-        return clipped, sparse
-
-    return scores
+def bounded(w: Weigher, scores: Floats) -> Floats:
+    """Scores held within the weigher's ``minval``/``maxval``, as ``Weigher.score`` holds them
+    (a copy when they move; take the rows you need first)."""
+    if w.minval is None and w.maxval is None:
+        return scores
+    clipped: Floats = np.clip(scores, w.minval, w.maxval)
+    return clipped

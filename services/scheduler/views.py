@@ -17,7 +17,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from services.scheduler.fast import REQUEST_DEPENDENT, FastFilter, FastWeigher, Rows, fast_filter, fast_weigher
+from services.scheduler.fast import (
+    REQUEST_DEPENDENT,
+    FastFilter,
+    FastWeigher,
+    Rows,
+    bounded,
+    fast_filter,
+    fast_weigher,
+)
 from services.scheduler.filters import Filter
 from services.scheduler.options import EngineConfig
 from services.scheduler.request import SchedulingRequest
@@ -116,7 +124,8 @@ class Views:
             column, sparse = fast(w, table, request)
             if sparse and w.minval is None and w.maxval is None and table.all_zero(sparse):
                 continue  # every host scores 0: normalised to all zeros
-            raw = column.copy()
+            raw = bounded(w, column)
+            raw = raw.copy() if raw is column else raw
             low, high = self._bounds(w, raw, mask)
             weighings.append(_Weighing(w, fast, multiplier, raw, low, high))
         view.weighings = tuple(weighings)
@@ -172,7 +181,7 @@ class Views:
         moved = False
         scores: list[list[float]] = []
         for wg in view.weighings:
-            after = wg.fast(wg.weigher, table, request)[0][rows]
+            after = bounded(wg.weigher, wg.fast(wg.weigher, table, request)[0][rows])
             before: list[float] = wg.raw[rows].tolist()
             wg.raw[rows] = after
             values: list[float] = after.tolist()
