@@ -90,7 +90,13 @@ class Stack:
     def wait_for_server(self, server_id: str, statuses: set[str], who: str = "admin", timeout_s: float = 60.0) -> Any:
         deadline = time.monotonic() + timeout_s
         while True:
-            server = self.servers.GetServer(servers_pb2.GetServerRequest(id=server_id), metadata=self.md(who))
+            try:
+                server = self.servers.GetServer(servers_pb2.GetServerRequest(id=server_id), metadata=self.md(who))
+            except grpc.RpcError as exc:  # the api is restarting: a polling client tries again
+                if exc.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+                continue
             status = servers_pb2.ServerStatus.Name(server.status).removeprefix("SERVER_STATUS_")
             if status in statuses and server.task_state == 0:
                 return server

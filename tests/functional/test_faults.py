@@ -1,0 +1,84 @@
+"""Faults: a build that fails on one host lands on another, and an api killed with -9 mid-build
+leaves nothing stuck: the restarted api finishes what was accepted."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from stratus.v1 import hosts_pb2, servers_pb2, services_pb2
+from tests.support.stack import ROOT, Stack, start_stack
+
+S = servers_pb2.ServerStatus
+UP = services_pb2.ServiceState.SERVICE_STATE_UP
+
+
+@pytest.fixture
+def slow_stack(tmp_path: Path) -> Iterator[Stack]:
+    """One compute whose spawns take 2 s, so a build is still running when the api dies."""
+    stack = start_stack(tmp_path / "slow", "--driver", "fake", "--computes", "1",
+                        env={"STRATUS_FAKE_SPAWN_DELAY_S": "2"})  # fmt: skip
+    yield stack
+    assert stack.stop() == 0, stack.log_tail()
+
+
+@pytest.fixture
+def failing_compute(stack: Stack, tmp_path: Path) -> Iterator[str]:
+    """A compute joins the shared stack as the roomiest host, and fails every spawn."""
+    host = "failing-1"
+    cmd = [sys.executable, "-m", "services.core.cli.main", "compute", "--etcd", ",".join(stack.info["etcd"]),
+           "--host", host, "--port", "0", "--state-dir", str(tmp_path), "--fake-fail-spawn",
+           "--fake-host", "vcpus=64,ram_mb=262144,disk_gb=4000"]  # fmt: skip
+    with (tmp_path / "failing.log").open("wb") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while not any(h.host == host and h.state == UP for h in list_hosts(stack)):
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "failing.log").read_text()
+            time.sleep(0.1)
+        yield host
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+
+
+def list_hosts(stack: Stack) -> list[hosts_pb2.Host]:
+    return list(stack.hosts.ListHosts(hosts_pb2.ListHostsRequest(), metadata=stack.md()).hosts)
+
+
+def test_a_build_that_fails_on_a_host_is_retried_elsewhere(stack: Stack, failing_compute: str) -> None:
+    spec = servers_pb2.Server(name="rescheduled", flavor_id="m1.tiny", image_id="tiny")
+    server = stack.servers.CreateServer(servers_pb2.CreateServerRequest(server=spec), metadata=stack.md("demo"))
+    done = stack.wait_for_server(server.id, {"ACTIVE", "ERROR"}, who="demo")
+    assert done.status == S.SERVER_STATUS_ACTIVE, done.fault
+    assert done.host != failing_compute and done.host.startswith("compute-")
+    failing = next(h for h in list_hosts(stack) if h.host == failing_compute)
+    assert failing.ram_mb_used == 0 and failing.running_servers == 0  # the failed host's claim went back
+    stack.servers.DeleteServer(servers_pb2.DeleteServerRequest(id=server.id), metadata=stack.md("demo"))
+    stack.wait_gone(server.id)
+
+
+def test_an_api_killed_mid_build_is_restarted_and_finishes_it(slow_stack: Stack) -> None:
+    stack = slow_stack
+    spec = servers_pb2.Server(name="survivor", flavor_id="m1.tiny", image_id="tiny")
+    server = stack.servers.CreateServer(servers_pb2.CreateServerRequest(server=spec), metadata=stack.md())
+    api = next(s for s in stack.info["services"] if s["binary"] == "api")
+    os.kill(api["pid"], signal.SIGKILL)  # the build is still spawning on the compute
+    deadline = time.monotonic() + 60
+    while next(s for s in stack.reload()["services"] if s["binary"] == "api")["pid"] == api["pid"]:
+        assert time.monotonic() < deadline, stack.log_tail()
+        time.sleep(0.1)
+    done = stack.wait_for_server(server.id, {"ACTIVE", "ERROR"}, timeout_s=60)
+    assert done.status == S.SERVER_STATUS_ACTIVE, done.fault
+    hosts = list_hosts(stack)
+    assert sum(h.running_servers for h in hosts) == 1 and sum(h.ram_mb_used for h in hosts) == done.resources.ram_mb
+    stack.servers.DeleteServer(servers_pb2.DeleteServerRequest(id=server.id), metadata=stack.md())
+    stack.wait_gone(server.id)
+    assert sum(h.ram_mb_used for h in list_hosts(stack)) == 0
