@@ -159,7 +159,7 @@ FAST_WEIGHERS: dict[str, FastWeigher] = {
     "RamWeigher": _column("free_ram"),
     "CPUWeigher": _free_vcpus,
     "DiskWeigher": _column("free_disk"),
-    "IoOpsWeigher": _column("io_ops", "io_ops"),
+    "IoOpsWeigher": _column("io_ops"),  # no sparse skip: its minval 0 bounds it anyway
     "NumInstancesWeigher": _column("instances"),
     "BuildFailureWeigher": _column("neg_failed_builds", "failed_builds"),
     "ServerGroupSoftAffinityWeigher": _soft_group,
