@@ -17,8 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from services.scheduler.filters import Filter, ResourceFilter
-from services.scheduler.filters.io_ops import IoOpsFilter
-from services.scheduler.filters.num_instances import NumInstancesFilter
+from services.scheduler.filters.count_limit import CountLimitFilter
 from services.scheduler.host_state import HostState
 from services.scheduler.request import SchedulingRequest
 from services.scheduler.table import Bools, Floats, HostTable
@@ -60,26 +59,30 @@ def _resource(f: Filter, table: HostTable, request: SchedulingRequest, rows: Row
     return fits
 
 
-def _retry(_f: Filter, table: HostTable, request: SchedulingRequest, rows: Rows | None) -> Bools | None:
-    tried = table.rows_of(request.spec.ignore_hosts)
-    if not tried:
+def _all_but(refused: list[int], table: HostTable, rows: Rows | None) -> Bools | None:
+    """Every row passes but ``refused``; None when none is refused."""
+    if not refused:
         return None
     mask = np.ones(table.size, dtype=np.bool_)
-    mask[tried] = False
+    mask[refused] = False
     return _pick(mask, table, rows)
 
 
-def _num_instances(f: Filter, table: HostTable, _r: SchedulingRequest, rows: Rows | None) -> Bools:
-    assert isinstance(f, NumInstancesFilter)
-    below: Bools = _pick(table.columns["instances"], table, rows) < f.max_instances
-    return below
+def _retry(_f: Filter, table: HostTable, request: SchedulingRequest, rows: Rows | None) -> Bools | None:
+    return _all_but(table.rows_of(request.spec.ignore_hosts), table, rows)
 
 
-def _io_ops(f: Filter, table: HostTable, _r: SchedulingRequest, rows: Rows | None) -> Bools | None:
-    assert isinstance(f, IoOpsFilter)
-    if f.max_io_ops > 0 and table.all_zero("io_ops"):
-        return None
-    below: Bools = _pick(table.columns["io_ops"], table, rows) < f.max_io_ops
+def _below(column: str, *, sparse: bool = False) -> FastFilter:
+    """A CountLimitFilter without aggregates: the count in ``column`` under the option's limit
+    (``sparse``: the table tracks the column's non-zero rows, so all-zero needs no comparison)."""
+
+    def below(f: Filter, table: HostTable, _r: SchedulingRequest, rows: Rows | None) -> Bools | None:
+        assert isinstance(f, CountLimitFilter)
+        if sparse and f.maximum > 0 and table.all_zero(column):
+            return None
+        fits: Bools = _pick(table.columns[column], table, rows) < f.maximum
+        return fits
+
     return below
 
 
@@ -99,12 +102,7 @@ def _group_verdicts(f: Filter, table: HostTable, request: SchedulingRequest) -> 
 
 def _anti_affinity(f: Filter, table: HostTable, request: SchedulingRequest, rows: Rows | None) -> Bools | None:
     """Only a host holding members can be refused (it has as many as the group allows)."""
-    refused = [row for row, ok in _group_verdicts(f, table, request).items() if not ok]
-    if not refused:
-        return None
-    mask = np.ones(table.size, dtype=np.bool_)
-    mask[refused] = False
-    return _pick(mask, table, rows)
+    return _all_but([row for row, ok in _group_verdicts(f, table, request).items() if not ok], table, rows)
 
 
 def _affinity(f: Filter, table: HostTable, request: SchedulingRequest, rows: Rows | None) -> Bools:
@@ -121,8 +119,8 @@ FAST_FILTERS: dict[str, FastFilter] = {
     "CoreFilter": _resource,
     "DiskFilter": _resource,
     "RetryFilter": _retry,
-    "NumInstancesFilter": _num_instances,
-    "IoOpsFilter": _io_ops,
+    "NumInstancesFilter": _below("instances"),
+    "IoOpsFilter": _below("io_ops", sparse=True),
     "AllHostsFilter": _all_hosts,
     "ServerGroupAntiAffinityFilter": _anti_affinity,
     "ServerGroupAffinityFilter": _affinity,

@@ -125,7 +125,8 @@ class Views:
             if sparse and w.minval is None and w.maxval is None and table.all_zero(sparse):
                 continue  # every host scores 0: normalised to all zeros
             raw = bounded(w, column)
-            raw = raw.copy() if raw is column else raw
+            if raw is column:  # kept between decisions, while the table's column changes
+                raw = column.copy()
             low, high = self._bounds(w, raw, mask)
             weighings.append(_Weighing(w, fast, multiplier, raw, low, high))
         view.weighings = tuple(weighings)

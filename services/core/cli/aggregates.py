@@ -8,7 +8,7 @@ import typer
 
 from services.core.cli import output
 from services.core.cli.client import Api, open_api
-from services.core.cli.lookup import Ambiguous, resolve_id
+from services.core.cli.lookup import id_for
 from services.core.cli.options import ApiOpt, StateDirOpt, TokenOpt
 from services.core.cli.output import Format, FormatOpt
 from services.core.cli.pairs import parse_pairs
@@ -34,11 +34,7 @@ def aggregate_rows(a: aggregates_pb2.Aggregate) -> list[tuple[str, str]]:
 
 def resolve_aggregate(api: Api, wanted: str) -> str:
     reply = api.call(api.aggregates.ListAggregates, aggregates_pb2.ListAggregatesRequest())
-    try:
-        return resolve_id(list(reply.aggregates), wanted, "aggregate")
-    except Ambiguous as exc:
-        output.err(f"error: {exc}")
-        raise typer.Exit(1) from None
+    return id_for(list(reply.aggregates), wanted, "aggregate")
 
 
 def show_result(fmt: Format, aggregate: aggregates_pb2.Aggregate) -> None:

@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import typer
+
+from services.core.cli import output
 from services.core.cli.client import Api
 
 
@@ -35,3 +38,12 @@ def resolve_id(items: Sequence[Any], wanted: str, kind: str) -> str:
     if len(named) > 1:
         raise Ambiguous(f"{len(named)} {kind}s are named {wanted!r}; give an id: {', '.join(named)}")
     return named[0] if named else wanted
+
+
+def id_for(items: Sequence[Any], wanted: str, kind: str) -> str:
+    """``resolve_id`` for a command: an ambiguous name is an error message and exit status 1."""
+    try:
+        return resolve_id(items, wanted, kind)
+    except Ambiguous as exc:
+        output.err(f"error: {exc}")
+        raise typer.Exit(1) from None

@@ -9,7 +9,7 @@ import typer
 
 from services.core.cli import output
 from services.core.cli.client import Api, open_api
-from services.core.cli.lookup import Ambiguous, list_all, resolve_id
+from services.core.cli.lookup import id_for, list_all
 from services.core.cli.options import ApiOpt, StateDirOpt, TokenOpt
 from services.core.cli.output import Format, FormatOpt
 from stratus.v1 import servergroups_pb2
@@ -62,11 +62,7 @@ def resolve_group(api: Api, wanted: str) -> str:
     """A group id for an id or a name (the caller's project)."""
     groups = list_all(api, api.server_groups.ListServerGroups, servergroups_pb2.ListServerGroupsRequest(),
                       "server_groups")  # fmt: skip
-    try:
-        return resolve_id(groups, wanted, "server group")
-    except Ambiguous as exc:
-        output.err(f"error: {exc}")
-        raise typer.Exit(1) from None
+    return id_for(groups, wanted, "server group")
 
 
 @app.command("create")

@@ -8,7 +8,7 @@ import typer
 
 from services.core.cli import output
 from services.core.cli.client import Api, open_api
-from services.core.cli.lookup import Ambiguous, list_all, resolve_id
+from services.core.cli.lookup import id_for, list_all
 from services.core.cli.options import ApiOpt, StateDirOpt, TokenOpt, WaitTimeoutOpt
 from services.core.cli.output import Format, FormatOpt
 from services.core.cli.pairs import pairs_option
@@ -57,21 +57,13 @@ def server_rows(s: servers_pb2.Server) -> list[tuple[str, str]]:
 def resolve_flavor(api: Api, flavor: str) -> str:
     """A flavor id for an id or a name."""
     flavors = list_all(api, api.flavors.ListFlavors, flavors_pb2.ListFlavorsRequest(), "flavors")
-    try:
-        return resolve_id(flavors, flavor, "flavor")
-    except Ambiguous as exc:
-        output.err(f"error: {exc}")
-        raise typer.Exit(1) from None
+    return id_for(flavors, flavor, "flavor")
 
 
 def resolve_image(api: Api, image: str) -> str:
     """An image id for an id or a name."""
     images = list_all(api, api.images.ListImages, images_pb2.ListImagesRequest(), "images")
-    try:
-        return resolve_id(images, image, "image")
-    except Ambiguous as exc:
-        output.err(f"error: {exc}")
-        raise typer.Exit(1) from None
+    return id_for(images, image, "image")
 
 
 def finish_build(api: Api, server: servers_pb2.Server, timeout: float, fmt: Format) -> None:
