@@ -33,3 +33,7 @@ class KeyedLocks:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def busy(self, key: str) -> bool:
+        """True while an operation holds or awaits the key's lock."""
+        return key in self._entries

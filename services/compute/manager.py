@@ -11,11 +11,13 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, Protocol
 
 from services.compute import transitions
 from services.compute.drivers.base import DriverError, InstanceNotFound, InstanceSpec, VirtDriver
 from services.compute.locks import KeyedLocks
+from services.compute.reconcile import Reconciler
 from services.compute.settings import ComputeSettings
 from services.compute.stats import HostStatsTracker
 from services.core import instances, keys
@@ -31,6 +33,16 @@ V = servers_pb2.VmState
 P = servers_pb2.PowerState
 
 DriverCall = Callable[[], Awaitable[None]]
+RecordCall = Callable[[state_pb2.InstanceRecord], Awaitable[None]]
+
+
+class Helper(Protocol):
+    """Something the manager starts before the driver and stops after it (the image service)."""
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
 # Guest modes every driver so far runs (full hardware virtualisation).
 VM_MODES = ("hvm",)
 
@@ -44,11 +56,25 @@ def spec_of(instance_id: str, server: servers_pb2.Server) -> InstanceSpec:
         ram_mb=res.ram_mb,
         disk_gb=res.disk_gb,
         image_id=server.image_id,
+        project_id=server.project_id,
+        user_data=server.user_data,
+        metadata=dict(server.metadata),
     )
 
 
+def ignoring_record(method: Callable[..., Awaitable[None]], *args: Any) -> RecordCall:
+    """A driver call that needs only its arguments, not the record."""
+
+    async def call(_record: state_pb2.InstanceRecord) -> None:
+        await method(*args)
+
+    return call
+
+
 class ComputeManager:
-    def __init__(self, settings: ComputeSettings, store: Store, driver: VirtDriver) -> None:
+    def __init__(
+        self, settings: ComputeSettings, store: Store, driver: VirtDriver, helpers: Sequence[Helper] = ()
+    ) -> None:
         self.settings = settings
         self.store = store
         self.driver = driver
@@ -56,9 +82,14 @@ class ComputeManager:
         self._capabilities: state_pb2.HostCapabilities | None = None
         self._locks = KeyedLocks()
         self.stats = HostStatsTracker(self.host)
+        self.reconciler = Reconciler(settings, store, driver, self._locks)
+        self._helpers = helpers
 
     # ---- Manager protocol -------------------------------------------------------------------
     async def start(self) -> None:
+        for helper in self._helpers:
+            await helper.start()
+        await self.driver.start(self.reconciler.on_power_event)
         info = await self.driver.capabilities()
         self._capabilities = state_pb2.HostCapabilities(
             host=self.host,
@@ -76,6 +107,7 @@ class ComputeManager:
             reserved_ram_mb=self.settings.reserved_host_memory_mb,
             reserved_disk_gb=self.settings.reserved_host_disk_gb,
         )
+        self.reconciler.start()
         log.info(
             "compute %s: %s hypervisor, %d vcpus, %d MiB, %d GB",
             self.host,
@@ -86,7 +118,11 @@ class ComputeManager:
         )
 
     async def stop(self) -> None:
+        await self.reconciler.stop()
         await self.stats.close()
+        await self.driver.close()
+        for helper in self._helpers:
+            await helper.stop()
         log.info("compute %s: manager stopped", self.host)
 
     def lease_records(self) -> dict[str, bytes]:
@@ -119,16 +155,71 @@ class ComputeManager:
             await self._driver_call("destroy", instance_id, functools.partial(self.driver.destroy, instance_id))
 
     async def power_off(self, instance_id: str) -> None:
-        op = functools.partial(self.driver.power_off, instance_id)
-        await self._power_action("power_off", instance_id, op, transitions.to_stopped)
+        op = ignoring_record(self.driver.power_off, instance_id, self.settings.shutdown_timeout_s)
+        await self._action("power_off", instance_id, op, transitions.to_stopped)
 
     async def power_on(self, instance_id: str) -> None:
-        op = functools.partial(self.driver.power_on, instance_id)
-        await self._power_action("power_on", instance_id, op, transitions.to_started)
+        op = ignoring_record(self.driver.power_on, instance_id)
+        await self._action("power_on", instance_id, op, transitions.to_started)
 
     async def reboot(self, instance_id: str, hard: bool) -> None:
-        op = functools.partial(self.driver.reboot, instance_id, hard)
-        await self._power_action("reboot", instance_id, op, transitions.to_rebooted)
+        op = ignoring_record(self.driver.reboot, instance_id, hard)
+        await self._action("reboot", instance_id, op, transitions.to_rebooted)
+
+    async def pause(self, instance_id: str) -> None:
+        op = ignoring_record(self.driver.pause, instance_id)
+        await self._action("pause", instance_id, op, transitions.to_paused)
+
+    async def unpause(self, instance_id: str) -> None:
+        op = ignoring_record(self.driver.unpause, instance_id)
+        await self._action("unpause", instance_id, op, transitions.to_started)
+
+    async def suspend(self, instance_id: str) -> None:
+        op = ignoring_record(self.driver.suspend, instance_id)
+        await self._action("suspend", instance_id, op, transitions.to_suspended)
+
+    async def resume(self, instance_id: str) -> None:
+        op = ignoring_record(self.driver.resume, instance_id)
+        await self._action("resume", instance_id, op, transitions.to_started)
+
+    async def resize(self, instance_id: str) -> None:
+        """Restarts the domain with the resources the record now holds (the api changed them)."""
+
+        async def op(record: state_pb2.InstanceRecord) -> None:
+            with self.stats.io_op(instance_id):
+                await self.driver.resize(spec_of(instance_id, record.server))
+
+        await self._action("resize", instance_id, op, transitions.to_resized)
+
+    async def confirm_resize(self, instance_id: str) -> None:
+        op = ignoring_record(self.driver.confirm_resize, instance_id)
+        await self._action("confirm_resize", instance_id, op, transitions.to_started)
+
+    async def revert_resize(self, instance_id: str) -> None:
+        op = ignoring_record(self.driver.revert_resize, instance_id)
+        await self._action("revert_resize", instance_id, op, transitions.to_started)
+
+    async def snapshot(self, instance_id: str, image_id: str) -> None:
+        """Copies the disk into the image; the record is the api's to change."""
+        async with self._operation("snapshot", instance_id):
+            record, _ = await instances.get(self.store, instance_id)
+            transitions.check_owned(record, self.host, instance_id)
+            with self.stats.io_op(instance_id):
+                snap = functools.partial(self.driver.snapshot, instance_id, image_id)
+                await self._driver_call("snapshot", instance_id, snap)
+
+    async def console_output(self, instance_id: str, lines: int) -> str:
+        """Needs no lock: reading the console never changes the domain."""
+        record, _ = await instances.get(self.store, instance_id)
+        transitions.check_owned(record, self.host, instance_id)
+        try:
+            return await self.driver.console_output(instance_id, lines)
+        except InstanceNotFound as err:
+            raise FailedPrecondition(
+                f"server {instance_id} has no domain on {self.host}", reason="DOMAIN_NOT_FOUND"
+            ) from err
+        except DriverError as err:
+            raise Internal(f"console output failed on {self.host}: {err}", reason="CONSOLE_FAILED") from err
 
     # ---- helpers ------------------------------------------------------------------------------
     @contextlib.asynccontextmanager
@@ -194,10 +285,11 @@ class ComputeManager:
             log.warning("%s of server %s failed on %s: %s", action, instance_id, self.host, err)
             raise Internal(f"{action} failed on {self.host}: {err}", reason=f"{action.upper()}_FAILED") from err
 
-    async def _power_action(self, name: str, instance_id: str, call: DriverCall, change: transitions.Change) -> None:
+    async def _action(self, name: str, instance_id: str, call: RecordCall, change: transitions.Change) -> None:
+        """Checks the record names this host, runs the driver call on it, records the outcome."""
         async with self._operation(name, instance_id):
             record, _ = await instances.get(self.store, instance_id)
             transitions.check_owned(record, self.host, instance_id)
-            await self._driver_call(name, instance_id, call)
+            await self._driver_call(name, instance_id, functools.partial(call, record))
             await self._update(instance_id, change)
             log.info("server %s: %s done on %s", instance_id, name, self.host)

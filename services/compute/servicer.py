@@ -41,3 +41,57 @@ class ComputeServicer(compute_pb2_grpc.ComputeServicer):
     ) -> compute_pb2.RebootInstanceResponse:
         await self._manager.reboot(request.instance_id, request.hard)
         return compute_pb2.RebootInstanceResponse()
+
+    async def PauseInstance(
+        self, request: compute_pb2.PauseInstanceRequest, context: grpc.aio.ServicerContext
+    ) -> compute_pb2.PauseInstanceResponse:
+        await self._manager.pause(request.instance_id)
+        return compute_pb2.PauseInstanceResponse()
+
+    async def UnpauseInstance(
+        self, request: compute_pb2.UnpauseInstanceRequest, context: grpc.aio.ServicerContext
+    ) -> compute_pb2.UnpauseInstanceResponse:
+        await self._manager.unpause(request.instance_id)
+        return compute_pb2.UnpauseInstanceResponse()
+
+    async def SuspendInstance(
+        self, request: compute_pb2.SuspendInstanceRequest, context: grpc.aio.ServicerContext
+    ) -> compute_pb2.SuspendInstanceResponse:
+        await self._manager.suspend(request.instance_id)
+        return compute_pb2.SuspendInstanceResponse()
+
+    async def ResumeInstance(
+        self, request: compute_pb2.ResumeInstanceRequest, context: grpc.aio.ServicerContext
+    ) -> compute_pb2.ResumeInstanceResponse:
+        await self._manager.resume(request.instance_id)
+        return compute_pb2.ResumeInstanceResponse()
+
+    async def ResizeInstance(
+        self, request: compute_pb2.ResizeInstanceRequest, context: grpc.aio.ServicerContext
+    ) -> compute_pb2.ResizeInstanceResponse:
+        await self._manager.resize(request.instance_id)
+        return compute_pb2.ResizeInstanceResponse()
+
+    async def ConfirmResizeInstance(
+        self, request: compute_pb2.ConfirmResizeInstanceRequest, context: grpc.aio.ServicerContext
+    ) -> compute_pb2.ConfirmResizeInstanceResponse:
+        await self._manager.confirm_resize(request.instance_id)
+        return compute_pb2.ConfirmResizeInstanceResponse()
+
+    async def RevertResizeInstance(
+        self, request: compute_pb2.RevertResizeInstanceRequest, context: grpc.aio.ServicerContext
+    ) -> compute_pb2.RevertResizeInstanceResponse:
+        await self._manager.revert_resize(request.instance_id)
+        return compute_pb2.RevertResizeInstanceResponse()
+
+    async def GetConsoleOutput(
+        self, request: compute_pb2.GetConsoleOutputRequest, context: grpc.aio.ServicerContext
+    ) -> compute_pb2.GetConsoleOutputResponse:
+        output = await self._manager.console_output(request.instance_id, request.lines)
+        return compute_pb2.GetConsoleOutputResponse(output=output)
+
+    async def SnapshotInstance(
+        self, request: compute_pb2.SnapshotInstanceRequest, context: grpc.aio.ServicerContext
+    ) -> compute_pb2.SnapshotInstanceResponse:
+        await self._manager.snapshot(request.instance_id, request.image_id)
+        return compute_pb2.SnapshotInstanceResponse()

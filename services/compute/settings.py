@@ -1,16 +1,29 @@
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
 from pydantic import Field, field_validator
+from pydantic_settings import SettingsConfigDict
 
+from services.compute.drivers.libvirt.settings import LibvirtSettings
 from services.core.config import CommonSettings
 
 
 class ComputeSettings(CommonSettings):
+    model_config = SettingsConfigDict(**{**CommonSettings.model_config, "env_nested_delimiter": "__"})
     binary: ClassVar[str] = "compute"
 
-    driver: str = Field(default="fake", description="virt driver: fake (libvirt comes later)")
+    driver: str = Field(default="fake", description="virt driver: libvirt or fake")
+    libvirt: LibvirtSettings = Field(default_factory=LibvirtSettings)
+    # The stack's service token, for the api's internal ImageStore; default <state_dir>/service.token.
+    service_token_file: Path | None = None
+    # How often the hypervisor is compared with the records; a domain with no record is removed
+    # once it has been seen orphaned for orphan_grace_s.
+    # A stop asks the guest to shut down (ACPI) and destroys it after this long.
+    shutdown_timeout_s: float = Field(default=30.0, ge=0, le=3600)
+    reconcile_interval_s: float = Field(default=30.0, gt=0)
+    orphan_grace_s: float = Field(default=120.0, ge=0)
     # Size of a fake host: vcpus=V,ram_mb=R,disk_gb=D
     fake_host: str = "vcpus=16,ram_mb=32768,disk_gb=1000"
     # Seconds the fake driver takes to spawn; makes BUILD visible in tests.
@@ -25,6 +38,9 @@ class ComputeSettings(CommonSettings):
     # Reported in the host's capabilities for the ImageProperties and Trusted filters.
     architecture: str = Field(default="x86_64", min_length=1)
     trusted: bool = False
+
+    def service_token_path(self) -> Path:
+        return self.service_token_file or self.state_dir / "service.token"
 
     @field_validator("driver")
     @classmethod

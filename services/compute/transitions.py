@@ -75,3 +75,34 @@ def to_started(server: servers_pb2.Server) -> None:
 def to_rebooted(server: servers_pb2.Server) -> None:
     server.power_state = P.POWER_STATE_RUNNING
     server.task_state = T.TASK_STATE_UNSPECIFIED
+
+
+def to_paused(server: servers_pb2.Server) -> None:
+    server.vm_state = V.VM_STATE_PAUSED
+    server.power_state = P.POWER_STATE_PAUSED
+    server.task_state = T.TASK_STATE_UNSPECIFIED
+
+
+def to_suspended(server: servers_pb2.Server) -> None:
+    server.vm_state = V.VM_STATE_SUSPENDED
+    server.power_state = P.POWER_STATE_SUSPENDED
+    server.task_state = T.TASK_STATE_UNSPECIFIED
+
+
+def to_resized(server: servers_pb2.Server) -> None:
+    """Running with the new size, waiting for the user to confirm or revert (VERIFY_RESIZE)."""
+    server.vm_state = V.VM_STATE_RESIZED
+    server.power_state = P.POWER_STATE_RUNNING
+    server.task_state = T.TASK_STATE_UNSPECIFIED
+
+
+def observed(power_state: int) -> Change:
+    """What the hypervisor says the guest did by itself: record its power state; a guest that
+    powered itself off or crashed while ACTIVE is STOPPED (as Nova's power-state sync)."""
+
+    def change(server: servers_pb2.Server) -> None:
+        server.power_state = power_state  # type: ignore[assignment]
+        if server.vm_state == V.VM_STATE_ACTIVE and power_state in (P.POWER_STATE_SHUTDOWN, P.POWER_STATE_CRASHED):
+            server.vm_state = V.VM_STATE_STOPPED
+
+    return change

@@ -2,12 +2,15 @@
 
 A driver knows domains by instance id and nothing about etcd records; the manager owns the
 records. Power states are ``stratus.v1.PowerState`` values. Every failure is a ``DriverError``.
+Image bytes reach a driver through the ``ImageService`` it is built with.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +27,7 @@ class HostInfo:
 
 @dataclass(frozen=True, slots=True)
 class InstanceSpec:
-    """What a spawn needs to know about the instance."""
+    """What a spawn (or a resize) needs to know about the instance."""
 
     instance_id: str
     name: str
@@ -32,6 +35,22 @@ class InstanceSpec:
     ram_mb: int
     disk_gb: int
     image_id: str
+    project_id: str = ""
+    user_data: bytes = b""
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    public_keys: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ImageInfo:
+    """An image as the api describes it: what a cache needs to verify and use the bytes."""
+
+    id: str
+    name: str
+    checksum: str  # hex sha256
+    size_bytes: int
+    disk_format: str  # raw, qcow2
+    properties: Mapping[str, str] = field(default_factory=dict)
 
 
 class DriverError(Exception):
@@ -46,21 +65,52 @@ class InstanceNotFound(DriverError):
         self.instance_id = instance_id
 
 
+class ImageError(DriverError):
+    """The image could not be fetched, or its bytes are not what the api says they are."""
+
+
+class ImageService(ABC):
+    """Image bytes in and out, through the api (never a user's token)."""
+
+    @abstractmethod
+    async def download(self, image_id: str, dest: Path) -> ImageInfo:
+        """Writes the image's bytes to ``dest``, verified against its sha256; ImageError otherwise."""
+
+    @abstractmethod
+    async def upload(self, image_id: str, src: Path) -> None:
+        """Stores ``src`` as the bytes of the image ``image_id`` (SAVING until they are whole)."""
+
+
+# (instance id, PowerState) from the hypervisor's own events: a guest that powered itself off, crashed...
+PowerEventHandler = Callable[[str, int], None]
+
+
 class VirtDriver(ABC):
     @abstractmethod
     async def capabilities(self) -> HostInfo: ...
 
+    async def start(self, on_power_event: PowerEventHandler) -> None:  # noqa: B027 (optional hook)
+        """Connects to the hypervisor; afterwards power changes the guests make are reported."""
+
+    async def close(self) -> None:  # noqa: B027 (optional hook)
+        """Releases the hypervisor connection; domains keep running."""
+
+    async def periodic(self) -> None:  # noqa: B027 (optional hook)
+        """Housekeeping, run by the compute's reconcile loop (e.g. ageing out cached images)."""
+
     @abstractmethod
     async def spawn(self, spec: InstanceSpec) -> None:
-        """Defines and starts the domain. On failure it may leave a partial domain behind;
-        the caller cleans up with ``destroy``."""
+        """Fetches the image, makes the disks, defines and starts the domain. On failure it
+        may leave a partial domain behind; the caller cleans up with ``destroy``."""
 
     @abstractmethod
     async def destroy(self, instance_id: str) -> None:
-        """Stops and removes the domain and its disks; no error when there is none."""
+        """Stops and removes the domain, its disks, config drive and console log; no error when
+        there is none."""
 
     @abstractmethod
-    async def power_off(self, instance_id: str) -> None: ...
+    async def power_off(self, instance_id: str, timeout_s: float) -> None:
+        """Asks the guest to shut down (ACPI) and destroys it after ``timeout_s``."""
 
     @abstractmethod
     async def power_on(self, instance_id: str) -> None: ...
@@ -69,9 +119,42 @@ class VirtDriver(ABC):
     async def reboot(self, instance_id: str, hard: bool) -> None: ...
 
     @abstractmethod
+    async def pause(self, instance_id: str) -> None: ...
+
+    @abstractmethod
+    async def unpause(self, instance_id: str) -> None: ...
+
+    @abstractmethod
+    async def suspend(self, instance_id: str) -> None:
+        """Saves the guest's memory and stops it; ``resume`` brings it back as it was."""
+
+    @abstractmethod
+    async def resume(self, instance_id: str) -> None: ...
+
+    @abstractmethod
+    async def resize(self, spec: InstanceSpec) -> None:
+        """Restarts the instance with ``spec``'s size, keeping the old disk and definition."""
+
+    @abstractmethod
+    async def confirm_resize(self, instance_id: str) -> None:
+        """Drops what ``resize`` kept; no error when nothing is kept."""
+
+    @abstractmethod
+    async def revert_resize(self, instance_id: str) -> None:
+        """Restores the disk and definition ``resize`` kept and starts the instance."""
+
+    @abstractmethod
+    async def snapshot(self, instance_id: str, image_id: str) -> None:
+        """Copies the instance's disk (flattened) into the image ``image_id`` through the ImageService."""
+
+    @abstractmethod
+    async def console_output(self, instance_id: str, lines: int) -> str:
+        """The last ``lines`` lines of the serial console (0: all that is kept)."""
+
+    @abstractmethod
     async def get_power_state(self, instance_id: str) -> int:
         """The domain's ``PowerState``; ``POWER_STATE_NOSTATE`` when there is no domain."""
 
     @abstractmethod
     async def list_instances(self) -> list[str]:
-        """The instance ids of every domain on the host."""
+        """The instance ids of every domain this host owns."""

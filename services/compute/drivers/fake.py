@@ -8,9 +8,19 @@ caller has to clean it up.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
 
-from services.compute.drivers.base import DriverError, HostInfo, InstanceNotFound, InstanceSpec, VirtDriver
+from services.compute.drivers.base import (
+    DriverError,
+    HostInfo,
+    ImageService,
+    InstanceNotFound,
+    InstanceSpec,
+    PowerEventHandler,
+    VirtDriver,
+)
 from stratus.v1 import servers_pb2
 
 P = servers_pb2.PowerState
@@ -58,18 +68,33 @@ def parse_fake_host(text: str) -> FakeHostSize:
     return FakeHostSize(**values)
 
 
+def _state_word(power_state: int) -> str:
+    return P.Name(power_state).removeprefix("POWER_STATE_").lower()  # type: ignore[arg-type]
+
+
 @dataclass(slots=True)
 class FakeDomain:
     spec: InstanceSpec
     power_state: int
+    resized_from: InstanceSpec | None = None
+    console: list[str] = field(default_factory=list)
 
 
 class FakeDriver(VirtDriver):
-    def __init__(self, size: FakeHostSize, *, spawn_delay_s: float = 0.0, fail_spawn: bool = False) -> None:
+    def __init__(
+        self,
+        size: FakeHostSize,
+        images: ImageService | None = None,
+        *,
+        spawn_delay_s: float = 0.0,
+        fail_spawn: bool = False,
+    ) -> None:
         self.size = size
+        self.images = images
         self.spawn_delay_s = spawn_delay_s
         self.fail_spawn = fail_spawn
         self._domains: dict[str, FakeDomain] = {}
+        self._on_power_event: PowerEventHandler | None = None
 
     async def capabilities(self) -> HostInfo:
         return HostInfo(
@@ -81,6 +106,15 @@ class FakeDriver(VirtDriver):
             cpu_model=CPU_MODEL,
         )
 
+    async def start(self, on_power_event: PowerEventHandler) -> None:
+        self._on_power_event = on_power_event
+
+    def guest_power_change(self, instance_id: str, power_state: int) -> None:
+        """What a guest does by itself (powers off, crashes): changes the domain and reports it."""
+        self._domain(instance_id).power_state = power_state
+        if self._on_power_event is not None:
+            self._on_power_event(instance_id, power_state)
+
     async def spawn(self, spec: InstanceSpec) -> None:
         """Defines and starts the domain; an existing one of the same id is redefined."""
         if self.spawn_delay_s > 0:
@@ -88,7 +122,9 @@ class FakeDriver(VirtDriver):
         if self.fail_spawn:
             self._domains.setdefault(spec.instance_id, FakeDomain(spec, P.POWER_STATE_SHUTDOWN))
             raise DriverError(FAIL_SPAWN_MESSAGE)
-        self._domains[spec.instance_id] = FakeDomain(spec, P.POWER_STATE_RUNNING)
+        domain = FakeDomain(spec, P.POWER_STATE_RUNNING)
+        domain.console.append(f"fake console of {spec.name} ({spec.instance_id})")
+        self._domains[spec.instance_id] = domain
 
     async def destroy(self, instance_id: str) -> None:
         self._domains.pop(instance_id, None)
@@ -99,7 +135,16 @@ class FakeDriver(VirtDriver):
             raise InstanceNotFound(instance_id)
         return domain
 
-    async def power_off(self, instance_id: str) -> None:
+    def _expect(self, instance_id: str, action: str, *states: int) -> FakeDomain:
+        domain = self._domain(instance_id)
+        if domain.power_state not in states:
+            wanted = " or ".join(_state_word(s) for s in states)
+            raise DriverError(
+                f"cannot {action} instance {instance_id}: its domain is {_state_word(domain.power_state)}, not {wanted}"
+            )
+        return domain
+
+    async def power_off(self, instance_id: str, timeout_s: float = 0.0) -> None:
         self._domain(instance_id).power_state = P.POWER_STATE_SHUTDOWN
 
     async def power_on(self, instance_id: str) -> None:
@@ -107,10 +152,51 @@ class FakeDriver(VirtDriver):
 
     async def reboot(self, instance_id: str, hard: bool) -> None:
         """A soft reboot asks the guest, so it needs a running domain; a hard one always starts it."""
-        domain = self._domain(instance_id)
-        if not hard and domain.power_state != P.POWER_STATE_RUNNING:
-            raise DriverError(f"cannot soft-reboot instance {instance_id}: its domain is not running")
+        domain = self._domain(instance_id) if hard else self._expect(instance_id, "soft-reboot", P.POWER_STATE_RUNNING)
         domain.power_state = P.POWER_STATE_RUNNING
+
+    async def pause(self, instance_id: str) -> None:
+        self._expect(instance_id, "pause", P.POWER_STATE_RUNNING).power_state = P.POWER_STATE_PAUSED
+
+    async def unpause(self, instance_id: str) -> None:
+        self._expect(instance_id, "unpause", P.POWER_STATE_PAUSED).power_state = P.POWER_STATE_RUNNING
+
+    async def suspend(self, instance_id: str) -> None:
+        domain = self._expect(instance_id, "suspend", P.POWER_STATE_RUNNING, P.POWER_STATE_PAUSED)
+        domain.power_state = P.POWER_STATE_SUSPENDED
+
+    async def resume(self, instance_id: str) -> None:
+        self._expect(instance_id, "resume", P.POWER_STATE_SUSPENDED).power_state = P.POWER_STATE_RUNNING
+
+    async def resize(self, spec: InstanceSpec) -> None:
+        domain = self._domain(spec.instance_id)
+        if domain.resized_from is None:
+            domain.resized_from = domain.spec
+        domain.spec = spec
+        domain.power_state = P.POWER_STATE_RUNNING
+
+    async def confirm_resize(self, instance_id: str) -> None:
+        self._domain(instance_id).resized_from = None
+
+    async def revert_resize(self, instance_id: str) -> None:
+        domain = self._domain(instance_id)
+        if domain.resized_from is not None:
+            domain.spec, domain.resized_from = domain.resized_from, None
+        domain.power_state = P.POWER_STATE_RUNNING
+
+    async def snapshot(self, instance_id: str, image_id: str) -> None:
+        """Stores the image the instance booted from as the snapshot: bootable wherever that was."""
+        domain = self._domain(instance_id)
+        if self.images is None:
+            raise DriverError("the fake driver has no image service to store a snapshot in")
+        with tempfile.TemporaryDirectory(prefix="stratus-fake-snap-") as tmp:
+            path = Path(tmp) / "disk"
+            await self.images.download(domain.spec.image_id, path)
+            await self.images.upload(image_id, path)
+
+    async def console_output(self, instance_id: str, lines: int) -> str:
+        console = self._domain(instance_id).console
+        return "".join(f"{line}\n" for line in (console[-lines:] if lines else console))
 
     async def get_power_state(self, instance_id: str) -> int:
         domain = self._domains.get(instance_id)

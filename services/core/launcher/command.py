@@ -51,7 +51,9 @@ def up(
     state_dir: Annotated[
         Path, typer.Option("--state-dir", help="Where the stack keeps its state.")
     ] = DEFAULT_STATE_DIR,
-    driver: Annotated[Driver, typer.Option("--driver", help="Virt driver of the computes.")] = Driver.fake,
+    driver: Annotated[
+        Driver, typer.Option("--driver", help="Virt driver of the computes (libvirt needs `make libvirtd`).")
+    ] = Driver.libvirt,
     computes: Annotated[int, typer.Option("--computes", min=1, help="Compute services to start.")] = 1,
     schedulers: Annotated[int, typer.Option("--schedulers", min=1, help="Schedulers to start.")] = 1,
     fake_host: Annotated[

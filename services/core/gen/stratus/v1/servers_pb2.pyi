@@ -113,6 +113,7 @@ class _TaskStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TaskState.V
     TASK_STATE_RESIZE_CONFIRMING: _TaskState.ValueType  # 15
     TASK_STATE_MIGRATING: _TaskState.ValueType  # 16
     TASK_STATE_DELETING: _TaskState.ValueType  # 17
+    TASK_STATE_IMAGE_SNAPSHOT: _TaskState.ValueType  # 18
 
 class TaskState(_TaskState, metaclass=_TaskStateEnumTypeWrapper):
     """What is in progress on a server. UNSPECIFIED means nothing is."""
@@ -135,6 +136,7 @@ TASK_STATE_RESIZE_REVERTING: TaskState.ValueType  # 14
 TASK_STATE_RESIZE_CONFIRMING: TaskState.ValueType  # 15
 TASK_STATE_MIGRATING: TaskState.ValueType  # 16
 TASK_STATE_DELETING: TaskState.ValueType  # 17
+TASK_STATE_IMAGE_SNAPSHOT: TaskState.ValueType  # 18
 Global___TaskState: _TypeAlias = TaskState  # noqa: Y015
 
 class _PowerState:
@@ -347,6 +349,7 @@ class Server(_message.Message):
     SERVER_GROUP_ID_FIELD_NUMBER: _builtins.int
     SCHEDULER_HINTS_FIELD_NUMBER: _builtins.int
     RESOURCES_FIELD_NUMBER: _builtins.int
+    USER_DATA_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     name: _builtins.str
     project_id: _builtins.str
@@ -360,6 +363,8 @@ class Server(_message.Message):
     host: _builtins.str
     availability_zone: _builtins.str
     server_group_id: _builtins.str
+    user_data: _builtins.bytes
+    """Given to the guest through its config drive (openstack/latest/user_data); at most 64 KiB."""
     @_builtins.property
     def fault(self) -> Global___Fault: ...
     @_builtins.property
@@ -396,10 +401,11 @@ class Server(_message.Message):
         server_group_id: _builtins.str = ...,
         scheduler_hints: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         resources: Global___ServerResources | None = ...,
+        user_data: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "fault", b"fault", "resources", b"resources", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["availability_zone", b"availability_zone", "created_at", b"created_at", "fault", b"fault", "flavor_id", b"flavor_id", "host", b"host", "id", b"id", "image_id", b"image_id", "metadata", b"metadata", "name", b"name", "power_state", b"power_state", "project_id", b"project_id", "resources", b"resources", "scheduler_hints", b"scheduler_hints", "server_group_id", b"server_group_id", "status", b"status", "task_state", b"task_state", "updated_at", b"updated_at", "user_id", b"user_id", "vm_state", b"vm_state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["availability_zone", b"availability_zone", "created_at", b"created_at", "fault", b"fault", "flavor_id", b"flavor_id", "host", b"host", "id", b"id", "image_id", b"image_id", "metadata", b"metadata", "name", b"name", "power_state", b"power_state", "project_id", b"project_id", "resources", b"resources", "scheduler_hints", b"scheduler_hints", "server_group_id", b"server_group_id", "status", b"status", "task_state", b"task_state", "updated_at", b"updated_at", "user_data", b"user_data", "user_id", b"user_id", "vm_state", b"vm_state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -760,6 +766,29 @@ class GetServerConsoleOutputResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetServerConsoleOutputResponse: _TypeAlias = GetServerConsoleOutputResponse  # noqa: Y015
+
+@_typing.final
+class SnapshotServerRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    IMAGE_NAME_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    image_name: _builtins.str
+    """The new image's name."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        image_name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "image_name", b"image_name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SnapshotServerRequest: _TypeAlias = SnapshotServerRequest  # noqa: Y015
 
 @_typing.final
 class WatchServersRequest(_message.Message):

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from stratus.v1 import images_pb2 as stratus_dot_v1_dot_images__pb2
 from stratus.v1 import servers_pb2 as stratus_dot_v1_dot_servers__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -110,6 +111,11 @@ class ServersStub:
                 request_serializer=stratus_dot_v1_dot_servers__pb2.GetServerConsoleOutputRequest.SerializeToString,
                 response_deserializer=stratus_dot_v1_dot_servers__pb2.GetServerConsoleOutputResponse.FromString,
                 _registered_method=True)
+        self.SnapshotServer = channel.unary_unary(
+                '/stratus.v1.Servers/SnapshotServer',
+                request_serializer=stratus_dot_v1_dot_servers__pb2.SnapshotServerRequest.SerializeToString,
+                response_deserializer=stratus_dot_v1_dot_images__pb2.Image.FromString,
+                _registered_method=True)
         self.WatchServers = channel.unary_stream(
                 '/stratus.v1.Servers/WatchServers',
                 request_serializer=stratus_dot_v1_dot_servers__pb2.WatchServersRequest.SerializeToString,
@@ -209,7 +215,16 @@ class ServersServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetServerConsoleOutput(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The last lines of the guest's serial console.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SnapshotServer(self, request, context):
+        """Saves the server's disk as a new image of the caller's project: returned SAVING, ACTIVE once
+        the bytes are stored. The server must be ACTIVE, SHUTOFF, PAUSED or SUSPENDED.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -298,6 +313,11 @@ def add_ServersServicer_to_server(servicer, server):
                     servicer.GetServerConsoleOutput,
                     request_deserializer=stratus_dot_v1_dot_servers__pb2.GetServerConsoleOutputRequest.FromString,
                     response_serializer=stratus_dot_v1_dot_servers__pb2.GetServerConsoleOutputResponse.SerializeToString,
+            ),
+            'SnapshotServer': grpc.unary_unary_rpc_method_handler(
+                    servicer.SnapshotServer,
+                    request_deserializer=stratus_dot_v1_dot_servers__pb2.SnapshotServerRequest.FromString,
+                    response_serializer=stratus_dot_v1_dot_images__pb2.Image.SerializeToString,
             ),
             'WatchServers': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchServers,
@@ -711,6 +731,33 @@ class Servers:
             '/stratus.v1.Servers/GetServerConsoleOutput',
             stratus_dot_v1_dot_servers__pb2.GetServerConsoleOutputRequest.SerializeToString,
             stratus_dot_v1_dot_servers__pb2.GetServerConsoleOutputResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SnapshotServer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stratus.v1.Servers/SnapshotServer',
+            stratus_dot_v1_dot_servers__pb2.SnapshotServerRequest.SerializeToString,
+            stratus_dot_v1_dot_images__pb2.Image.FromString,
             options,
             channel_credentials,
             insecure,

@@ -5,6 +5,7 @@ isort:skip_file
 
 from collections import abc as _abc
 from grpc import aio as _aio
+from stratus.v1 import images_pb2 as _images_pb2
 from stratus.v1 import servers_pb2 as _servers_pb2
 import abc as _abc_1
 import grpc as _grpc
@@ -52,6 +53,11 @@ class ServersStub:
     ConfirmServerResize: _grpc.UnaryUnaryMultiCallable[_servers_pb2.ConfirmServerResizeRequest, _servers_pb2.Server]
     RevertServerResize: _grpc.UnaryUnaryMultiCallable[_servers_pb2.RevertServerResizeRequest, _servers_pb2.Server]
     GetServerConsoleOutput: _grpc.UnaryUnaryMultiCallable[_servers_pb2.GetServerConsoleOutputRequest, _servers_pb2.GetServerConsoleOutputResponse]
+    """The last lines of the guest's serial console."""
+    SnapshotServer: _grpc.UnaryUnaryMultiCallable[_servers_pb2.SnapshotServerRequest, _images_pb2.Image]
+    """Saves the server's disk as a new image of the caller's project: returned SAVING, ACTIVE once
+    the bytes are stored. The server must be ACTIVE, SHUTOFF, PAUSED or SUSPENDED.
+    """
     WatchServers: _grpc.UnaryStreamMultiCallable[_servers_pb2.WatchServersRequest, _servers_pb2.ServerEvent]
     """Streams every change to the caller's servers (or one server) from now on."""
 
@@ -79,6 +85,11 @@ class ServersAsyncStub(ServersStub):
     ConfirmServerResize: _aio.UnaryUnaryMultiCallable[_servers_pb2.ConfirmServerResizeRequest, _servers_pb2.Server]  # type: ignore[assignment]
     RevertServerResize: _aio.UnaryUnaryMultiCallable[_servers_pb2.RevertServerResizeRequest, _servers_pb2.Server]  # type: ignore[assignment]
     GetServerConsoleOutput: _aio.UnaryUnaryMultiCallable[_servers_pb2.GetServerConsoleOutputRequest, _servers_pb2.GetServerConsoleOutputResponse]  # type: ignore[assignment]
+    """The last lines of the guest's serial console."""
+    SnapshotServer: _aio.UnaryUnaryMultiCallable[_servers_pb2.SnapshotServerRequest, _images_pb2.Image]  # type: ignore[assignment]
+    """Saves the server's disk as a new image of the caller's project: returned SAVING, ACTIVE once
+    the bytes are stored. The server must be ACTIVE, SHUTOFF, PAUSED or SUSPENDED.
+    """
     WatchServers: _aio.UnaryStreamMultiCallable[_servers_pb2.WatchServersRequest, _servers_pb2.ServerEvent]  # type: ignore[assignment]
     """Streams every change to the caller's servers (or one server) from now on."""
 
@@ -192,7 +203,18 @@ class ServersServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _servers_pb2.GetServerConsoleOutputRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_servers_pb2.GetServerConsoleOutputResponse, _abc.Awaitable[_servers_pb2.GetServerConsoleOutputResponse]]: ...
+    ) -> _typing.Union[_servers_pb2.GetServerConsoleOutputResponse, _abc.Awaitable[_servers_pb2.GetServerConsoleOutputResponse]]:
+        """The last lines of the guest's serial console."""
+
+    @_abc_1.abstractmethod
+    def SnapshotServer(
+        self,
+        request: _servers_pb2.SnapshotServerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_images_pb2.Image, _abc.Awaitable[_images_pb2.Image]]:
+        """Saves the server's disk as a new image of the caller's project: returned SAVING, ACTIVE once
+        the bytes are stored. The server must be ACTIVE, SHUTOFF, PAUSED or SUSPENDED.
+        """
 
     @_abc_1.abstractmethod
     def WatchServers(

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n stratus/compute/v1/compute.proto\x12\x12stratus.compute.v1\"+\n\x14\x42uildInstanceRequest\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\"\x17\n\x15\x42uildInstanceResponse\"-\n\x16\x44\x65stroyInstanceRequest\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\"\x19\n\x17\x44\x65stroyInstanceResponse\"-\n\x16PowerOnInstanceRequest\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\"\x19\n\x17PowerOnInstanceResponse\".\n\x17PowerOffInstanceRequest\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\"\x1a\n\x18PowerOffInstanceResponse\":\n\x15RebootInstanceRequest\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12\x0c\n\x04hard\x18\x02 \x01(\x08\"\x18\n\x16RebootInstanceResponse2\x9f\x04\n\x07\x43ompute\x12\x64\n\rBuildInstance\x12(.stratus.compute.v1.BuildInstanceRequest\x1a).stratus.compute.v1.BuildInstanceResponse\x12j\n\x0f\x44\x65stroyInstance\x12*.stratus.compute.v1.DestroyInstanceRequest\x1a+.stratus.compute.v1.DestroyInstanceResponse\x12j\n\x0fPowerOnInstance\x12*.stratus.compute.v1.PowerOnInstanceRequest\x1a+.stratus.compute.v1.PowerOnInstanceResponse\x12m\n\x10PowerOffInstance\x12+.stratus.compute.v1.PowerOffInstanceRequest\x1a,.stratus.compute.v1.PowerOffInstanceResponse\x12g\n\x0eRebootInstance\x12).stratus.compute.v1.RebootInstanceRequest\x1a*.stratus.compute.v1.RebootInstanceResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n stratus/compute/v1/compute.proto\x12\x12stratus.compute.v1\"+\n\x14\x42uildInstanceRequest\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\"\x17\n\x15\x42uildInstanceResponse\"-\n\x16\x44\x65stroyInstanceRequest\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\"\x19\n\x17\x44\x65stroyInstanceResponse\"-\n\x16PowerOnInstanceRequest\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\"\x19\n\x17PowerOnInstanceResponse\".\n\x17PowerOffInstanceRequest\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\"\x1a\n\x18PowerOffInstanceResponse\":\n\x15RebootInstanceRequest\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12\x0c\n\x04hard\x18\x02 \x01(\x08\"\x18\n\x16RebootInstanceResponse\"+\n\x14PauseInstanceRequest\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\"\x17\n\x15PauseInstanceResponse\"-\n\x16UnpauseInstanceRequest\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\"\x19\n\x17UnpauseInstanceResponse\"-\n\x16SuspendInstanceRequest\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\"\x19\n\x17SuspendInstanceResponse\",\n\x15ResumeInstanceRequest\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\"\x18\n\x16ResumeInstanceResponse\",\n\x15ResizeInstanceRequest\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\"\x18\n\x16ResizeInstanceResponse\"3\n\x1c\x43onfirmResizeInstanceRequest\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\"\x1f\n\x1d\x43onfirmResizeInstanceResponse\"2\n\x1bRevertResizeInstanceRequest\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\"\x1e\n\x1cRevertResizeInstanceResponse\"=\n\x17GetConsoleOutputRequest\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12\r\n\x05lines\x18\x02 \x01(\x05\"*\n\x18GetConsoleOutputResponse\x12\x0e\n\x06output\x18\x01 \x01(\t\"@\n\x17SnapshotInstanceRequest\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12\x10\n\x08image_id\x18\x02 \x01(\t\"\x1a\n\x18SnapshotInstanceResponse2\x86\x0c\n\x07\x43ompute\x12\x64\n\rBuildInstance\x12(.stratus.compute.v1.BuildInstanceRequest\x1a).stratus.compute.v1.BuildInstanceResponse\x12j\n\x0f\x44\x65stroyInstance\x12*.stratus.compute.v1.DestroyInstanceRequest\x1a+.stratus.compute.v1.DestroyInstanceResponse\x12j\n\x0fPowerOnInstance\x12*.stratus.compute.v1.PowerOnInstanceRequest\x1a+.stratus.compute.v1.PowerOnInstanceResponse\x12m\n\x10PowerOffInstance\x12+.stratus.compute.v1.PowerOffInstanceRequest\x1a,.stratus.compute.v1.PowerOffInstanceResponse\x12g\n\x0eRebootInstance\x12).stratus.compute.v1.RebootInstanceRequest\x1a*.stratus.compute.v1.RebootInstanceResponse\x12\x64\n\rPauseInstance\x12(.stratus.compute.v1.PauseInstanceRequest\x1a).stratus.compute.v1.PauseInstanceResponse\x12j\n\x0fUnpauseInstance\x12*.stratus.compute.v1.UnpauseInstanceRequest\x1a+.stratus.compute.v1.UnpauseInstanceResponse\x12j\n\x0fSuspendInstance\x12*.stratus.compute.v1.SuspendInstanceRequest\x1a+.stratus.compute.v1.SuspendInstanceResponse\x12g\n\x0eResumeInstance\x12).stratus.compute.v1.ResumeInstanceRequest\x1a*.stratus.compute.v1.ResumeInstanceResponse\x12g\n\x0eResizeInstance\x12).stratus.compute.v1.ResizeInstanceRequest\x1a*.stratus.compute.v1.ResizeInstanceResponse\x12|\n\x15\x43onfirmResizeInstance\x12\x30.stratus.compute.v1.ConfirmResizeInstanceRequest\x1a\x31.stratus.compute.v1.ConfirmResizeInstanceResponse\x12y\n\x14RevertResizeInstance\x12/.stratus.compute.v1.RevertResizeInstanceRequest\x1a\x30.stratus.compute.v1.RevertResizeInstanceResponse\x12m\n\x10GetConsoleOutput\x12+.stratus.compute.v1.GetConsoleOutputRequest\x1a,.stratus.compute.v1.GetConsoleOutputResponse\x12m\n\x10SnapshotInstance\x12+.stratus.compute.v1.SnapshotInstanceRequest\x1a,.stratus.compute.v1.SnapshotInstanceResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -51,6 +51,42 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REBOOTINSTANCEREQUEST']._serialized_end=408
   _globals['_REBOOTINSTANCERESPONSE']._serialized_start=410
   _globals['_REBOOTINSTANCERESPONSE']._serialized_end=434
-  _globals['_COMPUTE']._serialized_start=437
-  _globals['_COMPUTE']._serialized_end=980
+  _globals['_PAUSEINSTANCEREQUEST']._serialized_start=436
+  _globals['_PAUSEINSTANCEREQUEST']._serialized_end=479
+  _globals['_PAUSEINSTANCERESPONSE']._serialized_start=481
+  _globals['_PAUSEINSTANCERESPONSE']._serialized_end=504
+  _globals['_UNPAUSEINSTANCEREQUEST']._serialized_start=506
+  _globals['_UNPAUSEINSTANCEREQUEST']._serialized_end=551
+  _globals['_UNPAUSEINSTANCERESPONSE']._serialized_start=553
+  _globals['_UNPAUSEINSTANCERESPONSE']._serialized_end=578
+  _globals['_SUSPENDINSTANCEREQUEST']._serialized_start=580
+  _globals['_SUSPENDINSTANCEREQUEST']._serialized_end=625
+  _globals['_SUSPENDINSTANCERESPONSE']._serialized_start=627
+  _globals['_SUSPENDINSTANCERESPONSE']._serialized_end=652
+  _globals['_RESUMEINSTANCEREQUEST']._serialized_start=654
+  _globals['_RESUMEINSTANCEREQUEST']._serialized_end=698
+  _globals['_RESUMEINSTANCERESPONSE']._serialized_start=700
+  _globals['_RESUMEINSTANCERESPONSE']._serialized_end=724
+  _globals['_RESIZEINSTANCEREQUEST']._serialized_start=726
+  _globals['_RESIZEINSTANCEREQUEST']._serialized_end=770
+  _globals['_RESIZEINSTANCERESPONSE']._serialized_start=772
+  _globals['_RESIZEINSTANCERESPONSE']._serialized_end=796
+  _globals['_CONFIRMRESIZEINSTANCEREQUEST']._serialized_start=798
+  _globals['_CONFIRMRESIZEINSTANCEREQUEST']._serialized_end=849
+  _globals['_CONFIRMRESIZEINSTANCERESPONSE']._serialized_start=851
+  _globals['_CONFIRMRESIZEINSTANCERESPONSE']._serialized_end=882
+  _globals['_REVERTRESIZEINSTANCEREQUEST']._serialized_start=884
+  _globals['_REVERTRESIZEINSTANCEREQUEST']._serialized_end=934
+  _globals['_REVERTRESIZEINSTANCERESPONSE']._serialized_start=936
+  _globals['_REVERTRESIZEINSTANCERESPONSE']._serialized_end=966
+  _globals['_GETCONSOLEOUTPUTREQUEST']._serialized_start=968
+  _globals['_GETCONSOLEOUTPUTREQUEST']._serialized_end=1029
+  _globals['_GETCONSOLEOUTPUTRESPONSE']._serialized_start=1031
+  _globals['_GETCONSOLEOUTPUTRESPONSE']._serialized_end=1073
+  _globals['_SNAPSHOTINSTANCEREQUEST']._serialized_start=1075
+  _globals['_SNAPSHOTINSTANCEREQUEST']._serialized_end=1139
+  _globals['_SNAPSHOTINSTANCERESPONSE']._serialized_start=1141
+  _globals['_SNAPSHOTINSTANCERESPONSE']._serialized_end=1167
+  _globals['_COMPUTE']._serialized_start=1170
+  _globals['_COMPUTE']._serialized_end=2712
 # @@protoc_insertion_point(module_scope)

@@ -61,6 +61,51 @@ class ComputeStub:
                 request_serializer=stratus_dot_compute_dot_v1_dot_compute__pb2.RebootInstanceRequest.SerializeToString,
                 response_deserializer=stratus_dot_compute_dot_v1_dot_compute__pb2.RebootInstanceResponse.FromString,
                 _registered_method=True)
+        self.PauseInstance = channel.unary_unary(
+                '/stratus.compute.v1.Compute/PauseInstance',
+                request_serializer=stratus_dot_compute_dot_v1_dot_compute__pb2.PauseInstanceRequest.SerializeToString,
+                response_deserializer=stratus_dot_compute_dot_v1_dot_compute__pb2.PauseInstanceResponse.FromString,
+                _registered_method=True)
+        self.UnpauseInstance = channel.unary_unary(
+                '/stratus.compute.v1.Compute/UnpauseInstance',
+                request_serializer=stratus_dot_compute_dot_v1_dot_compute__pb2.UnpauseInstanceRequest.SerializeToString,
+                response_deserializer=stratus_dot_compute_dot_v1_dot_compute__pb2.UnpauseInstanceResponse.FromString,
+                _registered_method=True)
+        self.SuspendInstance = channel.unary_unary(
+                '/stratus.compute.v1.Compute/SuspendInstance',
+                request_serializer=stratus_dot_compute_dot_v1_dot_compute__pb2.SuspendInstanceRequest.SerializeToString,
+                response_deserializer=stratus_dot_compute_dot_v1_dot_compute__pb2.SuspendInstanceResponse.FromString,
+                _registered_method=True)
+        self.ResumeInstance = channel.unary_unary(
+                '/stratus.compute.v1.Compute/ResumeInstance',
+                request_serializer=stratus_dot_compute_dot_v1_dot_compute__pb2.ResumeInstanceRequest.SerializeToString,
+                response_deserializer=stratus_dot_compute_dot_v1_dot_compute__pb2.ResumeInstanceResponse.FromString,
+                _registered_method=True)
+        self.ResizeInstance = channel.unary_unary(
+                '/stratus.compute.v1.Compute/ResizeInstance',
+                request_serializer=stratus_dot_compute_dot_v1_dot_compute__pb2.ResizeInstanceRequest.SerializeToString,
+                response_deserializer=stratus_dot_compute_dot_v1_dot_compute__pb2.ResizeInstanceResponse.FromString,
+                _registered_method=True)
+        self.ConfirmResizeInstance = channel.unary_unary(
+                '/stratus.compute.v1.Compute/ConfirmResizeInstance',
+                request_serializer=stratus_dot_compute_dot_v1_dot_compute__pb2.ConfirmResizeInstanceRequest.SerializeToString,
+                response_deserializer=stratus_dot_compute_dot_v1_dot_compute__pb2.ConfirmResizeInstanceResponse.FromString,
+                _registered_method=True)
+        self.RevertResizeInstance = channel.unary_unary(
+                '/stratus.compute.v1.Compute/RevertResizeInstance',
+                request_serializer=stratus_dot_compute_dot_v1_dot_compute__pb2.RevertResizeInstanceRequest.SerializeToString,
+                response_deserializer=stratus_dot_compute_dot_v1_dot_compute__pb2.RevertResizeInstanceResponse.FromString,
+                _registered_method=True)
+        self.GetConsoleOutput = channel.unary_unary(
+                '/stratus.compute.v1.Compute/GetConsoleOutput',
+                request_serializer=stratus_dot_compute_dot_v1_dot_compute__pb2.GetConsoleOutputRequest.SerializeToString,
+                response_deserializer=stratus_dot_compute_dot_v1_dot_compute__pb2.GetConsoleOutputResponse.FromString,
+                _registered_method=True)
+        self.SnapshotInstance = channel.unary_unary(
+                '/stratus.compute.v1.Compute/SnapshotInstance',
+                request_serializer=stratus_dot_compute_dot_v1_dot_compute__pb2.SnapshotInstanceRequest.SerializeToString,
+                response_deserializer=stratus_dot_compute_dot_v1_dot_compute__pb2.SnapshotInstanceResponse.FromString,
+                _registered_method=True)
 
 
 class ComputeServicer:
@@ -101,6 +146,64 @@ class ComputeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PauseInstance(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnpauseInstance(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SuspendInstance(self, request, context):
+        """Saves the guest's memory to disk and stops it (libvirt's managed save).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeInstance(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResizeInstance(self, request, context):
+        """Cold resize on this host to the resources now in the record; the old disk and domain
+        definition are kept until ConfirmResizeInstance, restored by RevertResizeInstance.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConfirmResizeInstance(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevertResizeInstance(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetConsoleOutput(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SnapshotInstance(self, request, context):
+        """Copies the instance's disk into the image `image_id` (SAVING) through the api's ImageStore.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ComputeServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -128,6 +231,51 @@ def add_ComputeServicer_to_server(servicer, server):
                     servicer.RebootInstance,
                     request_deserializer=stratus_dot_compute_dot_v1_dot_compute__pb2.RebootInstanceRequest.FromString,
                     response_serializer=stratus_dot_compute_dot_v1_dot_compute__pb2.RebootInstanceResponse.SerializeToString,
+            ),
+            'PauseInstance': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseInstance,
+                    request_deserializer=stratus_dot_compute_dot_v1_dot_compute__pb2.PauseInstanceRequest.FromString,
+                    response_serializer=stratus_dot_compute_dot_v1_dot_compute__pb2.PauseInstanceResponse.SerializeToString,
+            ),
+            'UnpauseInstance': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnpauseInstance,
+                    request_deserializer=stratus_dot_compute_dot_v1_dot_compute__pb2.UnpauseInstanceRequest.FromString,
+                    response_serializer=stratus_dot_compute_dot_v1_dot_compute__pb2.UnpauseInstanceResponse.SerializeToString,
+            ),
+            'SuspendInstance': grpc.unary_unary_rpc_method_handler(
+                    servicer.SuspendInstance,
+                    request_deserializer=stratus_dot_compute_dot_v1_dot_compute__pb2.SuspendInstanceRequest.FromString,
+                    response_serializer=stratus_dot_compute_dot_v1_dot_compute__pb2.SuspendInstanceResponse.SerializeToString,
+            ),
+            'ResumeInstance': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeInstance,
+                    request_deserializer=stratus_dot_compute_dot_v1_dot_compute__pb2.ResumeInstanceRequest.FromString,
+                    response_serializer=stratus_dot_compute_dot_v1_dot_compute__pb2.ResumeInstanceResponse.SerializeToString,
+            ),
+            'ResizeInstance': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResizeInstance,
+                    request_deserializer=stratus_dot_compute_dot_v1_dot_compute__pb2.ResizeInstanceRequest.FromString,
+                    response_serializer=stratus_dot_compute_dot_v1_dot_compute__pb2.ResizeInstanceResponse.SerializeToString,
+            ),
+            'ConfirmResizeInstance': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfirmResizeInstance,
+                    request_deserializer=stratus_dot_compute_dot_v1_dot_compute__pb2.ConfirmResizeInstanceRequest.FromString,
+                    response_serializer=stratus_dot_compute_dot_v1_dot_compute__pb2.ConfirmResizeInstanceResponse.SerializeToString,
+            ),
+            'RevertResizeInstance': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevertResizeInstance,
+                    request_deserializer=stratus_dot_compute_dot_v1_dot_compute__pb2.RevertResizeInstanceRequest.FromString,
+                    response_serializer=stratus_dot_compute_dot_v1_dot_compute__pb2.RevertResizeInstanceResponse.SerializeToString,
+            ),
+            'GetConsoleOutput': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetConsoleOutput,
+                    request_deserializer=stratus_dot_compute_dot_v1_dot_compute__pb2.GetConsoleOutputRequest.FromString,
+                    response_serializer=stratus_dot_compute_dot_v1_dot_compute__pb2.GetConsoleOutputResponse.SerializeToString,
+            ),
+            'SnapshotInstance': grpc.unary_unary_rpc_method_handler(
+                    servicer.SnapshotInstance,
+                    request_deserializer=stratus_dot_compute_dot_v1_dot_compute__pb2.SnapshotInstanceRequest.FromString,
+                    response_serializer=stratus_dot_compute_dot_v1_dot_compute__pb2.SnapshotInstanceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -267,6 +415,249 @@ class Compute:
             '/stratus.compute.v1.Compute/RebootInstance',
             stratus_dot_compute_dot_v1_dot_compute__pb2.RebootInstanceRequest.SerializeToString,
             stratus_dot_compute_dot_v1_dot_compute__pb2.RebootInstanceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseInstance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stratus.compute.v1.Compute/PauseInstance',
+            stratus_dot_compute_dot_v1_dot_compute__pb2.PauseInstanceRequest.SerializeToString,
+            stratus_dot_compute_dot_v1_dot_compute__pb2.PauseInstanceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnpauseInstance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stratus.compute.v1.Compute/UnpauseInstance',
+            stratus_dot_compute_dot_v1_dot_compute__pb2.UnpauseInstanceRequest.SerializeToString,
+            stratus_dot_compute_dot_v1_dot_compute__pb2.UnpauseInstanceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SuspendInstance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stratus.compute.v1.Compute/SuspendInstance',
+            stratus_dot_compute_dot_v1_dot_compute__pb2.SuspendInstanceRequest.SerializeToString,
+            stratus_dot_compute_dot_v1_dot_compute__pb2.SuspendInstanceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeInstance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stratus.compute.v1.Compute/ResumeInstance',
+            stratus_dot_compute_dot_v1_dot_compute__pb2.ResumeInstanceRequest.SerializeToString,
+            stratus_dot_compute_dot_v1_dot_compute__pb2.ResumeInstanceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResizeInstance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stratus.compute.v1.Compute/ResizeInstance',
+            stratus_dot_compute_dot_v1_dot_compute__pb2.ResizeInstanceRequest.SerializeToString,
+            stratus_dot_compute_dot_v1_dot_compute__pb2.ResizeInstanceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfirmResizeInstance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stratus.compute.v1.Compute/ConfirmResizeInstance',
+            stratus_dot_compute_dot_v1_dot_compute__pb2.ConfirmResizeInstanceRequest.SerializeToString,
+            stratus_dot_compute_dot_v1_dot_compute__pb2.ConfirmResizeInstanceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevertResizeInstance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stratus.compute.v1.Compute/RevertResizeInstance',
+            stratus_dot_compute_dot_v1_dot_compute__pb2.RevertResizeInstanceRequest.SerializeToString,
+            stratus_dot_compute_dot_v1_dot_compute__pb2.RevertResizeInstanceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetConsoleOutput(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stratus.compute.v1.Compute/GetConsoleOutput',
+            stratus_dot_compute_dot_v1_dot_compute__pb2.GetConsoleOutputRequest.SerializeToString,
+            stratus_dot_compute_dot_v1_dot_compute__pb2.GetConsoleOutputResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SnapshotInstance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stratus.compute.v1.Compute/SnapshotInstance',
+            stratus_dot_compute_dot_v1_dot_compute__pb2.SnapshotInstanceRequest.SerializeToString,
+            stratus_dot_compute_dot_v1_dot_compute__pb2.SnapshotInstanceResponse.FromString,
             options,
             channel_credentials,
             insecure,

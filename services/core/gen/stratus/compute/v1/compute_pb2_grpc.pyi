@@ -44,6 +44,20 @@ class ComputeStub:
     PowerOnInstance: _grpc.UnaryUnaryMultiCallable[_compute_pb2.PowerOnInstanceRequest, _compute_pb2.PowerOnInstanceResponse]
     PowerOffInstance: _grpc.UnaryUnaryMultiCallable[_compute_pb2.PowerOffInstanceRequest, _compute_pb2.PowerOffInstanceResponse]
     RebootInstance: _grpc.UnaryUnaryMultiCallable[_compute_pb2.RebootInstanceRequest, _compute_pb2.RebootInstanceResponse]
+    PauseInstance: _grpc.UnaryUnaryMultiCallable[_compute_pb2.PauseInstanceRequest, _compute_pb2.PauseInstanceResponse]
+    UnpauseInstance: _grpc.UnaryUnaryMultiCallable[_compute_pb2.UnpauseInstanceRequest, _compute_pb2.UnpauseInstanceResponse]
+    SuspendInstance: _grpc.UnaryUnaryMultiCallable[_compute_pb2.SuspendInstanceRequest, _compute_pb2.SuspendInstanceResponse]
+    """Saves the guest's memory to disk and stops it (libvirt's managed save)."""
+    ResumeInstance: _grpc.UnaryUnaryMultiCallable[_compute_pb2.ResumeInstanceRequest, _compute_pb2.ResumeInstanceResponse]
+    ResizeInstance: _grpc.UnaryUnaryMultiCallable[_compute_pb2.ResizeInstanceRequest, _compute_pb2.ResizeInstanceResponse]
+    """Cold resize on this host to the resources now in the record; the old disk and domain
+    definition are kept until ConfirmResizeInstance, restored by RevertResizeInstance.
+    """
+    ConfirmResizeInstance: _grpc.UnaryUnaryMultiCallable[_compute_pb2.ConfirmResizeInstanceRequest, _compute_pb2.ConfirmResizeInstanceResponse]
+    RevertResizeInstance: _grpc.UnaryUnaryMultiCallable[_compute_pb2.RevertResizeInstanceRequest, _compute_pb2.RevertResizeInstanceResponse]
+    GetConsoleOutput: _grpc.UnaryUnaryMultiCallable[_compute_pb2.GetConsoleOutputRequest, _compute_pb2.GetConsoleOutputResponse]
+    SnapshotInstance: _grpc.UnaryUnaryMultiCallable[_compute_pb2.SnapshotInstanceRequest, _compute_pb2.SnapshotInstanceResponse]
+    """Copies the instance's disk into the image `image_id` (SAVING) through the api's ImageStore."""
 
 @_typing.type_check_only
 class ComputeAsyncStub(ComputeStub):
@@ -61,6 +75,20 @@ class ComputeAsyncStub(ComputeStub):
     PowerOnInstance: _aio.UnaryUnaryMultiCallable[_compute_pb2.PowerOnInstanceRequest, _compute_pb2.PowerOnInstanceResponse]  # type: ignore[assignment]
     PowerOffInstance: _aio.UnaryUnaryMultiCallable[_compute_pb2.PowerOffInstanceRequest, _compute_pb2.PowerOffInstanceResponse]  # type: ignore[assignment]
     RebootInstance: _aio.UnaryUnaryMultiCallable[_compute_pb2.RebootInstanceRequest, _compute_pb2.RebootInstanceResponse]  # type: ignore[assignment]
+    PauseInstance: _aio.UnaryUnaryMultiCallable[_compute_pb2.PauseInstanceRequest, _compute_pb2.PauseInstanceResponse]  # type: ignore[assignment]
+    UnpauseInstance: _aio.UnaryUnaryMultiCallable[_compute_pb2.UnpauseInstanceRequest, _compute_pb2.UnpauseInstanceResponse]  # type: ignore[assignment]
+    SuspendInstance: _aio.UnaryUnaryMultiCallable[_compute_pb2.SuspendInstanceRequest, _compute_pb2.SuspendInstanceResponse]  # type: ignore[assignment]
+    """Saves the guest's memory to disk and stops it (libvirt's managed save)."""
+    ResumeInstance: _aio.UnaryUnaryMultiCallable[_compute_pb2.ResumeInstanceRequest, _compute_pb2.ResumeInstanceResponse]  # type: ignore[assignment]
+    ResizeInstance: _aio.UnaryUnaryMultiCallable[_compute_pb2.ResizeInstanceRequest, _compute_pb2.ResizeInstanceResponse]  # type: ignore[assignment]
+    """Cold resize on this host to the resources now in the record; the old disk and domain
+    definition are kept until ConfirmResizeInstance, restored by RevertResizeInstance.
+    """
+    ConfirmResizeInstance: _aio.UnaryUnaryMultiCallable[_compute_pb2.ConfirmResizeInstanceRequest, _compute_pb2.ConfirmResizeInstanceResponse]  # type: ignore[assignment]
+    RevertResizeInstance: _aio.UnaryUnaryMultiCallable[_compute_pb2.RevertResizeInstanceRequest, _compute_pb2.RevertResizeInstanceResponse]  # type: ignore[assignment]
+    GetConsoleOutput: _aio.UnaryUnaryMultiCallable[_compute_pb2.GetConsoleOutputRequest, _compute_pb2.GetConsoleOutputResponse]  # type: ignore[assignment]
+    SnapshotInstance: _aio.UnaryUnaryMultiCallable[_compute_pb2.SnapshotInstanceRequest, _compute_pb2.SnapshotInstanceResponse]  # type: ignore[assignment]
+    """Copies the instance's disk into the image `image_id` (SAVING) through the api's ImageStore."""
 
 class ComputeServicer(metaclass=_abc_1.ABCMeta):
     """One compute service per node; it drives that node's hypervisor. Every call names an instance
@@ -105,5 +133,73 @@ class ComputeServicer(metaclass=_abc_1.ABCMeta):
         request: _compute_pb2.RebootInstanceRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_compute_pb2.RebootInstanceResponse, _abc.Awaitable[_compute_pb2.RebootInstanceResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def PauseInstance(
+        self,
+        request: _compute_pb2.PauseInstanceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_compute_pb2.PauseInstanceResponse, _abc.Awaitable[_compute_pb2.PauseInstanceResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def UnpauseInstance(
+        self,
+        request: _compute_pb2.UnpauseInstanceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_compute_pb2.UnpauseInstanceResponse, _abc.Awaitable[_compute_pb2.UnpauseInstanceResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SuspendInstance(
+        self,
+        request: _compute_pb2.SuspendInstanceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_compute_pb2.SuspendInstanceResponse, _abc.Awaitable[_compute_pb2.SuspendInstanceResponse]]:
+        """Saves the guest's memory to disk and stops it (libvirt's managed save)."""
+
+    @_abc_1.abstractmethod
+    def ResumeInstance(
+        self,
+        request: _compute_pb2.ResumeInstanceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_compute_pb2.ResumeInstanceResponse, _abc.Awaitable[_compute_pb2.ResumeInstanceResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ResizeInstance(
+        self,
+        request: _compute_pb2.ResizeInstanceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_compute_pb2.ResizeInstanceResponse, _abc.Awaitable[_compute_pb2.ResizeInstanceResponse]]:
+        """Cold resize on this host to the resources now in the record; the old disk and domain
+        definition are kept until ConfirmResizeInstance, restored by RevertResizeInstance.
+        """
+
+    @_abc_1.abstractmethod
+    def ConfirmResizeInstance(
+        self,
+        request: _compute_pb2.ConfirmResizeInstanceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_compute_pb2.ConfirmResizeInstanceResponse, _abc.Awaitable[_compute_pb2.ConfirmResizeInstanceResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RevertResizeInstance(
+        self,
+        request: _compute_pb2.RevertResizeInstanceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_compute_pb2.RevertResizeInstanceResponse, _abc.Awaitable[_compute_pb2.RevertResizeInstanceResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetConsoleOutput(
+        self,
+        request: _compute_pb2.GetConsoleOutputRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_compute_pb2.GetConsoleOutputResponse, _abc.Awaitable[_compute_pb2.GetConsoleOutputResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SnapshotInstance(
+        self,
+        request: _compute_pb2.SnapshotInstanceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_compute_pb2.SnapshotInstanceResponse, _abc.Awaitable[_compute_pb2.SnapshotInstanceResponse]]:
+        """Copies the instance's disk into the image `image_id` (SAVING) through the api's ImageStore."""
 
 def add_ComputeServicer_to_server(servicer: ComputeServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

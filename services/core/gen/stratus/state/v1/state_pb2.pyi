@@ -354,6 +354,7 @@ class InstanceRecord(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     TRIED_HOSTS_FIELD_NUMBER: _builtins.int
     TRACE_CONTEXT_FIELD_NUMBER: _builtins.int
+    RESIZE_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     @_builtins.property
     def server(self) -> _servers_pb2.Server: ...
@@ -365,6 +366,10 @@ class InstanceRecord(_message.Message):
     def trace_context(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """W3C trace context of the request that started the current task."""
 
+    @_builtins.property
+    def resize(self) -> Global___ResizeRecord:
+        """Set while a resize is in progress or waits for confirmation: what a revert goes back to."""
+
     def __init__(
         self,
         *,
@@ -372,14 +377,38 @@ class InstanceRecord(_message.Message):
         request_id: _builtins.str = ...,
         tried_hosts: _abc.Iterable[_builtins.str] | None = ...,
         trace_context: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        resize: Global___ResizeRecord | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["server", b"server"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["resize", b"resize", "server", b"server"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "server", b"server", "trace_context", b"trace_context", "tried_hosts", b"tried_hosts"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "resize", b"resize", "server", b"server", "trace_context", b"trace_context", "tried_hosts", b"tried_hosts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___InstanceRecord: _TypeAlias = InstanceRecord  # noqa: Y015
+
+@_typing.final
+class ResizeRecord(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OLD_FLAVOR_ID_FIELD_NUMBER: _builtins.int
+    OLD_RESOURCES_FIELD_NUMBER: _builtins.int
+    old_flavor_id: _builtins.str
+    @_builtins.property
+    def old_resources(self) -> _servers_pb2.ServerResources: ...
+    def __init__(
+        self,
+        *,
+        old_flavor_id: _builtins.str = ...,
+        old_resources: _servers_pb2.ServerResources | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["old_resources", b"old_resources"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["old_flavor_id", b"old_flavor_id", "old_resources", b"old_resources"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResizeRecord: _TypeAlias = ResizeRecord  # noqa: Y015
 
 @_typing.final
 class ServerGroupRecord(_message.Message):

@@ -1,0 +1,163 @@
+"""Keeps the records in step with what the hypervisor says, as Nova's power-state sync.
+
+- A lifecycle event from the driver (a guest powered itself off, crashed, was paused) makes the
+  instance's record follow within a second.
+- Every ``reconcile_interval_s`` the same check runs over every instance placed on this host, and
+  over every domain this host owns: a domain with no record placing it here is reported, and
+  destroyed once it has stayed orphaned for ``orphan_grace_s``.
+
+Instances with an operation in progress (the compute's lock held, or a task in the record) are
+left alone: the operation records its own outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from services.compute import transitions
+from services.compute.drivers.base import DriverError, VirtDriver
+from services.compute.locks import KeyedLocks
+from services.compute.settings import ComputeSettings
+from services.core import instances, keys
+from services.core.errors import FailedPrecondition, NotFound, StratusError
+from services.core.etcd import AMBIGUOUS, Store
+from stratus.state.v1 import state_pb2
+from stratus.v1 import servers_pb2
+
+log = logging.getLogger(__name__)
+T = servers_pb2.TaskState
+V = servers_pb2.VmState
+# Records in these states have no domain to follow yet (or any more).
+UNSYNCED = (V.VM_STATE_BUILDING, V.VM_STATE_ERROR, V.VM_STATE_DELETED)
+TRANSIENT = (ConnectionError, *AMBIGUOUS)
+
+
+class Reconciler:
+    def __init__(self, settings: ComputeSettings, store: Store, driver: VirtDriver, locks: KeyedLocks) -> None:
+        self.host = settings.host
+        self.settings = settings
+        self.store = store
+        self.driver = driver
+        self.locks = locks
+        self.orphans: dict[str, float] = {}  # instance id -> when first seen orphaned (monotonic)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+
+    # ---- events -------------------------------------------------------------------------------
+    def on_power_event(self, instance_id: str, power_state: int) -> None:
+        """The driver's callback (on the event loop): sync that instance soon, off the callback."""
+        log.info("hypervisor event on %s: server %s is now %s", self.host, instance_id,
+                 servers_pb2.PowerState.Name(power_state))  # type: ignore[arg-type]  # fmt: skip
+        task = asyncio.create_task(self.sync_one(instance_id), name=f"sync:{instance_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def sync_one(self, instance_id: str) -> None:
+        try:
+            record, _ = await instances.get(self.store, instance_id)
+        except NotFound:
+            return
+        except TRANSIENT as exc:
+            log.warning("cannot sync server %s now (%s); the next pass will", instance_id, exc)
+            return
+        await self._sync(record)
+
+    async def _sync(self, record: state_pb2.InstanceRecord) -> None:
+        """Records the domain's power state unless an operation is in progress on it."""
+        server = record.server
+        if not self._syncable(server):
+            return
+        try:
+            power = await self.driver.get_power_state(server.id)
+        except DriverError as exc:
+            log.warning("cannot read the power state of %s on %s: %s", server.id, self.host, exc)
+            return
+        if power == server.power_state:
+            return
+        change = transitions.observed(power)
+
+        def mutate(r: state_pb2.InstanceRecord) -> bool | None:
+            if not self._syncable(r.server) or r.server.power_state == power:
+                return False
+            change(r.server)
+            return None
+
+        try:
+            updated = await instances.update(self.store, server.id, mutate)
+        except (NotFound, FailedPrecondition):
+            return
+        except (StratusError, *TRANSIENT) as exc:
+            log.warning("cannot record the power state of %s (%s); the next pass will", server.id, exc)
+            return
+        log.info("server %s on %s: power state %s (vm_state %s)", server.id, self.host,
+                 servers_pb2.PowerState.Name(updated.server.power_state),
+                 V.Name(updated.server.vm_state))  # fmt: skip
+
+    def _syncable(self, server: servers_pb2.Server) -> bool:
+        return (
+            server.host == self.host
+            and server.task_state == T.TASK_STATE_UNSPECIFIED
+            and server.vm_state not in UNSYNCED
+            and not self.locks.busy(server.id)
+        )
+
+    # ---- periodic pass -------------------------------------------------------------------------
+    def start(self) -> None:
+        self._loop_task = asyncio.create_task(self._run(), name="reconcile")
+
+    async def stop(self) -> None:
+        tasks = [*self._tasks, *([self._loop_task] if self._loop_task else [])]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._loop_task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.reconcile()
+            except (DriverError, StratusError, *TRANSIENT) as exc:
+                log.warning("reconcile pass on %s failed (%s); trying again later", self.host, exc)
+            await asyncio.sleep(self.settings.reconcile_interval_s)
+
+    async def reconcile(self, now: float | None = None) -> None:
+        """One pass: power states of the instances placed here, then the orphaned domains."""
+        placed: set[str] = set()
+        kvs, _ = await self.store.get_prefix(keys.INSTANCES)
+        for kv in kvs:
+            record = state_pb2.InstanceRecord.FromString(kv.value)
+            if record.server.host == self.host:
+                placed.add(record.server.id)
+                await self._sync(record)
+        await self._remove_orphans(placed, time.monotonic() if now is None else now)
+        await self.driver.periodic()
+
+    async def _remove_orphans(self, placed: set[str], now: float) -> None:
+        domains = set(await self.driver.list_instances())
+        orphans = {i for i in domains - placed if not self.locks.busy(i)}
+        for instance_id in orphans - self.orphans.keys():
+            log.warning("domain of %s runs on %s but no record places it here; removing it in %.0fs "
+                        "unless a record claims it", instance_id, self.host, self.settings.orphan_grace_s)  # fmt: skip
+            self.orphans[instance_id] = now
+        self.orphans = {i: seen for i, seen in self.orphans.items() if i in orphans}
+        for instance_id, seen in list(self.orphans.items()):
+            if now - seen >= self.settings.orphan_grace_s:
+                await self._remove_orphan(instance_id)
+
+    async def _remove_orphan(self, instance_id: str) -> None:
+        async with self.locks.hold(instance_id):
+            try:
+                record, _ = await instances.get(self.store, instance_id)
+            except NotFound:
+                record = None
+            if record is not None and record.server.host == self.host:
+                self.orphans.pop(instance_id, None)
+                return
+            log.warning("removing the orphaned domain of %s from %s", instance_id, self.host)
+            await self.driver.destroy(instance_id)
+            self.orphans.pop(instance_id, None)
