@@ -21,6 +21,7 @@ from services.compute.reconcile import Reconciler
 from services.compute.settings import ComputeSettings
 from services.compute.stats import HostStatsTracker
 from services.core import instances, keys
+from services.core.deployment import deployment_id
 from services.core.errors import FailedPrecondition, Internal, InvalidArgument, NotFound
 from services.core.etcd import Store
 from services.core.telemetry import tracer
@@ -89,7 +90,7 @@ class ComputeManager:
     async def start(self) -> None:
         for helper in self._helpers:
             await helper.start()
-        await self.driver.start(self.reconciler.on_power_event)
+        await self.driver.start(self.reconciler.on_power_event, await deployment_id(self.store))
         info = await self.driver.capabilities()
         self._capabilities = state_pb2.HostCapabilities(
             host=self.host,

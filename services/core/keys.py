@@ -21,6 +21,7 @@ images/<id>                            stratus.v1.Image             durable (byt
 aggregates/<id>                        stratus.v1.Aggregate         durable
 aggregate_names/<name>                 the aggregate id (utf-8)     durable, with the aggregate
 server_groups/<id>                     state.ServerGroupRecord      durable, compare-and-swap
+deployment                             a random id (utf-8)          durable, written once
 =====================================  ===========================  ==========================
 """
 
@@ -38,6 +39,9 @@ IMAGES = "images/"
 AGGREGATES = "aggregates/"
 AGGREGATE_NAMES = "aggregate_names/"
 SERVER_GROUPS = "server_groups/"
+# Names this deployment (this etcd and prefix); the libvirt driver tags its domains with it, so
+# two stacks sharing one libvirtd never touch each other's domains.
+DEPLOYMENT = "deployment"
 
 CAPABILITIES = "capabilities"
 USAGE = "usage"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -59,7 +60,9 @@ def test_domain_name_and_uuid() -> None:
 
 
 def test_parse_owner_round_trip() -> None:
-    assert parse_owner(domain_xml(spec(), {}, paths(), KVM)) == (INSTANCE_ID, "compute-2")
+    assert parse_owner(domain_xml(spec(), {}, paths(), KVM)) == (INSTANCE_ID, "compute-2", "")
+    tagged = dataclasses.replace(KVM, deployment="d-1")
+    assert parse_owner(domain_xml(spec(), {}, paths(), tagged)) == (INSTANCE_ID, "compute-2", "d-1")
 
 
 @pytest.mark.parametrize(

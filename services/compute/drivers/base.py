@@ -89,8 +89,9 @@ class VirtDriver(ABC):
     @abstractmethod
     async def capabilities(self) -> HostInfo: ...
 
-    async def start(self, on_power_event: PowerEventHandler) -> None:  # noqa: B027 (optional hook)
-        """Connects to the hypervisor; afterwards power changes the guests make are reported."""
+    async def start(self, on_power_event: PowerEventHandler, deployment: str = "") -> None:  # noqa: B027
+        """Connects to the hypervisor; afterwards power changes the guests make are reported.
+        ``deployment`` names the stack (its etcd): a host's domains are those of its name in it."""
 
     async def close(self) -> None:  # noqa: B027 (optional hook)
         """Releases the hypervisor connection; domains keep running."""

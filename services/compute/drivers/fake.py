@@ -106,7 +106,7 @@ class FakeDriver(VirtDriver):
             cpu_model=CPU_MODEL,
         )
 
-    async def start(self, on_power_event: PowerEventHandler) -> None:
+    async def start(self, on_power_event: PowerEventHandler, deployment: str = "") -> None:
         self._on_power_event = on_power_event
 
     def guest_power_change(self, instance_id: str, power_state: int) -> None:

@@ -12,6 +12,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from services.compute.drivers.base import DriverError, InstanceSpec
 
@@ -44,6 +45,8 @@ class DomainSettings:
     virt_type: str
     host: str
     machine: str = "pc"
+    # The deployment (etcd and prefix) the host belongs to: two stacks may both have a compute-1.
+    deployment: str = ""
     disk_cache: str = "none"
 
 
@@ -90,11 +93,13 @@ def _check_inputs(spec: InstanceSpec, settings: DomainSettings) -> None:
         raise DriverError(f"instance {spec.instance_id}: vcpus and ram_mb must be positive")
 
 
-def _metadata(domain: ET.Element, spec: InstanceSpec, host: str) -> None:
+def _metadata(domain: ET.Element, spec: InstanceSpec, settings: DomainSettings) -> None:
     metadata = _sub(domain, "metadata")
     owner = _sub(metadata, f"{PREFIX}:instance", **{f"xmlns:{PREFIX}": NAMESPACE})
     _sub(owner, f"{PREFIX}:id", spec.instance_id)
-    _sub(owner, f"{PREFIX}:host", host)
+    _sub(owner, f"{PREFIX}:host", settings.host)
+    if settings.deployment:
+        _sub(owner, f"{PREFIX}:deployment", settings.deployment)
     _sub(owner, f"{PREFIX}:name", spec.name)
     _sub(owner, f"{PREFIX}:project", spec.project_id)
 
@@ -159,7 +164,7 @@ def domain_xml(
     domain = ET.Element("domain", type=settings.virt_type)
     _sub(domain, "name", domain_name(spec.instance_id))
     _sub(domain, "uuid", spec.instance_id)
-    _metadata(domain, spec, settings.host)
+    _metadata(domain, spec, settings)
     _sub(domain, "memory", str(spec.ram_mb), unit="MiB")
     _sub(domain, "vcpu", str(spec.vcpus))
     _platform(domain, choices.machine, settings.virt_type)
@@ -168,8 +173,14 @@ def domain_xml(
     return ET.tostring(domain, encoding="unicode") + "\n"
 
 
-def parse_owner(xml: str) -> tuple[str, str] | None:
-    """(instance id, host) from a domain's Stratus metadata; None when the domain is not Stratus's.
+class Owner(NamedTuple):
+    instance_id: str
+    host: str
+    deployment: str
+
+
+def parse_owner(xml: str) -> Owner | None:
+    """Who owns a domain, from its Stratus metadata; None when the domain is not Stratus's.
 
     DriverError when ``xml`` is not XML at all.
     """
@@ -184,4 +195,4 @@ def parse_owner(xml: str) -> tuple[str, str] | None:
     host = owner.findtext(f"{{{NAMESPACE}}}host", "").strip()
     if not instance_id or not host:
         return None
-    return instance_id, host
+    return Owner(instance_id, host, owner.findtext(f"{{{NAMESPACE}}}deployment", "").strip())

@@ -28,7 +28,7 @@ from services.compute.drivers.base import (
 )
 from services.compute.drivers.libvirt import configdrive, disks
 from services.compute.drivers.libvirt.connection import Connection
-from services.compute.drivers.libvirt.domain_xml import DomainPaths, DomainSettings, domain_xml, parse_owner
+from services.compute.drivers.libvirt.domain_xml import DomainPaths, DomainSettings, Owner, domain_xml, parse_owner
 from services.compute.drivers.libvirt.files import InstanceFiles
 from services.compute.drivers.libvirt.imagecache import ImageCache
 from services.compute.drivers.libvirt.power import event_power_state, power_state
@@ -61,10 +61,12 @@ class LibvirtDriver(VirtDriver):
         self.lv = Connection(settings.uri, settings.workers)
         self._owned: set[str] = set()  # instance ids of this host's domains, for filtering events
         self._on_power_event: PowerEventHandler | None = None
+        self.deployment = ""
 
     # ---- connection -----------------------------------------------------------------------------
-    async def start(self, on_power_event: PowerEventHandler) -> None:
+    async def start(self, on_power_event: PowerEventHandler, deployment: str = "") -> None:
         self._on_power_event = on_power_event
+        self.deployment = deployment
         await asyncio.to_thread(self.instances_path.mkdir, parents=True, exist_ok=True)
         await self.lv.open(self._lifecycle)
         self._owned = set(await self.list_instances())
@@ -81,13 +83,20 @@ class LibvirtDriver(VirtDriver):
 
     async def capabilities(self) -> HostInfo:
         conn = await self.lv.conn()
-        model, memory_mb, cpus, *_ = await self.lv.call("reading the host's info", conn.getInfo)
+        model, _numa_memory_mb, cpus, *_ = await self.lv.call("reading the host's info", conn.getInfo)
+        # getInfo's memory is what the NUMA cells report, less than the host's on some VMs.
+        memory = await self.lv.call("reading the host's memory", conn.getMemoryStats,
+                                    libvirt.VIR_NODE_MEMORY_STATS_ALL_CELLS, 0)  # fmt: skip
+        memory_mb = int(memory["total"]) // 1024
         version = await self.lv.call("reading the hypervisor version", conn.getVersion)
         usage = await asyncio.to_thread(shutil.disk_usage, self.instances_path)
         return HostInfo(
             vcpus=cpus, ram_mb=memory_mb, disk_gb=usage.total // 2**30,
             hypervisor_type=self.virt_type.upper(), hypervisor_version=version, cpu_model=model,
         )  # fmt: skip
+
+    def _mine(self, owner: Owner | None) -> bool:
+        return owner is not None and (owner.host, owner.deployment) == (self.host, self.deployment)
 
     def files(self, instance_id: str) -> InstanceFiles:
         return InstanceFiles(self.instances_path / instance_id)
@@ -96,8 +105,7 @@ class LibvirtDriver(VirtDriver):
         """This host's domain of the instance; InstanceNotFound if absent or another host's."""
         dom = await self.lv.lookup(instance_id)
         xml = await self.lv.call("reading the domain", dom.XMLDesc, 0)
-        owner = parse_owner(xml)
-        if owner is None or owner[1] != self.host:
+        if not self._mine(parse_owner(xml)):
             raise InstanceNotFound(instance_id)
         return dom
 
@@ -118,7 +126,8 @@ class LibvirtDriver(VirtDriver):
 
     def _xml(self, spec: InstanceSpec, properties: dict[str, str], files: InstanceFiles) -> str:
         paths = DomainPaths(disk=files.disk, config_drive=files.config_drive, console_log=files.console_log)
-        return domain_xml(spec, properties, paths, DomainSettings(virt_type=self.virt_type, host=self.host))
+        settings = DomainSettings(virt_type=self.virt_type, host=self.host, deployment=self.deployment)
+        return domain_xml(spec, properties, paths, settings)
 
     async def destroy(self, instance_id: str) -> None:
         try:
@@ -308,6 +317,6 @@ class LibvirtDriver(VirtDriver):
                 owner = parse_owner(await self.lv.call("reading a domain", dom.XMLDesc, 0))
             except DriverError:
                 continue  # undefined meanwhile
-            if owner is not None and owner[1] == self.host:
-                owned.append(owner[0])
+            if owner is not None and self._mine(owner):
+                owned.append(owner.instance_id)
         return sorted(owned)
