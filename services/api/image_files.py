@@ -22,14 +22,19 @@ class ImageFiles:
     def writer(self, image_id: str) -> ImageWriter:
         return ImageWriter(self.root / f"{image_id}.part", self.path(image_id))
 
-    async def read(self, image_id: str) -> AsyncIterator[bytes]:
-        with self.path(image_id).open("rb") as fh:
-            while chunk := await asyncio.to_thread(fh.read, CHUNK):
-                yield chunk
+    def read(self, image_id: str) -> AsyncIterator[bytes]:
+        return read_chunks(self.path(image_id))
 
     def remove(self, image_id: str) -> None:
         for path in (self.path(image_id), self.root / f"{image_id}.part"):
             path.unlink(missing_ok=True)
+
+
+async def read_chunks(path: Path) -> AsyncIterator[bytes]:
+    """The file's bytes in CHUNK-sized pieces, read off the event loop (never whole in memory)."""
+    with path.open("rb") as fh:
+        while chunk := await asyncio.to_thread(fh.read, CHUNK):
+            yield chunk
 
 
 class ImageWriter:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 from services.api import paging
-from services.api.image_files import ImageFiles
+from services.api.image_files import ImageFiles, read_chunks
 from services.api.seed_image import tiny_image
 from services.api.validation import Violations, page_size
 from services.core import context, keys
@@ -22,6 +24,10 @@ DISK_FORMATS = ("raw", "qcow2")
 CONTAINER_FORMATS = ("bare",)
 MAX_IMAGE_BYTES = 64 * 1024**3
 Status = images_pb2.ImageStatus
+# A snapshot's properties name the server it was taken of (as Nova's do).
+INSTANCE_PROPERTY = "instance_uuid"
+GUEST_PROPERTIES = {"architecture": "x86_64", "hw_firmware_type": "bios", "os_distro": "stratus-tiny"}
+BOOT_SECTOR_PROPERTIES = {"architecture": "x86_64", "hw_firmware_type": "bios"}
 
 
 def validate(meta: images_pb2.Image) -> None:
@@ -33,6 +39,30 @@ def validate(meta: images_pb2.Image) -> None:
         v.add("metadata.container_format", f"must be one of {', '.join(CONTAINER_FORMATS)}")
     v.mapping("metadata.properties", meta.properties)
     v.raise_if_any()
+
+
+async def chunks_of(messages: AsyncIterator[Any], first: str) -> AsyncIterator[bytes]:
+    """The chunks of the messages after the first; another ``first`` among them is refused."""
+    async for msg in messages:
+        if msg.WhichOneof("data") != "chunk":
+            raise InvalidArgument([("chunk", f"only the first message may carry the {first}")])
+        yield msg.chunk
+
+
+async def one_chunk(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+def seed_source(seed_file: Path | None) -> tuple[images_pb2.Image, AsyncIterator[bytes], str]:
+    """What ``tiny`` is made of: the built guest (qcow2, streamed from disk) if it is there, else the
+    built-in boot sector. Returns the metadata, the bytes and where they come from."""
+    if seed_file is not None and seed_file.is_file():
+        meta = images_pb2.Image(name="tiny", disk_format="qcow2", properties=GUEST_PROPERTIES)
+        return meta, read_chunks(seed_file), str(seed_file)
+    log.warning("no guest image at %s (deploy/build-guest.sh makes one): the image 'tiny' is a boot sector "
+                "that only prints a line", seed_file)  # fmt: skip
+    meta = images_pb2.Image(name="tiny", disk_format="raw", properties=BOOT_SECTOR_PROPERTIES)
+    return meta, one_chunk(tiny_image()), "the built-in boot sector"
 
 
 class ImagesManager:
@@ -51,30 +81,57 @@ class ImagesManager:
             properties=first.metadata.properties, owner_project_id=context.current().project_id,
             created_at=now(), updated_at=now(),
         )  # fmt: skip
-        await self._put(image)
-        writer = self._files.writer(image.id)
+        await self.put(image)
         try:
-            async for msg in messages:
-                if msg.WhichOneof("data") != "chunk":
-                    raise InvalidArgument([("chunk", "only the first message may carry metadata")])
-                if writer.size + len(msg.chunk) > MAX_IMAGE_BYTES:
-                    raise InvalidArgument([("chunk", f"images are limited to {MAX_IMAGE_BYTES} bytes")])
-                await writer.write(msg.chunk)
-            if writer.size == 0:
-                raise InvalidArgument([("chunk", "the image has no bytes")])
-            image.checksum = await writer.commit()
+            await self.receive(image, chunks_of(messages, "metadata"))
         except BaseException:
-            writer.abort()
             await self._store.delete(keys.image(image.id))
             raise
-        image.size_bytes = writer.size
-        image.status = Status.IMAGE_STATUS_ACTIVE
-        image.updated_at.CopyFrom(now())
-        await self._put(image)
+        await self.put(image)
         return image
 
-    async def _put(self, image: images_pb2.Image) -> None:
+    async def receive(self, image: images_pb2.Image, chunks: AsyncIterator[bytes]) -> None:
+        """Writes the image's bytes (at least one, at most MAX_IMAGE_BYTES) and marks ``image`` ACTIVE
+        with their size and sha256; storing the record is the caller's. On any failure the part
+        file is removed and ``image`` is left as it was."""
+        writer = self._files.writer(image.id)
+        try:
+            async for chunk in chunks:
+                if writer.size + len(chunk) > MAX_IMAGE_BYTES:
+                    raise InvalidArgument([("chunk", f"images are limited to {MAX_IMAGE_BYTES} bytes")])
+                await writer.write(chunk)
+            if writer.size == 0:
+                raise InvalidArgument([("chunk", "the image has no bytes")])
+            checksum = await writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
+        image.checksum, image.size_bytes, image.status = checksum, writer.size, Status.IMAGE_STATUS_ACTIVE
+        image.updated_at.CopyFrom(now())
+
+    async def put(self, image: images_pb2.Image) -> None:
         await self._store.put(keys.image(image.id), image.SerializeToString())
+
+    async def find(self, image_id: str) -> tuple[images_pb2.Image, int] | None:
+        """The image with this id (not a name) and its record's mod revision, or None."""
+        kv = await self._store.get(keys.image(image_id))
+        return (images_pb2.Image.FromString(kv.value), kv.mod_revision) if kv else None
+
+    async def discard(self, image_id: str) -> None:
+        """Removes the record and the bytes, whoever owns them (a snapshot that failed)."""
+        await self._store.delete(keys.image(image_id))
+        self._files.remove(image_id)
+
+    async def saving_snapshot_of(self, instance_id: str) -> images_pb2.Image | None:
+        """The snapshot of this server still being saved, if there is one."""
+        for image in await self._all():
+            if image.status == Status.IMAGE_STATUS_SAVING and image.properties.get(INSTANCE_PROPERTY) == instance_id:
+                return image
+        return None
+
+    def read_bytes(self, image_id: str) -> AsyncIterator[bytes]:
+        """The bytes of an image, in 1 MiB chunks."""
+        return self._files.read(image_id)
 
     async def get(self, id_or_name: str, field: str = "id") -> images_pb2.Image:
         if not id_or_name:
@@ -116,17 +173,16 @@ class ImagesManager:
         async for chunk in self._files.read(image.id):
             yield chunk
 
-    async def seed(self) -> None:
+    async def seed(self, seed_file: Path | None = None) -> None:
         if any(i.name == "tiny" for i in await self._all()):
             return
+        meta, chunks, source = seed_source(seed_file)
+        meta.container_format = "bare"
 
         async def stream() -> AsyncIterator[images_pb2.UploadImageRequest]:
-            meta = images_pb2.Image(
-                name="tiny", disk_format="raw", container_format="bare",
-                properties={"architecture": "x86_64", "hw_firmware_type": "bios"},
-            )  # fmt: skip
             yield images_pb2.UploadImageRequest(metadata=meta)
-            yield images_pb2.UploadImageRequest(chunk=tiny_image())
+            async for chunk in chunks:
+                yield images_pb2.UploadImageRequest(chunk=chunk)
 
         await self.upload(stream())
-        log.info("seeded the image 'tiny'")
+        log.info("seeded the image 'tiny' from %s", source)

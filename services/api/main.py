@@ -8,9 +8,10 @@ from typing import Any
 from services.api.admin import AdminManager
 from services.api.aggregates import AggregatesManager
 from services.api.auth import BearerAuthenticator
-from services.api.build import Orchestrator
 from services.api.flavors import FlavorsManager
+from services.api.flows import Limits, Orchestrator
 from services.api.image_files import ImageFiles
+from services.api.image_store import ImageStoreManager
 from services.api.images import ImagesManager
 from services.api.peers import Peers
 from services.api.placement import PlacementManager
@@ -21,6 +22,7 @@ from services.api.servicers import (
     FlavorsServicer,
     HostsServicer,
     ImagesServicer,
+    ImageStoreServicer,
     PlacementServicer,
     ServerGroupsServicer,
     ServersServicer,
@@ -33,6 +35,7 @@ from services.core.channels import ChannelPool, ServiceDirectory
 from services.core.etcd import Store
 from services.core.runner import ServiceSpec
 from services.core.tokens import TokenFile
+from stratus.imagestore.v1 import imagestore_pb2, imagestore_pb2_grpc
 from stratus.v1 import (
     aggregates_pb2,
     aggregates_pb2_grpc,
@@ -64,10 +67,12 @@ class ApiManager:
         peers = Peers(self.directory, self.channels)
         self.flavors = FlavorsManager(store)
         self.images = ImagesManager(store, ImageFiles(settings.images_path()))
+        self.image_store = ImageStoreManager(store, self.images)
         self.groups = ServerGroupsManager(store)
         self.aggregates = AggregatesManager(store)
         specs = SpecResolver(store, self.flavors, self.images, self.groups)
-        flows = Orchestrator(store, peers, specs, settings.max_build_attempts)
+        limits = Limits(settings.max_build_attempts, settings.build_timeout_s, settings.snapshot_timeout_s)
+        flows = Orchestrator(store, peers, specs, self.images, limits)
         self.servers = ServersManager(store, specs, self.groups, flows, self.tasks)
         self.placement = PlacementManager(specs, peers)
         self.admin = AdminManager(store, peers)
@@ -76,7 +81,7 @@ class ApiManager:
         await self.directory.start()
         if self.settings.seed:
             await self.flavors.seed()
-            await self.images.seed()
+            await self.images.seed(self.settings.seed_image_file)
         resumed = await self.servers.recover()
         if resumed:
             log.info("resumed %d unfinished server task(s)", resumed)
@@ -101,6 +106,7 @@ def build(settings: ApiSettings, store: Store) -> tuple[ApiManager, ServiceSpec]
         (servergroups_pb2_grpc.add_ServerGroupsServicer_to_server, ServerGroupsServicer(manager.groups)),
         (aggregates_pb2_grpc.add_AggregatesServicer_to_server, AggregatesServicer(manager.aggregates)),
         (placement_pb2_grpc.add_PlacementServicer_to_server, PlacementServicer(manager.placement)),
+        (imagestore_pb2_grpc.add_ImageStoreServicer_to_server, ImageStoreServicer(manager.image_store)),
     ]
     names = [
         servers_pb2.DESCRIPTOR.services_by_name["Servers"].full_name,
@@ -111,6 +117,7 @@ def build(settings: ApiSettings, store: Store) -> tuple[ApiManager, ServiceSpec]
         servergroups_pb2.DESCRIPTOR.services_by_name["ServerGroups"].full_name,
         aggregates_pb2.DESCRIPTOR.services_by_name["Aggregates"].full_name,
         placement_pb2.DESCRIPTOR.services_by_name["Placement"].full_name,
+        imagestore_pb2.DESCRIPTOR.services_by_name["ImageStore"].full_name,
     ]
     auth = BearerAuthenticator(TokenFile(settings.tokens_path()))
     return manager, ServiceSpec(binary="api", servicers=servicers, service_names=names, authenticate=auth)

@@ -9,24 +9,26 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.propagate import extract, inject
 
-from services.api import paging, server_filter
-from services.api.build import Orchestrator
+from services.api import actions, paging, resizing, server_filter, snapshots
+from services.api.actions import POWER_ACTIONS
+from services.api.flows import Orchestrator
 from services.api.server_groups import MAX_SWAP_ATTEMPTS, ServerGroupsManager
 from services.api.specs import SpecResolver, resources_of
 from services.api.tasks import InstanceTasks
-from services.api.validation import ID_CHARS, NAME_MAX, REQUEST_ID, Violations, page_size
+from services.api.validation import ID_CHARS, NAME_MAX, REQUEST_ID, USER_DATA_MAX, Violations, page_size
 from services.core import context, instances, keys
 from services.core.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from services.core.etcd import Store
 from services.core.ids import new_id
-from services.core.states import name_of
 from stratus.state.v1 import state_pb2
-from stratus.v1 import flavors_pb2, servers_pb2
+from stratus.v1 import flavors_pb2, images_pb2, servers_pb2
 
 V = servers_pb2.VmState
 T = servers_pb2.TaskState
 E = servers_pb2.ServerEventType
 LIST_BATCH = 500
+CONSOLE_MAX_LINES = 10000
+Flow = Coroutine[Any, Any, None]
 
 
 def validate_server(v: Violations, s: servers_pb2.Server, require_name: bool = True) -> None:
@@ -40,6 +42,8 @@ def validate_server(v: Violations, s: servers_pb2.Server, require_name: bool = T
     v.pattern("server.server_group_id", s.server_group_id, ID_CHARS, "a server group id")
     if len(s.availability_zone) > NAME_MAX:
         v.add("server.availability_zone", f"must be at most {NAME_MAX} characters")
+    if len(s.user_data) > USER_DATA_MAX:
+        v.add("server.user_data", f"must be at most {USER_DATA_MAX} bytes, got {len(s.user_data)}")
 
 
 def validate_create(req: servers_pb2.CreateServerRequest) -> None:
@@ -51,9 +55,11 @@ def validate_create(req: servers_pb2.CreateServerRequest) -> None:
     v.raise_if_any()
 
 
-def describe(server: servers_pb2.Server) -> str:
-    task = name_of(T, server.task_state, "TASK_STATE_") if server.task_state else "none"
-    return f"{name_of(servers_pb2.ServerStatus, server.status, 'SERVER_STATUS_')} (task {task})"
+def listed(server: servers_pb2.Server) -> servers_pb2.Server:
+    """A server as lists and watches carry it: without its user_data (up to 64 KiB each, which a
+    page of 1000 would multiply past gRPC's message limit); GetServer has it."""
+    server.ClearField("user_data")
+    return server
 
 
 class ServersManager:
@@ -96,6 +102,7 @@ class ServersManager:
             task_state=T.TASK_STATE_SCHEDULING, power_state=servers_pb2.PowerState.POWER_STATE_NOSTATE,
             availability_zone=src.availability_zone, metadata=src.metadata, server_group_id=src.server_group_id,
             scheduler_hints=src.scheduler_hints, created_at=instances.now(), resources=resources_of(flavor),
+            user_data=src.user_data,
         )  # fmt: skip
         carrier: dict[str, str] = {}
         inject(carrier)
@@ -172,7 +179,7 @@ class ServersManager:
                 if in_scope(server) and matches(server):
                     if len(page) == limit:
                         return servers_pb2.ListServersResponse(servers=page, next_page_token=paging.encode(after))
-                    page.append(server)
+                    page.append(listed(server))
                 after = kv.key
             if len(kvs) < LIST_BATCH:
                 return servers_pb2.ListServersResponse(servers=page)
@@ -191,28 +198,66 @@ class ServersManager:
         self.tasks.start(instance_id, self._flows.delete(instance_id), "delete")
         return record.server
 
-    async def action(self, instance_id: str, action: str, hard: bool = False) -> servers_pb2.Server:
+    async def action(self, instance_id: str, name: str) -> servers_pb2.Server:
+        """A power action, or confirming or reverting a resize: the task is set (or the action
+        refused) at once, and the flow runs after the reply."""
         await self._visible(instance_id)
-        needs, task = {
-            "stop": (V.VM_STATE_ACTIVE, T.TASK_STATE_POWERING_OFF),
-            "start": (V.VM_STATE_STOPPED, T.TASK_STATE_POWERING_ON),
-            "reboot": (V.VM_STATE_ACTIVE, T.TASK_STATE_REBOOTING_HARD if hard else T.TASK_STATE_REBOOTING),
-        }[action]
-
-        def begin(r: state_pb2.InstanceRecord) -> None:
-            if r.server.vm_state != needs or r.server.task_state != T.TASK_STATE_UNSPECIFIED:
-                raise FailedPrecondition(
-                    f"cannot {action} server {instance_id}: it is {describe(r.server)}; "
-                    f"{action} needs {name_of(V, needs, 'VM_STATE_')} with no task in progress",
-                    metadata={"vm_state": name_of(V, r.server.vm_state, "VM_STATE_"),
-                              "task_state": name_of(T, r.server.task_state, "TASK_STATE_")},
-                )  # fmt: skip
-            r.server.task_state = task
-            r.server.ClearField("fault")
-
-        record = await instances.update(self._store, instance_id, begin)
-        self.tasks.start(instance_id, self._flows.power(instance_id, action, hard), action)
+        start = STARTS.get(name) or (lambda r: actions.begin(name, r.server))
+        record = await instances.update(self._store, instance_id, start)
+        self.tasks.start(instance_id, self._flow(name, instance_id), name)
         return record.server
+
+    async def resize(self, instance_id: str, flavor_ref: str) -> servers_pb2.Server:
+        v = Violations()
+        v.required("id", instance_id)
+        v.required("flavor_id", flavor_ref)
+        if len(flavor_ref) > NAME_MAX:
+            v.add("flavor_id", f"must be at most {NAME_MAX} characters (a flavor id or name)")
+        v.raise_if_any()
+        await self._visible(instance_id)
+        flavor = await self._specs.flavors.get(flavor_ref, "flavor_id")
+
+        def start(r: state_pb2.InstanceRecord, usage: state_pb2.HostUsage, caps: Any) -> None:
+            resizing.start_resize(r, usage, caps, flavor)
+
+        record = await resizing.with_claim(self._store, instance_id, start)
+        self.tasks.start(instance_id, self._flows.resize(instance_id), "resize")
+        return record.server
+
+    async def snapshot(self, instance_id: str, image_name: str) -> images_pb2.Image:
+        snapshots.validate_snapshot(instance_id, image_name)
+        server = (await self._visible(instance_id)).server
+        source = await self._specs.optional_image(server.image_id)
+        image = snapshots.snapshot_image(image_name, server, source, context.current().project_id)
+        await snapshots.begin_snapshot(self._store, instance_id, image)
+        self.tasks.start(instance_id, self._flows.snapshot(instance_id, image.id), "snapshot")
+        return image
+
+    async def console_output(self, instance_id: str, lines: int) -> str:
+        v = Violations()
+        v.required("id", instance_id)
+        v.int_range("lines", lines, 0, CONSOLE_MAX_LINES)
+        v.raise_if_any()
+        server = (await self._visible(instance_id)).server
+        if not server.host:
+            raise FailedPrecondition(f"server {instance_id} is {actions.describe(server)} and has no host yet, "
+                                     "so no console", reason="NO_HOST")  # fmt: skip
+        return await self._flows.console_output(server.host, instance_id, lines)
+
+    def _flow(self, name: str, instance_id: str) -> Flow:
+        """The flow that carries out ``name`` (from the start, or resumed from its task)."""
+        if name in POWER_ACTIONS:
+            return self._flows.power(instance_id, name)
+        others: dict[str, Callable[[str], Flow]] = {
+            "build": self._flows.build,
+            "delete": self._flows.delete,
+            "settle-resize": self._flows.settle_resize,
+            "resize": self._flows.resize,
+            "confirm-resize": self._flows.confirm_resize,
+            "revert-resize": self._flows.revert_resize,
+            "snapshot": self._flows.resume_snapshot,
+        }
+        return others[name](instance_id)
 
     # ---- watch --------------------------------------------------------------------------
     async def watch(self, req: servers_pb2.WatchServersRequest) -> AsyncIterator[servers_pb2.ServerEvent]:
@@ -222,7 +267,7 @@ class ServersManager:
             await self._visible(req.id)
         kv, revision = await self._store.get_with_revision(start_key)
         if req.id and kv is not None:
-            current = state_pb2.InstanceRecord.FromString(kv.value).server
+            current = listed(state_pb2.InstanceRecord.FromString(kv.value).server)
             yield servers_pb2.ServerEvent(server=current, type=E.SERVER_EVENT_TYPE_UPDATED)
         async for batch in self._store.watch_prefix(start_key, revision + 1):
             for ev in batch.events:
@@ -245,37 +290,47 @@ class ServersManager:
             server.task_state = T.TASK_STATE_UNSPECIFIED
             server.power_state = servers_pb2.PowerState.POWER_STATE_NOSTATE  # the domain is gone
             server.updated_at.CopyFrom(instances.now())
-            return servers_pb2.ServerEvent(server=server, type=E.SERVER_EVENT_TYPE_DELETED)
+            return servers_pb2.ServerEvent(server=listed(server), type=E.SERVER_EVENT_TYPE_DELETED)
         kind = E.SERVER_EVENT_TYPE_UPDATED if prev is not None else E.SERVER_EVENT_TYPE_CREATED
-        return servers_pb2.ServerEvent(server=state_pb2.InstanceRecord.FromString(value).server, type=kind)
+        return servers_pb2.ServerEvent(server=listed(state_pb2.InstanceRecord.FromString(value).server), type=kind)
 
     # ---- recovery -----------------------------------------------------------------------
     async def recover(self) -> int:
-        """Resumes the flows a previous api left unfinished (their progress is in task_state)."""
+        """Resumes the flows a previous api left unfinished (their progress is in task_state, and
+        for a resize in ``record.resize``)."""
         kvs, _ = await self._store.get_prefix(keys.INSTANCES)
         resumed = 0
         for kv in kvs:
             record = state_pb2.InstanceRecord.FromString(kv.value)
-            server = record.server
-            flow = self._resume(server.id, server.task_state)
-            if flow is not None and not self.tasks.running(server.id):
+            if self.tasks.running(record.server.id):
+                continue
+            for name in resume_plan(record):
                 token = otel_context.attach(extract(dict(record.trace_context)))
                 try:
-                    self.tasks.start(server.id, flow, "recover")
+                    self.tasks.start(record.server.id, self._flow(name, record.server.id), f"recover {name}")
                 finally:
                     otel_context.detach(token)
                 resumed += 1
         return resumed
 
-    def _resume(self, instance_id: str, task: int) -> Coroutine[Any, Any, None] | None:
-        if task in (T.TASK_STATE_SCHEDULING, T.TASK_STATE_SPAWNING):
-            return self._flows.build(instance_id)
-        if task == T.TASK_STATE_DELETING:
-            return self._flows.delete(instance_id)
-        power = {
-            T.TASK_STATE_POWERING_OFF: ("stop", False),
-            T.TASK_STATE_POWERING_ON: ("start", False),
-            T.TASK_STATE_REBOOTING: ("reboot", False),
-            T.TASK_STATE_REBOOTING_HARD: ("reboot", True),
-        }.get(task)  # type: ignore[call-overload]
-        return self._flows.power(instance_id, power[0], power[1]) if power else None
+
+def resume_plan(record: state_pb2.InstanceRecord) -> list[str]:
+    """The flows left to run for a record after an api restart, in order, by name."""
+    task = record.server.task_state
+    plan = []
+    if task in (T.TASK_STATE_SCHEDULING, T.TASK_STATE_SPAWNING):
+        plan.append("build")
+    elif task == T.TASK_STATE_DELETING:
+        plan.append("delete")
+    elif task in actions.BY_TASK:
+        plan.append(actions.BY_TASK[task])
+    if resizing.needs_settling(record) and task != T.TASK_STATE_DELETING:
+        plan.append("settle-resize")
+    return plan
+
+
+# action -> how it starts in the record, when that is more than ``actions.begin``
+STARTS: dict[str, Callable[[state_pb2.InstanceRecord], None]] = {
+    "confirm-resize": resizing.start_confirm,
+    "revert-resize": resizing.start_revert,
+}

@@ -8,11 +8,12 @@ from typing import Any
 from services.api.admin import AdminManager
 from services.api.aggregates import AggregatesManager
 from services.api.flavors import FlavorsManager
+from services.api.image_store import ImageStoreManager
 from services.api.images import ImagesManager
 from services.api.placement import PlacementManager
 from services.api.server_groups import ServerGroupsManager
 from services.api.servers import ServersManager
-from services.core.errors import Unimplemented
+from stratus.imagestore.v1 import imagestore_pb2, imagestore_pb2_grpc
 from stratus.v1 import (
     aggregates_pb2,
     aggregates_pb2_grpc,
@@ -33,10 +34,6 @@ from stratus.v1 import (
 )
 
 Ctx = Any
-
-
-def later(what: str) -> Unimplemented:
-    return Unimplemented(f"{what} is not implemented yet: it arrives with a later issue")
 
 
 class ServersServicer(servers_pb2_grpc.ServersServicer):
@@ -63,31 +60,35 @@ class ServersServicer(servers_pb2_grpc.ServersServicer):
 
     async def RebootServer(self, request: servers_pb2.RebootServerRequest, context: Ctx) -> servers_pb2.Server:
         hard = request.type == servers_pb2.RebootType.REBOOT_TYPE_HARD
-        return await self.m.action(request.id, "reboot", hard)
+        return await self.m.action(request.id, "reboot-hard" if hard else "reboot")
 
-    async def PauseServer(self, request: Any, context: Ctx) -> servers_pb2.Server:
-        raise later("PauseServer")
+    async def PauseServer(self, request: servers_pb2.PauseServerRequest, context: Ctx) -> servers_pb2.Server:
+        return await self.m.action(request.id, "pause")
 
-    async def UnpauseServer(self, request: Any, context: Ctx) -> servers_pb2.Server:
-        raise later("UnpauseServer")
+    async def UnpauseServer(self, request: servers_pb2.UnpauseServerRequest, context: Ctx) -> servers_pb2.Server:
+        return await self.m.action(request.id, "unpause")
 
-    async def SuspendServer(self, request: Any, context: Ctx) -> servers_pb2.Server:
-        raise later("SuspendServer")
+    async def SuspendServer(self, request: servers_pb2.SuspendServerRequest, context: Ctx) -> servers_pb2.Server:
+        return await self.m.action(request.id, "suspend")
 
-    async def ResumeServer(self, request: Any, context: Ctx) -> servers_pb2.Server:
-        raise later("ResumeServer")
+    async def ResumeServer(self, request: servers_pb2.ResumeServerRequest, context: Ctx) -> servers_pb2.Server:
+        return await self.m.action(request.id, "resume")
 
-    async def ResizeServer(self, request: Any, context: Ctx) -> servers_pb2.Server:
-        raise later("ResizeServer")
+    async def ResizeServer(self, request: servers_pb2.ResizeServerRequest, context: Ctx) -> servers_pb2.Server:
+        return await self.m.resize(request.id, request.flavor_id)
 
-    async def ConfirmServerResize(self, request: Any, context: Ctx) -> servers_pb2.Server:
-        raise later("ConfirmServerResize")
+    async def ConfirmServerResize(self, request: servers_pb2.ConfirmServerResizeRequest, context: Ctx) -> Any:
+        return await self.m.action(request.id, "confirm-resize")
 
-    async def RevertServerResize(self, request: Any, context: Ctx) -> servers_pb2.Server:
-        raise later("RevertServerResize")
+    async def RevertServerResize(self, request: servers_pb2.RevertServerResizeRequest, context: Ctx) -> Any:
+        return await self.m.action(request.id, "revert-resize")
 
-    async def GetServerConsoleOutput(self, request: Any, context: Ctx) -> Any:
-        raise later("GetServerConsoleOutput (it needs the libvirt driver)")
+    async def GetServerConsoleOutput(self, request: servers_pb2.GetServerConsoleOutputRequest, context: Ctx) -> Any:
+        output = await self.m.console_output(request.id, request.lines)
+        return servers_pb2.GetServerConsoleOutputResponse(output=output)
+
+    async def SnapshotServer(self, request: servers_pb2.SnapshotServerRequest, context: Ctx) -> images_pb2.Image:
+        return await self.m.snapshot(request.id, request.image_name)
 
     async def WatchServers(
         self, request: servers_pb2.WatchServersRequest, context: Ctx
@@ -134,6 +135,20 @@ class ImagesServicer(images_pb2_grpc.ImagesServicer):
     async def DownloadImage(self, request: images_pb2.DownloadImageRequest, context: Ctx) -> AsyncIterator[Any]:
         async for chunk in self.m.download(request.id):
             yield images_pb2.DownloadImageResponse(chunk=chunk)
+
+
+class ImageStoreServicer(imagestore_pb2_grpc.ImageStoreServicer):
+    """Internal: image bytes for the computes (the service token only; see auth.py)."""
+
+    def __init__(self, store: ImageStoreManager) -> None:
+        self.m = store
+
+    async def ReadImage(self, request: imagestore_pb2.ReadImageRequest, context: Ctx) -> AsyncIterator[Any]:
+        async for message in self.m.read(request.image_id):
+            yield message
+
+    async def WriteImage(self, request_iterator: AsyncIterator[Any], context: Ctx) -> Any:
+        return imagestore_pb2.WriteImageResponse(image=await self.m.write(request_iterator))
 
 
 class ServicesServicer(services_pb2_grpc.ServicesServicer):

@@ -7,6 +7,8 @@ from pydantic import Field
 
 from services.core.config import CommonSettings
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
 
 class ApiSettings(CommonSettings):
     binary: ClassVar[str] = "api"
@@ -18,8 +20,15 @@ class ApiSettings(CommonSettings):
     images_dir: Path | None = None
     # Hosts a build may try before the server goes to ERROR.
     max_build_attempts: int = Field(default=3, ge=1, le=20)
+    # Deadline of the compute's BuildInstance call, which may download a big image first.
+    build_timeout_s: float = Field(default=1800.0, gt=0)
+    # Deadline of the compute's SnapshotInstance call, which copies a whole disk.
+    snapshot_timeout_s: float = Field(default=1800.0, gt=0)
     # Seed flavors m1.tiny/small/medium and the image `tiny` when missing.
     seed: bool = True
+    # What `tiny` is seeded from: the built Linux guest (deploy/build-guest.sh) when the file
+    # exists, else a 1 MiB boot sector that only prints a line.
+    seed_image_file: Path | None = REPO_ROOT / "build/guest/tiny.qcow2"
 
     def tokens_path(self) -> Path:
         return self.tokens_file or self.state_dir / "tokens.json"

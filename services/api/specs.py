@@ -64,6 +64,14 @@ class SpecResolver:
         self._images = images
         self._groups = groups
 
+    @property
+    def flavors(self) -> FlavorsManager:
+        return self._flavors
+
+    async def optional_image(self, image_id: str) -> images_pb2.Image | None:
+        """The image, or None if it is gone (or was never given)."""
+        return await self._optional(self._images.get(image_id)) if image_id else None
+
     async def resolve(self, server: servers_pb2.Server, project_id: str) -> Resolved:
         """Checks what a new server refers to: NOT_FOUND for an unknown flavor, image or group
         (or another project's group), FAILED_PRECONDITION for an image not ACTIVE, INVALID_ARGUMENT

@@ -11,6 +11,7 @@ NAME_MAX = 255
 META_MAX_ITEMS = 128
 META_KEY_MAX = 255
 META_VALUE_MAX = 1024
+USER_DATA_MAX = 64 * 1024
 REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 ID_CHARS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")

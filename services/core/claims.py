@@ -9,6 +9,7 @@ from services.core import keys
 from services.core.errors import Aborted
 from services.core.etcd import Store
 from stratus.state.v1 import state_pb2
+from stratus.v1 import servers_pb2
 
 MAX_SWAP_ATTEMPTS = 50
 
@@ -58,3 +59,49 @@ async def release(store: Store, host: str, instance_id: str) -> bool:
         if await store.swap(keys.host_usage(host), usage.SerializeToString(), revision):
             return True
     raise Aborted(f"could not release the claim of {instance_id} on {host}: too much contention")
+
+
+# ---- resizing a claim in place (a resize on the same host) -------------------------------------
+CHECKED = ("ram_mb", "disk_gb")  # vCPUs are overcommitted by the scheduler's ratio: not checked here
+
+
+def max_resources(a: servers_pb2.ServerResources, b: servers_pb2.ServerResources) -> servers_pb2.ServerResources:
+    """Per resource, the larger of the two: what a host holds while a resize waits for confirmation."""
+    return servers_pb2.ServerResources(
+        vcpus=max(a.vcpus, b.vcpus), ram_mb=max(a.ram_mb, b.ram_mb), disk_gb=max(a.disk_gb, b.disk_gb)
+    )
+
+
+def sized(claim: state_pb2.Claim, resources: servers_pb2.ServerResources, flavor_id: str) -> state_pb2.Claim:
+    """``claim`` (or a new one) holding ``resources`` for ``flavor_id``, keeping who and when."""
+    out = state_pb2.Claim()
+    out.CopyFrom(claim)
+    out.vcpus, out.ram_mb, out.disk_gb = resources.vcpus, resources.ram_mb, resources.disk_gb
+    out.flavor_id = flavor_id
+    return out
+
+
+def shortfall(
+    caps: state_pb2.HostCapabilities, usage: state_pb2.HostUsage, instance_id: str,
+    wanted: servers_pb2.ServerResources,
+) -> list[str]:  # fmt: skip
+    """The resources (of ``CHECKED``) that would not fit if the instance's claim became ``wanted``:
+    every other claim plus ``wanted`` against total minus reserved. A resource the claim does not
+    grow is never short, so a host already over-committed by its operator can still shrink."""
+    current = usage.claims.get(instance_id, state_pb2.Claim())
+    short = []
+    for name in CHECKED:
+        want = getattr(wanted, name)
+        if want <= getattr(current, name):
+            continue
+        others = sum(getattr(c, name) for i, c in usage.claims.items() if i != instance_id)
+        room = getattr(caps, name) - getattr(caps, f"reserved_{name}")
+        if others + want > room:
+            short.append(name)
+    return short
+
+
+async def read_capabilities(store: Store, host: str) -> state_pb2.HostCapabilities | None:
+    """What the host's compute reports (None while it is down: the key lives on its lease)."""
+    kv = await store.get(keys.host_capabilities(host))
+    return state_pb2.HostCapabilities.FromString(kv.value) if kv else None

@@ -170,6 +170,7 @@ def test_a_compute_killed_mid_action_comes_back_and_nothing_stays_in_a_task(stac
     os.kill(compute["pid"], signal.SIGKILL)  # the launcher restarts it; the stop's call fails
     settled = stack.wait_for_server(server.id, {"ACTIVE", "SHUTOFF"}, timeout_s=90)
     assert settled.task_state == servers_pb2.TASK_STATE_UNSPECIFIED
+    compute_back(stack, compute["pid"])
     # Whatever the stop managed, the record follows the real domain once the compute is back.
     deadline = time.monotonic() + 60
     while True:
@@ -182,3 +183,14 @@ def test_a_compute_killed_mid_action_comes_back_and_nothing_stays_in_a_task(stac
     stack.servers.DeleteServer(servers_pb2.DeleteServerRequest(id=server.id), metadata=stack.md())
     stack.wait_gone(server.id)
     assert "failed to get domain" in virsh("domstate", server.id)
+
+
+def compute_back(stack: Stack, old_pid: int, timeout_s: float = 60.0) -> None:
+    """Waits until the launcher's restarted compute has registered again."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        entry = next(s for s in stack.reload()["services"] if s["binary"] == "compute")
+        if entry["pid"] != old_pid and entry.get("endpoint"):
+            return
+        assert time.monotonic() < deadline, f"the compute did not come back:\n{stack.log_tail()}"
+        time.sleep(0.2)

@@ -143,10 +143,20 @@ def test_a_project_cannot_see_another_projects_server(stack: Stack) -> None:
     stack.wait_gone(server.id)
 
 
-def test_later_methods_say_unimplemented(stack: Stack) -> None:
-    err = fails(lambda: stack.servers.ResizeServer(servers_pb2.ResizeServerRequest(id="x", flavor_id="y"),
-                                                   metadata=stack.md()), grpc.StatusCode.UNIMPLEMENTED)  # fmt: skip
-    assert "later issue" in (err.details() or "")
+def test_the_actions_on_an_unknown_server_are_not_found(stack: Stack) -> None:
+    md = stack.md()
+    missing = "00000000-0000-7000-8000-000000000000"
+    for call in (
+        lambda: stack.servers.PauseServer(servers_pb2.PauseServerRequest(id=missing), metadata=md),
+        lambda: stack.servers.ResizeServer(servers_pb2.ResizeServerRequest(id=missing, flavor_id="m1.small"),
+                                           metadata=md),
+        lambda: stack.servers.ConfirmServerResize(servers_pb2.ConfirmServerResizeRequest(id=missing), metadata=md),
+        lambda: stack.servers.GetServerConsoleOutput(servers_pb2.GetServerConsoleOutputRequest(id=missing),
+                                                     metadata=md),
+        lambda: stack.servers.SnapshotServer(servers_pb2.SnapshotServerRequest(id=missing, image_name="x"),
+                                             metadata=md),
+    ):  # fmt: skip
+        fails(call, grpc.StatusCode.NOT_FOUND)
 
 
 def test_stop_of_a_stopped_server_is_failed_precondition(stack: Stack) -> None:

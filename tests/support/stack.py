@@ -14,6 +14,7 @@ from typing import Any
 
 import grpc
 
+from stratus.imagestore.v1 import imagestore_pb2_grpc
 from stratus.v1 import (
     aggregates_pb2_grpc,
     flavors_pb2_grpc,
@@ -42,8 +43,10 @@ class Stack:
         return str(self.info["api"])
 
     def md(self, who: str = "admin") -> list[tuple[str, str]]:
-        token = self.info["token"] if who == "admin" else self.info["demo_token"]
-        return [("authorization", f"Bearer {token}")]
+        """Call metadata for ``admin``, ``demo`` or ``service`` (the token the computes use)."""
+        tokens = {"admin": lambda: self.info["token"], "demo": lambda: self.info["demo_token"],
+                  "service": lambda: (self.state_dir / "service.token").read_text().strip()}  # fmt: skip
+        return [("authorization", f"Bearer {tokens[who]()}")]
 
     def reload(self) -> dict[str, Any]:
         self.info = json.loads((self.state_dir / "stack.json").read_text())
@@ -80,6 +83,10 @@ class Stack:
     @property
     def placement(self) -> placement_pb2_grpc.PlacementStub:
         return placement_pb2_grpc.PlacementStub(self.channel)
+
+    @property
+    def image_store(self) -> imagestore_pb2_grpc.ImageStoreStub:
+        return imagestore_pb2_grpc.ImageStoreStub(self.channel)
 
     def log_tail(self, lines: int = 40) -> str:
         out = []

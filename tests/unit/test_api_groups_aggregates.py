@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from services.api import aggregates as agg
-from services.api.build import build_failure, set_fault
+from services.api.flows.base import set_fault
+from services.api.flows.build import build_failure
 from services.api.placement import validate_explain
 from services.api.server_groups import validate as validate_group
 from services.api.servers import validate_create

@@ -11,8 +11,8 @@ from typing import Any, cast
 import pytest
 
 from services.api.aggregates import AggregatesManager
-from services.api.build import Orchestrator
 from services.api.flavors import FlavorsManager
+from services.api.flows import Limits, Orchestrator
 from services.api.image_files import ImageFiles
 from services.api.images import ImagesManager
 from services.api.peers import Peers
@@ -126,7 +126,7 @@ async def test_members_join_with_the_instance_and_block_deletion(api: Api, as_us
     with pytest.raises(FailedPrecondition) as info:
         await api.groups.delete(group.id)
     assert info.value.reason == "GROUP_NOT_EMPTY"
-    flows = Orchestrator(api.store, cast(Peers, None), api.specs, 3)
+    flows = Orchestrator(api.store, cast(Peers, None), api.specs, cast(ImagesManager, None), Limits(3))
     record.placements[created[0].id] = "compute-1"
     await api.store.put(keys.server_group(group.id), record.SerializeToString())
     for server in created:

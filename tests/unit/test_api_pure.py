@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
 from services.api import paging, server_filter
-from services.api.auth import BearerAuthenticator
+from services.api.auth import BearerAuthenticator, required_role
+from services.api.images import seed_source
 from services.api.seed_image import MESSAGE, boot_sector, tiny_image
 from services.api.servers import validate_create
+from services.api.settings import ApiSettings
 from services.core.errors import InvalidArgument, PermissionDenied, Unauthenticated
 from services.core.tokens import TokenFile, add_token
 from stratus.v1 import servers_pb2 as pb
@@ -83,3 +86,54 @@ def test_bearer_auth_and_admin_policy(tmp_path: Path) -> None:
     for metadata in ({}, {"authorization": "Bearer"}, {"authorization": f"Token {admin}"}):
         with pytest.raises(Unauthenticated):
             auth(create_flavor, metadata)
+
+
+def test_the_image_store_takes_only_the_service_role(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.json"
+    admin = add_token(path, "admin", "admin", "admin", ["admin", "member"])
+    member = add_token(path, "demo", "demo", "demo", ["member"])
+    service = add_token(path, "service", "service", "stratus-service", ["service"])
+    auth = BearerAuthenticator(TokenFile(path))
+    for method in ("/stratus.imagestore.v1.ImageStore/ReadImage", "/stratus.imagestore.v1.ImageStore/WriteImage"):
+        assert auth(method, {"authorization": f"Bearer {service}"}).user_id == "stratus-service"
+        for token in (admin, member):
+            with pytest.raises(PermissionDenied) as info:
+                auth(method, {"authorization": f"Bearer {token}"})
+            assert info.value.reason == "SERVICE_REQUIRED"
+        with pytest.raises(Unauthenticated):
+            auth(method, {})
+    with pytest.raises(PermissionDenied):  # the service role is not admin
+        auth("/stratus.v1.Hosts/ListHosts", {"authorization": f"Bearer {service}"})
+
+
+@pytest.mark.parametrize(
+    ("method", "role"),
+    [
+        ("/stratus.imagestore.v1.ImageStore/ReadImage", "service"),
+        ("/stratus.v1.Aggregates/AddAggregateHost", "admin"),
+        ("/stratus.v1.Flavors/CreateFlavor", "admin"),
+        ("/stratus.v1.Flavors/GetFlavor", None),
+        ("/stratus.v1.Servers/SnapshotServer", None),
+    ],
+)
+def test_required_roles(method: str, role: str | None) -> None:
+    assert required_role(method) == role
+
+
+def test_the_seed_is_the_built_guest_when_there_is_one(tmp_path: Path) -> None:
+    guest = tmp_path / "tiny.qcow2"
+    guest.write_bytes(b"QFI\xfb" + b"\x00" * (3 * 1024 * 1024))
+    meta, chunks, source = seed_source(guest)
+    assert (meta.disk_format, meta.properties["os_distro"], source) == ("qcow2", "stratus-tiny", str(guest))
+
+    async def sizes() -> list[int]:
+        return [len(c) async for c in chunks]
+
+    assert asyncio.run(sizes()) == [1024 * 1024] * 3 + [4]  # streamed, 1 MiB at a time
+    meta, chunks, _ = seed_source(tmp_path / "missing.qcow2")
+    assert meta.disk_format == "raw" and "os_distro" not in meta.properties
+
+
+def test_the_default_seed_file_is_the_repos_built_guest() -> None:
+    assert ApiSettings().seed_image_file == Path(__file__).resolve().parents[2] / "build/guest/tiny.qcow2"
+    assert (ApiSettings().build_timeout_s, ApiSettings().snapshot_timeout_s) == (1800, 1800)

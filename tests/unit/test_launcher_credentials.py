@@ -1,11 +1,12 @@
-"""The stack's admin and demo tokens: created once, reused while tokens.json still knows them."""
+"""The stack's admin, demo and service tokens: created once, reused while tokens.json still knows them."""
 
 from __future__ import annotations
 
 import json
+import stat
 from pathlib import Path
 
-from services.core.launcher.credentials import ensure_tokens
+from services.core.launcher.credentials import ensure_service_token, ensure_tokens
 from services.core.launcher.stackfile import StackInfo
 from services.core.tokens import TokenFile, add_token
 
@@ -39,3 +40,22 @@ def test_a_token_the_file_no_longer_knows_is_replaced(tmp_path: Path) -> None:
     assert new_demo != demo
     names = [t["name"] for t in json.loads(path.read_text())["tokens"]]
     assert sorted(names) == ["admin", "demo"]
+
+
+def test_the_service_token_is_written_for_the_computes_and_kept_while_valid(tmp_path: Path) -> None:
+    path, token_file = tmp_path / "tokens.json", tmp_path / "service.token"
+    token = ensure_service_token(path, token_file)
+    assert token_file.read_text().strip() == token
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    ctx = TokenFile(path).authenticate(token)
+    assert (ctx.project_id, ctx.user_id, ctx.roles) == ("service", "stratus-service", frozenset({"service"}))
+    token_file.chmod(0o644)
+    assert ensure_service_token(path, token_file) == token  # the same token, the file put right
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    add_token(path, "service", "service", "stratus-service", ["service"])  # rotated behind our back
+    assert ensure_service_token(path, token_file) not in ("", token)
+    token_file.unlink()
+    fresh = ensure_service_token(path, token_file)
+    assert token_file.read_text().strip() == fresh
+    names = sorted(t["name"] for t in json.loads(path.read_text())["tokens"])
+    assert names == ["service"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from services.compute.drivers.base import (
     DriverError,
@@ -13,7 +14,9 @@ from services.compute.drivers.base import (
     VirtDriver,
 )
 from services.compute.drivers.fake import FakeDriver, parse_fake_host
-from services.compute.settings import ComputeSettings
+
+if TYPE_CHECKING:  # the compute's settings import this package to check the driver's name
+    from services.compute.settings import ComputeSettings
 
 __all__ = [
     "DRIVERS",
@@ -27,7 +30,7 @@ __all__ = [
     "load_driver",
 ]
 
-DriverFactory = Callable[[ComputeSettings, ImageService], VirtDriver]
+DriverFactory = Callable[["ComputeSettings", ImageService], VirtDriver]
 
 
 def _fake(settings: ComputeSettings, images: ImageService) -> VirtDriver:

@@ -1,19 +1,30 @@
-"""``stratus server start|stop|reboot|pause|...|resize|console``: the server actions."""
+"""``stratus server start|stop|reboot|pause|...|resize|console|snapshot``: the server actions.
+
+With ``--wait`` an action follows the server until its task is done and prints it; exit 1 if the
+action failed (the task ended with a fault, or the server went to ERROR)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
+import grpc
 import typer
 
 from services.core.cli import output
-from services.core.cli.client import open_api
-from services.core.cli.options import ApiOpt, StateDirOpt, TokenOpt
+from services.core.cli.client import Api, open_api
+from services.core.cli.images import image_rows
+from services.core.cli.options import ApiOpt, StateDirOpt, TokenOpt, WaitTimeoutOpt
 from services.core.cli.output import Format, FormatOpt
-from services.core.cli.servers import IdArg, resolve_flavor, server_rows
-from stratus.v1 import servers_pb2
+from services.core.cli.servers import ERROR, IdArg, fault_text, resolve_flavor, server_rows
+from services.core.cli.waiting import WaitTimeout, wait_for
+from stratus.v1 import images_pb2, servers_pb2
+
+WaitOpt = Annotated[bool, typer.Option("--wait", help="Wait until it is done; exit 1 if it failed.")]
+NO_TASK = servers_pb2.TASK_STATE_UNSPECIFIED
+IMAGE_POLL_S = 0.5
 
 # command -> (method, request class, help)
 SIMPLE: dict[str, tuple[str, Any, str]] = {
@@ -28,23 +39,46 @@ SIMPLE: dict[str, tuple[str, Any, str]] = {
 }
 
 
+def finish_action(api: Api, server: servers_pb2.Server, what: str, timeout: float, fmt: Format) -> None:
+    """Waits until the server has no task (exit 0), or it failed: a fault or ERROR (exit 1)."""
+    try:
+        final = wait_for(api, server.id, lambda s: s is None or s.task_state == NO_TASK, timeout)
+    except WaitTimeout as exc:
+        task = output.enum_label(exc.last, "task_state").lower() if exc.last else "gone"
+        output.err(f"error: {what} of server {server.id} is not done after {timeout:g}s (task {task})")
+        raise typer.Exit(1) from None
+    if final is None:
+        output.err(f"error: server {server.id} was deleted during the {what}")
+        raise typer.Exit(1)
+    output.emit_one(fmt, final, server_rows)
+    if final.status == ERROR or final.HasField("fault"):
+        output.err(f"error: {what} of server {final.name} ({final.id}) failed: {fault_text(final) or 'no fault given'}")
+        raise typer.Exit(1)
+
+
 def call_and_show(
-    method: str, request: Any, fmt: Format, api: str | None, token: str | None, state_dir: Path | None
-) -> None:
-    with open_api(api, token, state_dir) as client:
+    what: str, method: str, request: Any, fmt: Format, target: tuple[str | None, str | None, Path | None],
+    wait: bool = False, timeout: float = 600.0,
+) -> None:  # fmt: skip
+    with open_api(*target) as client:
         server = client.call(getattr(client.servers, method), request)
+        if wait:
+            finish_action(client, server, what, timeout, fmt)
+            return
     output.emit_one(fmt, server, server_rows)
 
 
-def simple_action(method: str, request_cls: Any, doc: str) -> Callable[..., None]:
+def simple_action(name: str, method: str, request_cls: Any, doc: str) -> Callable[..., None]:
     def action(
         server_id: IdArg,
+        wait: WaitOpt = False,
+        timeout: WaitTimeoutOpt = 600.0,
         fmt: FormatOpt = Format.table,
         api: ApiOpt = None,
         token: TokenOpt = None,
         state_dir: StateDirOpt = None,
     ) -> None:
-        call_and_show(method, request_cls(id=server_id), fmt, api, token, state_dir)
+        call_and_show(name, method, request_cls(id=server_id), fmt, (api, token, state_dir), wait, timeout)
 
     action.__doc__ = doc
     return action
@@ -53,6 +87,8 @@ def simple_action(method: str, request_cls: Any, doc: str) -> Callable[..., None
 def reboot(
     server_id: IdArg,
     hard: Annotated[bool, typer.Option("--hard", help="Power cycle instead of asking the guest.")] = False,
+    wait: WaitOpt = False,
+    timeout: WaitTimeoutOpt = 600.0,
     fmt: FormatOpt = Format.table,
     api: ApiOpt = None,
     token: TokenOpt = None,
@@ -60,12 +96,15 @@ def reboot(
 ) -> None:
     """Reboot a server."""
     kind = servers_pb2.REBOOT_TYPE_HARD if hard else servers_pb2.REBOOT_TYPE_SOFT
-    call_and_show("RebootServer", servers_pb2.RebootServerRequest(id=server_id, type=kind), fmt, api, token, state_dir)
+    request = servers_pb2.RebootServerRequest(id=server_id, type=kind)
+    call_and_show("reboot", "RebootServer", request, fmt, (api, token, state_dir), wait, timeout)
 
 
 def resize(
     server_id: IdArg,
     flavor: Annotated[str, typer.Option("--flavor", help="The new flavor's id or name.")],
+    wait: WaitOpt = False,
+    timeout: WaitTimeoutOpt = 600.0,
     fmt: FormatOpt = Format.table,
     api: ApiOpt = None,
     token: TokenOpt = None,
@@ -75,12 +114,15 @@ def resize(
     with open_api(api, token, state_dir) as client:
         request = servers_pb2.ResizeServerRequest(id=server_id, flavor_id=resolve_flavor(client, flavor))
         server = client.call(client.servers.ResizeServer, request)
+        if wait:
+            finish_action(client, server, "resize", timeout, fmt)
+            return
     output.emit_one(fmt, server, server_rows)
 
 
 def console(
     server_id: IdArg,
-    lines: Annotated[int, typer.Option("--lines", help="Last lines to show (0: all).", min=0)] = 0,
+    lines: Annotated[int, typer.Option("--lines", help="Last lines to show (0: all).", min=0, max=10000)] = 0,
     api: ApiOpt = None,
     token: TokenOpt = None,
     state_dir: StateDirOpt = None,
@@ -92,9 +134,48 @@ def console(
     print(reply.output, end="" if reply.output.endswith("\n") else "\n")
 
 
+def snapshot(
+    server_id: IdArg,
+    name: Annotated[str, typer.Option("--name", help="The new image's name.")],
+    wait: Annotated[bool, typer.Option("--wait", help="Wait until the image is ACTIVE; exit 1 if it failed.")] = False,
+    timeout: WaitTimeoutOpt = 1800.0,
+    fmt: FormatOpt = Format.table,
+    api: ApiOpt = None,
+    token: TokenOpt = None,
+    state_dir: StateDirOpt = None,
+) -> None:
+    """Save a server's disk as a new image (SAVING, then ACTIVE)."""
+    request = servers_pb2.SnapshotServerRequest(id=server_id, image_name=name)
+    with open_api(api, token, state_dir) as client:
+        image: images_pb2.Image = client.call(client.servers.SnapshotServer, request)
+        if wait:
+            image = wait_for_image(client, image, timeout)
+    output.emit_one(fmt, image, image_rows)
+
+
+def wait_for_image(api: Api, image: images_pb2.Image, timeout: float) -> images_pb2.Image:
+    """Polls the image until ACTIVE; gone means the snapshot failed (exit 1)."""
+    deadline = time.monotonic() + timeout
+    with output.stderr_console().status(f"image {image.name} ({image.id}): saving"):
+        while image.status != images_pb2.IMAGE_STATUS_ACTIVE:
+            if time.monotonic() > deadline:
+                output.err(f"error: image {image.id} is not ACTIVE after {timeout:g}s")
+                raise typer.Exit(1)
+            time.sleep(IMAGE_POLL_S)
+            try:
+                image = api.call(api.images.GetImage, images_pb2.GetImageRequest(id=image.id))
+            except grpc.RpcError as err:
+                if err.code() != grpc.StatusCode.NOT_FOUND:
+                    raise
+                output.err(f"error: the snapshot failed: image {image.id} was removed (the api's log says why)")
+                raise typer.Exit(1) from None
+    return image
+
+
 def register(app: typer.Typer) -> None:
     for name, (method, request_cls, doc) in SIMPLE.items():
-        app.command(name)(simple_action(method, request_cls, doc))
+        app.command(name)(simple_action(name, method, request_cls, doc))
     app.command("reboot")(reboot)
     app.command("resize")(resize)
     app.command("console")(console)
+    app.command("snapshot")(snapshot)

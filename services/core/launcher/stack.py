@@ -10,7 +10,7 @@ import time
 from services.core.etcd import Store
 from services.core.launcher import etcd_proc
 from services.core.launcher.children import log_tail, stop_all
-from services.core.launcher.credentials import ensure_tokens
+from services.core.launcher.credentials import SERVICE_TOKEN_FILE, ensure_service_token, ensure_tokens
 from services.core.launcher.lock import StateDirLock
 from services.core.launcher.options import LaunchError, StackOptions
 from services.core.launcher.plan import STOP_ORDER, plan_etcd, plan_services
@@ -57,7 +57,9 @@ class Stack:
     # ---- start -----------------------------------------------------------------------------
     async def _start(self) -> bool:
         """Everything up and registered (True), or a stop was asked for meanwhile (False)."""
-        self.tokens = ensure_tokens(self.opts.state_dir / "tokens.json", self._previous_stack())
+        tokens_path = self.opts.state_dir / "tokens.json"
+        self.tokens = ensure_tokens(tokens_path, self._previous_stack())
+        ensure_service_token(tokens_path, self.opts.state_dir / SERVICE_TOKEN_FILE)
         remove_stack(self.path)
         port = self.opts.api_port
         if port and not port_is_free(port):

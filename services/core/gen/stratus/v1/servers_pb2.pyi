@@ -364,7 +364,9 @@ class Server(_message.Message):
     availability_zone: _builtins.str
     server_group_id: _builtins.str
     user_data: _builtins.bytes
-    """Given to the guest through its config drive (openstack/latest/user_data); at most 64 KiB."""
+    """Given to the guest through its config drive (openstack/latest/user_data); at most 64 KiB.
+    Returned by CreateServer and GetServer; ListServers and WatchServers leave it out.
+    """
     @_builtins.property
     def fault(self) -> Global___Fault: ...
     @_builtins.property

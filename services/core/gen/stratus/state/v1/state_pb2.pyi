@@ -368,7 +368,10 @@ class InstanceRecord(_message.Message):
 
     @_builtins.property
     def resize(self) -> Global___ResizeRecord:
-        """Set while a resize is in progress or waits for confirmation: what a revert goes back to."""
+        """Set while a resize is in progress, waits for confirmation or is being reverted: the size the
+        server does not have now (the old one during a resize, the new one during a revert), so the
+        claim can hold the larger of the two until the user decides.
+        """
 
     def __init__(
         self,

@@ -1,0 +1,139 @@
+"""Build: schedule (claim) -> record the host -> the compute spawns. On a failed host release the
+claim, remember the host, try again up to ``max_build_attempts``, then ERROR with a fault that says
+why. Resumed from SCHEDULING or SPAWNING."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from opentelemetry import trace
+
+from services.api import server_groups
+from services.api.flows.base import Deps, set_fault
+from services.api.peers import call
+from services.core import claims, instances
+from services.core.errors import StratusError, Unavailable, code_of
+from services.core.telemetry import tracer
+from stratus.compute.v1 import compute_pb2
+from stratus.scheduler.v1 import scheduler_pb2
+from stratus.state.v1 import state_pb2
+from stratus.v1 import servers_pb2
+
+log = logging.getLogger(__name__)
+V = servers_pb2.VmState
+T = servers_pb2.TaskState
+NO_SCHEDULER_WAIT_S = 10.0
+
+
+def build_failure(tried: Sequence[str], last: StratusError | None) -> StratusError:
+    """BUILD_FAILED after every attempt failed, naming the hosts tried."""
+    why = last.message if last else "no detail"
+    metadata = {"hosts_tried": ",".join(tried), "attempts": str(len(tried))}
+    if last is not None:
+        metadata["last_reason"] = last.reason
+    return StratusError(f"build failed on {len(tried)} host(s) ({', '.join(tried)}); last error: {why}",
+                        reason="BUILD_FAILED", metadata=metadata)  # fmt: skip
+
+
+async def release(deps: Deps, record: state_pb2.InstanceRecord, host: str) -> None:
+    """Gives the claim on ``host`` back, and the group placement that came with it."""
+    instance_id = record.server.id
+    await claims.release(deps.store, host, instance_id)
+    if record.server.server_group_id:
+        await server_groups.forget_placement(deps.store, record.server.server_group_id, instance_id)
+
+
+class BuildFlow:
+    def __init__(self, deps: Deps) -> None:
+        self._deps = deps
+        self._store = deps.store
+
+    async def run(self, instance_id: str) -> None:
+        with tracer().start_as_current_span("api.build", attributes={"stratus.instance_id": instance_id}):
+            last: StratusError | None = None
+            while True:
+                record, _ = await instances.get(self._store, instance_id)
+                if record.server.task_state == T.TASK_STATE_DELETING:
+                    return
+                if len(record.tried_hosts) >= self._deps.limits.max_build_attempts:
+                    break
+                host = record.server.host or await self._schedule(record)
+                if not host:
+                    return  # refused: the record is in ERROR already
+                trace.get_current_span().set_attribute("stratus.host", host)
+                try:
+                    await self._spawn(host, instance_id)
+                    return
+                except StratusError as err:
+                    last = err
+                    log.warning("build of %s failed on %s: %s", instance_id, host, err.message)
+                    await self._forget_host(instance_id, host)
+            await self._fail(instance_id, last)
+
+    async def _spawn(self, host: str, instance_id: str) -> None:
+        """The compute answers once the server is ACTIVE, which may take a whole image download."""
+        request = compute_pb2.BuildInstanceRequest(instance_id=instance_id)
+        await call(self._deps.compute(host).BuildInstance, request, self._deps.limits.build_timeout_s)
+
+    async def _schedule(self, record: state_pb2.InstanceRecord) -> str:
+        instance_id = record.server.id
+        try:
+            reply = await self._select(record)
+        except StratusError as err:
+            refusal = err
+        else:
+            return await self._place(record, reply.selected.host)
+        code = code_of(refusal).name
+        await instances.update(self._store, instance_id, lambda r: set_fault(r, refusal, code))
+        return ""
+
+    async def _place(self, record: state_pb2.InstanceRecord, host: str) -> str:
+        instance_id = record.server.id
+
+        def place(r: state_pb2.InstanceRecord) -> bool | None:
+            if r.server.task_state == T.TASK_STATE_DELETING:
+                return False
+            r.server.host = host
+            return None
+
+        placed = await instances.update(self._store, instance_id, place)
+        if placed.server.host != host:  # deleted meanwhile: give the claim back
+            await release(self._deps, placed, host)
+            return ""
+        return host
+
+    async def _select(self, record: state_pb2.InstanceRecord) -> scheduler_pb2.SelectDestinationsResponse:
+        deadline = asyncio.get_running_loop().time() + NO_SCHEDULER_WAIT_S
+        spec = await self._deps.specs.for_record(record)
+        while True:
+            try:
+                stub = self._deps.peers.scheduler()
+                return await call(stub.SelectDestinations, scheduler_pb2.SelectDestinationsRequest(spec=spec))
+            except Unavailable:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
+
+    async def _forget_host(self, instance_id: str, host: str) -> None:
+        record, _ = await instances.get(self._store, instance_id)
+        await release(self._deps, record, host)
+
+        def retry(r: state_pb2.InstanceRecord) -> None:
+            r.tried_hosts.append(host)
+            r.server.host = ""
+            r.server.vm_state = V.VM_STATE_BUILDING
+            if r.server.task_state != T.TASK_STATE_DELETING:
+                r.server.task_state = T.TASK_STATE_SCHEDULING
+
+        await instances.update(self._store, instance_id, retry)
+
+    async def _fail(self, instance_id: str, last: StratusError | None) -> None:
+        def fail(r: state_pb2.InstanceRecord) -> bool | None:
+            if r.server.task_state == T.TASK_STATE_DELETING:
+                return False
+            set_fault(r, build_failure(list(r.tried_hosts), last), "INTERNAL")
+            return None
+
+        await instances.update(self._store, instance_id, fail)

@@ -1,0 +1,35 @@
+"""Delete: (after any task in progress on this api) destroy on the host, release the claim and the
+group membership, remove the record. Resumed from DELETING."""
+
+from __future__ import annotations
+
+import logging
+
+from services.api import server_groups
+from services.api.flows.base import Deps
+from services.api.peers import call
+from services.core import claims, instances
+from services.core.errors import NotFound, Unavailable
+from services.core.telemetry import tracer
+from stratus.compute.v1 import compute_pb2
+
+log = logging.getLogger(__name__)
+
+
+async def delete(deps: Deps, instance_id: str) -> None:
+    with tracer().start_as_current_span("api.delete", attributes={"stratus.instance_id": instance_id}):
+        try:
+            record, _ = await instances.get(deps.store, instance_id)
+        except NotFound:
+            return
+        host = record.server.host
+        if host:
+            try:
+                await call(deps.compute(host).DestroyInstance,
+                           compute_pb2.DestroyInstanceRequest(instance_id=instance_id))  # fmt: skip
+            except Unavailable:
+                log.warning("compute %s is down: deleting %s locally; the host cleans up later", host, instance_id)
+            await claims.release(deps.store, host, instance_id)
+        if record.server.server_group_id:
+            await server_groups.forget_member(deps.store, record.server.server_group_id, instance_id)
+        await instances.delete(deps.store, instance_id)

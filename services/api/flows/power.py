@@ -1,0 +1,47 @@
+"""Power actions (stop, start, reboot, pause, unpause, suspend, resume): one compute call, and the
+compute records the outcome. On a failure the task is cleared and the fault says why. Resumed
+from the action's task."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from services.api.actions import ACTIONS
+from services.api.flows.base import Deps, task_failed
+from services.api.peers import call
+from services.core import instances
+from services.core.errors import NotFound, StratusError
+from services.core.telemetry import tracer
+from stratus.compute.v1 import compute_pb2
+
+log = logging.getLogger(__name__)
+
+# action -> (Compute method, its request for an instance id)
+COMPUTE_CALLS: dict[str, tuple[str, Callable[..., Any]]] = {
+    "stop": ("PowerOffInstance", compute_pb2.PowerOffInstanceRequest),
+    "start": ("PowerOnInstance", compute_pb2.PowerOnInstanceRequest),
+    "reboot": ("RebootInstance", functools.partial(compute_pb2.RebootInstanceRequest, hard=False)),
+    "reboot-hard": ("RebootInstance", functools.partial(compute_pb2.RebootInstanceRequest, hard=True)),
+    "pause": ("PauseInstance", compute_pb2.PauseInstanceRequest),
+    "unpause": ("UnpauseInstance", compute_pb2.UnpauseInstanceRequest),
+    "suspend": ("SuspendInstance", compute_pb2.SuspendInstanceRequest),
+    "resume": ("ResumeInstance", compute_pb2.ResumeInstanceRequest),
+}
+
+
+async def power(deps: Deps, instance_id: str, action: str) -> None:
+    method, request = COMPUTE_CALLS[action]
+    with tracer().start_as_current_span(f"api.{action}", attributes={"stratus.instance_id": instance_id}):
+        try:
+            record, _ = await instances.get(deps.store, instance_id)
+        except NotFound:
+            return
+        try:
+            stub = deps.compute(record.server.host)
+            await call(getattr(stub, method), request(instance_id=instance_id))
+        except StratusError as err:
+            log.warning("%s of %s failed: %s", action, instance_id, err.message)
+            await instances.update(deps.store, instance_id, task_failed(ACTIONS[action].task, action, err))

@@ -1,0 +1,104 @@
+"""Resize on the server's own host (see services/api/resizing.py for the record and the claim):
+
+- resize (RESIZE_PREP): the compute restarts the server with the size now in the record and
+  leaves it RESIZED (VERIFY_RESIZE); if it fails, the old size goes back into the server and the
+  claim, and the fault says why.
+- confirm (RESIZE_CONFIRMING): the compute drops the old disk; then the claim is the new size.
+- revert (RESIZE_REVERTING, the old size already back in the server): the compute restores the old
+  disk; then the claim is the old size. If it fails, the new size goes back into the server.
+
+Each is resumed from its task, and a compute call is made only while the server is still in the
+state the call starts from, so a resumed flow whose compute finished only settles the claim.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from services.api import resizing
+from services.api.flows.base import Deps, task_failed
+from services.api.peers import call
+from services.core import instances
+from services.core.errors import NotFound, StratusError
+from services.core.telemetry import tracer
+from stratus.compute.v1 import compute_pb2
+from stratus.state.v1 import state_pb2
+from stratus.v1 import servers_pb2
+
+log = logging.getLogger(__name__)
+V = servers_pb2.VmState
+T = servers_pb2.TaskState
+
+
+async def _compute_step(
+    deps: Deps, instance_id: str, step: str, request: Callable[..., Any], starts_from: int, task: int
+) -> StratusError | None:
+    """Calls the compute's ``step`` if the server is still in ``starts_from`` with ``task``; the
+    error it failed with, if it did. The compute records a success itself."""
+    with tracer().start_as_current_span(f"api.{step}", attributes={"stratus.instance_id": instance_id}):
+        try:
+            record, _ = await instances.get(deps.store, instance_id)
+        except NotFound:
+            return None
+        server = record.server
+        if server.vm_state != starts_from or server.task_state != task:
+            return None
+        try:
+            stub = deps.compute(server.host)
+            await call(getattr(stub, step), request(instance_id=instance_id), deps.limits.build_timeout_s)
+        except StratusError as err:
+            log.warning("%s of server %s failed: %s", step, instance_id, err.message)
+            return err
+        return None
+
+
+async def resize(deps: Deps, instance_id: str) -> None:
+    task = T.TASK_STATE_RESIZE_PREP
+    err = await _compute_step(deps, instance_id, "ResizeInstance", compute_pb2.ResizeInstanceRequest,
+                              V.VM_STATE_ACTIVE, task)  # fmt: skip
+    if err is not None:
+        fail = task_failed(task, "resize", err)
+
+        def undo(r: state_pb2.InstanceRecord, usage: state_pb2.HostUsage, _c: Any) -> bool | None:
+            if r.server.task_state != task:
+                return False
+            resizing.undo(r, usage)
+            return fail(r)
+
+        await resizing.with_claim(deps.store, instance_id, undo)
+
+
+async def confirm(deps: Deps, instance_id: str) -> None:
+    task = T.TASK_STATE_RESIZE_CONFIRMING
+    err = await _compute_step(deps, instance_id, "ConfirmResizeInstance",
+                              compute_pb2.ConfirmResizeInstanceRequest, V.VM_STATE_RESIZED, task)  # fmt: skip
+    if err is not None:
+        await instances.update(deps.store, instance_id, task_failed(task, "confirm resize", err))
+    await settle(deps, instance_id)
+
+
+async def revert(deps: Deps, instance_id: str) -> None:
+    task = T.TASK_STATE_RESIZE_REVERTING
+    err = await _compute_step(deps, instance_id, "RevertResizeInstance",
+                              compute_pb2.RevertResizeInstanceRequest, V.VM_STATE_RESIZED, task)  # fmt: skip
+    if err is not None:
+        fail = task_failed(task, "revert resize", err)
+
+        def back(r: state_pb2.InstanceRecord) -> bool | None:
+            if r.server.task_state != task:
+                return False
+            resizing.swap_sizes(r)  # the new size again: the server still runs it
+            return fail(r)
+
+        await instances.update(deps.store, instance_id, back)
+    await settle(deps, instance_id)
+
+
+async def settle(deps: Deps, instance_id: str) -> None:
+    """The claim becomes the server's size once the compute confirmed or reverted (else nothing)."""
+    try:
+        await resizing.with_claim(deps.store, instance_id, resizing.settle)
+    except NotFound:
+        return
