@@ -25,6 +25,7 @@ from pathlib import Path
 import grpc
 
 from stratus.v1 import servers_pb2
+from tests.support.domains import remove_domains_under
 from tests.support.stack import Stack, start_stack
 
 S = servers_pb2.ServerStatus
@@ -133,6 +134,7 @@ def main() -> None:
             print(json.dumps(summary("concurrent", concurrent(stack, args.concurrent), virt_type)), flush=True)
         finally:
             stack.stop()
+            remove_domains_under(Path(tmp))  # only if a boot failed half-way
 
 
 if __name__ == "__main__":

@@ -60,38 +60,26 @@ def to_active(server: servers_pb2.Server) -> None:
     server.ClearField("fault")
 
 
-def to_stopped(server: servers_pb2.Server) -> None:
-    server.vm_state = V.VM_STATE_STOPPED
-    server.power_state = P.POWER_STATE_SHUTDOWN
-    server.task_state = T.TASK_STATE_UNSPECIFIED
+def settled(vm_state: int, power_state: int) -> Change:
+    """An action finished: the server is in ``vm_state`` with ``power_state`` and no task."""
+
+    def change(server: servers_pb2.Server) -> None:
+        server.vm_state = vm_state  # type: ignore[assignment]
+        server.power_state = power_state  # type: ignore[assignment]
+        server.task_state = T.TASK_STATE_UNSPECIFIED
+
+    return change
 
 
-def to_started(server: servers_pb2.Server) -> None:
-    server.vm_state = V.VM_STATE_ACTIVE
-    server.power_state = P.POWER_STATE_RUNNING
-    server.task_state = T.TASK_STATE_UNSPECIFIED
+to_stopped = settled(V.VM_STATE_STOPPED, P.POWER_STATE_SHUTDOWN)
+to_started = settled(V.VM_STATE_ACTIVE, P.POWER_STATE_RUNNING)
+to_paused = settled(V.VM_STATE_PAUSED, P.POWER_STATE_PAUSED)
+to_suspended = settled(V.VM_STATE_SUSPENDED, P.POWER_STATE_SUSPENDED)
+# Running with the new size, waiting for the user to confirm or revert (VERIFY_RESIZE).
+to_resized = settled(V.VM_STATE_RESIZED, P.POWER_STATE_RUNNING)
 
 
 def to_rebooted(server: servers_pb2.Server) -> None:
-    server.power_state = P.POWER_STATE_RUNNING
-    server.task_state = T.TASK_STATE_UNSPECIFIED
-
-
-def to_paused(server: servers_pb2.Server) -> None:
-    server.vm_state = V.VM_STATE_PAUSED
-    server.power_state = P.POWER_STATE_PAUSED
-    server.task_state = T.TASK_STATE_UNSPECIFIED
-
-
-def to_suspended(server: servers_pb2.Server) -> None:
-    server.vm_state = V.VM_STATE_SUSPENDED
-    server.power_state = P.POWER_STATE_SUSPENDED
-    server.task_state = T.TASK_STATE_UNSPECIFIED
-
-
-def to_resized(server: servers_pb2.Server) -> None:
-    """Running with the new size, waiting for the user to confirm or revert (VERIFY_RESIZE)."""
-    server.vm_state = V.VM_STATE_RESIZED
     server.power_state = P.POWER_STATE_RUNNING
     server.task_state = T.TASK_STATE_UNSPECIFIED
 

@@ -15,6 +15,7 @@ import grpc
 import pytest
 
 from stratus.v1 import images_pb2, servers_pb2
+from tests.support.domains import remove_domains_under
 from tests.support.stack import Stack, start_stack
 
 S = servers_pb2.ServerStatus
@@ -28,7 +29,10 @@ def stack(libvirtd: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     env = {"STRATUS_SHUTDOWN_TIMEOUT_S": "5"}
     s = start_stack(Path(tmp_path_factory.mktemp("libvirt")), "--driver", "libvirt", env=env)
     yield s
-    assert s.stop() == 0, s.log_tail()
+    code = s.stop()
+    leftovers = remove_domains_under(s.state_dir)  # whatever a failed test left behind
+    assert code == 0, s.log_tail()
+    assert not leftovers, f"domains left behind: {leftovers}"
 
 
 def virsh(*args: str) -> str:
