@@ -7,7 +7,7 @@ GEN := services/core/gen
 PROTOS := $(shell find protos -name '*.proto' | sort)
 ARGS ?=
 
-.PHONY: run test unit functional protos check-protos lint buf-lint deps clean
+.PHONY: run test unit functional e2e protos check-protos lint buf-lint deps clean libvirtd guest
 
 $(STAMP): pyproject.toml deploy/install-deps.sh
 	bash deploy/install-deps.sh
@@ -18,10 +18,11 @@ $(STAMP): pyproject.toml deploy/install-deps.sh
 
 deps: $(STAMP)
 
-run: $(STAMP)
+# The libvirt driver is the default: a libvirtd and the tiny guest come first (`ARGS="--driver fake"` needs neither).
+run: $(STAMP) libvirtd guest
 	$(VENV)/bin/stratus up $(ARGS)
 
-test: $(STAMP) check-protos lint
+test: $(STAMP) check-protos lint libvirtd guest
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests
 
 unit: $(STAMP)
@@ -29,6 +30,9 @@ unit: $(STAMP)
 
 functional: $(STAMP)
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests/functional
+
+e2e: $(STAMP) libvirtd guest
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests/e2e
 
 protos: $(STAMP)
 	bash deploy/gen-protos.sh $(GEN) >/dev/null
@@ -50,6 +54,14 @@ buf-lint:
 	  test -x .tools/node_modules/.bin/buf || npm install --silent --prefix .tools @bufbuild/buf@1.75.0 >/dev/null; \
 	  (cd protos && ../.tools/node_modules/.bin/buf lint) && echo "buf lint: clean"; \
 	else echo "buf lint skipped: npm is not installed (apt-get install npm)"; fi
+
+# A libvirtd serving qemu:///system (installs libvirt/QEMU when missing); no venv needed.
+libvirtd:
+	bash deploy/libvirtd.sh
+
+# The tiny test guest build/guest/tiny.qcow2 (skipped when up to date); no venv needed.
+guest:
+	bash deploy/build-guest.sh build/guest
 
 clean:
 	rm -rf $(VENV) .tools
