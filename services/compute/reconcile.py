@@ -71,6 +71,7 @@ class Reconciler:
         if not self._syncable(server):
             return
         try:
+            await self._roll_back_resize(server)
             power = await self.driver.get_power_state(server.id)
         except DriverError as exc:
             log.warning("cannot read the power state of %s on %s: %s", server.id, self.host, exc)
@@ -95,6 +96,14 @@ class Reconciler:
         log.info("server %s on %s: power state %s (vm_state %s)", server.id, self.host,
                  servers_pb2.PowerState.Name(updated.server.power_state),
                  V.Name(updated.server.vm_state))  # fmt: skip
+
+    async def _roll_back_resize(self, server: servers_pb2.Server) -> None:
+        """A resize that a crash interrupted left the old disk kept while the record, no longer
+        resizing, holds the old size: put the old disk and definition back."""
+        if server.vm_state != V.VM_STATE_RESIZED and await self.driver.resize_kept(server.id):
+            log.warning("server %s on %s: rolling back a resize that was interrupted", server.id, self.host)
+            async with self.locks.hold(server.id):
+                await self.driver.revert_resize(server.id)
 
     def _syncable(self, server: servers_pb2.Server) -> bool:
         return (

@@ -122,7 +122,7 @@ async def test_resize_then_revert_then_resize_then_confirm(driver: LibvirtDriver
     await driver.resize(bigger)
     assert "192" in virsh("dommemstat", spec.instance_id) or "196608" in virsh("dominfo", spec.instance_id)
     assert qemu_img_info(files.disk)["virtual-size"] == 2 * 2**30
-    assert files.resize_disk.exists()
+    assert files.resize_disk.exists() and await driver.resize_kept(spec.instance_id)
     await driver.revert_resize(spec.instance_id)
     assert "131072" in virsh("dominfo", spec.instance_id)
     assert qemu_img_info(files.disk)["virtual-size"] == 1 * 2**30
@@ -131,6 +131,7 @@ async def test_resize_then_revert_then_resize_then_confirm(driver: LibvirtDriver
     await driver.confirm_resize(spec.instance_id)
     assert "196608" in virsh("dominfo", spec.instance_id)
     assert not files.resize_disk.exists() and not files.resize_xml.exists()
+    assert not await driver.resize_kept(spec.instance_id)
     assert await driver.get_power_state(spec.instance_id) == P.POWER_STATE_RUNNING
 
 

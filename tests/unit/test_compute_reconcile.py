@@ -4,6 +4,7 @@ changes reach the record, busy instances are left alone, orphaned domains go aft
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable, Callable
 
 from services.compute.drivers.base import InstanceSpec
@@ -95,3 +96,23 @@ async def test_a_domain_whose_record_appears_is_no_orphan(store: Store) -> None:
     await reconciler.reconcile(now=200.0)
     assert reconciler.orphans == {}
     assert await driver.list_instances() == [ID]
+
+
+async def test_a_resize_interrupted_by_a_crash_is_rolled_back(store: Store) -> None:
+    reconciler, driver, _ = make(store)
+    await spawned(driver)
+    small = driver._domains[ID].spec
+    await driver.resize(dataclasses.replace(small, vcpus=4))  # the compute died before recording it
+    await put_record(store, vm=V.VM_STATE_ACTIVE, task=T.TASK_STATE_UNSPECIFIED, power=P.POWER_STATE_RUNNING)
+    await reconciler.reconcile()
+    assert driver._domains[ID].spec == small
+    assert not await driver.resize_kept(ID)
+
+
+async def test_a_resize_waiting_for_confirmation_is_kept(store: Store) -> None:
+    reconciler, driver, _ = make(store)
+    await spawned(driver)
+    await driver.resize(dataclasses.replace(driver._domains[ID].spec, vcpus=4))
+    await put_record(store, vm=V.VM_STATE_RESIZED, task=T.TASK_STATE_UNSPECIFIED, power=P.POWER_STATE_RUNNING)
+    await reconciler.reconcile()
+    assert await driver.resize_kept(ID)

@@ -145,6 +145,10 @@ class VirtDriver(ABC):
         """Restores the disk and definition ``resize`` kept and starts the instance."""
 
     @abstractmethod
+    async def resize_kept(self, instance_id: str) -> bool:
+        """True while ``resize`` has kept an old disk and definition (until confirm or revert)."""
+
+    @abstractmethod
     async def snapshot(self, instance_id: str, image_id: str) -> None:
         """Copies the instance's disk (flattened) into the image ``image_id`` through the ImageService."""
 

@@ -184,6 +184,10 @@ class FakeDriver(VirtDriver):
             domain.spec, domain.resized_from = domain.resized_from, None
         domain.power_state = P.POWER_STATE_RUNNING
 
+    async def resize_kept(self, instance_id: str) -> bool:
+        domain = self._domains.get(instance_id)
+        return domain is not None and domain.resized_from is not None
+
     async def snapshot(self, instance_id: str, image_id: str) -> None:
         """Stores the image the instance booted from as the snapshot: bootable wherever that was."""
         domain = self._domain(instance_id)

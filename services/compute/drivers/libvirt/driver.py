@@ -249,6 +249,9 @@ class LibvirtDriver(VirtDriver):
         if not await self.lv.call("reading the domain state", dom.isActive):
             await self.lv.call("starting the domain", dom.create)
 
+    async def resize_kept(self, instance_id: str) -> bool:
+        return await asyncio.to_thread(self.files(instance_id).resize_disk.exists)
+
     # ---- snapshot and console ---------------------------------------------------------------------
     async def snapshot(self, instance_id: str, image_id: str) -> None:
         """A running guest is paused while its disk is copied, so the copy is consistent."""
