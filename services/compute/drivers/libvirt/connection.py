@@ -74,8 +74,12 @@ class Connection:
                 conn = await self._run(libvirt.open, self.uri)
             except libvirt.libvirtError as exc:
                 raise DriverError(f"cannot connect to libvirt at {self.uri}: {exc.get_error_message()}") from exc
-            conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._lifecycle, None)
-            await self._run(conn.setKeepAlive, 5, 3)
+            try:
+                await self._run(conn.domainEventRegisterAny, None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                                self._lifecycle, None)  # fmt: skip
+                await self._run(conn.setKeepAlive, 5, 3)
+            except libvirt.libvirtError as exc:
+                raise DriverError(f"cannot watch libvirt's events at {self.uri}: {exc.get_error_message()}") from exc
             if self._conn is not None:
                 log.warning("reconnected to libvirt at %s", self.uri)
             self._conn = conn
