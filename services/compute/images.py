@@ -16,7 +16,7 @@ from typing import TypeVar
 
 import grpc
 
-from services.compute.drivers.base import ImageError, ImageInfo, ImageService
+from services.compute.drivers.base import BadImage, ImageError, ImageInfo, ImageService
 from services.core.channels import ChannelPool, ServiceDirectory
 from stratus.imagestore.v1 import imagestore_pb2, imagestore_pb2_grpc
 from stratus.v1 import images_pb2
@@ -68,8 +68,8 @@ class ApiImageService(ImageService):
                 return await attempt()
             except (ConnectionError, grpc.aio.AioRpcError) as exc:
                 transient = isinstance(exc, ConnectionError) or exc.code() in TRANSIENT
-                if not transient:
-                    raise ImageError(f"{what}: {exc.details()}") from exc  # type: ignore[union-attr]
+                if not transient:  # not found, not ACTIVE: no host will do better
+                    raise BadImage(f"{what}: {exc.details()}") from exc  # type: ignore[union-attr]
                 if asyncio.get_running_loop().time() > deadline:
                     raise ImageError(f"{what}: the api is unreachable ({exc})") from exc
                 log.warning("%s: %s; retrying", what, exc)
@@ -92,7 +92,7 @@ class ApiImageService(ImageService):
                 await asyncio.to_thread(fh.write, msg.chunk)
         if size != info.size_bytes or sha.hexdigest() != info.checksum:
             await asyncio.to_thread(dest.unlink, True)
-            raise ImageError(
+            raise BadImage(
                 f"image {image_id} ({info.name}): received {size} bytes with sha256 {sha.hexdigest()}, "
                 f"expected {info.size_bytes} bytes with sha256 {info.checksum}"
             )

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from services.compute import transitions
-from services.compute.drivers.base import DriverError, InstanceNotFound, InstanceSpec, VirtDriver
+from services.compute.drivers.base import BadImage, DriverError, InstanceNotFound, InstanceSpec, VirtDriver
 from services.compute.locks import KeyedLocks
 from services.compute.reconcile import Reconciler
 from services.compute.settings import ComputeSettings
@@ -34,6 +34,8 @@ V = servers_pb2.VmState
 P = servers_pb2.PowerState
 
 DriverCall = Callable[[], Awaitable[None]]
+# A build failure no other host would avoid: the api does not reschedule it.
+IMAGE_UNUSABLE = "IMAGE_UNUSABLE"
 RecordCall = Callable[[state_pb2.InstanceRecord], Awaitable[None]]
 
 
@@ -246,6 +248,10 @@ class ComputeManager:
         """Spawns, or destroys whatever the attempt made and raises Internal(SPAWN_FAILED)."""
         try:
             await self.driver.spawn(spec)
+        except BadImage as err:
+            log.warning("spawn of server %s failed on %s: %s", spec.instance_id, self.host, err)
+            await self._cleanup(spec.instance_id)
+            raise FailedPrecondition(f"spawn failed on {self.host}: {err}", reason=IMAGE_UNUSABLE) from err
         except DriverError as err:
             log.warning("spawn of server %s failed on %s: %s", spec.instance_id, self.host, err)
             self.stats.build_failed()

@@ -198,3 +198,18 @@ def compute_back(stack: Stack, old_pid: int, timeout_s: float = 60.0) -> None:
             return
         assert time.monotonic() < deadline, f"the compute did not come back:\n{stack.log_tail()}"
         time.sleep(0.2)
+
+
+def test_a_wrong_format_image_fails_the_build_with_a_clear_fault(stack: Stack) -> None:
+    def upload() -> Iterator[images_pb2.UploadImageRequest]:
+        yield images_pb2.UploadImageRequest(metadata=images_pb2.Image(name="liar", disk_format="qcow2"))
+        yield images_pb2.UploadImageRequest(chunk=b"\0" * 1024 * 1024)  # raw bytes, declared qcow2
+
+    image = stack.images.UploadImage(upload(), metadata=stack.md())
+    spec = servers_pb2.Server(name="liar-vm", flavor_id="m1.tiny", image_id=image.id)
+    server = stack.servers.CreateServer(servers_pb2.CreateServerRequest(server=spec), metadata=stack.md())
+    failed = stack.wait_for_server(server.id, {"ERROR"}, timeout_s=60)
+    assert "raw" in failed.fault.message and "qcow2" in failed.fault.message, failed.fault
+    assert "failed to get domain" in virsh("domstate", server.id)
+    stack.servers.DeleteServer(servers_pb2.DeleteServerRequest(id=server.id), metadata=stack.md())
+    stack.wait_gone(server.id)

@@ -82,3 +82,22 @@ def test_an_api_killed_mid_build_is_restarted_and_finishes_it(slow_stack: Stack)
     stack.servers.DeleteServer(servers_pb2.DeleteServerRequest(id=server.id), metadata=stack.md())
     stack.wait_gone(server.id)
     assert sum(h.ram_mb_used for h in list_hosts(stack)) == 0
+
+
+def test_when_no_other_host_is_left_the_fault_leads_with_the_build_failure(tmp_path: Path) -> None:
+    """One host, whose spawns fail: the user reads why the build failed, not only "no valid host"."""
+    stack = start_stack(tmp_path / "lonely", "--driver", "fake", "--computes", "1",
+                        env={"STRATUS_FAKE_FAIL_SPAWN": "true"})  # fmt: skip
+    try:
+        spec = servers_pb2.Server(name="doomed", flavor_id="m1.tiny", image_id="tiny")
+        server = stack.servers.CreateServer(servers_pb2.CreateServerRequest(server=spec), metadata=stack.md())
+        failed = stack.wait_for_server(server.id, {"ERROR"})
+        assert failed.fault.message.startswith("build failed on 1 host(s) (compute-1); last error: spawn failed"), (
+            failed.fault
+        )
+        assert "no other host to try: no valid host" in failed.fault.message
+        assert failed.fault.reason == "BUILD_FAILED"
+        assert failed.fault.code == "INTERNAL"
+        assert failed.fault.metadata["hosts_tried"] == "compute-1"
+    finally:
+        assert stack.stop() == 0, stack.log_tail()

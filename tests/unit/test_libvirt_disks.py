@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from services.compute.drivers.base import DriverError, ImageError
+from services.compute.drivers.base import BadImage, DriverError
 from services.compute.drivers.libvirt import disks, process
 from services.compute.drivers.libvirt.disks import GiB, check_image, create_overlay, flatten, grow, image_info
 
@@ -45,19 +45,19 @@ async def test_check_qcow2(tmp_path: Path) -> None:
 
 
 async def test_raw_declared_qcow2_fails(tmp_path: Path) -> None:
-    with pytest.raises(ImageError, match="image is raw but declared qcow2"):
+    with pytest.raises(BadImage, match="image is raw but declared qcow2"):
         await check_image(raw_file(tmp_path / "a"), "qcow2")
 
 
 async def test_qcow2_declared_raw_fails(tmp_path: Path) -> None:
-    with pytest.raises(ImageError, match="image is qcow2 but declared raw"):
+    with pytest.raises(BadImage, match="image is qcow2 but declared raw"):
         await check_image(await qcow2_file(tmp_path / "a"), "raw")
 
 
 async def test_random_bytes_declared_qcow2_fail(tmp_path: Path) -> None:
     path = tmp_path / "noise"
     path.write_bytes(os.urandom(256 * 1024))
-    with pytest.raises(ImageError):
+    with pytest.raises(BadImage):
         await check_image(path, "qcow2")
 
 
@@ -65,7 +65,7 @@ async def test_broken_qcow2_header_fails(tmp_path: Path) -> None:
     good = (await qcow2_file(tmp_path / "a")).read_bytes()
     bad = tmp_path / "bad"
     bad.write_bytes(good[:8] + b"\xff" * 64 + good[72:])  # the magic stays, the header is nonsense
-    with pytest.raises(ImageError):
+    with pytest.raises(BadImage):
         await check_image(bad, "qcow2")
 
 
@@ -73,17 +73,17 @@ async def test_qcow2_with_backing_file_fails(tmp_path: Path) -> None:
     base = raw_file(tmp_path / "base.raw")
     top = tmp_path / "top.qcow2"
     await qemu_img("create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(base), str(top))
-    with pytest.raises(ImageError, match="backing file"):
+    with pytest.raises(BadImage, match="backing file"):
         await check_image(top, "qcow2")
 
 
 async def test_unsupported_declared_format_fails(tmp_path: Path) -> None:
-    with pytest.raises(ImageError, match="'vmdk' is not supported"):
+    with pytest.raises(BadImage, match="'vmdk' is not supported"):
         await check_image(raw_file(tmp_path / "a"), "vmdk")
 
 
 async def test_missing_file_fails(tmp_path: Path) -> None:
-    with pytest.raises(ImageError, match="qemu-img info failed"):
+    with pytest.raises(BadImage, match="qemu-img info failed"):
         await check_image(tmp_path / "missing", "raw")
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from services.compute.drivers.base import ImageError, ImageInfo, ImageService
+from services.compute.drivers.base import BadImage, ImageError, ImageInfo, ImageService
 from services.compute.drivers.libvirt.imagecache import CachedImage, ImageCache
 
 RAW = b"a raw disk image".ljust(64 * 1024, b"\0")
@@ -103,7 +103,7 @@ async def test_failed_download_leaves_nothing_and_is_retried(tmp_path: Path) -> 
 
 async def test_wrong_format_fails_and_leaves_nothing(tmp_path: Path) -> None:
     images = FakeImages({"img-1": Image(RAW, disk_format="qcow2", name="liar")})
-    with pytest.raises(ImageError, match=r"^image img-1 \(liar\): image is raw but declared qcow2$"):
+    with pytest.raises(BadImage, match=r"^image img-1 \(liar\): image is raw but declared qcow2$"):
         await ImageCache(tmp_path, images, DAY).get("img-1")
     assert names(tmp_path) == []
 

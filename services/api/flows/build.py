@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 V = servers_pb2.VmState
 T = servers_pb2.TaskState
 NO_SCHEDULER_WAIT_S = 10.0
+# The compute's reason for a build no other host could do better (the image itself is unusable).
+NOT_RETRYABLE = frozenset({"IMAGE_UNUSABLE"})
 
 
 def build_failure(tried: Sequence[str], last: StratusError | None) -> StratusError:
@@ -59,7 +61,7 @@ class BuildFlow:
                     return
                 if len(record.tried_hosts) >= self._deps.limits.max_build_attempts:
                     break
-                host = record.server.host or await self._schedule(record)
+                host = record.server.host or await self._schedule(record, last)
                 if not host:
                     return  # refused: the record is in ERROR already
                 trace.get_current_span().set_attribute("stratus.host", host)
@@ -70,6 +72,8 @@ class BuildFlow:
                     last = err
                     log.warning("build of %s failed on %s: %s", instance_id, host, err.message)
                     await self._forget_host(instance_id, host)
+                    if err.reason in NOT_RETRYABLE:
+                        break
             await self._fail(instance_id, last)
 
     async def _spawn(self, host: str, instance_id: str) -> None:
@@ -77,7 +81,11 @@ class BuildFlow:
         request = compute_pb2.BuildInstanceRequest(instance_id=instance_id)
         await call(self._deps.compute(host).BuildInstance, request, self._deps.limits.build_timeout_s)
 
-    async def _schedule(self, record: state_pb2.InstanceRecord) -> str:
+    async def _schedule(self, record: state_pb2.InstanceRecord, last: StratusError | None) -> str:
+        """A host claimed for the server, or "" with the record in ERROR saying why none was.
+
+        After failed attempts the fault leads with what failed, not with the scheduler's "no
+        other host": a user must see that the image is broken, not only that hosts ran out."""
         instance_id = record.server.id
         try:
             reply = await self._select(record)
@@ -86,6 +94,12 @@ class BuildFlow:
         else:
             return await self._place(record, reply.selected.host)
         code = code_of(refusal).name
+        if record.tried_hosts:
+            failure = build_failure(list(record.tried_hosts), last)
+            metadata = {**refusal.metadata, **failure.metadata}
+            refusal = StratusError(f"{failure.message}; no other host to try: {refusal.message}",
+                                   reason=failure.reason, metadata=metadata)  # fmt: skip
+            code = code_of(last).name if last is not None else "INTERNAL"
         await instances.update(self._store, instance_id, lambda r: set_fault(r, refusal, code))
         return ""
 
@@ -133,7 +147,7 @@ class BuildFlow:
         def fail(r: state_pb2.InstanceRecord) -> bool | None:
             if r.server.task_state == T.TASK_STATE_DELETING:
                 return False
-            set_fault(r, build_failure(list(r.tried_hosts), last), "INTERNAL")
+            set_fault(r, build_failure(list(r.tried_hosts), last), code_of(last).name if last else "INTERNAL")
             return None
 
         await instances.update(self._store, instance_id, fail)

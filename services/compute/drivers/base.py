@@ -69,6 +69,11 @@ class ImageError(DriverError):
     """The image could not be fetched, or its bytes are not what the api says they are."""
 
 
+class BadImage(ImageError):
+    """The image itself is unusable (gone, corrupt, not the format it claims, not its checksum):
+    no host could boot it, so a build fails at once instead of trying other hosts."""
+
+
 class ImageService(ABC):
     """Image bytes in and out, through the api (never a user's token)."""
 

@@ -1,6 +1,6 @@
 """qemu-img wrappers: inspect, check, overlay, grow and flatten disk images.
 
-Every failure is a DriverError carrying qemu-img's stderr; ImageError when the bytes of an image
+Every failure is a DriverError carrying qemu-img's stderr; BadImage when the bytes of an image
 are not what they claim to be.
 """
 
@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from services.compute.drivers.base import DriverError, ImageError
+from services.compute.drivers.base import BadImage, DriverError
 from services.compute.drivers.libvirt import process
 
 QEMU_IMG = "qemu-img"
@@ -52,36 +52,36 @@ def virtual_size(info: dict[str, Any]) -> int:
 
 def _refuse_external_files(info: dict[str, Any]) -> None:
     if "backing-filename" in info or "full-backing-filename" in info:
-        raise ImageError(f"qcow2 image has a backing file ({info.get('backing-filename')}); only standalone images")
+        raise BadImage(f"qcow2 image has a backing file ({info.get('backing-filename')}); only standalone images")
     data = info.get("format-specific", {}).get("data", {})
     if isinstance(data, dict) and "data-file" in data:
-        raise ImageError(f"qcow2 image has an external data file ({data['data-file']})")
+        raise BadImage(f"qcow2 image has an external data file ({data['data-file']})")
 
 
 async def _check_qcow2(path: Path) -> None:
     done = await process.run(QEMU_IMG, "check", "-f", "qcow2", str(path), timeout_s=INFO_TIMEOUT_S)
     if done.returncode == CHECK_CORRUPT:
-        raise ImageError(f"qcow2 image is corrupt: {done.error_text}")
+        raise BadImage(f"qcow2 image is corrupt: {done.error_text}")
     if done.returncode not in (0, CHECK_LEAKS_ONLY):
-        raise ImageError(f"qcow2 image cannot be checked: {done.error_text}")
+        raise BadImage(f"qcow2 image cannot be checked: {done.error_text}")
 
 
 async def check_image(path: Path, declared_format: str) -> int:
     """The virtual size in bytes of the image at ``path`` once it is proved to be a standalone
-    image of ``declared_format``; ImageError otherwise."""
+    image of ``declared_format``; BadImage otherwise."""
     if declared_format not in IMAGE_FORMATS:
-        raise ImageError(f"disk format {declared_format!r} is not supported; use one of {', '.join(IMAGE_FORMATS)}")
-    info = await _info(path, None, ImageError)
+        raise BadImage(f"disk format {declared_format!r} is not supported; use one of {', '.join(IMAGE_FORMATS)}")
+    info = await _info(path, None, BadImage)
     detected = info.get("format")
     if detected != declared_format:
-        raise ImageError(f"image is {detected} but declared {declared_format}")
+        raise BadImage(f"image is {detected} but declared {declared_format}")
     if declared_format == "qcow2":
         _refuse_external_files(info)
         await _check_qcow2(path)
     try:
         return virtual_size(info)
     except DriverError as e:
-        raise ImageError(str(e)) from None
+        raise BadImage(str(e)) from None
 
 
 def _part(dest: Path) -> Path:

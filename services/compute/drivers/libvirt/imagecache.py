@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from services.compute.drivers.base import ImageError, ImageInfo, ImageService
+from services.compute.drivers.base import BadImage, ImageError, ImageInfo, ImageService
 from services.compute.drivers.libvirt import disks
 
 IMAGE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -43,7 +43,7 @@ class CachedImage:
 def check_image_id(image_id: str) -> None:
     """ImageError unless ``image_id`` is safe as a file name in the cache."""
     if not IMAGE_ID_RE.fullmatch(image_id) or image_id.endswith(SUFFIXES):
-        raise ImageError(f"image id {image_id!r} is not a valid image id")
+        raise BadImage(f"image id {image_id!r} is not a valid image id")
 
 
 def _try_flock(path: Path) -> int | None:
@@ -171,7 +171,8 @@ class ImageCache:
         except BaseException as e:
             await asyncio.to_thread(self._discard_partial, image_id)
             if isinstance(e, Exception):  # the image service's own errors too; cancellation passes
-                raise ImageError(f"{label}: {e or type(e).__name__}") from e
+                error = BadImage if isinstance(e, BadImage) else ImageError
+                raise error(f"{label}: {e or type(e).__name__}") from e
             raise
         return CachedImage(path=self._file(image_id), info=info, virtual_size=virtual_size)
 
