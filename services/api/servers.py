@@ -55,10 +55,12 @@ def validate_create(req: servers_pb2.CreateServerRequest) -> None:
     v.raise_if_any()
 
 
-def listed(server: servers_pb2.Server) -> servers_pb2.Server:
-    """A server as lists and watches carry it: without its user_data (up to 64 KiB each, which a
-    page of 1000 would multiply past gRPC's message limit); GetServer has it."""
-    server.ClearField("user_data")
+def listed(server: servers_pb2.Server, keep_user_data: bool = False) -> servers_pb2.Server:
+    """A server as lists and watches of many carry it: without its user_data (up to 64 KiB each,
+    which a page of 1000 would multiply past gRPC's message limit); GetServer and the watch of one
+    server keep it."""
+    if not keep_user_data:
+        server.ClearField("user_data")
     return server
 
 
@@ -267,20 +269,22 @@ class ServersManager:
             await self._visible(req.id)
         kv, revision = await self._store.get_with_revision(start_key)
         if req.id and kv is not None:
-            current = listed(state_pb2.InstanceRecord.FromString(kv.value).server)
+            current = state_pb2.InstanceRecord.FromString(kv.value).server
             yield servers_pb2.ServerEvent(server=current, type=E.SERVER_EVENT_TYPE_UPDATED)
         async for batch in self._store.watch_prefix(start_key, revision + 1):
             for ev in batch.events:
                 if req.id and ev.key != start_key:
                     continue
-                event = self._event(ev.value, ev.prev_value, ev.deleted)
+                event = self._event(ev.value, ev.prev_value, ev.deleted, keep_user_data=bool(req.id))
                 if event is not None and in_scope(event.server):
                     yield event
                     if req.id and event.type == E.SERVER_EVENT_TYPE_DELETED:
                         return
 
     @staticmethod
-    def _event(value: bytes, prev: bytes | None, deleted: bool) -> servers_pb2.ServerEvent | None:
+    def _event(
+        value: bytes, prev: bytes | None, deleted: bool, keep_user_data: bool
+    ) -> servers_pb2.ServerEvent | None:
         if deleted:
             if prev is None:
                 return None
@@ -290,9 +294,10 @@ class ServersManager:
             server.task_state = T.TASK_STATE_UNSPECIFIED
             server.power_state = servers_pb2.PowerState.POWER_STATE_NOSTATE  # the domain is gone
             server.updated_at.CopyFrom(instances.now())
-            return servers_pb2.ServerEvent(server=listed(server), type=E.SERVER_EVENT_TYPE_DELETED)
+            return servers_pb2.ServerEvent(server=listed(server, keep_user_data), type=E.SERVER_EVENT_TYPE_DELETED)
         kind = E.SERVER_EVENT_TYPE_UPDATED if prev is not None else E.SERVER_EVENT_TYPE_CREATED
-        return servers_pb2.ServerEvent(server=listed(state_pb2.InstanceRecord.FromString(value).server), type=kind)
+        server = state_pb2.InstanceRecord.FromString(value).server
+        return servers_pb2.ServerEvent(server=listed(server, keep_user_data), type=kind)
 
     # ---- recovery -----------------------------------------------------------------------
     async def recover(self) -> int:

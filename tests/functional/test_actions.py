@@ -145,6 +145,9 @@ def test_user_data_is_in_get_and_not_in_lists(stack: Stack) -> None:
         listed = stack.servers.ListServers(servers_pb2.ListServersRequest(), metadata=stack.md("demo")).servers
         mine = [x for x in listed if x.id == s.id]
         assert mine and mine[0].user_data == b""
+        one = stack.servers.WatchServers(servers_pb2.WatchServersRequest(id=s.id), metadata=stack.md("demo"))
+        assert next(iter(one)).server.user_data == data  # the watch of one server is like GetServer
+        one.cancel()
     finally:
         delete(stack, s.id)
 

@@ -365,7 +365,8 @@ class Server(_message.Message):
     server_group_id: _builtins.str
     user_data: _builtins.bytes
     """Given to the guest through its config drive (openstack/latest/user_data); at most 64 KiB.
-    Returned by CreateServer and GetServer; ListServers and WatchServers leave it out.
+    Returned by CreateServer, GetServer and WatchServers of one id; ListServers and
+    WatchServers of all servers leave it out.
     """
     @_builtins.property
     def fault(self) -> Global___Fault: ...
