@@ -10,9 +10,9 @@ from typing import Any
 
 from services.api import paging
 from services.api.image_files import ImageFiles, read_chunks
-from services.api.seed_image import tiny_image
 from services.api.validation import Violations, page_size
 from services.core import context, keys
+from services.core.boot_sector import tiny_image
 from services.core.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from services.core.etcd import Store
 from services.core.ids import new_id

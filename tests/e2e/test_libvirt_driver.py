@@ -16,6 +16,7 @@ import pytest
 from services.compute.drivers.base import DriverError, ImageError, InstanceSpec
 from services.compute.drivers.libvirt.driver import LibvirtDriver
 from services.compute.drivers.libvirt.power import event_power_state
+from services.compute.drivers.libvirt.virt_type import guest_prints
 from stratus.v1 import servers_pb2
 from tests.support.file_images import FileImageService
 
@@ -197,3 +198,9 @@ async def test_a_guest_that_powers_off_by_itself_is_reported(driver: LibvirtDriv
     assert event_power_state(libvirt.VIR_DOMAIN_EVENT_STOPPED, libvirt.VIR_DOMAIN_EVENT_STOPPED_CRASHED) == (
         P.POWER_STATE_CRASHED
     )
+
+
+async def test_the_virt_type_probe_sees_a_guest_print(driver: LibvirtDriver) -> None:
+    """The probe behind virt_type=auto, run with the domain type that works here (QEMU)."""
+    assert await guest_prints(driver.lv, "qemu")
+    assert driver.virt_type == "qemu"  # auto on this VM: no vmx/svm, so no KVM

@@ -10,9 +10,9 @@ import pytest
 from services.api import paging, server_filter
 from services.api.auth import BearerAuthenticator, required_role
 from services.api.images import seed_source
-from services.api.seed_image import MESSAGE, boot_sector, tiny_image
 from services.api.servers import validate_create
 from services.api.settings import ApiSettings
+from services.core.boot_sector import MESSAGE, boot_sector, tiny_image
 from services.core.errors import InvalidArgument, PermissionDenied, Unauthenticated
 from services.core.tokens import TokenFile, add_token
 from stratus.v1 import servers_pb2 as pb

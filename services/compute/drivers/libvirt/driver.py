@@ -57,7 +57,7 @@ class LibvirtDriver(VirtDriver):
         self.cache = ImageCache(cache_root, images, settings.image_cache_max_age_s)
         self.images = images
         self.shutdown_timeout_s = shutdown_timeout_s
-        self.virt_type = resolve_virt_type(settings.virt_type)
+        self.virt_type = settings.virt_type  # "auto" is resolved once connected, in start()
         self.lv = Connection(settings.uri, settings.workers)
         self._owned: set[str] = set()  # instance ids of this host's domains, for filtering events
         self._on_power_event: PowerEventHandler | None = None
@@ -69,6 +69,7 @@ class LibvirtDriver(VirtDriver):
         self.deployment = deployment
         await asyncio.to_thread(self.instances_path.mkdir, parents=True, exist_ok=True)
         await self.lv.open(self._lifecycle)
+        self.virt_type = await resolve_virt_type(self.settings.virt_type, self.lv)
         self._owned = set(await self.list_instances())
         log.info("libvirt at %s (%s): %d domain(s) of %s adopted", self.settings.uri, self.virt_type,
                  len(self._owned), self.host)  # fmt: skip

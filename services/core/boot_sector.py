@@ -1,5 +1,6 @@
-"""The image every new stack has: ``tiny``, a 1 MiB raw disk whose boot sector prints a line on
-the first serial port and halts. Small, but really bootable under QEMU (BIOS boot)."""
+"""A 1 MiB raw disk whose boot sector prints a line on the first serial port and halts: the api's
+fallback ``tiny`` image when the Linux guest is not built, and the compute's probe of whether KVM
+really runs a guest. Small, but really bootable (BIOS boot)."""
 
 from __future__ import annotations
 
