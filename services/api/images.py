@@ -3,7 +3,9 @@ An upload that fails or is cancelled leaves neither behind."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,8 @@ log = logging.getLogger(__name__)
 DISK_FORMATS = ("raw", "qcow2")
 CONTAINER_FORMATS = ("bare",)
 MAX_IMAGE_BYTES = 64 * 1024**3
+QCOW2_MAGIC = b"QFI\xfb"
+SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
 Status = images_pb2.ImageStatus
 # A snapshot's properties name the server it was taken of (as Nova's do).
 INSTANCE_PROPERTY = "instance_uuid"
@@ -38,7 +42,39 @@ def validate(meta: images_pb2.Image) -> None:
     if meta.container_format and meta.container_format not in CONTAINER_FORMATS:
         v.add("metadata.container_format", f"must be one of {', '.join(CONTAINER_FORMATS)}")
     v.mapping("metadata.properties", meta.properties)
+    if meta.checksum and not SHA256_HEX.match(meta.checksum):
+        v.add("metadata.checksum", "must be the sha256 of the bytes, 64 hex digits")
     v.raise_if_any()
+
+
+def check_magic(head: bytes, disk_format: str) -> None:
+    """The first bytes of an upload agree with its disk_format: a qcow2 starts with the qcow2
+    magic, a raw image does not (a qcow2 declared raw would boot as garbage, or worse)."""
+    is_qcow2 = head.startswith(QCOW2_MAGIC)
+    if disk_format == "qcow2" and not is_qcow2:
+        raise InvalidArgument([("metadata.disk_format", "is qcow2 but the bytes do not start with the qcow2 magic")])
+    if disk_format == "raw" and is_qcow2:
+        raise InvalidArgument([("metadata.disk_format", "is raw but the bytes are a qcow2 image")])
+
+
+async def sniffed(chunks: AsyncIterator[bytes], disk_format: str) -> AsyncIterator[bytes]:
+    """``chunks``, once their first bytes are checked against ``disk_format`` (``check_magic``)."""
+    head = b""
+    checked = False
+    async for chunk in chunks:
+        if not checked:
+            head += chunk[: len(QCOW2_MAGIC) - len(head)]
+            if len(head) == len(QCOW2_MAGIC):
+                check_magic(head, disk_format)
+                checked = True
+        yield chunk
+    if not checked and head:
+        check_magic(head, disk_format)
+
+
+def check_checksum(expected: str, received: str) -> None:
+    if expected and expected.lower() != received:
+        raise InvalidArgument([("metadata.checksum", f"expected {expected.lower()}, received {received}")])
 
 
 async def chunks_of(messages: AsyncIterator[Any], first: str) -> AsyncIterator[bytes]:
@@ -83,11 +119,14 @@ class ImagesManager:
         )  # fmt: skip
         await self.put(image)
         try:
-            await self.receive(image, chunks_of(messages, "metadata"))
+            await self.receive(image, sniffed(chunks_of(messages, "metadata"), image.disk_format))
+            check_checksum(first.metadata.checksum, image.checksum)
+            await self.put(image)
         except BaseException:
-            await self._store.delete(keys.image(image.id))
+            # Failed, refused or cancelled (the client went away): neither the record nor the
+            # bytes stay; shielded so a second cancellation cannot leave it SAVING.
+            await asyncio.shield(self.discard(image.id))
             raise
-        await self.put(image)
         return image
 
     async def receive(self, image: images_pb2.Image, chunks: AsyncIterator[bytes]) -> None:

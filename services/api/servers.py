@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
@@ -17,7 +18,15 @@ from services.api.specs import SpecResolver, resources_of
 from services.api.tasks import InstanceTasks
 from services.api.validation import ID_CHARS, NAME_MAX, REQUEST_ID, USER_DATA_MAX, Violations, page_size
 from services.core import context, instances, keys
-from services.core.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from services.core.errors import (
+    Aborted,
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    shorten,
+)
 from services.core.etcd import Store
 from services.core.ids import new_id
 from stratus.state.v1 import state_pb2
@@ -40,8 +49,7 @@ def validate_server(v: Violations, s: servers_pb2.Server, require_name: bool = T
     v.mapping("server.metadata", s.metadata)
     v.mapping("server.scheduler_hints", s.scheduler_hints)
     v.pattern("server.server_group_id", s.server_group_id, ID_CHARS, "a server group id")
-    if len(s.availability_zone) > NAME_MAX:
-        v.add("server.availability_zone", f"must be at most {NAME_MAX} characters")
+    v.text("server.availability_zone", s.availability_zone, NAME_MAX)
     if len(s.user_data) > USER_DATA_MAX:
         v.add("server.user_data", f"must be at most {USER_DATA_MAX} bytes, got {len(s.user_data)}")
 
@@ -53,6 +61,12 @@ def validate_create(req: servers_pb2.CreateServerRequest) -> None:
     validate_server(v, req.server)
     v.pattern("request_id", req.request_id, REQUEST_ID, "1 to 128 letters, digits, '.', '_', ':' or '-'")
     v.raise_if_any()
+
+
+def body_digest(req: servers_pb2.CreateServerRequest) -> str:
+    """The hex sha256 of a create request's body (its server, deterministically encoded: map
+    order does not matter), kept with its request_id so a reuse with another body is told apart."""
+    return hashlib.sha256(req.server.SerializeToString(deterministic=True)).hexdigest()
 
 
 def listed(server: servers_pb2.Server, keep_user_data: bool = False) -> servers_pb2.Server:
@@ -78,15 +92,16 @@ class ServersManager:
     async def create(self, req: servers_pb2.CreateServerRequest) -> servers_pb2.Server:
         validate_create(req)
         ctx = context.current()
+        digest = body_digest(req)
         if req.request_id:
-            existing = await self._by_request(ctx.project_id, req.request_id)
+            existing = await self._by_request(ctx.project_id, req.request_id, digest)
             if existing is not None:
                 return existing
         resolved = await self._specs.resolve(req.server, ctx.project_id)
         record = self._new_record(req, resolved.flavor, resolved.image.id)
         trace.get_current_span().set_attribute("stratus.instance_id", record.server.id)
-        if not await self._write_new(record, ctx.project_id):
-            existing = await self._by_request(ctx.project_id, req.request_id)
+        if not await self._write_new(record, ctx.project_id, digest):
+            existing = await self._by_request(ctx.project_id, req.request_id, digest)
             if existing is None:
                 raise FailedPrecondition("request_id collided with a server being deleted; retry")
             return existing
@@ -112,7 +127,7 @@ class ServersManager:
         instances.stamp(record)
         return record
 
-    async def _write_new(self, record: state_pb2.InstanceRecord, project_id: str) -> bool:
+    async def _write_new(self, record: state_pb2.InstanceRecord, project_id: str, digest: str) -> bool:
         """Writes the record, its request index and its group membership in one transaction.
         False when the request_id is taken; a lost race on the group record is retried."""
         group_id = record.server.server_group_id
@@ -123,7 +138,7 @@ class ServersManager:
             if record.request_id:
                 req_key = keys.request(project_id, record.request_id)
                 compares.append(self._store.cmp_absent(req_key))
-                index = state_pb2.RequestIndex(instance_id=record.server.id)
+                index = state_pb2.RequestIndex(instance_id=record.server.id, body_digest=digest)
                 ops.append(self._store.op_put(req_key, index.SerializeToString()))
             if group_id:
                 group, revision = await self._groups.owned(group_id, project_id, "server.server_group_id")
@@ -138,13 +153,18 @@ class ServersManager:
                 return False
         raise Aborted(f"server group {group_id} is changing too fast; try again")
 
-    async def _by_request(self, project_id: str, request_id: str) -> servers_pb2.Server | None:
+    async def _by_request(self, project_id: str, request_id: str, digest: str) -> servers_pb2.Server | None:
+        """The server an earlier create with this request_id made; AlreadyExists when that
+        create carried another body (an index written before digests were kept matches any)."""
         kv = await self._store.get(keys.request(project_id, request_id))
         if kv is None:
             return None
-        instance_id = state_pb2.RequestIndex.FromString(kv.value).instance_id
+        index = state_pb2.RequestIndex.FromString(kv.value)
+        if index.body_digest and index.body_digest != digest:
+            raise AlreadyExists(f"request_id {shorten(request_id)!r} was already used with a different request body",
+                                reason="REQUEST_ID_REUSED", metadata={"request_id": request_id})  # fmt: skip
         try:
-            record, _ = await instances.get(self._store, instance_id)
+            record, _ = await instances.get(self._store, index.instance_id)
         except NotFound:
             return None
         return record.server
@@ -282,9 +302,7 @@ class ServersManager:
                         return
 
     @staticmethod
-    def _event(
-        value: bytes, prev: bytes | None, deleted: bool, keep_user_data: bool
-    ) -> servers_pb2.ServerEvent | None:
+    def _event(value: bytes, prev: bytes | None, deleted: bool, keep_user_data: bool) -> servers_pb2.ServerEvent | None:
         if deleted:
             if prev is None:
                 return None

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
+import functools
+import inspect
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
+
+from google.protobuf.message import Message
 
 from services.api.admin import AdminManager
 from services.api.aggregates import AggregatesManager
@@ -13,6 +17,7 @@ from services.api.images import ImagesManager
 from services.api.placement import PlacementManager
 from services.api.server_groups import ServerGroupsManager
 from services.api.servers import ServersManager
+from services.api.validation import check_request
 from stratus.imagestore.v1 import imagestore_pb2, imagestore_pb2_grpc
 from stratus.v1 import (
     aggregates_pb2,
@@ -34,8 +39,50 @@ from stratus.v1 import (
 )
 
 Ctx = Any
+S = TypeVar("S")
 
 
+async def _checked_stream(messages: AsyncIterator[Message]) -> AsyncIterator[Message]:
+    async for message in messages:
+        check_request(message)
+        yield message
+
+
+def _checked(method: Callable[..., Any]) -> Callable[..., Any]:
+    """``method`` with its request (or each message of a request stream) bounded first."""
+
+    def checked(request: Any) -> Any:
+        if isinstance(request, Message):
+            check_request(request)
+            return request
+        return _checked_stream(request)
+
+    if inspect.isasyncgenfunction(method):
+
+        @functools.wraps(method)
+        async def stream(self: Any, request: Any, context: Ctx) -> AsyncIterator[Any]:
+            async for item in method(self, checked(request), context):
+                yield item
+
+        return stream
+
+    @functools.wraps(method)
+    async def unary(self: Any, request: Any, context: Ctx) -> Any:
+        return await method(self, checked(request), context)
+
+    return unary
+
+
+def bounded(cls: type[S]) -> type[S]:
+    """Every public method of a stratus.v1 servicer refuses a request out of bounds
+    (``validation.check_request``) before its handler runs."""
+    for name, method in list(vars(cls).items()):
+        if name[:1].isupper() and inspect.isfunction(method):
+            setattr(cls, name, _checked(method))
+    return cls
+
+
+@bounded
 class ServersServicer(servers_pb2_grpc.ServersServicer):
     def __init__(self, servers: ServersManager) -> None:
         self.m = servers
@@ -59,7 +106,7 @@ class ServersServicer(servers_pb2_grpc.ServersServicer):
         return await self.m.action(request.id, "stop")
 
     async def RebootServer(self, request: servers_pb2.RebootServerRequest, context: Ctx) -> servers_pb2.Server:
-        hard = request.type == servers_pb2.RebootType.REBOOT_TYPE_HARD
+        hard = request.type == servers_pb2.RebootType.REBOOT_TYPE_HARD  # UNSPECIFIED: a soft reboot
         return await self.m.action(request.id, "reboot-hard" if hard else "reboot")
 
     async def PauseServer(self, request: servers_pb2.PauseServerRequest, context: Ctx) -> servers_pb2.Server:
@@ -97,6 +144,7 @@ class ServersServicer(servers_pb2_grpc.ServersServicer):
             yield event
 
 
+@bounded
 class FlavorsServicer(flavors_pb2_grpc.FlavorsServicer):
     def __init__(self, flavors: FlavorsManager) -> None:
         self.m = flavors
@@ -115,6 +163,7 @@ class FlavorsServicer(flavors_pb2_grpc.FlavorsServicer):
         return flavors_pb2.DeleteFlavorResponse()
 
 
+@bounded
 class ImagesServicer(images_pb2_grpc.ImagesServicer):
     def __init__(self, images: ImagesManager) -> None:
         self.m = images
@@ -151,6 +200,7 @@ class ImageStoreServicer(imagestore_pb2_grpc.ImageStoreServicer):
         return imagestore_pb2.WriteImageResponse(image=await self.m.write(request_iterator))
 
 
+@bounded
 class ServicesServicer(services_pb2_grpc.ServicesServicer):
     def __init__(self, admin: AdminManager) -> None:
         self.m = admin
@@ -162,6 +212,7 @@ class ServicesServicer(services_pb2_grpc.ServicesServicer):
         return await self.m.update_service(request)
 
 
+@bounded
 class HostsServicer(hosts_pb2_grpc.HostsServicer):
     def __init__(self, admin: AdminManager) -> None:
         self.m = admin
@@ -173,6 +224,7 @@ class HostsServicer(hosts_pb2_grpc.HostsServicer):
         return await self.m.get_host(request.host)
 
 
+@bounded
 class ServerGroupsServicer(servergroups_pb2_grpc.ServerGroupsServicer):
     def __init__(self, groups: ServerGroupsManager) -> None:
         self.m = groups
@@ -191,6 +243,7 @@ class ServerGroupsServicer(servergroups_pb2_grpc.ServerGroupsServicer):
         return servergroups_pb2.DeleteServerGroupResponse()
 
 
+@bounded
 class AggregatesServicer(aggregates_pb2_grpc.AggregatesServicer):
     def __init__(self, aggregates: AggregatesManager) -> None:
         self.m = aggregates
@@ -218,6 +271,7 @@ class AggregatesServicer(aggregates_pb2_grpc.AggregatesServicer):
         return await self.m.remove_host(request.id, request.host)
 
 
+@bounded
 class PlacementServicer(placement_pb2_grpc.PlacementServicer):
     def __init__(self, placement: PlacementManager) -> None:
         self.m = placement

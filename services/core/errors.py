@@ -16,12 +16,21 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 DOMAIN = "stratus.dev"
+ECHO_MAX = 64  # how much of a value a client sent an error message repeats
+MESSAGE_MAX = 2048
+VIOLATIONS_MAX = 20
+
+
+def shorten(value: str, limit: int = ECHO_MAX) -> str:
+    """``value`` as an error message may echo it: at most ``limit`` characters, '…' when cut."""
+    return value if len(value) <= limit else value[: limit - 1] + "\u2026"
 
 
 class StratusError(Exception):
     reason = "ERROR"
 
     def __init__(self, message: str, *, reason: str | None = None, metadata: dict[str, str] | None = None):
+        message = shorten(message, MESSAGE_MAX)
         super().__init__(message)
         self.message = message
         if reason:
@@ -33,7 +42,10 @@ class InvalidArgument(StratusError):
     reason = "INVALID_ARGUMENT"
 
     def __init__(self, violations: Sequence[tuple[str, str]]):
-        self.violations = list(violations)
+        self.violations = [(shorten(f, 2 * ECHO_MAX), shorten(why, 4 * ECHO_MAX)) for f, why in violations]
+        if len(self.violations) > VIOLATIONS_MAX:
+            more = len(self.violations) - VIOLATIONS_MAX
+            self.violations = [*self.violations[:VIOLATIONS_MAX], ("...", f"and {more} more")]
         super().__init__("; ".join(f"{field}: {why}" for field, why in self.violations))
 
 
@@ -43,9 +55,9 @@ class NotFound(StratusError):
     def __init__(self, resource_type: str, name: str, *, field: str = ""):
         """``field``: the request field that named it (``server.flavor_id``), sent as a BadRequest."""
         self.resource_type = resource_type
-        self.name = name
+        self.name = shorten(name)
         self.field = field
-        super().__init__(f"{resource_type} {name!r} not found")
+        super().__init__(f"{resource_type} {self.name!r} not found")
 
 
 class AlreadyExists(StratusError):
