@@ -66,14 +66,16 @@ class ApiImageService(ImageService):
         while True:
             try:
                 return await attempt()
-            except (ConnectionError, grpc.aio.AioRpcError) as exc:
-                transient = isinstance(exc, ConnectionError) or exc.code() in TRANSIENT
-                if not transient:  # not found, not ACTIVE: no host will do better
-                    raise BadImage(f"{what}: {exc.details()}") from exc  # type: ignore[union-attr]
-                if asyncio.get_running_loop().time() > deadline:
-                    raise ImageError(f"{what}: the api is unreachable ({exc})") from exc
-                log.warning("%s: %s; retrying", what, exc)
-                await asyncio.sleep(1.0)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() not in TRANSIENT:  # not found, not ACTIVE: no host will do better
+                    raise BadImage(f"{what}: {exc.details()}") from exc
+                error: Exception = exc
+            except ConnectionError as exc:  # no api registered right now
+                error = exc
+            if asyncio.get_running_loop().time() > deadline:
+                raise ImageError(f"{what}: the api is unreachable ({error})") from error
+            log.warning("%s: %s; retrying", what, error)
+            await asyncio.sleep(1.0)
 
     async def download(self, image_id: str, dest: Path) -> ImageInfo:
         return await self._retrying(f"download of image {image_id}", lambda: self._download(image_id, dest))

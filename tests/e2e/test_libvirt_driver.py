@@ -121,16 +121,16 @@ async def test_resize_then_revert_then_resize_then_confirm(driver: LibvirtDriver
     files = driver.files(spec.instance_id)
     bigger = dataclasses.replace(spec, ram_mb=192, disk_gb=2)
     await driver.resize(bigger)
-    assert "192" in virsh("dommemstat", spec.instance_id) or "196608" in virsh("dominfo", spec.instance_id)
+    assert "196608 KiB" in virsh("dominfo", spec.instance_id)
     assert qemu_img_info(files.disk)["virtual-size"] == 2 * 2**30
     assert files.resize_disk.exists() and await driver.resize_kept(spec.instance_id)
     await driver.revert_resize(spec.instance_id)
-    assert "131072" in virsh("dominfo", spec.instance_id)
+    assert "131072 KiB" in virsh("dominfo", spec.instance_id)
     assert qemu_img_info(files.disk)["virtual-size"] == 1 * 2**30
     assert not files.resize_disk.exists()
     await driver.resize(bigger)
     await driver.confirm_resize(spec.instance_id)
-    assert "196608" in virsh("dominfo", spec.instance_id)
+    assert "196608 KiB" in virsh("dominfo", spec.instance_id)
     assert not files.resize_disk.exists() and not files.resize_xml.exists()
     assert not await driver.resize_kept(spec.instance_id)
     assert await driver.get_power_state(spec.instance_id) == P.POWER_STATE_RUNNING
@@ -152,12 +152,25 @@ async def test_a_snapshot_is_a_standalone_bootable_image(driver: LibvirtDriver, 
 
 
 async def test_a_failed_spawn_leaves_nothing(driver: LibvirtDriver) -> None:
-    spec = dataclasses.replace(new_spec(), image_id="missing")
-    with pytest.raises(ImageError):
-        await driver.spawn(spec)
+    """Fails after the overlay and config drive exist (the XML cannot be made); the destroy the
+    compute then runs removes every file."""
+    spec = new_spec()
+    driver.virt_type = "bogus"
+    try:
+        with pytest.raises(DriverError, match="virt type"):
+            await driver.spawn(spec)
+    finally:
+        driver.virt_type = "qemu"
+    files = driver.files(spec.instance_id)
+    assert files.disk.exists() and files.config_drive.exists()  # half made, as the driver's contract allows
     await driver.destroy(spec.instance_id)
-    assert not driver.files(spec.instance_id).root.exists()
+    assert not files.root.exists()
     assert await driver.list_instances() == []
+    missing = dataclasses.replace(new_spec(), image_id="missing")
+    with pytest.raises(ImageError):
+        await driver.spawn(missing)
+    await driver.destroy(missing.instance_id)
+    assert not driver.files(missing.instance_id).root.exists()
 
 
 async def test_a_wrong_format_image_fails_the_build_with_a_clear_error(driver: LibvirtDriver, tmp_path: Path) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from services.api.images import ImagesManager
-from services.api.peers import Peers
+from services.api.peers import CALL_TIMEOUT_S, Peers, call
 from services.api.specs import SpecResolver
 from services.core import instances
 from services.core.errors import StratusError, code_of
@@ -15,6 +17,7 @@ from stratus.compute.v1 import compute_pb2_grpc
 from stratus.state.v1 import state_pb2
 from stratus.v1 import servers_pb2
 
+log = logging.getLogger(__name__)
 V = servers_pb2.VmState
 T = servers_pb2.TaskState
 Mutation = Callable[[state_pb2.InstanceRecord], bool | None]
@@ -38,6 +41,19 @@ class Deps:
 
     def compute(self, host: str) -> compute_pb2_grpc.ComputeStub:
         return self.peers.compute(host)
+
+
+async def call_compute(
+    deps: Deps, server: servers_pb2.Server, method: str, request: Callable[..., Any], timeout_s: float = CALL_TIMEOUT_S
+) -> StratusError | None:
+    """Calls ``method`` of the server's compute for the server; the error it failed with, if it
+    did (the compute records a success itself)."""
+    try:
+        await call(getattr(deps.compute(server.host), method), request(instance_id=server.id), timeout_s)
+    except StratusError as err:
+        log.warning("%s of server %s failed: %s", method, server.id, err.message)
+        return err
+    return None
 
 
 def set_fault(record: state_pb2.InstanceRecord, err: StratusError, code: str) -> None:

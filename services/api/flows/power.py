@@ -5,19 +5,15 @@ from the action's task."""
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Callable
 from typing import Any
 
 from services.api.actions import ACTIONS
-from services.api.flows.base import Deps, task_failed
-from services.api.peers import call
+from services.api.flows.base import Deps, call_compute, task_failed
 from services.core import instances
-from services.core.errors import NotFound, StratusError
+from services.core.errors import NotFound
 from services.core.telemetry import tracer
 from stratus.compute.v1 import compute_pb2
-
-log = logging.getLogger(__name__)
 
 # action -> (Compute method, its request for an instance id)
 COMPUTE_CALLS: dict[str, tuple[str, Callable[..., Any]]] = {
@@ -39,9 +35,6 @@ async def power(deps: Deps, instance_id: str, action: str) -> None:
             record, _ = await instances.get(deps.store, instance_id)
         except NotFound:
             return
-        try:
-            stub = deps.compute(record.server.host)
-            await call(getattr(stub, method), request(instance_id=instance_id))
-        except StratusError as err:
-            log.warning("%s of %s failed: %s", action, instance_id, err.message)
+        err = await call_compute(deps, record.server, method, request)
+        if err is not None:
             await instances.update(deps.store, instance_id, task_failed(ACTIONS[action].task, action, err))

@@ -13,13 +13,11 @@ state the call starts from, so a resumed flow whose compute finished only settle
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
 from services.api import resizing
-from services.api.flows.base import Deps, task_failed
-from services.api.peers import call
+from services.api.flows.base import Deps, call_compute, task_failed
 from services.core import instances
 from services.core.errors import NotFound, StratusError
 from services.core.telemetry import tracer
@@ -27,7 +25,6 @@ from stratus.compute.v1 import compute_pb2
 from stratus.state.v1 import state_pb2
 from stratus.v1 import servers_pb2
 
-log = logging.getLogger(__name__)
 V = servers_pb2.VmState
 T = servers_pb2.TaskState
 
@@ -45,13 +42,7 @@ async def _compute_step(
         server = record.server
         if server.vm_state != starts_from or server.task_state != task:
             return None
-        try:
-            stub = deps.compute(server.host)
-            await call(getattr(stub, step), request(instance_id=instance_id), deps.limits.build_timeout_s)
-        except StratusError as err:
-            log.warning("%s of server %s failed: %s", step, instance_id, err.message)
-            return err
-        return None
+        return await call_compute(deps, server, step, request, deps.limits.build_timeout_s)
 
 
 async def resize(deps: Deps, instance_id: str) -> None:
