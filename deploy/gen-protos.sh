@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-services/core/gen}
-venv_bin=$PWD/.venv/bin
+venv_bin=${VENV_BIN:-$PWD/.venv/bin}
 rm -rf "$out"
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
