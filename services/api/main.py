@@ -13,6 +13,7 @@ from services.api.flows import Limits, Orchestrator
 from services.api.image_files import ImageFiles
 from services.api.image_store import ImageStoreManager
 from services.api.images import ImagesManager
+from services.api.keypairs import KeypairsManager
 from services.api.peers import Peers
 from services.api.placement import PlacementManager
 from services.api.server_groups import ServerGroupsManager
@@ -23,6 +24,7 @@ from services.api.servicers import (
     HostsServicer,
     ImagesServicer,
     ImageStoreServicer,
+    KeypairsServicer,
     PlacementServicer,
     ServerGroupsServicer,
     ServersServicer,
@@ -45,6 +47,8 @@ from stratus.v1 import (
     hosts_pb2_grpc,
     images_pb2,
     images_pb2_grpc,
+    keypairs_pb2,
+    keypairs_pb2_grpc,
     placement_pb2,
     placement_pb2_grpc,
     servergroups_pb2,
@@ -70,6 +74,7 @@ class ApiManager:
         self.image_store = ImageStoreManager(store, self.images)
         self.groups = ServerGroupsManager(store)
         self.aggregates = AggregatesManager(store)
+        self.keypairs = KeypairsManager(store)
         specs = SpecResolver(store, self.flavors, self.images, self.groups)
         limits = Limits(settings.max_build_attempts, settings.build_timeout_s, settings.snapshot_timeout_s)
         flows = Orchestrator(store, peers, specs, self.images, limits)
@@ -107,6 +112,7 @@ def build(settings: ApiSettings, store: Store) -> tuple[ApiManager, ServiceSpec]
         (aggregates_pb2_grpc.add_AggregatesServicer_to_server, AggregatesServicer(manager.aggregates)),
         (placement_pb2_grpc.add_PlacementServicer_to_server, PlacementServicer(manager.placement)),
         (imagestore_pb2_grpc.add_ImageStoreServicer_to_server, ImageStoreServicer(manager.image_store)),
+        (keypairs_pb2_grpc.add_KeypairsServicer_to_server, KeypairsServicer(manager.keypairs)),
     ]
     names = [
         servers_pb2.DESCRIPTOR.services_by_name["Servers"].full_name,
@@ -118,6 +124,7 @@ def build(settings: ApiSettings, store: Store) -> tuple[ApiManager, ServiceSpec]
         aggregates_pb2.DESCRIPTOR.services_by_name["Aggregates"].full_name,
         placement_pb2.DESCRIPTOR.services_by_name["Placement"].full_name,
         imagestore_pb2.DESCRIPTOR.services_by_name["ImageStore"].full_name,
+        keypairs_pb2.DESCRIPTOR.services_by_name["Keypairs"].full_name,
     ]
     auth = BearerAuthenticator(TokenFile(settings.tokens_path()))
     return manager, ServiceSpec(binary="api", servicers=servicers, service_names=names, authenticate=auth)

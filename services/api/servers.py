@@ -10,7 +10,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.propagate import extract, inject
 
-from services.api import actions, paging, resizing, server_filter, snapshots
+from services.api import actions, keypairs, paging, resizing, server_filter, snapshots
 from services.api.actions import POWER_ACTIONS
 from services.api.flows import Orchestrator
 from services.api.server_groups import MAX_SWAP_ATTEMPTS, ServerGroupsManager
@@ -50,6 +50,8 @@ def validate_server(v: Violations, s: servers_pb2.Server, require_name: bool = T
     v.mapping("server.scheduler_hints", s.scheduler_hints)
     v.pattern("server.server_group_id", s.server_group_id, ID_CHARS, "a server group id")
     v.text("server.availability_zone", s.availability_zone, NAME_MAX)
+    if s.key_name:
+        keypairs.check_name(v, "server.key_name", s.key_name)
     if len(s.user_data) > USER_DATA_MAX:
         v.add("server.user_data", f"must be at most {USER_DATA_MAX} bytes, got {len(s.user_data)}")
 
@@ -98,7 +100,10 @@ class ServersManager:
             if existing is not None:
                 return existing
         resolved = await self._specs.resolve(req.server, ctx.project_id)
+        key = await keypairs.instance_key(self._store, req.server.key_name) if req.server.key_name else None
         record = self._new_record(req, resolved.flavor, resolved.image.id)
+        if key is not None:
+            record.key.CopyFrom(key)
         trace.get_current_span().set_attribute("stratus.instance_id", record.server.id)
         if not await self._write_new(record, ctx.project_id, digest):
             existing = await self._by_request(ctx.project_id, req.request_id, digest)
@@ -119,7 +124,7 @@ class ServersManager:
             task_state=T.TASK_STATE_SCHEDULING, power_state=servers_pb2.PowerState.POWER_STATE_NOSTATE,
             availability_zone=src.availability_zone, metadata=src.metadata, server_group_id=src.server_group_id,
             scheduler_hints=src.scheduler_hints, created_at=instances.now(), resources=resources_of(flavor),
-            user_data=src.user_data,
+            user_data=src.user_data, key_name=src.key_name,
         )  # fmt: skip
         carrier: dict[str, str] = {}
         inject(carrier)

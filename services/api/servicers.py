@@ -14,6 +14,7 @@ from services.api.aggregates import AggregatesManager
 from services.api.flavors import FlavorsManager
 from services.api.image_store import ImageStoreManager
 from services.api.images import ImagesManager
+from services.api.keypairs import KeypairsManager
 from services.api.placement import PlacementManager
 from services.api.server_groups import ServerGroupsManager
 from services.api.servers import ServersManager
@@ -28,6 +29,8 @@ from stratus.v1 import (
     hosts_pb2_grpc,
     images_pb2,
     images_pb2_grpc,
+    keypairs_pb2,
+    keypairs_pb2_grpc,
     placement_pb2,
     placement_pb2_grpc,
     servergroups_pb2,
@@ -278,3 +281,22 @@ class PlacementServicer(placement_pb2_grpc.PlacementServicer):
 
     async def ExplainPlacement(self, request: placement_pb2.ExplainPlacementRequest, context: Ctx) -> Any:
         return await self.m.explain(request)
+
+
+@bounded
+class KeypairsServicer(keypairs_pb2_grpc.KeypairsServicer):
+    def __init__(self, keypairs: KeypairsManager) -> None:
+        self.m = keypairs
+
+    async def CreateKeypair(self, request: keypairs_pb2.CreateKeypairRequest, context: Ctx) -> Any:
+        return await self.m.create(request.name, request.public_key)
+
+    async def GetKeypair(self, request: keypairs_pb2.GetKeypairRequest, context: Ctx) -> Any:
+        return await self.m.get(request.name)
+
+    async def ListKeypairs(self, request: keypairs_pb2.ListKeypairsRequest, context: Ctx) -> Any:
+        return await self.m.list(request)
+
+    async def DeleteKeypair(self, request: keypairs_pb2.DeleteKeypairRequest, context: Ctx) -> Any:
+        await self.m.delete(request.name)
+        return keypairs_pb2.DeleteKeypairResponse()

@@ -21,6 +21,7 @@ images/<id>                            stratus.v1.Image             durable (byt
 aggregates/<id>                        stratus.v1.Aggregate         durable
 aggregate_names/<name>                 the aggregate id (utf-8)     durable, with the aggregate
 server_groups/<id>                     state.ServerGroupRecord      durable, compare-and-swap
+keypairs/<project>/<user>/<name>       stratus.v1.Keypair           durable
 deployment                             a random id (utf-8)          durable, written once
 =====================================  ===========================  ==========================
 """
@@ -39,6 +40,7 @@ IMAGES = "images/"
 AGGREGATES = "aggregates/"
 AGGREGATE_NAMES = "aggregate_names/"
 SERVER_GROUPS = "server_groups/"
+KEYPAIRS = "keypairs/"
 # Names this deployment (this etcd and prefix); the libvirt driver tags its domains with it, so
 # two stacks sharing one libvirtd never touch each other's domains.
 DEPLOYMENT = "deployment"
@@ -114,3 +116,12 @@ def aggregate_name(name: str) -> str:
 
 def server_group(group_id: str) -> str:
     return f"{SERVER_GROUPS}{group_id}"
+
+
+def keypairs_of(project_id: str, user_id: str) -> str:
+    """The prefix of one user's keypairs in one project."""
+    return f"{KEYPAIRS}{project_id}/{user_id}/"
+
+
+def keypair(project_id: str, user_id: str, name: str) -> str:
+    return f"{keypairs_of(project_id, user_id)}{name}"

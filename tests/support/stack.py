@@ -20,6 +20,7 @@ from stratus.v1 import (
     flavors_pb2_grpc,
     hosts_pb2_grpc,
     images_pb2_grpc,
+    keypairs_pb2_grpc,
     placement_pb2_grpc,
     servergroups_pb2_grpc,
     servers_pb2,
@@ -87,6 +88,10 @@ class Stack:
     @property
     def image_store(self) -> imagestore_pb2_grpc.ImageStoreStub:
         return imagestore_pb2_grpc.ImageStoreStub(self.channel)
+
+    @property
+    def keypairs(self) -> keypairs_pb2_grpc.KeypairsStub:
+        return keypairs_pb2_grpc.KeypairsStub(self.channel)
 
     def log_tail(self, lines: int = 40) -> str:
         out = []

@@ -9,6 +9,7 @@ from services.core.cli import (
     aggregates,
     flavors,
     images,
+    keypairs,
     placement,
     processes,
     server_actions,
@@ -31,6 +32,7 @@ app.add_typer(servers.app, name="server", rich_help_panel="Resources")
 app.add_typer(flavors.app, name="flavor", rich_help_panel="Resources")
 app.add_typer(images.app, name="image", rich_help_panel="Resources")
 app.add_typer(server_groups.app, name="server-group", rich_help_panel="Resources")
+app.add_typer(keypairs.app, name="keypair", rich_help_panel="Resources")
 app.add_typer(admin.service_app, name="service", rich_help_panel="Admin")
 app.add_typer(admin.host_app, name="host", rich_help_panel="Admin")
 app.add_typer(aggregates.app, name="aggregate", rich_help_panel="Admin")
