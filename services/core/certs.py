@@ -31,7 +31,6 @@ TLS_DIR = "tls"
 CA_CERT, CA_KEY = "ca.pem", "ca-key.pem"
 API_CERT, API_KEY = "api.pem", "api-key.pem"
 INTERNAL_CERT, INTERNAL_KEY = "internal.pem", "internal-key.pem"
-INTERNAL_NAME = "stratus-internal"  # a DNS name in every internal certificate, for hosts without one
 
 Key = ec.EllipticCurvePrivateKey
 
@@ -220,5 +219,5 @@ def ensure_stack_tls(state_dir: Path, sans: Sequence[str] | None = None) -> Stac
     else:
         os.chmod(directory / CA_KEY, 0o600)
     api = _ensure_leaf(directory, (API_CERT, API_KEY), ca, names, client=False)
-    internal = _ensure_leaf(directory, (INTERNAL_CERT, INTERNAL_KEY), ca, [*names, INTERNAL_NAME], client=True)
+    internal = _ensure_leaf(directory, (INTERNAL_CERT, INTERNAL_KEY), ca, names, client=True)
     return StackTls(directory / CA_CERT, api, internal)

@@ -16,7 +16,6 @@ from services.core.certs import (
     API_CERT,
     CA_KEY,
     INTERNAL_CERT,
-    INTERNAL_NAME,
     RENEW_BEFORE,
     ensure_stack_tls,
     issue_cert,
@@ -55,7 +54,6 @@ def test_a_fresh_state_dir_gets_a_ca_and_two_certificates_it_signed(tmp_path: Pa
         assert {"localhost", "box.example"} <= dns and {"127.0.0.1", "::1"} <= ips
     assert usages_of(load(made.api.cert)) == {ExtendedKeyUsageOID.SERVER_AUTH}
     assert usages_of(load(made.internal.cert)) == {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH}
-    assert INTERNAL_NAME in sans_of(load(made.internal.cert))[0]
 
 
 def test_keys_are_readable_by_their_owner_only_and_the_directory_is_private(tmp_path: Path) -> None:
