@@ -66,7 +66,7 @@ class ApiManager:
     def __init__(self, settings: ApiSettings, store: Store) -> None:
         self.settings = settings
         self.directory = ServiceDirectory(store)
-        self.channels = ChannelPool()
+        self.channels = ChannelPool(settings.internal_tls())
         self.tasks = InstanceTasks()
         peers = Peers(self.directory, self.channels)
         self.flavors = FlavorsManager(store)

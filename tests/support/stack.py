@@ -14,6 +14,7 @@ from typing import Any
 
 import grpc
 
+from services.core.tls import sync_channel
 from stratus.imagestore.v1 import imagestore_pb2_grpc
 from stratus.v1 import (
     aggregates_pb2_grpc,
@@ -156,5 +157,6 @@ def start_stack(state_dir: Path, *args: str, env: dict[str, str] | None = None) 
             raise RuntimeError(f"stratus up failed:\n{(state_dir / 'launcher.log').read_text()}\n{stack.log_tail()}")
         time.sleep(0.1)
     stack.reload()
-    stack.channel = grpc.insecure_channel(stack.api)
+    ca = stack.info.get("ca_cert")
+    stack.channel = sync_channel(stack.api, Path(ca) if ca else None)
     return stack
