@@ -21,6 +21,9 @@ images/<id>                            stratus.v1.Image             durable (byt
 aggregates/<id>                        stratus.v1.Aggregate         durable
 aggregate_names/<name>                 the aggregate id (utf-8)     durable, with the aggregate
 server_groups/<id>                     state.ServerGroupRecord      durable, compare-and-swap
+quotas/<project>                       stratus.v1.QuotaSet          durable (the admin's limits)
+quota_usage/<project>                  stratus.v1.QuotaSet          durable, compare-and-swap in
+                                                                    the resource's transaction
 deployment                             a random id (utf-8)          durable, written once
 =====================================  ===========================  ==========================
 """
@@ -39,6 +42,8 @@ IMAGES = "images/"
 AGGREGATES = "aggregates/"
 AGGREGATE_NAMES = "aggregate_names/"
 SERVER_GROUPS = "server_groups/"
+QUOTAS = "quotas/"
+QUOTA_USAGE = "quota_usage/"
 # Names this deployment (this etcd and prefix); the libvirt driver tags its domains with it, so
 # two stacks sharing one libvirtd never touch each other's domains.
 DEPLOYMENT = "deployment"
@@ -114,3 +119,11 @@ def aggregate_name(name: str) -> str:
 
 def server_group(group_id: str) -> str:
     return f"{SERVER_GROUPS}{group_id}"
+
+
+def quota_limits(project_id: str) -> str:
+    return f"{QUOTAS}{project_id}"
+
+
+def quota_usage(project_id: str) -> str:
+    return f"{QUOTA_USAGE}{project_id}"
