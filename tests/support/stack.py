@@ -21,6 +21,7 @@ from stratus.v1 import (
     hosts_pb2_grpc,
     images_pb2_grpc,
     placement_pb2_grpc,
+    quotas_pb2_grpc,
     servergroups_pb2_grpc,
     servers_pb2,
     servers_pb2_grpc,
@@ -83,6 +84,10 @@ class Stack:
     @property
     def placement(self) -> placement_pb2_grpc.PlacementStub:
         return placement_pb2_grpc.PlacementStub(self.channel)
+
+    @property
+    def quotas(self) -> quotas_pb2_grpc.QuotasStub:
+        return quotas_pb2_grpc.QuotasStub(self.channel)
 
     @property
     def image_store(self) -> imagestore_pb2_grpc.ImageStoreStub:

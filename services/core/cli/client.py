@@ -19,6 +19,7 @@ from stratus.v1 import (
     hosts_pb2_grpc,
     images_pb2_grpc,
     placement_pb2_grpc,
+    quotas_pb2_grpc,
     servergroups_pb2_grpc,
     servers_pb2_grpc,
     services_pb2_grpc,
@@ -42,6 +43,7 @@ class Api:
         self.server_groups = servergroups_pb2_grpc.ServerGroupsStub(channel)
         self.aggregates = aggregates_pb2_grpc.AggregatesStub(channel)
         self.placement = placement_pb2_grpc.PlacementStub(channel)
+        self.quotas = quotas_pb2_grpc.QuotasStub(channel)
 
     def call(self, method: Any, request: Any, timeout: float | None = CALL_TIMEOUT_S) -> Any:
         """A unary (or client-streaming) call with the token attached."""
