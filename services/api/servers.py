@@ -26,6 +26,7 @@ from services.core.errors import (
     InvalidArgument,
     NotFound,
     PermissionDenied,
+    QuotaExceeded,
     shorten,
 )
 from services.core.etcd import Store
@@ -150,8 +151,13 @@ class ServersManager:
                 group.group.members.append(record.server.id)
                 compares.append(self._store.cmp_mod(keys.server_group(group_id), revision))
                 ops.append(self._store.op_put(keys.server_group(group_id), group.SerializeToString()))
-            if await self._quotas.commit(project_id, quotas.instance_charge(record), compares, ops):
-                return True
+            try:
+                if await self._quotas.commit(project_id, quotas.instance_charge(record), compares, ops):
+                    return True
+            except QuotaExceeded:  # a concurrent twin with this request_id may have taken the last unit
+                if record.request_id and await self._store.get(keys.request(project_id, record.request_id)):
+                    return False
+                raise
             taken = record.request_id and await self._store.get(keys.request(project_id, record.request_id))
             if taken or not group_id:
                 return False

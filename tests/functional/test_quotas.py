@@ -4,6 +4,9 @@ give the usage back; images and server group members are bounded too."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +18,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from stratus.v1 import flavors_pb2, images_pb2, quotas_pb2, servergroups_pb2, servers_pb2
-from tests.support.stack import Stack, start_stack
+from tests.support.stack import ROOT, Stack, start_stack
 
 CONCURRENT = 200
 HOST_SIZE = "vcpus=512,ram_mb=1048576,disk_gb=100000"
@@ -32,11 +35,14 @@ def roomy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 def set_quota(stack: Stack, **limits: int) -> quotas_pb2.UpdateQuotaSetResponse:
     request = quotas_pb2.UpdateQuotaSetRequest(project_id="demo", quota_set=Q(**limits))
-    return stack.quotas.UpdateQuotaSet(request, metadata=stack.md())
+    reply: quotas_pb2.UpdateQuotaSetResponse = stack.quotas.UpdateQuotaSet(request, metadata=stack.md())
+    return reply
 
 
 def usage(stack: Stack) -> quotas_pb2.QuotaSet:
-    return stack.quotas.GetQuotaSet(quotas_pb2.GetQuotaSetRequest(), metadata=stack.md("demo")).usage
+    reply: quotas_pb2.GetQuotaSetResponse = stack.quotas.GetQuotaSet(quotas_pb2.GetQuotaSetRequest(),
+                                                                     metadata=stack.md("demo"))  # fmt: skip
+    return reply.usage
 
 
 def quota_failure(err: grpc.RpcError) -> error_details_pb2.QuotaFailure:
@@ -120,7 +126,8 @@ def test_images_are_counted(roomy: Stack) -> None:
     def upload(name: str) -> images_pb2.Image:
         meta = images_pb2.Image(name=name, disk_format="raw", container_format="bare")
         stream = iter([images_pb2.UploadImageRequest(metadata=meta), images_pb2.UploadImageRequest(chunk=b"x" * 1000)])
-        return roomy.images.UploadImage(stream, metadata=roomy.md("demo"))
+        image: images_pb2.Image = roomy.images.UploadImage(stream, metadata=roomy.md("demo"))
+        return image
 
     kept = [upload("qa"), upload("qb")]
     with pytest.raises(grpc.RpcError) as info:
@@ -149,3 +156,20 @@ def test_quotas_are_read_by_their_project_and_set_by_admins(roomy: Stack) -> Non
         roomy.quotas.GetQuotaSet(quotas_pb2.GetQuotaSetRequest(project_id="demo"), metadata=roomy.md()).limits.keypairs
         == 100
     )
+
+
+def test_the_cli_shows_and_sets_quotas(roomy: Stack) -> None:
+    def stratus(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "services.core.cli.main", "quota", *args, "--state-dir", str(roomy.state_dir)]
+        return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+
+    out = stratus("set", "demo", "--keypairs", "7", "--server-groups", "-1", "-f", "json")
+    assert out.returncode == 0, out.stderr
+    shown = json.loads(out.stdout)
+    assert (shown["project_id"], shown["limits"]["keypairs"], shown["limits"]["server_groups"]) == ("demo", "7", "-1")
+    table = stratus("show", "demo")
+    assert table.returncode == 0 and "0 of 7" in table.stdout and "unlimited" in table.stdout, table.stdout
+    refused = stratus("set", "demo")
+    assert refused.returncode == 2 and "--instances" in refused.stderr
+    own = stratus("show", "--token", roomy.info["demo_token"], "-f", "json")
+    assert json.loads(own.stdout)["project_id"] == "demo"

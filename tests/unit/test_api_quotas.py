@@ -268,3 +268,13 @@ async def test_images_count_and_bytes(api: Api) -> None:
     await api.images.delete(second.id)
     usage = await api.ledger.usage("alice")
     assert (usage.images, usage.image_bytes) == (0, 0)
+
+
+async def test_concurrent_twins_at_the_limit_get_the_same_server(api: Api) -> None:
+    await api.store.put(keys.quota_limits("alice"), Q(instances=1).SerializeToString())
+    spec = servers_pb2.Server(name="s", flavor_id="m1.tiny", image_id="tiny")
+    request = servers_pb2.CreateServerRequest(server=spec, request_id="twin-1")
+    made = await asyncio.gather(*(api.servers.create(request) for _ in range(5)))
+    assert len({s.id for s in made}) == 1 and (await api.ledger.usage("alice")).instances == 1
+    with pytest.raises(QuotaExceeded):
+        await api.servers.create(servers_pb2.CreateServerRequest(server=spec, request_id="twin-2"))
