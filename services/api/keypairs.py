@@ -11,9 +11,10 @@ from __future__ import annotations
 import re
 
 from services.api import paging, ssh_keys
+from services.api.quotas import Quotas
 from services.api.validation import NAME_MAX, Violations, page_size
 from services.core import context, keys
-from services.core.errors import AlreadyExists, InvalidArgument, NotFound, shorten
+from services.core.errors import Aborted, AlreadyExists, InvalidArgument, NotFound, shorten
 from services.core.etcd import Store
 from services.core.instances import now
 from stratus.state.v1 import state_pb2
@@ -22,6 +23,7 @@ from stratus.v1 import keypairs_pb2
 # Nova's keypair names: letters, digits, space, '_', '-', '.', '@'; no space at either end.
 NAME = re.compile(rf"^(?! )[A-Za-z0-9 _.@-]{{1,{NAME_MAX}}}(?<! )$")
 LIST_BATCH = 500
+MAX_DELETE_ATTEMPTS = 10
 
 
 def check_name(v: Violations, field: str, name: str) -> None:
@@ -62,17 +64,17 @@ async def instance_key(store: Store, name: str, field: str = "server.key_name") 
 
 
 class KeypairsManager:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, quotas: Quotas) -> None:
         self._store = store
+        self._quotas = quotas
 
     async def create(self, name: str, public_key: str) -> keypairs_pb2.Keypair:
-        """One transaction: the name is free (and, later, the project's keypair quota holds)."""
+        """One transaction: the name is free and the project's keypair quota holds."""
         keypair = new_keypair(name, public_key)
         key = keys.keypair(keypair.project_id, keypair.user_id, keypair.name)
         compares = [self._store.cmp_absent(key)]
         ops = [self._store.op_put(key, keypair.SerializeToString())]
-        ok, _ = await self._store.txn(compares, ops)
-        if not ok:
+        if not await self._quotas.commit(keypair.project_id, {"keypairs": 1}, compares, ops):
             raise AlreadyExists(f"keypair {shorten(name)!r} already exists", reason="KEYPAIR_EXISTS",
                                 metadata={"name": shorten(name)})  # fmt: skip
         return keypair
@@ -106,5 +108,14 @@ class KeypairsManager:
                 return keypairs_pb2.ListKeypairsResponse(keypairs=page)
 
     async def delete(self, name: str) -> None:
-        if not await self._store.delete(self._key(name)):
-            raise NotFound("keypair", name)
+        """The keypair and its quota charge go in one transaction (a lost race re-reads)."""
+        key = self._key(name)
+        for _ in range(MAX_DELETE_ATTEMPTS):
+            kv = await self._store.get(key)
+            if kv is None:
+                raise NotFound("keypair", name)
+            project_id = context.current().project_id
+            if await self._quotas.commit(project_id, {"keypairs": -1}, [self._store.cmp_mod(key, kv.mod_revision)],
+                                         [self._store.op_delete(key)]):  # fmt: skip
+                return
+        raise Aborted(f"keypair {shorten(name)!r} keeps changing; try again")

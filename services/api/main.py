@@ -16,6 +16,8 @@ from services.api.images import ImagesManager
 from services.api.keypairs import KeypairsManager
 from services.api.peers import Peers
 from services.api.placement import PlacementManager
+from services.api.quota_sets import QuotaSetsManager
+from services.api.quotas import Quotas
 from services.api.server_groups import ServerGroupsManager
 from services.api.servers import ServersManager
 from services.api.servicers import (
@@ -26,6 +28,7 @@ from services.api.servicers import (
     ImageStoreServicer,
     KeypairsServicer,
     PlacementServicer,
+    QuotasServicer,
     ServerGroupsServicer,
     ServersServicer,
     ServicesServicer,
@@ -51,6 +54,8 @@ from stratus.v1 import (
     keypairs_pb2_grpc,
     placement_pb2,
     placement_pb2_grpc,
+    quotas_pb2,
+    quotas_pb2_grpc,
     servergroups_pb2,
     servergroups_pb2_grpc,
     servers_pb2,
@@ -70,15 +75,17 @@ class ApiManager:
         self.tasks = InstanceTasks()
         peers = Peers(self.directory, self.channels)
         self.flavors = FlavorsManager(store)
-        self.images = ImagesManager(store, ImageFiles(settings.images_path()))
+        self.quotas = Quotas(store, settings.quota.model_dump())
+        self.quota_sets = QuotaSetsManager(store, self.quotas)
+        self.images = ImagesManager(store, ImageFiles(settings.images_path()), self.quotas)
         self.image_store = ImageStoreManager(store, self.images)
-        self.groups = ServerGroupsManager(store)
+        self.groups = ServerGroupsManager(store, self.quotas)
         self.aggregates = AggregatesManager(store)
-        self.keypairs = KeypairsManager(store)
+        self.keypairs = KeypairsManager(store, self.quotas)
         specs = SpecResolver(store, self.flavors, self.images, self.groups)
         limits = Limits(settings.max_build_attempts, settings.build_timeout_s, settings.snapshot_timeout_s)
         flows = Orchestrator(store, peers, specs, self.images, limits)
-        self.servers = ServersManager(store, specs, self.groups, flows, self.tasks)
+        self.servers = ServersManager(store, specs, self.groups, flows, self.tasks, self.quotas)
         self.placement = PlacementManager(specs, peers)
         self.admin = AdminManager(store, peers)
 
@@ -111,6 +118,7 @@ def build(settings: ApiSettings, store: Store) -> tuple[ApiManager, ServiceSpec]
         (servergroups_pb2_grpc.add_ServerGroupsServicer_to_server, ServerGroupsServicer(manager.groups)),
         (aggregates_pb2_grpc.add_AggregatesServicer_to_server, AggregatesServicer(manager.aggregates)),
         (placement_pb2_grpc.add_PlacementServicer_to_server, PlacementServicer(manager.placement)),
+        (quotas_pb2_grpc.add_QuotasServicer_to_server, QuotasServicer(manager.quota_sets)),
         (imagestore_pb2_grpc.add_ImageStoreServicer_to_server, ImageStoreServicer(manager.image_store)),
         (keypairs_pb2_grpc.add_KeypairsServicer_to_server, KeypairsServicer(manager.keypairs)),
     ]
@@ -123,6 +131,7 @@ def build(settings: ApiSettings, store: Store) -> tuple[ApiManager, ServiceSpec]
         servergroups_pb2.DESCRIPTOR.services_by_name["ServerGroups"].full_name,
         aggregates_pb2.DESCRIPTOR.services_by_name["Aggregates"].full_name,
         placement_pb2.DESCRIPTOR.services_by_name["Placement"].full_name,
+        quotas_pb2.DESCRIPTOR.services_by_name["Quotas"].full_name,
         imagestore_pb2.DESCRIPTOR.services_by_name["ImageStore"].full_name,
         keypairs_pb2.DESCRIPTOR.services_by_name["Keypairs"].full_name,
     ]

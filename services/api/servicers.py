@@ -16,6 +16,7 @@ from services.api.image_store import ImageStoreManager
 from services.api.images import ImagesManager
 from services.api.keypairs import KeypairsManager
 from services.api.placement import PlacementManager
+from services.api.quota_sets import QuotaSetsManager
 from services.api.server_groups import ServerGroupsManager
 from services.api.servers import ServersManager
 from services.api.validation import check_request
@@ -33,6 +34,8 @@ from stratus.v1 import (
     keypairs_pb2_grpc,
     placement_pb2,
     placement_pb2_grpc,
+    quotas_pb2,
+    quotas_pb2_grpc,
     servergroups_pb2,
     servergroups_pb2_grpc,
     servers_pb2,
@@ -300,3 +303,15 @@ class KeypairsServicer(keypairs_pb2_grpc.KeypairsServicer):
     async def DeleteKeypair(self, request: keypairs_pb2.DeleteKeypairRequest, context: Ctx) -> Any:
         await self.m.delete(request.name)
         return keypairs_pb2.DeleteKeypairResponse()
+
+
+@bounded
+class QuotasServicer(quotas_pb2_grpc.QuotasServicer):
+    def __init__(self, quota_sets: QuotaSetsManager) -> None:
+        self.m = quota_sets
+
+    async def GetQuotaSet(self, request: quotas_pb2.GetQuotaSetRequest, context: Ctx) -> Any:
+        return await self.m.get(request.project_id)
+
+    async def UpdateQuotaSet(self, request: quotas_pb2.UpdateQuotaSetRequest, context: Ctx) -> Any:
+        return await self.m.update(request)

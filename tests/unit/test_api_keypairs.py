@@ -9,10 +9,12 @@ import pytest
 
 from services.api import keypairs
 from services.api.keypairs import KeypairsManager, instance_key
+from services.api.quotas import Quotas
+from services.api.settings import QuotaDefaults
 from services.api.validation import NAME_MAX, Violations
 from services.core import context, keys
 from services.core.context import RequestContext
-from services.core.errors import AlreadyExists, InvalidArgument, NotFound
+from services.core.errors import AlreadyExists, InvalidArgument, NotFound, QuotaExceeded
 from services.core.etcd import Store
 from stratus.v1 import keypairs_pb2
 from tests.support import ssh_keys
@@ -31,12 +33,16 @@ def acting_as(ctx: RequestContext) -> Iterator[None]:
         context.unbind(token)
 
 
+def manager(store: Store, **limits: int) -> KeypairsManager:
+    return KeypairsManager(store, Quotas(store, {**QuotaDefaults().model_dump(), **limits}))
+
+
 def fields(err: pytest.ExceptionInfo[InvalidArgument]) -> list[str]:
     return [field for field, _ in err.value.violations]
 
 
 async def test_create_get_list_delete(store: Store) -> None:
-    m = KeypairsManager(store)
+    m = manager(store)
     with acting_as(ALICE):
         created = await m.create("laptop", ssh_keys.ED25519 + " alice@laptop")
         assert (created.name, created.type) == ("laptop", "ssh-ed25519")
@@ -56,7 +62,7 @@ async def test_create_get_list_delete(store: Store) -> None:
 
 
 async def test_duplicate_name_already_exists(store: Store) -> None:
-    m = KeypairsManager(store)
+    m = manager(store)
     with acting_as(ALICE):
         await m.create("k", ssh_keys.ED25519)
         with pytest.raises(AlreadyExists, match="keypair 'k' already exists") as err:
@@ -66,7 +72,7 @@ async def test_duplicate_name_already_exists(store: Store) -> None:
 
 
 async def test_another_users_keypair_is_not_there(store: Store) -> None:
-    m = KeypairsManager(store)
+    m = manager(store)
     with acting_as(ALICE):
         await m.create("shared-name", ssh_keys.ED25519)
     for other in (BOB, ALICE_ELSEWHERE):
@@ -91,26 +97,26 @@ async def test_another_users_keypair_is_not_there(store: Store) -> None:
 )
 async def test_bad_names_refused(store: Store, name: str) -> None:
     with acting_as(ALICE), pytest.raises(InvalidArgument) as err:
-        await KeypairsManager(store).create(name, ssh_keys.ED25519)
+        await manager(store).create(name, ssh_keys.ED25519)
     assert fields(err) == ["name"]
 
 
 @pytest.mark.parametrize("name", ["a", "my key", "alice@laptop", "k_1-2.3", "x" * NAME_MAX])
 async def test_nova_names_accepted(store: Store, name: str) -> None:
     with acting_as(ALICE):
-        assert (await KeypairsManager(store).create(name, ssh_keys.RSA4096)).name == name
+        assert (await manager(store).create(name, ssh_keys.RSA4096)).name == name
 
 
 async def test_bad_key_and_bad_name_both_named(store: Store) -> None:
     with acting_as(ALICE), pytest.raises(InvalidArgument) as err:
-        await KeypairsManager(store).create("no/slash", ssh_keys.RSA1024)
+        await manager(store).create("no/slash", ssh_keys.RSA1024)
     assert fields(err) == ["name", "public_key"]
     assert "at least 2048 bits" in str(err.value)
     assert not (await store.get_prefix(keys.KEYPAIRS))[0]
 
 
 async def test_paging(store: Store) -> None:
-    m = KeypairsManager(store)
+    m = manager(store)
     with acting_as(ALICE):
         for name in ("c", "a", "b"):
             await m.create(name, ssh_keys.ED25519)
@@ -125,7 +131,7 @@ async def test_paging(store: Store) -> None:
 
 async def test_instance_key_is_a_copy_and_names_the_field(store: Store) -> None:
     with acting_as(ALICE):
-        await KeypairsManager(store).create("k", ssh_keys.ECDSA521 + " me")
+        await manager(store).create("k", ssh_keys.ECDSA521 + " me")
         copy = await instance_key(store, "k")
         assert (copy.name, copy.public_key) == ("k", ssh_keys.ECDSA521 + " me")
         with pytest.raises(NotFound) as err:
@@ -137,3 +143,17 @@ def test_check_name_reports_the_field_given() -> None:
     v = Violations()
     keypairs.check_name(v, "server.key_name", "bad/name")
     assert [f for f, _ in v.items] == ["server.key_name"]
+
+
+async def test_keypairs_count_against_the_project_quota(store: Store) -> None:
+    m = manager(store, keypairs=2)
+    with acting_as(ALICE):
+        await m.create("one", ssh_keys.ED25519)
+    with acting_as(BOB):  # the quota is the project's, not the user's
+        await m.create("two", ssh_keys.ED25519)
+        with pytest.raises(QuotaExceeded):
+            await m.create("three", ssh_keys.ED25519)
+        await m.delete("two")
+        await m.create("three", ssh_keys.ED25519)
+    with acting_as(ALICE_ELSEWHERE):  # another project has its own
+        await m.create("one", ssh_keys.ED25519)

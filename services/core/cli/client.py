@@ -21,6 +21,7 @@ from stratus.v1 import (
     images_pb2_grpc,
     keypairs_pb2_grpc,
     placement_pb2_grpc,
+    quotas_pb2_grpc,
     servergroups_pb2_grpc,
     servers_pb2_grpc,
     services_pb2_grpc,
@@ -45,6 +46,7 @@ class Api:
         self.aggregates = aggregates_pb2_grpc.AggregatesStub(channel)
         self.placement = placement_pb2_grpc.PlacementStub(channel)
         self.keypairs = keypairs_pb2_grpc.KeypairsStub(channel)
+        self.quotas = quotas_pb2_grpc.QuotasStub(channel)
 
     def call(self, method: Any, request: Any, timeout: float | None = CALL_TIMEOUT_S) -> Any:
         """A unary (or client-streaming) call with the token attached."""

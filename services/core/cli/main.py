@@ -12,6 +12,7 @@ from services.core.cli import (
     keypairs,
     placement,
     processes,
+    quotas,
     server_actions,
     server_groups,
     servers,
@@ -37,6 +38,7 @@ app.add_typer(admin.service_app, name="service", rich_help_panel="Admin")
 app.add_typer(admin.host_app, name="host", rich_help_panel="Admin")
 app.add_typer(aggregates.app, name="aggregate", rich_help_panel="Admin")
 app.add_typer(placement.app, name="placement", rich_help_panel="Admin")
+app.add_typer(quotas.app, name="quota", rich_help_panel="Resources")
 
 
 def main() -> None:
