@@ -22,6 +22,7 @@ aggregates/<id>                        stratus.v1.Aggregate         durable
 aggregate_names/<name>                 the aggregate id (utf-8)     durable, with the aggregate
 server_groups/<id>                     state.ServerGroupRecord      durable, compare-and-swap
 deployment                             a random id (utf-8)          durable, written once
+tokens/<id>                            state.TokenRecord            a lease: expiry + 1 day
 =====================================  ===========================  ==========================
 """
 
@@ -39,6 +40,7 @@ IMAGES = "images/"
 AGGREGATES = "aggregates/"
 AGGREGATE_NAMES = "aggregate_names/"
 SERVER_GROUPS = "server_groups/"
+TOKENS = "tokens/"
 # Names this deployment (this etcd and prefix); the libvirt driver tags its domains with it, so
 # two stacks sharing one libvirtd never touch each other's domains.
 DEPLOYMENT = "deployment"
@@ -114,3 +116,7 @@ def aggregate_name(name: str) -> str:
 
 def server_group(group_id: str) -> str:
     return f"{SERVER_GROUPS}{group_id}"
+
+
+def token(token_id: str) -> str:
+    return f"{TOKENS}{token_id}"
