@@ -21,8 +21,8 @@ from services.api import paging
 from services.api.validation import Violations, page_size
 from services.core import context, keys
 from services.core.context import ADMIN_ROLE, MEMBER_ROLE, READER_ROLE, RequestContext
-from services.core.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, Unauthenticated
-from services.core.etcd import Store
+from services.core.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, Unauthenticated, Unavailable
+from services.core.etcd import Store, is_unavailable
 from services.core.ids import new_id
 from services.core.tokens import digest, issue, issued_id
 from services.core.watchcache import Entry, PrefixCache
@@ -168,8 +168,7 @@ class IssuedTokens:
             return None
         record = self._cache.get(keys.token(token_id))
         if record is None:  # made a moment ago on another replica, or not at all
-            kv = await self._store.get(keys.token(token_id))
-            record = Record.FromString(kv.value) if kv is not None else None
+            record = await self._read(token_id)
         if record is None or not hmac.compare_digest(record.sha256, digest(token)):
             raise Unauthenticated("the bearer token is not valid", reason="BAD_TOKEN")
         t = record.token
@@ -178,3 +177,12 @@ class IssuedTokens:
         if self._clock() >= t.expires_at.ToNanoseconds() / 1e9:
             raise Unauthenticated(f"token {token_id} expired at {t.expires_at.ToJsonString()}", reason="TOKEN_EXPIRED")
         return RequestContext(t.project_id, t.user_id, frozenset(t.roles))
+
+    async def _read(self, token_id: str) -> Record | None:
+        try:
+            kv = await self._store.get(keys.token(token_id))
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise Unavailable("cannot check the bearer token now (etcd is unavailable); retry") from exc
+            raise
+        return Record.FromString(kv.value) if kv is not None else None

@@ -52,11 +52,12 @@ def parse_ttl(value: str | None) -> duration_pb2.Duration | None:
 
 @app.command("create")
 def create(
-    project: Annotated[str, typer.Option("--project", help="The project the token acts in.")],
-    user: Annotated[str, typer.Option("--user", help="The user it acts as.")],
-    role: Annotated[list[str], typer.Option("--role", help="reader, member or admin (repeatable).")],
+    project: Annotated[str, typer.Option("--project", metavar="PROJECT", help="The project the token acts in.")],
+    user: Annotated[str, typer.Option("--user", metavar="USER", help="The user it acts as.")],
+    role: Annotated[list[str], typer.Option("--role", metavar="ROLE", help="reader, member or admin (repeatable).")],
     ttl: Annotated[
-        str | None, typer.Option("--ttl", help="Lifetime: seconds, or 90m, 24h, 7d (60 s to 30 days; default 24h).")
+        str | None,
+        typer.Option("--ttl", metavar="TTL", help="Lifetime: seconds, or 90m, 24h, 7d (60 s to 30 days; default 24h)."),
     ] = None,
     fmt: FormatOpt = Format.table,
     api: ApiOpt = None,
@@ -90,7 +91,9 @@ def revoke(
 
 @app.command("list")
 def list_tokens(
-    project: Annotated[str | None, typer.Option("--project", help="Only this project's tokens.")] = None,
+    project: Annotated[
+        str | None, typer.Option("--project", metavar="PROJECT", help="Only this project's tokens.")
+    ] = None,
     fmt: FormatOpt = Format.table,
     api: ApiOpt = None,
     token: TokenOpt = None,
