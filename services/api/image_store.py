@@ -4,7 +4,8 @@ api asked them for.
 
 A write that fails removes the part file and deletes the image record (as a failed upload does),
 so no half-made image is left; only when the call is cancelled (the compute or this api went away)
-the record stays SAVING, for the snapshot flow that owns it to retry or discard.
+the record stays SAVING, for the snapshot flow that owns it to retry or discard. Reads and writes
+here see every image, whatever its visibility: the callers are the stack's own computes.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from collections.abc import AsyncIterator
 
 from services.api.images import ImagesManager, chunks_of
 from services.api.validation import ID_CHARS, Violations
-from services.core import keys
 from services.core.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
 from services.core.etcd import Store
 from services.core.states import name_of
@@ -55,16 +55,17 @@ class ImageStoreManager:
         first = await anext(messages, None)
         if first is None or first.WhichOneof("data") != "image_id":
             raise InvalidArgument([("image_id", "the first message must name the image")])
-        image, revision = await self._image(first.image_id, Status.IMAGE_STATUS_SAVING)
+        image, _ = await self._image(first.image_id, Status.IMAGE_STATUS_SAVING)
         try:
             await self._images.receive(image, chunks_of(messages, "image_id"))
         except asyncio.CancelledError:
             raise
         except BaseException:
-            await self._store.delete(keys.image(image.id))
+            await self._images.discard(image.id)
             raise
-        if not await self._store.swap(keys.image(image.id), image.SerializeToString(), revision):
-            if await self._images.find(image.id) is None:
-                await self._images.discard(image.id)  # deleted meanwhile: the bytes go too
-            raise Aborted(f"image {image.id} was deleted or changed while its bytes were written")
+        try:
+            await self._images.activate(image)
+        except Aborted:
+            await self._images.discard(image.id)  # deleted meanwhile: the bytes go too
+            raise
         return image

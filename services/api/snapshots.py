@@ -22,12 +22,12 @@ def validate_snapshot(instance_id: str, image_name: str) -> None:
 def snapshot_image(
     name: str, server: servers_pb2.Server, source: images_pb2.Image | None, project_id: str
 ) -> images_pb2.Image:
-    """A qcow2 image of ``server``'s disk, SAVING, owned by ``project_id``: the properties of the
+    """A qcow2 image of ``server``'s disk, SAVING, PRIVATE to ``project_id``: the properties of the
     image the server was built from (when it still exists), and which server and image it came from."""
     image = images_pb2.Image(
         id=new_id(), name=name, status=images_pb2.ImageStatus.IMAGE_STATUS_SAVING, disk_format="qcow2",
         container_format="bare", owner_project_id=project_id, created_at=instances.now(),
-        updated_at=instances.now(),
+        updated_at=instances.now(), visibility=images_pb2.ImageVisibility.IMAGE_VISIBILITY_PRIVATE,
     )  # fmt: skip
     if source is not None:
         image.properties.update(source.properties)
