@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from services.api.images import ImagesManager, chunks_of
+from services.api.image_upload import chunks_of
+from services.api.images import ImagesManager
 from services.api.validation import ID_CHARS, Violations
 from services.core.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
 from services.core.etcd import Store
