@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ import grpc
 import pytest
 
 from services.core.tokens import add_token
-from stratus.v1 import images_pb2
+from stratus.v1 import images_pb2, servers_pb2
 from tests.support.stack import ROOT, Stack
 
 
@@ -54,3 +55,25 @@ def test_share_an_image_from_the_cli(stack: Stack, tmp_path: Path) -> None:
         with pytest.raises(grpc.RpcError) as info:
             stack.images.GetImage(images_pb2.GetImageRequest(id=name), metadata=stack.md())
         assert info.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_image_names_resolve_in_tiers_from_the_cli(stack: Stack, tmp_path: Path) -> None:
+    owner = add_token(stack.state_dir / "tokens.json", "cli-tier-owner", "cli-tier", "owner", ["member"])
+    disk = tmp_path / "disk.img"
+    disk.write_bytes(b"\0" * 4096)
+    public_tiny = stack.images.GetImage(images_pb2.GetImageRequest(id="tiny"), metadata=stack.md())
+    made = stratus(stack, owner, "image", "create", "tiny", "--file", str(disk), "-f", "json")
+    assert made.returncode == 0, made.stderr
+    own_tiny = json.loads(made.stdout)["id"]
+    try:
+        for token, expected in ((owner, own_tiny), (stack.info["token"], public_tiny.id),
+                                (stack.info["demo_token"], public_tiny.id)):  # fmt: skip
+            out = stratus(stack, token, "server", "create", "cli-tier", "--flavor", "m1.tiny", "--image", "tiny",
+                          "-f", "json")  # fmt: skip
+            assert out.returncode == 0, out.stderr
+            server = json.loads(out.stdout)
+            stack.servers.DeleteServer(servers_pb2.DeleteServerRequest(id=server["id"]), metadata=stack.md())
+            stack.wait_gone(server["id"])
+            assert server["image_id"] == expected
+    finally:
+        stack.images.DeleteImage(images_pb2.DeleteImageRequest(id=own_tiny), metadata=stack.md())
