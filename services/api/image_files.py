@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 CHUNK = 1024 * 1024
+PART = ".part"
 
 
 class ImageFiles:
@@ -20,13 +21,17 @@ class ImageFiles:
         return self.root / image_id
 
     def writer(self, image_id: str) -> ImageWriter:
-        return ImageWriter(self.root / f"{image_id}.part", self.path(image_id))
+        return ImageWriter(self.root / f"{image_id}{PART}", self.path(image_id))
 
     def read(self, image_id: str) -> AsyncIterator[bytes]:
         return read_chunks(self.path(image_id))
 
+    def ids(self) -> set[str]:
+        """The image ids with bytes here, whole or in part."""
+        return {p.name.removesuffix(PART) for p in self.root.iterdir() if p.is_file()}
+
     def remove(self, image_id: str) -> None:
-        for path in (self.path(image_id), self.root / f"{image_id}.part"):
+        for path in (self.path(image_id), self.root / f"{image_id}{PART}"):
             path.unlink(missing_ok=True)
 
 

@@ -4,7 +4,8 @@ api asked them for.
 
 A write that fails removes the part file and deletes the image record (as a failed upload does),
 so no half-made image is left; only when the call is cancelled (the compute or this api went away)
-the record stays SAVING, for the snapshot flow that owns it to retry or discard.
+the record stays SAVING, for the snapshot flow that owns it to retry or discard. Reads and writes
+here see every image, whatever its visibility: the callers are the stack's own computes.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from services.api import quota_records
-from services.api.images import ImagesManager, chunks_of
+from services.api.image_upload import chunks_of
+from services.api.images import ImagesManager
 from services.api.validation import ID_CHARS, Violations
 from services.core.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, QuotaExceeded
 from services.core.etcd import Store
@@ -55,21 +56,17 @@ class ImageStoreManager:
         first = await anext(messages, None)
         if first is None or first.WhichOneof("data") != "image_id":
             raise InvalidArgument([("image_id", "the first message must name the image")])
-        image, revision = await self._image(first.image_id, Status.IMAGE_STATUS_SAVING)
+        image, _ = await self._image(first.image_id, Status.IMAGE_STATUS_SAVING)
         try:
             await self._images.receive(image, chunks_of(messages, "image_id"))
         except asyncio.CancelledError:
             raise
         except BaseException:
-            await quota_records.remove_image(self._images.quotas, image.id)
-            raise
-        try:
-            swapped = await quota_records.swap_image(self._images.quotas, image, revision)  # charges its bytes
-        except QuotaExceeded:
             await self._images.discard(image.id)
             raise
-        if not swapped:
-            if await self._images.find(image.id) is None:
-                await self._images.discard(image.id)  # deleted meanwhile: the bytes go too
-            raise Aborted(f"image {image.id} was deleted or changed while its bytes were written")
+        try:
+            await self._images.activate(image)  # charges its owner the image and its bytes
+        except (Aborted, QuotaExceeded):
+            await self._images.discard(image.id)  # deleted meanwhile, or over quota: the bytes go too
+            raise
         return image

@@ -85,7 +85,8 @@ class ApiManager:
         self.flavors = FlavorsManager(store)
         self.quotas = Quotas(store, settings.quota.model_dump())
         self.quota_sets = QuotaSetsManager(store, self.quotas)
-        self.images = ImagesManager(store, ImageFiles(settings.images_path()), self.quotas)
+        image_files = ImageFiles(settings.images_path())
+        self.images = ImagesManager(store, image_files, self.quotas, settings.max_image_bytes, settings.lease_ttl_s)
         self.image_store = ImageStoreManager(store, self.images)
         self.groups = ServerGroupsManager(store, self.quotas)
         self.aggregates = AggregatesManager(store)
@@ -105,12 +106,14 @@ class ApiManager:
             if self.settings.seed:
                 await self.flavors.seed()
                 await self.images.seed(self.settings.seed_image_file)
+            self.images.start_sweeping(self.settings.image_sweep_interval_s)
             resumed = await self.servers.recover()
         if resumed:
             log.info("resumed %d unfinished server task(s)", resumed)
 
     async def stop(self) -> None:
         await self.tasks.drain(self.settings.drain_s)
+        await self.images.stop_sweeping()
         await self.tokens.stop()
         await self.directory.stop()
         await self.channels.close()

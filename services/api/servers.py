@@ -265,7 +265,7 @@ class ServersManager:
         snapshots.validate_snapshot(instance_id, image_name)
         server = (await self._visible(instance_id)).server
         source = await self._specs.optional_image(server.image_id)
-        image = snapshots.snapshot_image(image_name, server, source, context.current().project_id)
+        image = snapshots.snapshot_image(image_name, server, source, server.project_id)
         await snapshots.begin_snapshot(self._store, instance_id, image, self._quotas)
         flow = self._flows.snapshot(instance_id, image.id)
         self.tasks.start(instance_id, flow, "snapshot", project_id=server.project_id)

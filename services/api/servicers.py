@@ -191,6 +191,19 @@ class ImagesServicer(images_pb2_grpc.ImagesServicer):
         async for chunk in self.m.download(request.id):
             yield images_pb2.DownloadImageResponse(chunk=chunk)
 
+    async def UpdateImage(self, request: images_pb2.UpdateImageRequest, context: Ctx) -> images_pb2.Image:
+        return await self.m.update(request)
+
+    async def AddImageMember(self, request: images_pb2.AddImageMemberRequest, context: Ctx) -> Any:
+        return await self.m.add_member(request.image_id, request.project_id)
+
+    async def RemoveImageMember(self, request: images_pb2.RemoveImageMemberRequest, context: Ctx) -> Any:
+        await self.m.remove_member(request.image_id, request.project_id)
+        return images_pb2.RemoveImageMemberResponse()
+
+    async def ListImageMembers(self, request: images_pb2.ListImageMembersRequest, context: Ctx) -> Any:
+        return await self.m.list_members(request.image_id)
+
 
 class ImageStoreServicer(imagestore_pb2_grpc.ImageStoreServicer):
     """Internal: image bytes for the computes (the service token only; see auth.py)."""

@@ -42,6 +42,10 @@ class ApiSettings(CommonSettings):
     token_ttl_min_s: int = Field(default=60, ge=1, le=3600)
     # Uploaded image bytes; default <state_dir>/images.
     images_dir: Path | None = None
+    # The largest image an upload (or a snapshot) may make.
+    max_image_bytes: int = Field(default=64 * 1024**3, ge=1)
+    # How often the bytes of uploads whose api died (and whose record went with its lease) are removed.
+    image_sweep_interval_s: float = Field(default=60.0, gt=0)
     # Hosts a build may try before the server goes to ERROR.
     max_build_attempts: int = Field(default=3, ge=1, le=20)
     # Deadline of the compute's BuildInstance call, which may download a big image first.

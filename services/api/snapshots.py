@@ -24,12 +24,12 @@ def validate_snapshot(instance_id: str, image_name: str) -> None:
 def snapshot_image(
     name: str, server: servers_pb2.Server, source: images_pb2.Image | None, project_id: str
 ) -> images_pb2.Image:
-    """A qcow2 image of ``server``'s disk, SAVING, owned by ``project_id``: the properties of the
+    """A qcow2 image of ``server``'s disk, SAVING, PRIVATE to ``project_id``: the properties of the
     image the server was built from (when it still exists), and which server and image it came from."""
     image = images_pb2.Image(
         id=new_id(), name=name, status=images_pb2.ImageStatus.IMAGE_STATUS_SAVING, disk_format="qcow2",
         container_format="bare", owner_project_id=project_id, created_at=instances.now(),
-        updated_at=instances.now(),
+        updated_at=instances.now(), visibility=images_pb2.ImageVisibility.IMAGE_VISIBILITY_PRIVATE,
     )  # fmt: skip
     if source is not None:
         image.properties.update(source.properties)
@@ -40,10 +40,12 @@ def snapshot_image(
 async def begin_snapshot(
     store: Store, instance_id: str, image: images_pb2.Image, ledger: Quotas | None = None
 ) -> servers_pb2.Server:
-    """Sets the server's task IMAGE_SNAPSHOT (or refuses, writing nothing) and creates the image,
-    charged to its owner's images quota, in one transaction: there is never a snapshot task
-    without its image, nor the reverse."""
+    """Sets the server's task IMAGE_SNAPSHOT (or refuses, writing nothing) and creates the SAVING
+    image, in one transaction: there is never a snapshot task without its image, nor the reverse.
+    Refused at once when the owner has no image left in its quota; the image is charged when its
+    bytes are whole (ImagesManager.activate), which is where the limit binds."""
     ledger = ledger or Quotas(store)
+    await ledger.charge(image.owner_project_id, {"images": 1})
     for _ in range(instances.MAX_SWAP_ATTEMPTS):
         record, revision = await instances.get(store, instance_id)
         actions.begin("snapshot", record.server)

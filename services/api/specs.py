@@ -1,9 +1,10 @@
 """What the scheduler is asked: the RequestSpec for a server, built the same way for CreateServer,
 for each scheduling attempt of a build, and for ExplainPlacement.
 
-At create the flavor, image, server group and zone are checked; at schedule time the flavor and
-image are looked up again for their extra specs and properties, and a flavor or image deleted in
-between costs only those (the resources always come from the server record).
+At create the flavor, image, server group and zone are checked (the image as the server's project
+sees it: its own, shared with it or public; see image_access); at schedule time the flavor and
+image are looked up again (by id, whoever owns them) for their extra specs and properties, and a
+flavor or image deleted in between costs only those (the resources always come from the server record).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import TypeVar
 
 from services.api.aggregates import AZ, aggregates_of
 from services.api.flavors import FlavorsManager
+from services.api.image_access import Viewer
 from services.api.images import ImagesManager
 from services.api.server_groups import ServerGroupsManager
 from services.core import keys
@@ -69,15 +71,17 @@ class SpecResolver:
         return self._flavors
 
     async def optional_image(self, image_id: str) -> images_pb2.Image | None:
-        """The image, or None if it is gone (or was never given)."""
-        return await self._optional(self._images.get(image_id)) if image_id else None
+        """The image with this id (a server's, checked when it was created), or None if it is gone
+        (or was never given)."""
+        found = await self._images.find(image_id) if image_id else None
+        return found[0] if found else None
 
     async def resolve(self, server: servers_pb2.Server, project_id: str) -> Resolved:
-        """Checks what a new server refers to: NOT_FOUND for an unknown flavor, image or group
-        (or another project's group), FAILED_PRECONDITION for an image not ACTIVE, INVALID_ARGUMENT
-        for a zone no host is in."""
+        """Checks what a new server of ``project_id`` refers to: NOT_FOUND for an unknown flavor, image
+        or group (or another project's group, or an image the project may not see),
+        FAILED_PRECONDITION for an image not ACTIVE, INVALID_ARGUMENT for a zone no host is in."""
         flavor = await self._flavors.get(server.flavor_id, "server.flavor_id")
-        image = await self._images.get(server.image_id, "server.image_id")
+        image = await self._images.get(server.image_id, "server.image_id", Viewer.acting_for(project_id))
         if image.status != images_pb2.ImageStatus.IMAGE_STATUS_ACTIVE:
             raise FailedPrecondition(f"image {image.id} is not ACTIVE", reason="IMAGE_NOT_ACTIVE")
         group = None
@@ -109,7 +113,7 @@ class SpecResolver:
         """The spec for one scheduling attempt of a build."""
         server = record.server
         flavor = await self._optional(self._flavors.get(server.flavor_id)) if server.flavor_id else None
-        image = await self._optional(self._images.get(server.image_id)) if server.image_id else None
+        image = await self.optional_image(server.image_id)
         return request_spec(server, flavor, image, record.tried_hosts)
 
     @staticmethod

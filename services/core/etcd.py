@@ -151,6 +151,9 @@ class Store:
     def op_delete(self, key: str) -> RequestOp:
         return self._raw.kv.txn_op_delete(self._abs(key))
 
+    def op_delete_prefix(self, prefix: str) -> RequestOp:
+        return self._raw.kv.txn_op_delete(self._abs(prefix), range_end=prefix_range_end(self._abs(prefix)))
+
     def op_get(self, key: str) -> RequestOp:
         return self._raw.kv.txn_op_get(self._abs(key))
 

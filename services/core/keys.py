@@ -17,7 +17,9 @@ instances/<id>                         state.InstanceRecord         durable, com
 requests/<project>/<request_id>        state.RequestIndex           durable, with the instance
 flavors/<id>                           stratus.v1.Flavor            durable
 flavor_names/<name>                    the flavor id (utf-8)        durable, with the flavor
-images/<id>                            stratus.v1.Image             durable (bytes on api disk)
+images/<id>                            stratus.v1.Image             durable (bytes on api disk);
+                                                                    an upload's lease while SAVING
+image_members/<image>/<project>        stratus.v1.ImageMember       durable, with the image
 aggregates/<id>                        stratus.v1.Aggregate         durable
 aggregate_names/<name>                 the aggregate id (utf-8)     durable, with the aggregate
 server_groups/<id>                     state.ServerGroupRecord      durable, compare-and-swap
@@ -41,6 +43,7 @@ REQUESTS = "requests/"
 FLAVORS = "flavors/"
 FLAVOR_NAMES = "flavor_names/"
 IMAGES = "images/"
+IMAGE_MEMBERS = "image_members/"
 AGGREGATES = "aggregates/"
 AGGREGATE_NAMES = "aggregate_names/"
 SERVER_GROUPS = "server_groups/"
@@ -111,6 +114,21 @@ def flavor_name(name: str) -> str:
 
 def image(image_id: str) -> str:
     return f"{IMAGES}{image_id}"
+
+
+def image_members(image_id: str) -> str:
+    """The prefix of an image's members."""
+    return f"{IMAGE_MEMBERS}{image_id}/"
+
+
+def image_member(image_id: str, project_id: str) -> str:
+    return f"{IMAGE_MEMBERS}{image_id}/{project_id}"
+
+
+def split_image_member(key: str) -> tuple[str, str]:
+    """``image_members/i1/p1`` -> (``i1``, ``p1``)."""
+    _, image_id, project_id = key.split("/", 2)
+    return image_id, project_id
 
 
 def aggregate(aggregate_id: str) -> str:

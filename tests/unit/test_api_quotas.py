@@ -203,8 +203,9 @@ async def api(store: Store, tmp_path: Path) -> AsyncIterator[Api]:
                             "image_bytes": 1000})  # fmt: skip
     flavors = FlavorsManager(store)
     images = ImagesManager(store, ImageFiles(tmp_path / "images"), ledger)
-    await flavors.seed()
-    await images.seed()
+    with context.bound(context.SYSTEM):  # the stack seeds, as the api does at start-up
+        await flavors.seed()
+        await images.seed()
     groups = ServerGroupsManager(store, ledger)
     specs = SpecResolver(store, flavors, images, groups)
     tasks = InstanceTasks()

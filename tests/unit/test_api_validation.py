@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from services.api.images import check_checksum, check_magic, sniffed
+from services.api.image_upload import check_checksum, check_magic, sniffed
 from services.api.servers import body_digest
 from services.api.validation import Violations, check_request, unreadable
 from services.core.errors import AlreadyExists, InvalidArgument, NotFound, shorten, to_status

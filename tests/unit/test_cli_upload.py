@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 from pathlib import Path
 
-from services.core.cli.upload import guess_disk_format, upload_requests
+from services.core.cli.upload import file_sha256, guess_disk_format, upload_requests
 from stratus.v1 import images_pb2
 
 
@@ -33,3 +34,9 @@ def test_the_disk_format_is_guessed_from_the_qcow2_magic(tmp_path: Path) -> None
     raw.write_bytes(b"\x00" * 512)
     assert guess_disk_format(qcow2) == "qcow2"
     assert guess_disk_format(raw) == "raw"
+
+
+def test_the_checksum_sent_is_the_files_sha256(tmp_path: Path) -> None:
+    path = tmp_path / "disk.img"
+    path.write_bytes(b"x" * 3000)
+    assert file_sha256(path, chunk_bytes=1000) == hashlib.sha256(b"x" * 3000).hexdigest()

@@ -66,9 +66,10 @@ def resolve_flavor(api: Api, flavor: str) -> str:
 
 
 def resolve_image(api: Api, image: str) -> str:
-    """An image id for an id or a name."""
-    images = list_all(api, api.images.ListImages, images_pb2.ListImagesRequest(), "images")
-    return id_for(images, image, "image")
+    """An image id for an id or a name, as the api resolves it (your project's images first, then
+    those shared with you, then the public ones): a list of all would find another tier's namesakes."""
+    found: images_pb2.Image = api.call(api.images.GetImage, images_pb2.GetImageRequest(id=image))
+    return found.id
 
 
 def finish_build(api: Api, server: servers_pb2.Server, timeout: float, fmt: Format) -> None:

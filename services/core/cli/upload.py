@@ -1,7 +1,9 @@
-"""Streaming an image file to ``Images.UploadImage``: the metadata first, then 1 MiB chunks."""
+"""Streaming an image file to ``Images.UploadImage``: the metadata (with the file's sha256, which the
+api checks the bytes against) first, then 1 MiB chunks."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -15,6 +17,14 @@ QCOW2_MAGIC = b"QFI\xfb"
 def guess_disk_format(path: Path) -> str:
     with path.open("rb") as fh:
         return "qcow2" if fh.read(4) == QCOW2_MAGIC else "raw"
+
+
+def file_sha256(path: Path, chunk_bytes: int = CHUNK_BYTES) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(chunk_bytes):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def upload_requests(

@@ -43,6 +43,32 @@ IMAGE_STATUS_KILLED: ImageStatus.ValueType  # 4
 IMAGE_STATUS_DELETED: ImageStatus.ValueType  # 5
 Global___ImageStatus: _TypeAlias = ImageStatus  # noqa: Y015
 
+class _ImageVisibility:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ImageVisibilityEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ImageVisibility.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    IMAGE_VISIBILITY_UNSPECIFIED: _ImageVisibility.ValueType  # 0
+    IMAGE_VISIBILITY_PRIVATE: _ImageVisibility.ValueType  # 1
+    """The owner's project only (and admins); the default."""
+    IMAGE_VISIBILITY_PUBLIC: _ImageVisibility.ValueType  # 2
+    """Every project; only an admin may make an image PUBLIC."""
+    IMAGE_VISIBILITY_SHARED: _ImageVisibility.ValueType  # 3
+    """The owner's project and the projects added with AddImageMember."""
+
+class ImageVisibility(_ImageVisibility, metaclass=_ImageVisibilityEnumTypeWrapper):
+    """Who may see and boot an image, as in Glance. Reading an image you may not see is NOT_FOUND."""
+
+IMAGE_VISIBILITY_UNSPECIFIED: ImageVisibility.ValueType  # 0
+IMAGE_VISIBILITY_PRIVATE: ImageVisibility.ValueType  # 1
+"""The owner's project only (and admins); the default."""
+IMAGE_VISIBILITY_PUBLIC: ImageVisibility.ValueType  # 2
+"""Every project; only an admin may make an image PUBLIC."""
+IMAGE_VISIBILITY_SHARED: ImageVisibility.ValueType  # 3
+"""The owner's project and the projects added with AddImageMember."""
+Global___ImageVisibility: _TypeAlias = ImageVisibility  # noqa: Y015
+
 @_typing.final
 class Image(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -78,6 +104,7 @@ class Image(_message.Message):
     OWNER_PROJECT_ID_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    VISIBILITY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     name: _builtins.str
     status: Global___ImageStatus.ValueType
@@ -89,6 +116,9 @@ class Image(_message.Message):
     container_format: _builtins.str
     """bare (no envelope)."""
     owner_project_id: _builtins.str
+    """The project that uploaded (or snapshotted) the image."""
+    visibility: Global___ImageVisibility.ValueType
+    """PRIVATE when not given at upload."""
     @_builtins.property
     def properties(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
@@ -109,10 +139,11 @@ class Image(_message.Message):
         owner_project_id: _builtins.str = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
+        visibility: Global___ImageVisibility.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["checksum", b"checksum", "container_format", b"container_format", "created_at", b"created_at", "disk_format", b"disk_format", "id", b"id", "name", b"name", "owner_project_id", b"owner_project_id", "properties", b"properties", "size_bytes", b"size_bytes", "status", b"status", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checksum", b"checksum", "container_format", b"container_format", "created_at", b"created_at", "disk_format", b"disk_format", "id", b"id", "name", b"name", "owner_project_id", b"owner_project_id", "properties", b"properties", "size_bytes", b"size_bytes", "status", b"status", "updated_at", b"updated_at", "visibility", b"visibility"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -278,3 +309,160 @@ class DownloadImageResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DownloadImageResponse: _TypeAlias = DownloadImageResponse  # noqa: Y015
+
+@_typing.final
+class UpdateImageRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    VISIBILITY_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """The image's id, or its name."""
+    name: _builtins.str
+    """A new name; unchanged when empty."""
+    visibility: Global___ImageVisibility.ValueType
+    """A new visibility; unchanged when UNSPECIFIED."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        visibility: Global___ImageVisibility.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "name", b"name", "visibility", b"visibility"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateImageRequest: _TypeAlias = UpdateImageRequest  # noqa: Y015
+
+@_typing.final
+class ImageMember(_message.Message):
+    """A project an image is shared with."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IMAGE_ID_FIELD_NUMBER: _builtins.int
+    PROJECT_ID_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    image_id: _builtins.str
+    project_id: _builtins.str
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        image_id: _builtins.str = ...,
+        project_id: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "image_id", b"image_id", "project_id", b"project_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImageMember: _TypeAlias = ImageMember  # noqa: Y015
+
+@_typing.final
+class AddImageMemberRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IMAGE_ID_FIELD_NUMBER: _builtins.int
+    PROJECT_ID_FIELD_NUMBER: _builtins.int
+    image_id: _builtins.str
+    """The image's id, or its name."""
+    project_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        image_id: _builtins.str = ...,
+        project_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["image_id", b"image_id", "project_id", b"project_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddImageMemberRequest: _TypeAlias = AddImageMemberRequest  # noqa: Y015
+
+@_typing.final
+class RemoveImageMemberRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IMAGE_ID_FIELD_NUMBER: _builtins.int
+    PROJECT_ID_FIELD_NUMBER: _builtins.int
+    image_id: _builtins.str
+    """The image's id, or its name."""
+    project_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        image_id: _builtins.str = ...,
+        project_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["image_id", b"image_id", "project_id", b"project_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveImageMemberRequest: _TypeAlias = RemoveImageMemberRequest  # noqa: Y015
+
+@_typing.final
+class RemoveImageMemberResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveImageMemberResponse: _TypeAlias = RemoveImageMemberResponse  # noqa: Y015
+
+@_typing.final
+class ListImageMembersRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IMAGE_ID_FIELD_NUMBER: _builtins.int
+    image_id: _builtins.str
+    """The image's id, or its name."""
+    def __init__(
+        self,
+        *,
+        image_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["image_id", b"image_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListImageMembersRequest: _TypeAlias = ListImageMembersRequest  # noqa: Y015
+
+@_typing.final
+class ListImageMembersResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMBERS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def members(self) -> _containers.RepeatedCompositeFieldContainer[Global___ImageMember]: ...
+    def __init__(
+        self,
+        *,
+        members: _abc.Iterable[Global___ImageMember] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["members", b"members"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListImageMembersResponse: _TypeAlias = ListImageMembersResponse  # noqa: Y015

@@ -60,6 +60,26 @@ class ImagesStub:
                 request_serializer=stratus_dot_v1_dot_images__pb2.DownloadImageRequest.SerializeToString,
                 response_deserializer=stratus_dot_v1_dot_images__pb2.DownloadImageResponse.FromString,
                 _registered_method=True)
+        self.UpdateImage = channel.unary_unary(
+                '/stratus.v1.Images/UpdateImage',
+                request_serializer=stratus_dot_v1_dot_images__pb2.UpdateImageRequest.SerializeToString,
+                response_deserializer=stratus_dot_v1_dot_images__pb2.Image.FromString,
+                _registered_method=True)
+        self.AddImageMember = channel.unary_unary(
+                '/stratus.v1.Images/AddImageMember',
+                request_serializer=stratus_dot_v1_dot_images__pb2.AddImageMemberRequest.SerializeToString,
+                response_deserializer=stratus_dot_v1_dot_images__pb2.ImageMember.FromString,
+                _registered_method=True)
+        self.RemoveImageMember = channel.unary_unary(
+                '/stratus.v1.Images/RemoveImageMember',
+                request_serializer=stratus_dot_v1_dot_images__pb2.RemoveImageMemberRequest.SerializeToString,
+                response_deserializer=stratus_dot_v1_dot_images__pb2.RemoveImageMemberResponse.FromString,
+                _registered_method=True)
+        self.ListImageMembers = channel.unary_unary(
+                '/stratus.v1.Images/ListImageMembers',
+                request_serializer=stratus_dot_v1_dot_images__pb2.ListImageMembersRequest.SerializeToString,
+                response_deserializer=stratus_dot_v1_dot_images__pb2.ListImageMembersResponse.FromString,
+                _registered_method=True)
 
 
 class ImagesServicer:
@@ -99,6 +119,35 @@ class ImagesServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateImage(self, request, context):
+        """Renames an image or changes its visibility (the owner's project or an admin; only an admin
+        makes an image PUBLIC).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddImageMember(self, request, context):
+        """Shares a SHARED image with another project (the owner's project or an admin).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveImageMember(self, request, context):
+        """Stops sharing an image with a project (the owner's project or an admin).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListImageMembers(self, request, context):
+        """The projects an image is shared with (the owner's project or an admin).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ImagesServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -126,6 +175,26 @@ def add_ImagesServicer_to_server(servicer, server):
                     servicer.DownloadImage,
                     request_deserializer=stratus_dot_v1_dot_images__pb2.DownloadImageRequest.FromString,
                     response_serializer=stratus_dot_v1_dot_images__pb2.DownloadImageResponse.SerializeToString,
+            ),
+            'UpdateImage': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateImage,
+                    request_deserializer=stratus_dot_v1_dot_images__pb2.UpdateImageRequest.FromString,
+                    response_serializer=stratus_dot_v1_dot_images__pb2.Image.SerializeToString,
+            ),
+            'AddImageMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddImageMember,
+                    request_deserializer=stratus_dot_v1_dot_images__pb2.AddImageMemberRequest.FromString,
+                    response_serializer=stratus_dot_v1_dot_images__pb2.ImageMember.SerializeToString,
+            ),
+            'RemoveImageMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveImageMember,
+                    request_deserializer=stratus_dot_v1_dot_images__pb2.RemoveImageMemberRequest.FromString,
+                    response_serializer=stratus_dot_v1_dot_images__pb2.RemoveImageMemberResponse.SerializeToString,
+            ),
+            'ListImageMembers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListImageMembers,
+                    request_deserializer=stratus_dot_v1_dot_images__pb2.ListImageMembersRequest.FromString,
+                    response_serializer=stratus_dot_v1_dot_images__pb2.ListImageMembersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -264,6 +333,114 @@ class Images:
             '/stratus.v1.Images/DownloadImage',
             stratus_dot_v1_dot_images__pb2.DownloadImageRequest.SerializeToString,
             stratus_dot_v1_dot_images__pb2.DownloadImageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateImage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stratus.v1.Images/UpdateImage',
+            stratus_dot_v1_dot_images__pb2.UpdateImageRequest.SerializeToString,
+            stratus_dot_v1_dot_images__pb2.Image.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddImageMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stratus.v1.Images/AddImageMember',
+            stratus_dot_v1_dot_images__pb2.AddImageMemberRequest.SerializeToString,
+            stratus_dot_v1_dot_images__pb2.ImageMember.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveImageMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stratus.v1.Images/RemoveImageMember',
+            stratus_dot_v1_dot_images__pb2.RemoveImageMemberRequest.SerializeToString,
+            stratus_dot_v1_dot_images__pb2.RemoveImageMemberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListImageMembers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stratus.v1.Images/ListImageMembers',
+            stratus_dot_v1_dot_images__pb2.ListImageMembersRequest.SerializeToString,
+            stratus_dot_v1_dot_images__pb2.ListImageMembersResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -42,6 +42,16 @@ class ImagesStub:
     ListImages: _grpc.UnaryUnaryMultiCallable[_images_pb2.ListImagesRequest, _images_pb2.ListImagesResponse]
     DeleteImage: _grpc.UnaryUnaryMultiCallable[_images_pb2.DeleteImageRequest, _images_pb2.DeleteImageResponse]
     DownloadImage: _grpc.UnaryStreamMultiCallable[_images_pb2.DownloadImageRequest, _images_pb2.DownloadImageResponse]
+    UpdateImage: _grpc.UnaryUnaryMultiCallable[_images_pb2.UpdateImageRequest, _images_pb2.Image]
+    """Renames an image or changes its visibility (the owner's project or an admin; only an admin
+    makes an image PUBLIC).
+    """
+    AddImageMember: _grpc.UnaryUnaryMultiCallable[_images_pb2.AddImageMemberRequest, _images_pb2.ImageMember]
+    """Shares a SHARED image with another project (the owner's project or an admin)."""
+    RemoveImageMember: _grpc.UnaryUnaryMultiCallable[_images_pb2.RemoveImageMemberRequest, _images_pb2.RemoveImageMemberResponse]
+    """Stops sharing an image with a project (the owner's project or an admin)."""
+    ListImageMembers: _grpc.UnaryUnaryMultiCallable[_images_pb2.ListImageMembersRequest, _images_pb2.ListImageMembersResponse]
+    """The projects an image is shared with (the owner's project or an admin)."""
 
 @_typing.type_check_only
 class ImagesAsyncStub(ImagesStub):
@@ -57,6 +67,16 @@ class ImagesAsyncStub(ImagesStub):
     ListImages: _aio.UnaryUnaryMultiCallable[_images_pb2.ListImagesRequest, _images_pb2.ListImagesResponse]  # type: ignore[assignment]
     DeleteImage: _aio.UnaryUnaryMultiCallable[_images_pb2.DeleteImageRequest, _images_pb2.DeleteImageResponse]  # type: ignore[assignment]
     DownloadImage: _aio.UnaryStreamMultiCallable[_images_pb2.DownloadImageRequest, _images_pb2.DownloadImageResponse]  # type: ignore[assignment]
+    UpdateImage: _aio.UnaryUnaryMultiCallable[_images_pb2.UpdateImageRequest, _images_pb2.Image]  # type: ignore[assignment]
+    """Renames an image or changes its visibility (the owner's project or an admin; only an admin
+    makes an image PUBLIC).
+    """
+    AddImageMember: _aio.UnaryUnaryMultiCallable[_images_pb2.AddImageMemberRequest, _images_pb2.ImageMember]  # type: ignore[assignment]
+    """Shares a SHARED image with another project (the owner's project or an admin)."""
+    RemoveImageMember: _aio.UnaryUnaryMultiCallable[_images_pb2.RemoveImageMemberRequest, _images_pb2.RemoveImageMemberResponse]  # type: ignore[assignment]
+    """Stops sharing an image with a project (the owner's project or an admin)."""
+    ListImageMembers: _aio.UnaryUnaryMultiCallable[_images_pb2.ListImageMembersRequest, _images_pb2.ListImageMembersResponse]  # type: ignore[assignment]
+    """The projects an image is shared with (the owner's project or an admin)."""
 
 class ImagesServicer(metaclass=_abc_1.ABCMeta):
     """Images: the disks servers boot from."""
@@ -99,5 +119,39 @@ class ImagesServicer(metaclass=_abc_1.ABCMeta):
         request: _images_pb2.DownloadImageRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_images_pb2.DownloadImageResponse], _abc.AsyncIterator[_images_pb2.DownloadImageResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def UpdateImage(
+        self,
+        request: _images_pb2.UpdateImageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_images_pb2.Image, _abc.Awaitable[_images_pb2.Image]]:
+        """Renames an image or changes its visibility (the owner's project or an admin; only an admin
+        makes an image PUBLIC).
+        """
+
+    @_abc_1.abstractmethod
+    def AddImageMember(
+        self,
+        request: _images_pb2.AddImageMemberRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_images_pb2.ImageMember, _abc.Awaitable[_images_pb2.ImageMember]]:
+        """Shares a SHARED image with another project (the owner's project or an admin)."""
+
+    @_abc_1.abstractmethod
+    def RemoveImageMember(
+        self,
+        request: _images_pb2.RemoveImageMemberRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_images_pb2.RemoveImageMemberResponse, _abc.Awaitable[_images_pb2.RemoveImageMemberResponse]]:
+        """Stops sharing an image with a project (the owner's project or an admin)."""
+
+    @_abc_1.abstractmethod
+    def ListImageMembers(
+        self,
+        request: _images_pb2.ListImageMembersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_images_pb2.ListImageMembersResponse, _abc.Awaitable[_images_pb2.ListImageMembersResponse]]:
+        """The projects an image is shared with (the owner's project or an admin)."""
 
 def add_ImagesServicer_to_server(servicer: ImagesServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
