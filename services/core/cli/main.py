@@ -7,6 +7,7 @@ import typer
 from services.core.cli import (
     admin,
     aggregates,
+    columns,
     flavors,
     images,
     placement,
@@ -14,6 +15,7 @@ from services.core.cli import (
     server_actions,
     server_groups,
     servers,
+    version,
 )
 from services.core.launcher.command import up
 
@@ -24,6 +26,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_show_locals=False,  # locals may hold tokens
 )
+app.callback()(version.root_options)
 app.command("up", rich_help_panel="Stack")(up)
 processes.register(app)
 server_actions.register(servers.app)
@@ -35,6 +38,7 @@ app.add_typer(admin.service_app, name="service", rich_help_panel="Admin")
 app.add_typer(admin.host_app, name="host", rich_help_panel="Admin")
 app.add_typer(aggregates.app, name="aggregate", rich_help_panel="Admin")
 app.add_typer(placement.app, name="placement", rich_help_panel="Admin")
+columns.add_column_option(app)  # after every sub-app: -c wherever there is -f
 
 
 def main() -> None:
