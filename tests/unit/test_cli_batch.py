@@ -10,7 +10,7 @@ from services.core.cli import batch
 from services.core.cli.lookup import resolve_id
 
 
-class NotFound(grpc.RpcError):
+class NotFound(grpc.RpcError):  # type: ignore[misc]
     def code(self) -> grpc.StatusCode:
         return grpc.StatusCode.NOT_FOUND
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+from typing import Annotated
 
 import pytest
 import typer
 import yaml
 from typer.testing import CliRunner
 
-from services.core.cli import output
+from services.core.cli import columns, output
 from services.core.cli.main import app
 from services.core.cli.output import Format
 from services.core.cli.servers import server_columns, server_rows
@@ -109,3 +111,17 @@ def test_version_and_unknown_status() -> None:
     refused = runner.invoke(app, ["server", "list", "--status", "sideways"])
     assert refused.exit_code == 2
     assert "ACTIVE" in refused.output and "SHUTOFF" in refused.output
+
+
+def test_a_command_with_its_own_c_keeps_it() -> None:
+    def own(
+        fmt: output.FormatOpt = Format.table,
+        checksum: Annotated[str, typer.Option("-c", "--checksum")] = "",
+    ) -> None:
+        pass
+
+    def plain(fmt: output.FormatOpt = Format.table) -> None:
+        pass
+
+    assert columns.with_columns(own) is own
+    assert "columns" in inspect.signature(columns.with_columns(plain)).parameters

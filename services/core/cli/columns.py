@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import Any, get_args
 
 import typer
 
@@ -20,7 +20,20 @@ COLUMNS_PARAM = "columns"
 
 def takes_format(func: Callable[..., Any]) -> bool:
     annotations = getattr(func, "__annotations__", {})
-    return annotations.get("fmt") in ("FormatOpt", FormatOpt) and COLUMNS_PARAM not in annotations
+    fmt = annotations.get("fmt")
+    named = isinstance(fmt, str) and fmt.rpartition(".")[2] == "FormatOpt"  # postponed annotations
+    return (named or fmt is FormatOpt) and COLUMNS_PARAM not in annotations
+
+
+def declared_names(annotation: Any) -> list[str]:
+    """The option names an ``Annotated[..., typer.Option(...)]`` declares (in ``Annotated``, typer
+    keeps the first name in ``default``)."""
+    names: list[str] = []
+    for info in get_args(annotation)[1:]:
+        first = getattr(info, "default", None)
+        names += [first] if isinstance(first, str) and first.startswith("-") else []
+        names += getattr(info, "param_decls", None) or []
+    return names
 
 
 def with_columns(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -28,6 +41,8 @@ def with_columns(func: Callable[..., Any]) -> Callable[..., Any]:
     if not takes_format(func):
         return func
     signature = inspect.signature(func, eval_str=True)
+    if any("-c" in declared_names(p.annotation) for p in signature.parameters.values()):
+        return func  # -c means something else here
 
     @functools.wraps(func)
     def command(*args: Any, **kwargs: Any) -> Any:

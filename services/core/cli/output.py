@@ -167,7 +167,7 @@ def mapping(values: Any) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(dict(values).items()))
 
 
-def _key(name: str) -> str:
+def column_key(name: str) -> str:
     """``Server Group``, ``server-group`` and ``SERVER_GROUP`` name the same column."""
     return re.sub(r"[\s_-]+", "_", name.strip()).lower()
 
@@ -176,13 +176,13 @@ def pick(wanted: Sequence[str], available: Sequence[str]) -> list[int]:
     """The positions of the ``wanted`` names among ``available``; an unknown name is a usage error (exit 2)."""
     index: dict[str, int] = {}
     for i, name in enumerate(available):
-        index.setdefault(_key(name), i)
-    unknown = [name for name in wanted if _key(name) not in index]
+        index.setdefault(column_key(name), i)
+    unknown = [name for name in wanted if column_key(name) not in index]
     if unknown:
         raise typer.BadParameter(
             f"no column {', '.join(map(repr, unknown))}; the columns are: {', '.join(available)}", param_hint="'-c'"
         )
-    return [index[_key(name)] for name in wanted]
+    return [index[column_key(name)] for name in wanted]
 
 
 def _pick_fields(data: Mapping[str, Any], fields: Sequence[str], wanted: Sequence[str]) -> dict[str, Any]:

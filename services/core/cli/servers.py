@@ -176,6 +176,12 @@ def status_word(value: str | None) -> str | None:
     return value.upper()
 
 
+def shows_names(fmt: Format) -> bool:
+    """Whether the output has the FLAVOR or IMAGE column (json and yaml have the ids)."""
+    chosen = {output.column_key(name) for name in output.selected_columns()}
+    return fmt in (Format.table, Format.value) and (not chosen or bool(chosen & {"flavor", "image"}))
+
+
 @app.command("list")
 def list_servers(
     all_projects: Annotated[
@@ -200,7 +206,7 @@ def list_servers(
     request = servers_pb2.ListServersRequest(all_projects=all_projects, filter=" AND ".join(terms))
     with open_api(api, token, state_dir) as client:
         servers = list_all(client, client.servers.ListServers, request, "servers")
-        flavors, images = flavor_and_image_names(client) if fmt in (Format.table, Format.value) else ({}, {})
+        flavors, images = flavor_and_image_names(client) if shows_names(fmt) else ({}, {})
     output.emit_list(fmt, server_columns(flavors, images, all_projects), servers)
 
 
