@@ -15,11 +15,13 @@ from stratus.v1 import flavors_pb2, images_pb2, servers_pb2
 
 NAME_MAX = 255  # the api's; nothing longer is a name
 UNFILTERABLE = re.compile(r'"|\sAND\s')  # what a ListServers filter term cannot quote
+UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
 def servers_named(api: Api, wanted: str) -> list[servers_pb2.Server]:
-    """The caller's servers named ``wanted`` (one filtered List when the name can be quoted)."""
-    if len(wanted) > NAME_MAX or not wanted.strip():
+    """The caller's servers named ``wanted`` (one filtered List when the name can be quoted); none for
+    an id, which is taken as it is (as openstack tries an id first)."""
+    if len(wanted) > NAME_MAX or not wanted.strip() or UUID.match(wanted):
         return []
     if UNFILTERABLE.search(wanted):
         everything = list_all(api, api.servers.ListServers, servers_pb2.ListServersRequest(), "servers")
