@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+from services.api import quota_records
 from services.api.images import ImagesManager, chunks_of
 from services.api.validation import ID_CHARS, Violations
-from services.core import keys
-from services.core.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
+from services.core.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, QuotaExceeded
 from services.core.etcd import Store
 from services.core.states import name_of
 from stratus.imagestore.v1 import imagestore_pb2
@@ -61,9 +61,14 @@ class ImageStoreManager:
         except asyncio.CancelledError:
             raise
         except BaseException:
-            await self._store.delete(keys.image(image.id))
+            await quota_records.remove_image(self._images.quotas, image.id)
             raise
-        if not await self._store.swap(keys.image(image.id), image.SerializeToString(), revision):
+        try:
+            swapped = await quota_records.swap_image(self._images.quotas, image, revision)  # charges its bytes
+        except QuotaExceeded:
+            await self._images.discard(image.id)
+            raise
+        if not swapped:
             if await self._images.find(image.id) is None:
                 await self._images.discard(image.id)  # deleted meanwhile: the bytes go too
             raise Aborted(f"image {image.id} was deleted or changed while its bytes were written")

@@ -10,8 +10,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from services.api import paging
+from services.api import paging, quota_records
 from services.api.image_files import ImageFiles, read_chunks
+from services.api.quotas import Quotas
 from services.api.validation import Violations, page_size
 from services.core import context, keys
 from services.core.boot_sector import tiny_image
@@ -102,9 +103,10 @@ def seed_source(seed_file: Path | None) -> tuple[images_pb2.Image, AsyncIterator
 
 
 class ImagesManager:
-    def __init__(self, store: Store, files: ImageFiles) -> None:
+    def __init__(self, store: Store, files: ImageFiles, ledger: Quotas | None = None) -> None:
         self._store = store
         self._files = files
+        self.quotas = ledger or Quotas(store)
 
     async def upload(self, messages: AsyncIterator[images_pb2.UploadImageRequest]) -> images_pb2.Image:
         first = await anext(messages, None)
@@ -149,7 +151,8 @@ class ImagesManager:
         image.updated_at.CopyFrom(now())
 
     async def put(self, image: images_pb2.Image) -> None:
-        await self._store.put(keys.image(image.id), image.SerializeToString())
+        """Writes the record, charging the owner's images and image_bytes quotas the change."""
+        await quota_records.put_image(self.quotas, image)
 
     async def find(self, image_id: str) -> tuple[images_pb2.Image, int] | None:
         """The image with this id (not a name) and its record's mod revision, or None."""
@@ -158,7 +161,7 @@ class ImagesManager:
 
     async def discard(self, image_id: str) -> None:
         """Removes the record and the bytes, whoever owns them (a snapshot that failed)."""
-        await self._store.delete(keys.image(image_id))
+        await quota_records.remove_image(self.quotas, image_id)  # gives its quota charge back
         self._files.remove(image_id)
 
     async def saving_snapshot_of(self, instance_id: str) -> images_pb2.Image | None:
@@ -202,7 +205,7 @@ class ImagesManager:
         ctx = context.current()
         if not ctx.is_admin and image.owner_project_id != ctx.project_id:
             raise PermissionDenied(f"image {image.id} belongs to another project")
-        await self._store.delete(keys.image(image.id))
+        await quota_records.remove_image(self.quotas, image.id)  # gives its quota charge back
         self._files.remove(image.id)
 
     async def download(self, id_or_name: str) -> AsyncIterator[bytes]:

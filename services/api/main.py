@@ -13,8 +13,11 @@ from services.api.flows import Limits, Orchestrator
 from services.api.image_files import ImageFiles
 from services.api.image_store import ImageStoreManager
 from services.api.images import ImagesManager
+from services.api.keypairs import KeypairsManager
 from services.api.peers import Peers
 from services.api.placement import PlacementManager
+from services.api.quota_sets import QuotaSetsManager
+from services.api.quotas import Quotas
 from services.api.server_groups import ServerGroupsManager
 from services.api.servers import ServersManager
 from services.api.servicers import (
@@ -23,7 +26,9 @@ from services.api.servicers import (
     HostsServicer,
     ImagesServicer,
     ImageStoreServicer,
+    KeypairsServicer,
     PlacementServicer,
+    QuotasServicer,
     ServerGroupsServicer,
     ServersServicer,
     ServicesServicer,
@@ -45,8 +50,12 @@ from stratus.v1 import (
     hosts_pb2_grpc,
     images_pb2,
     images_pb2_grpc,
+    keypairs_pb2,
+    keypairs_pb2_grpc,
     placement_pb2,
     placement_pb2_grpc,
+    quotas_pb2,
+    quotas_pb2_grpc,
     servergroups_pb2,
     servergroups_pb2_grpc,
     servers_pb2,
@@ -62,18 +71,21 @@ class ApiManager:
     def __init__(self, settings: ApiSettings, store: Store) -> None:
         self.settings = settings
         self.directory = ServiceDirectory(store)
-        self.channels = ChannelPool()
+        self.channels = ChannelPool(settings.internal_tls())
         self.tasks = InstanceTasks()
         peers = Peers(self.directory, self.channels)
         self.flavors = FlavorsManager(store)
-        self.images = ImagesManager(store, ImageFiles(settings.images_path()))
+        self.quotas = Quotas(store, settings.quota.model_dump())
+        self.quota_sets = QuotaSetsManager(store, self.quotas)
+        self.images = ImagesManager(store, ImageFiles(settings.images_path()), self.quotas)
         self.image_store = ImageStoreManager(store, self.images)
-        self.groups = ServerGroupsManager(store)
+        self.groups = ServerGroupsManager(store, self.quotas)
         self.aggregates = AggregatesManager(store)
+        self.keypairs = KeypairsManager(store, self.quotas)
         specs = SpecResolver(store, self.flavors, self.images, self.groups)
         limits = Limits(settings.max_build_attempts, settings.build_timeout_s, settings.snapshot_timeout_s)
         flows = Orchestrator(store, peers, specs, self.images, limits)
-        self.servers = ServersManager(store, specs, self.groups, flows, self.tasks)
+        self.servers = ServersManager(store, specs, self.groups, flows, self.tasks, self.quotas)
         self.placement = PlacementManager(specs, peers)
         self.admin = AdminManager(store, peers)
 
@@ -106,7 +118,9 @@ def build(settings: ApiSettings, store: Store) -> tuple[ApiManager, ServiceSpec]
         (servergroups_pb2_grpc.add_ServerGroupsServicer_to_server, ServerGroupsServicer(manager.groups)),
         (aggregates_pb2_grpc.add_AggregatesServicer_to_server, AggregatesServicer(manager.aggregates)),
         (placement_pb2_grpc.add_PlacementServicer_to_server, PlacementServicer(manager.placement)),
+        (quotas_pb2_grpc.add_QuotasServicer_to_server, QuotasServicer(manager.quota_sets)),
         (imagestore_pb2_grpc.add_ImageStoreServicer_to_server, ImageStoreServicer(manager.image_store)),
+        (keypairs_pb2_grpc.add_KeypairsServicer_to_server, KeypairsServicer(manager.keypairs)),
     ]
     names = [
         servers_pb2.DESCRIPTOR.services_by_name["Servers"].full_name,
@@ -117,7 +131,9 @@ def build(settings: ApiSettings, store: Store) -> tuple[ApiManager, ServiceSpec]
         servergroups_pb2.DESCRIPTOR.services_by_name["ServerGroups"].full_name,
         aggregates_pb2.DESCRIPTOR.services_by_name["Aggregates"].full_name,
         placement_pb2.DESCRIPTOR.services_by_name["Placement"].full_name,
+        quotas_pb2.DESCRIPTOR.services_by_name["Quotas"].full_name,
         imagestore_pb2.DESCRIPTOR.services_by_name["ImageStore"].full_name,
+        keypairs_pb2.DESCRIPTOR.services_by_name["Keypairs"].full_name,
     ]
     auth = BearerAuthenticator(TokenFile(settings.tokens_path()))
     return manager, ServiceSpec(binary="api", servicers=servicers, service_names=names, authenticate=auth)

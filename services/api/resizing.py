@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from services.api import actions
+from services.api import actions, quotas
 from services.api.specs import resources_of
 from services.core import claims, instances, keys
 from services.core.errors import Aborted, FailedPrecondition, InvalidArgument, ResourceExhausted, Unavailable
@@ -144,9 +144,14 @@ def needs_settling(record: state_pb2.InstanceRecord) -> bool:
     )
 
 
-async def with_claim(store: Store, instance_id: str, change: ClaimChange) -> state_pb2.InstanceRecord:
+async def with_claim(
+    store: Store, instance_id: str, change: ClaimChange, ledger: quotas.Quotas | None = None
+) -> state_pb2.InstanceRecord:
     """Applies ``change`` to the record and its host's usage, and writes both in one transaction,
-    each compared with the revision read; retried on a lost race. Returns the record as stored."""
+    each compared with the revision read, with the project's quota usage following the server's
+    charge (``quotas.instance_charge``: the larger size of each resource while a resize is not
+    settled); retried on a lost race. Returns the record as stored. A change that grows the charge
+    (starting a resize) needs ``ledger`` for the limits; settling or undoing one only gives back."""
     for _ in range(claims.MAX_SWAP_ATTEMPTS):
         record, revision = await instances.get(store, instance_id)
         host = record.server.host
@@ -156,12 +161,17 @@ async def with_claim(store: Store, instance_id: str, change: ClaimChange) -> sta
             raise FailedPrecondition(f"server {instance_id} has no host", reason="NO_HOST")
         usage, usage_revision = await claims.read_usage(store, host)
         caps = await claims.read_capabilities(store, host)
+        charged = quotas.instance_charge(record)
         if change(record, usage, caps) is False:
             return record
         instances.stamp(record)
+        delta = quotas.difference(quotas.instance_charge(record), charged)
+        project_id = record.server.project_id
+        charge = await (ledger.charge(project_id, delta) if ledger else quotas.release(store, project_id, delta))
         writes = [
             (keys.instance(instance_id), record.SerializeToString(), revision),
             (keys.host_usage(host), usage.SerializeToString(), usage_revision),
+            *charge.writes,
         ]
         if await store.swap_many(writes):
             return record

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from services.api import paging
+from services.api.quotas import Quotas
 from services.api.validation import Violations, page_size
 from services.core import context, keys
 from services.core.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
@@ -94,8 +95,9 @@ async def forget_placement(store: Store, group_id: str, instance_id: str) -> Non
 
 
 class ServerGroupsManager:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, ledger: Quotas | None = None) -> None:
         self._store = store
+        self._quotas = ledger or Quotas(store)
 
     async def create(self, group: servergroups_pb2.ServerGroup, has_group: bool = True) -> servergroups_pb2.ServerGroup:
         validate(group, has_group)
@@ -107,7 +109,9 @@ class ServerGroupsManager:
         if group.policy == Policy.SERVER_GROUP_POLICY_ANTI_AFFINITY:
             new.rules.max_server_per_host = group.rules.max_server_per_host or DEFAULT_MAX_PER_HOST
         record = state_pb2.ServerGroupRecord(group=new)
-        if not await self._store.swap(keys.server_group(new.id), record.SerializeToString(), 0):
+        key = keys.server_group(new.id)
+        put = self._store.op_put(key, record.SerializeToString())
+        if not await self._quotas.commit(ctx.project_id, {"server_groups": 1}, [self._store.cmp_absent(key)], [put]):
             raise Aborted(f"server group id {new.id} collided; try again")
         return new
 
@@ -164,6 +168,9 @@ class ServerGroupsManager:
                     f"{', '.join(members[:5])}{' ...' if len(members) > 5 else ''}",
                     reason="GROUP_NOT_EMPTY", metadata={"members": str(len(members))},
                 )  # fmt: skip
-            if await self._store.swap_many([(keys.server_group(group_id), None, revision)]):
+            key = keys.server_group(group_id)
+            gone = [self._store.op_delete(key)]
+            if await self._quotas.commit(record.group.project_id, {"server_groups": -1},
+                                         [self._store.cmp_mod(key, revision)], gone):  # fmt: skip
                 return
         raise Aborted(f"server group {group_id} is changing too fast to delete; try again")

@@ -10,9 +10,10 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.propagate import extract, inject
 
-from services.api import actions, paging, resizing, server_filter, snapshots
+from services.api import actions, keypairs, paging, quotas, resizing, server_filter, snapshots
 from services.api.actions import POWER_ACTIONS
 from services.api.flows import Orchestrator
+from services.api.quotas import Quotas
 from services.api.server_groups import MAX_SWAP_ATTEMPTS, ServerGroupsManager
 from services.api.specs import SpecResolver, resources_of
 from services.api.tasks import InstanceTasks
@@ -25,6 +26,7 @@ from services.core.errors import (
     InvalidArgument,
     NotFound,
     PermissionDenied,
+    QuotaExceeded,
     shorten,
 )
 from services.core.etcd import Store
@@ -50,6 +52,8 @@ def validate_server(v: Violations, s: servers_pb2.Server, require_name: bool = T
     v.mapping("server.scheduler_hints", s.scheduler_hints)
     v.pattern("server.server_group_id", s.server_group_id, ID_CHARS, "a server group id")
     v.text("server.availability_zone", s.availability_zone, NAME_MAX)
+    if s.key_name:
+        keypairs.check_name(v, "server.key_name", s.key_name)
     if len(s.user_data) > USER_DATA_MAX:
         v.add("server.user_data", f"must be at most {USER_DATA_MAX} bytes, got {len(s.user_data)}")
 
@@ -80,9 +84,11 @@ def listed(server: servers_pb2.Server, keep_user_data: bool = False) -> servers_
 
 class ServersManager:
     def __init__(
-        self, store: Store, specs: SpecResolver, groups: ServerGroupsManager, flows: Orchestrator, tasks: InstanceTasks
-    ) -> None:
+        self, store: Store, specs: SpecResolver, groups: ServerGroupsManager, flows: Orchestrator, tasks: InstanceTasks,
+        ledger: Quotas | None = None,
+    ) -> None:  # fmt: skip
         self._store = store
+        self._quotas = ledger or Quotas(store)
         self._specs = specs
         self._groups = groups
         self._flows = flows
@@ -98,7 +104,10 @@ class ServersManager:
             if existing is not None:
                 return existing
         resolved = await self._specs.resolve(req.server, ctx.project_id)
+        key = await keypairs.instance_key(self._store, req.server.key_name) if req.server.key_name else None
         record = self._new_record(req, resolved.flavor, resolved.image.id)
+        if key is not None:
+            record.key.CopyFrom(key)
         trace.get_current_span().set_attribute("stratus.instance_id", record.server.id)
         if not await self._write_new(record, ctx.project_id, digest):
             existing = await self._by_request(ctx.project_id, req.request_id, digest)
@@ -119,7 +128,7 @@ class ServersManager:
             task_state=T.TASK_STATE_SCHEDULING, power_state=servers_pb2.PowerState.POWER_STATE_NOSTATE,
             availability_zone=src.availability_zone, metadata=src.metadata, server_group_id=src.server_group_id,
             scheduler_hints=src.scheduler_hints, created_at=instances.now(), resources=resources_of(flavor),
-            user_data=src.user_data,
+            user_data=src.user_data, key_name=src.key_name,
         )  # fmt: skip
         carrier: dict[str, str] = {}
         inject(carrier)
@@ -128,8 +137,9 @@ class ServersManager:
         return record
 
     async def _write_new(self, record: state_pb2.InstanceRecord, project_id: str, digest: str) -> bool:
-        """Writes the record, its request index and its group membership in one transaction.
-        False when the request_id is taken; a lost race on the group record is retried."""
+        """Writes the record, its request index, its group membership and its quota charge in one
+        transaction. False when the request_id is taken; a lost race on the group record is retried;
+        QuotaExceeded (nothing written) when the project or the group is full."""
         group_id = record.server.server_group_id
         for _ in range(MAX_SWAP_ATTEMPTS):
             key = keys.instance(record.server.id)
@@ -142,12 +152,17 @@ class ServersManager:
                 ops.append(self._store.op_put(req_key, index.SerializeToString()))
             if group_id:
                 group, revision = await self._groups.owned(group_id, project_id, "server.server_group_id")
+                await self._quotas.check_members(project_id, len(group.group.members) + 1)
                 group.group.members.append(record.server.id)
                 compares.append(self._store.cmp_mod(keys.server_group(group_id), revision))
                 ops.append(self._store.op_put(keys.server_group(group_id), group.SerializeToString()))
-            ok, _ = await self._store.txn(compares, ops)
-            if ok:
-                return True
+            try:
+                if await self._quotas.commit(project_id, quotas.instance_charge(record), compares, ops):
+                    return True
+            except QuotaExceeded:  # a concurrent twin with this request_id may have taken the last unit
+                if record.request_id and await self._store.get(keys.request(project_id, record.request_id)):
+                    return False
+                raise
             taken = record.request_id and await self._store.get(keys.request(project_id, record.request_id))
             if taken or not group_id:
                 return False
@@ -242,7 +257,7 @@ class ServersManager:
         def start(r: state_pb2.InstanceRecord, usage: state_pb2.HostUsage, caps: Any) -> None:
             resizing.start_resize(r, usage, caps, flavor)
 
-        record = await resizing.with_claim(self._store, instance_id, start)
+        record = await resizing.with_claim(self._store, instance_id, start, self._quotas)
         self.tasks.start(instance_id, self._flows.resize(instance_id), "resize")
         return record.server
 
@@ -251,7 +266,7 @@ class ServersManager:
         server = (await self._visible(instance_id)).server
         source = await self._specs.optional_image(server.image_id)
         image = snapshots.snapshot_image(image_name, server, source, context.current().project_id)
-        await snapshots.begin_snapshot(self._store, instance_id, image)
+        await snapshots.begin_snapshot(self._store, instance_id, image, self._quotas)
         self.tasks.start(instance_id, self._flows.snapshot(instance_id, image.id), "snapshot")
         return image
 

@@ -14,7 +14,9 @@ from services.api.aggregates import AggregatesManager
 from services.api.flavors import FlavorsManager
 from services.api.image_store import ImageStoreManager
 from services.api.images import ImagesManager
+from services.api.keypairs import KeypairsManager
 from services.api.placement import PlacementManager
+from services.api.quota_sets import QuotaSetsManager
 from services.api.server_groups import ServerGroupsManager
 from services.api.servers import ServersManager
 from services.api.validation import check_request
@@ -28,8 +30,12 @@ from stratus.v1 import (
     hosts_pb2_grpc,
     images_pb2,
     images_pb2_grpc,
+    keypairs_pb2,
+    keypairs_pb2_grpc,
     placement_pb2,
     placement_pb2_grpc,
+    quotas_pb2,
+    quotas_pb2_grpc,
     servergroups_pb2,
     servergroups_pb2_grpc,
     servers_pb2,
@@ -278,3 +284,34 @@ class PlacementServicer(placement_pb2_grpc.PlacementServicer):
 
     async def ExplainPlacement(self, request: placement_pb2.ExplainPlacementRequest, context: Ctx) -> Any:
         return await self.m.explain(request)
+
+
+@bounded
+class KeypairsServicer(keypairs_pb2_grpc.KeypairsServicer):
+    def __init__(self, keypairs: KeypairsManager) -> None:
+        self.m = keypairs
+
+    async def CreateKeypair(self, request: keypairs_pb2.CreateKeypairRequest, context: Ctx) -> Any:
+        return await self.m.create(request.name, request.public_key)
+
+    async def GetKeypair(self, request: keypairs_pb2.GetKeypairRequest, context: Ctx) -> Any:
+        return await self.m.get(request.name)
+
+    async def ListKeypairs(self, request: keypairs_pb2.ListKeypairsRequest, context: Ctx) -> Any:
+        return await self.m.list(request)
+
+    async def DeleteKeypair(self, request: keypairs_pb2.DeleteKeypairRequest, context: Ctx) -> Any:
+        await self.m.delete(request.name)
+        return keypairs_pb2.DeleteKeypairResponse()
+
+
+@bounded
+class QuotasServicer(quotas_pb2_grpc.QuotasServicer):
+    def __init__(self, quota_sets: QuotaSetsManager) -> None:
+        self.m = quota_sets
+
+    async def GetQuotaSet(self, request: quotas_pb2.GetQuotaSetRequest, context: Ctx) -> Any:
+        return await self.m.get(request.project_id)
+
+    async def UpdateQuotaSet(self, request: quotas_pb2.UpdateQuotaSetRequest, context: Ctx) -> Any:
+        return await self.m.update(request)

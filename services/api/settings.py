@@ -3,11 +3,31 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.core.config import CommonSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+COUNT_MAX = 10**6  # the largest limit of a count (instances, images, ...); -1 is unlimited
+AMOUNT_MAX = 2**53  # of an amount (cores, ram_mb, image_bytes)
+
+
+class QuotaDefaults(BaseModel):
+    """Every project's limits unless an admin set others (UpdateQuotaSet); -1 is unlimited.
+    As Nova's. In a config file: ``[api.quota]``; in the environment: ``STRATUS_QUOTA='{"instances": 50}'``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    instances: int = Field(default=10, ge=-1, le=COUNT_MAX)
+    cores: int = Field(default=20, ge=-1, le=AMOUNT_MAX)
+    ram_mb: int = Field(default=51200, ge=-1, le=AMOUNT_MAX)
+    images: int = Field(default=100, ge=-1, le=COUNT_MAX)
+    image_bytes: int = Field(default=1024**4, ge=-1, le=AMOUNT_MAX)
+    server_groups: int = Field(default=10, ge=-1, le=COUNT_MAX)
+    server_group_members: int = Field(default=10, ge=-1, le=COUNT_MAX)
+    keypairs: int = Field(default=100, ge=-1, le=COUNT_MAX)
 
 
 class ApiSettings(CommonSettings):
@@ -29,6 +49,8 @@ class ApiSettings(CommonSettings):
     # What `tiny` is seeded from: the built Linux guest (deploy/build-guest.sh) when the file
     # exists, else a 1 MiB boot sector that only prints a line.
     seed_image_file: Path | None = REPO_ROOT / "build/guest/tiny.qcow2"
+    # Per-project limits (services/api/quotas.py).
+    quota: QuotaDefaults = QuotaDefaults()
 
     def tokens_path(self) -> Path:
         return self.tokens_file or self.state_dir / "tokens.json"

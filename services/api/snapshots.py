@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from services.api import actions
 from services.api.images import INSTANCE_PROPERTY
+from services.api.quota_records import image_charge
+from services.api.quotas import Quotas
 from services.api.validation import Violations
 from services.core import instances, keys
 from services.core.errors import Aborted
@@ -35,16 +37,20 @@ def snapshot_image(
     return image
 
 
-async def begin_snapshot(store: Store, instance_id: str, image: images_pb2.Image) -> servers_pb2.Server:
+async def begin_snapshot(
+    store: Store, instance_id: str, image: images_pb2.Image, ledger: Quotas | None = None
+) -> servers_pb2.Server:
     """Sets the server's task IMAGE_SNAPSHOT (or refuses, writing nothing) and creates the image,
-    in one transaction: there is never a snapshot task without its image, nor the reverse."""
+    charged to its owner's images quota, in one transaction: there is never a snapshot task
+    without its image, nor the reverse."""
+    ledger = ledger or Quotas(store)
     for _ in range(instances.MAX_SWAP_ATTEMPTS):
         record, revision = await instances.get(store, instance_id)
         actions.begin("snapshot", record.server)
         instances.stamp(record)
         key = keys.instance(instance_id)
-        ok, _ = await store.txn(
-            [store.cmp_mod(key, revision)],
+        ok = await ledger.commit(
+            image.owner_project_id, image_charge(image), [store.cmp_mod(key, revision)],
             [store.op_put(key, record.SerializeToString()),
              store.op_put(keys.image(image.id), image.SerializeToString())],
         )  # fmt: skip

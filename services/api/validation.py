@@ -24,8 +24,10 @@ REASON_MAX = 255
 FILTER_MAX = 1024
 PAGE_TOKEN_MAX = 1024
 REPEATED_MAX = 1000
+PUBLIC_KEY_MAX = 16 * 1024  # an OpenSSH public key line (an RSA 16384-bit key is ~2.8 KiB)
 # Strings with their own bound; any other string is at most NAME_MAX.
-STRING_LIMITS = {"filter": FILTER_MAX, "page_token": PAGE_TOKEN_MAX, "disabled_reason": REASON_MAX}
+STRING_LIMITS = {"filter": FILTER_MAX, "page_token": PAGE_TOKEN_MAX, "disabled_reason": REASON_MAX,
+                 "public_key": PUBLIC_KEY_MAX}  # fmt: skip
 # Fields that take an id or a name (a flavor or an image): a name's bounds, not the id pattern.
 ID_OR_NAME_FIELDS = frozenset({"flavor_id", "image_id"})
 ID_OR_NAME_FILES = ("stratus/v1/flavors.proto", "stratus/v1/images.proto")

@@ -18,7 +18,8 @@ BINARY = "compute"
 
 def build(settings: ComputeSettings, store: Store) -> tuple[ComputeManager, ServiceSpec]:
     """The manager and service spec for ``serve``; ValueError for an unknown driver."""
-    images = ApiImageService(ServiceDirectory(store), ChannelPool(), settings.service_token_path())
+    channels = ChannelPool(settings.internal_tls())
+    images = ApiImageService(ServiceDirectory(store), channels, settings.service_token_path())
     manager = ComputeManager(settings, store, load_driver(settings, images), helpers=(images,))
     spec = ServiceSpec(
         binary=BINARY,

@@ -50,8 +50,9 @@ class Helper(Protocol):
 VM_MODES = ("hvm",)
 
 
-def spec_of(instance_id: str, server: servers_pb2.Server) -> InstanceSpec:
-    res = server.resources
+def spec_of(instance_id: str, record: state_pb2.InstanceRecord) -> InstanceSpec:
+    """What the driver needs from the record: the server and the public key copied at creation."""
+    server, res = record.server, record.server.resources
     return InstanceSpec(
         instance_id=instance_id,
         name=server.name,
@@ -62,6 +63,7 @@ def spec_of(instance_id: str, server: servers_pb2.Server) -> InstanceSpec:
         project_id=server.project_id,
         user_data=server.user_data,
         metadata=dict(server.metadata),
+        public_keys={record.key.name: record.key.public_key} if record.key.name else {},
     )
 
 
@@ -147,7 +149,7 @@ class ComputeManager:
                 return
             record = await self._update(instance_id, transitions.to_spawning)
             with self.stats.io_op(instance_id):
-                await self._spawn(spec_of(instance_id, record.server))
+                await self._spawn(spec_of(instance_id, record))
             await self._finish_build(instance_id)
             self.stats.build_succeeded()
             log.info("server %s spawned on %s", instance_id, self.host)
@@ -190,7 +192,7 @@ class ComputeManager:
 
         async def op(record: state_pb2.InstanceRecord) -> None:
             with self.stats.io_op(instance_id):
-                await self.driver.resize(spec_of(instance_id, record.server))
+                await self.driver.resize(spec_of(instance_id, record))
 
         await self._action("resize", instance_id, op, transitions.to_resized)
 

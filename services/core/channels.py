@@ -6,6 +6,7 @@ import grpc
 
 from services.core import keys
 from services.core.etcd import Store
+from services.core.tls import TlsFiles, aio_channel
 from services.core.watchcache import PrefixCache
 from stratus.state.v1 import state_pb2
 
@@ -13,13 +14,16 @@ CHANNEL_OPTIONS = [("grpc.keepalive_time_ms", 20_000), ("grpc.enable_retries", 1
 
 
 class ChannelPool:
-    def __init__(self) -> None:
+    """Channels to peers: mutual TLS with this process's identity ``tls``, plaintext with None."""
+
+    def __init__(self, tls: TlsFiles | None) -> None:
+        self._tls = tls
         self._channels: dict[str, grpc.aio.Channel] = {}
 
     def get(self, endpoint: str) -> grpc.aio.Channel:
         channel = self._channels.get(endpoint)
         if channel is None:
-            channel = grpc.aio.insecure_channel(endpoint, options=CHANNEL_OPTIONS)
+            channel = aio_channel(endpoint, self._tls, CHANNEL_OPTIONS)
             self._channels[endpoint] = channel
         return channel
 

@@ -11,9 +11,9 @@ import contextvars
 import socket
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, TypeVar
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -21,6 +21,10 @@ from pydantic_settings import (
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+
+if TYPE_CHECKING:  # imported where used: the CLI reads this module and should start fast
+    from services.core.etcd import EtcdTls
+    from services.core.tls import ServerTls, TlsFiles
 
 DEFAULT_STATE_DIR = Path("~/.local/state/stratus").expanduser()
 S = TypeVar("S", bound="CommonSettings")
@@ -47,8 +51,61 @@ class CommonSettings(BaseSettings):
     drain_s: float = Field(default=10.0, ge=0)
     log_level: str = "INFO"
     log_format: str = Field(default="json", pattern="^(json|text)$")
+    # TLS between processes (services/core/tls.py): the CA that signs every process's certificate, and
+    # this process's certificate and key, shown as server and as client. All three or none (plaintext).
+    # This process's port then requires a client certificate signed by the CA (mutual TLS)...
+    tls_ca: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    # ...unless it is a public port (the api's): it presents this certificate and asks for none.
+    tls_public_cert: Path | None = None
+    tls_public_key: Path | None = None
+    # etcd client TLS, when the cluster asks for it: the CA its certificate is signed by, and a client
+    # certificate and key when it wants one (--client-cert-auth).
+    etcd_ca: Path | None = None
+    etcd_cert: Path | None = None
+    etcd_key: Path | None = None
+    etcd_server_name: str | None = None  # checked instead of the address (a name in etcd's certificate)
 
     _split_etcd = field_validator("etcd", mode="before")(split_list)
+
+    @model_validator(mode="after")
+    def _tls_complete(self) -> CommonSettings:
+        internal = (self.tls_ca, self.tls_cert, self.tls_key)
+        if any(internal) and not all(internal):
+            raise ValueError("tls_ca, tls_cert and tls_key go together: give all three or none")
+        public = (self.tls_public_cert, self.tls_public_key)
+        if any(public) and not (all(public) and all(internal)):
+            raise ValueError("tls_public_cert and tls_public_key go together, and with tls_ca, tls_cert, tls_key")
+        if (self.etcd_cert is None) != (self.etcd_key is None) or (self.etcd_cert and not self.etcd_ca):
+            raise ValueError("etcd_cert and etcd_key go together, and need etcd_ca")
+        return self
+
+    def internal_tls(self) -> TlsFiles | None:
+        """This process's identity towards its peers; None: plaintext."""
+        from services.core.tls import TlsFiles
+
+        if self.tls_ca and self.tls_cert and self.tls_key:
+            return TlsFiles(self.tls_ca, self.tls_cert, self.tls_key)
+        return None
+
+    def server_tls(self) -> ServerTls | None:
+        """How this process's port listens: public (server auth only), mutual TLS, or plaintext (None)."""
+        from services.core.tls import ServerTls, TlsFiles
+
+        internal = self.internal_tls()
+        if internal is None:
+            return None
+        if self.tls_public_cert and self.tls_public_key:
+            return ServerTls(TlsFiles(internal.ca, self.tls_public_cert, self.tls_public_key), False)
+        return ServerTls(internal, True)
+
+    def etcd_tls(self) -> EtcdTls | None:
+        from services.core.etcd import EtcdTls
+
+        if self.etcd_ca is None:
+            return None
+        return EtcdTls(self.etcd_ca, self.etcd_cert, self.etcd_key, self.etcd_server_name)
 
     @classmethod
     def settings_customise_sources(

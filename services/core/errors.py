@@ -84,6 +84,29 @@ class ResourceExhausted(StratusError):
     reason = "NO_VALID_HOST"
 
 
+class QuotaExceeded(ResourceExhausted):
+    """A project would go above one of its quotas: RESOURCE_EXHAUSTED with a google.rpc
+    ``QuotaFailure`` whose violations name each resource (``quota_metric``) and say the limit, the
+    usage and what was requested."""
+
+    reason = "QUOTA_EXCEEDED"
+
+    def __init__(self, project_id: str, over: Sequence[tuple[str, int, int, int]] = ()):
+        """``over``: (resource, limit, usage, requested) for each resource the request goes over."""
+        self.project_id = project_id
+        self.over = list(over)[:VIOLATIONS_MAX]
+        names = ",".join(resource for resource, *_ in self.over)
+        super().__init__(
+            f"quota exceeded for project {shorten(project_id)!r}: "
+            + "; ".join(self.describe(*item) for item in self.over),
+            metadata={"project_id": project_id, "resources": names},
+        )
+
+    @staticmethod
+    def describe(resource: str, limit: int, usage: int, requested: int) -> str:
+        return f"{resource}: limit {limit}, in use {usage}, requested {requested}"
+
+
 class Unavailable(StratusError):
     reason = "UNAVAILABLE"
 
@@ -105,11 +128,14 @@ CODES: dict[type[StratusError], grpc.StatusCode] = {
     PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    QuotaExceeded: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Unavailable: grpc.StatusCode.UNAVAILABLE,
     Unimplemented: grpc.StatusCode.UNIMPLEMENTED,
     Internal: grpc.StatusCode.INTERNAL,
 }
-BY_CODE: dict[grpc.StatusCode, type[StratusError]] = {code: cls for cls, code in CODES.items()}
+BY_CODE: dict[grpc.StatusCode, type[StratusError]] = {
+    code: cls for cls, code in CODES.items() if cls is not QuotaExceeded
+}
 
 
 def code_of(err: StratusError) -> grpc.StatusCode:
@@ -123,6 +149,15 @@ def _pack(message: object) -> any_pb2.Any:
     packed = any_pb2.Any()
     packed.Pack(message)  # type: ignore[arg-type]
     return packed
+
+
+def quota_failure(err: QuotaExceeded) -> error_details_pb2.QuotaFailure:
+    failure = error_details_pb2.QuotaFailure()
+    for resource, limit, usage, requested in err.over:
+        failure.violations.add(subject=f"project:{err.project_id}", quota_metric=resource,
+                               description=err.describe(resource, limit, usage, requested),
+                               quota_id=f"{resource}-per-project", quota_value=limit)  # fmt: skip
+    return failure
 
 
 def to_status(err: StratusError) -> grpc.Status:
@@ -139,6 +174,8 @@ def to_status(err: StratusError) -> grpc.Status:
             why = f"no such {err.resource_type}"
             violation = error_details_pb2.BadRequest.FieldViolation(field=err.field, description=why)
             details.append(_pack(error_details_pb2.BadRequest(field_violations=[violation])))
+    if isinstance(err, QuotaExceeded) and hasattr(err, "over"):
+        details.append(_pack(quota_failure(err)))
     status = status_pb2.Status(code=getattr(code_pb2, code.name), message=err.message, details=details)
     return rpc_status.to_status(status)
 

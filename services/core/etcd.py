@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -35,6 +36,26 @@ class KV:
     lease: int
 
 
+@dataclass(frozen=True, slots=True)
+class EtcdTls:
+    """Client TLS towards etcd: the CA its certificate is signed by; a client certificate and key when
+    the cluster wants one (``--client-cert-auth``); a name to check instead of the address when its
+    certificate names no IP (needed for several endpoints)."""
+
+    ca: Path
+    cert: Path | None = None
+    key: Path | None = None
+    server_name: str | None = None
+
+    def client_args(self) -> dict[str, Any]:
+        return {
+            "ca_cert": self.ca.read_bytes(),
+            "cert_chain": self.cert.read_bytes() if self.cert else None,
+            "cert_key": self.key.read_bytes() if self.key else None,
+            "tls_server_name": self.server_name,
+        }
+
+
 def endpoints_from_urls(urls: Sequence[str]) -> list[str]:
     """``http://127.0.0.1:2379`` -> ``127.0.0.1:2379``; bare ``host:port`` passes through."""
     out = []
@@ -50,10 +71,12 @@ def endpoints_from_urls(urls: Sequence[str]) -> list[str]:
 class Store:
     """Typed access to Stratus's keys in etcd."""
 
-    def __init__(self, endpoints: Sequence[str], prefix: str = "/stratus/") -> None:
+    def __init__(self, endpoints: Sequence[str], prefix: str = "/stratus/", tls: EtcdTls | None = None) -> None:
+        if tls is None and any(url.strip().startswith("https://") for url in endpoints):
+            raise ValueError("an https:// etcd URL needs the CA that signed its certificate (etcd_ca)")
         self.endpoints = endpoints_from_urls(endpoints)
         self.prefix = prefix if prefix.endswith("/") else prefix + "/"
-        self._client = Etcd3Client(self.endpoints)
+        self._client = Etcd3Client(self.endpoints, **(tls.client_args() if tls else {}))
         self._connected = False
 
     async def connect(self, wait_s: float = 30.0) -> None:

@@ -21,6 +21,10 @@ images/<id>                            stratus.v1.Image             durable (byt
 aggregates/<id>                        stratus.v1.Aggregate         durable
 aggregate_names/<name>                 the aggregate id (utf-8)     durable, with the aggregate
 server_groups/<id>                     state.ServerGroupRecord      durable, compare-and-swap
+keypairs/<project>/<user>/<name>       stratus.v1.Keypair           durable
+quotas/<project>                       stratus.v1.QuotaSet          durable (the admin's limits)
+quota_usage/<project>                  stratus.v1.QuotaSet          durable, compare-and-swap in
+                                                                    the resource's transaction
 deployment                             a random id (utf-8)          durable, written once
 =====================================  ===========================  ==========================
 """
@@ -39,6 +43,9 @@ IMAGES = "images/"
 AGGREGATES = "aggregates/"
 AGGREGATE_NAMES = "aggregate_names/"
 SERVER_GROUPS = "server_groups/"
+KEYPAIRS = "keypairs/"
+QUOTAS = "quotas/"
+QUOTA_USAGE = "quota_usage/"
 # Names this deployment (this etcd and prefix); the libvirt driver tags its domains with it, so
 # two stacks sharing one libvirtd never touch each other's domains.
 DEPLOYMENT = "deployment"
@@ -114,3 +121,20 @@ def aggregate_name(name: str) -> str:
 
 def server_group(group_id: str) -> str:
     return f"{SERVER_GROUPS}{group_id}"
+
+
+def keypairs_of(project_id: str, user_id: str) -> str:
+    """The prefix of one user's keypairs in one project."""
+    return f"{KEYPAIRS}{project_id}/{user_id}/"
+
+
+def keypair(project_id: str, user_id: str, name: str) -> str:
+    return f"{keypairs_of(project_id, user_id)}{name}"
+
+
+def quota_limits(project_id: str) -> str:
+    return f"{QUOTAS}{project_id}"
+
+
+def quota_usage(project_id: str) -> str:
+    return f"{QUOTA_USAGE}{project_id}"

@@ -27,6 +27,7 @@ from services.core.interceptors import Authenticator, RequestInterceptor
 from services.core.reflection_pool import MethodAwarePool
 from services.core.registration import Registration
 from services.core.telemetry import setup_logging, setup_tracing, shutdown_tracing
+from services.core.tls import add_port
 from stratus.state.v1 import state_pb2
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ async def serve(settings: CommonSettings, store: Store, manager: Manager, spec: 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     server, health_servicer = _grpc_server(spec)
-    port = server.add_insecure_port(f"{settings.listen}:{settings.port}")
+    port = add_port(server, f"{settings.listen}:{settings.port}", settings.server_tls())
     endpoint = advertised_endpoint(settings.listen, port, settings.host)
     record = _service_record(spec, settings, endpoint)
     owner_key = keys.service(spec.binary, settings.host)
@@ -118,7 +119,7 @@ def run_process(settings: S, build: Callable[[S, Store], tuple[Manager, ServiceS
     setup_tracing(binary, settings.host)
 
     async def main() -> None:
-        store = Store(settings.etcd, settings.prefix)
+        store = Store(settings.etcd, settings.prefix, settings.etcd_tls())
         await store.connect()
         try:
             manager, spec = build(settings, store)

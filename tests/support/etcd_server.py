@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from services.core.tls import TlsFiles
 
 
 def free_port() -> int:
@@ -26,7 +29,7 @@ class EtcdServer:
 
     @property
     def endpoint(self) -> str:
-        return self.client_url.removeprefix("http://")
+        return self.client_url.split("://", 1)[-1]
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -39,11 +42,25 @@ class EtcdServer:
         shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
-def start_etcd(timeout_s: float = 20.0) -> EtcdServer:
+def _health_context(tls: TlsFiles | None) -> ssl.SSLContext | None:
+    if tls is None:
+        return None
+    context = ssl.create_default_context(cafile=str(tls.ca))
+    context.load_cert_chain(str(tls.cert), str(tls.key))
+    return context
+
+
+def start_etcd(timeout_s: float = 20.0, tls: TlsFiles | None = None) -> EtcdServer:
+    """With ``tls`` (its CA, and the server certificate it shows): clients speak TLS and must show a
+    certificate signed by that CA (``--client-cert-auth``)."""
     etcd = shutil.which("etcd") or "/usr/bin/etcd"
+    tls_flags: list[str] = []
+    if tls is not None:
+        tls_flags = ["--cert-file", str(tls.cert), "--key-file", str(tls.key), "--trusted-ca-file", str(tls.ca)]
+        tls_flags.append("--client-cert-auth")
     data_dir = Path(tempfile.mkdtemp(prefix="stratus-etcd-"))
     client_port, peer_port = free_port(), free_port()
-    client_url = f"http://127.0.0.1:{client_port}"
+    client_url = f"{'https' if tls else 'http'}://127.0.0.1:{client_port}"
     peer_url = f"http://127.0.0.1:{peer_port}"
     proc = subprocess.Popen(
         [
@@ -66,16 +83,18 @@ def start_etcd(timeout_s: float = 20.0) -> EtcdServer:
             "10",
             "--election-timeout",
             "100",
+            *tls_flags,
         ],
         stdout=subprocess.DEVNULL,
         stderr=(data_dir / "etcd.log").open("wb"),
     )
+    context = _health_context(tls)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"etcd exited: {(data_dir / 'etcd.log').read_text()[-2000:]}")
         try:
-            with urllib.request.urlopen(f"{client_url}/health", timeout=1) as resp:
+            with urllib.request.urlopen(f"{client_url}/health", timeout=1, context=context) as resp:
                 if b'"true"' in resp.read():
                     return EtcdServer(proc, data_dir, client_url)
         except OSError:

@@ -14,13 +14,16 @@ from typing import Any
 
 import grpc
 
+from services.core.tls import sync_channel
 from stratus.imagestore.v1 import imagestore_pb2_grpc
 from stratus.v1 import (
     aggregates_pb2_grpc,
     flavors_pb2_grpc,
     hosts_pb2_grpc,
     images_pb2_grpc,
+    keypairs_pb2_grpc,
     placement_pb2_grpc,
+    quotas_pb2_grpc,
     servergroups_pb2_grpc,
     servers_pb2,
     servers_pb2_grpc,
@@ -29,6 +32,10 @@ from stratus.v1 import (
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 90.0
+# Test stacks hold more servers per project than the default quotas allow (capacity tests, a shared
+# session stack): no limit on servers, cores and RAM unless a test's env says otherwise.
+# tests/functional/test_quotas.py sets the limits it tests through UpdateQuotaSet.
+ROOMY_QUOTAS = {"STRATUS_QUOTA": json.dumps({"instances": -1, "cores": -1, "ram_mb": -1})}
 
 
 @dataclass
@@ -85,8 +92,16 @@ class Stack:
         return placement_pb2_grpc.PlacementStub(self.channel)
 
     @property
+    def quotas(self) -> quotas_pb2_grpc.QuotasStub:
+        return quotas_pb2_grpc.QuotasStub(self.channel)
+
+    @property
     def image_store(self) -> imagestore_pb2_grpc.ImageStoreStub:
         return imagestore_pb2_grpc.ImageStoreStub(self.channel)
+
+    @property
+    def keypairs(self) -> keypairs_pb2_grpc.KeypairsStub:
+        return keypairs_pb2_grpc.KeypairsStub(self.channel)
 
     def log_tail(self, lines: int = 40) -> str:
         out = []
@@ -141,7 +156,7 @@ def start_stack(state_dir: Path, *args: str, env: dict[str, str] | None = None) 
     cmd = [sys.executable, "-m", "services.core.cli.main", "up", "--state-dir", str(state_dir), "--api-port", "0"]
     log = (state_dir / "launcher.log").open("wb")
     proc = subprocess.Popen(
-        [*cmd, *args], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        [*cmd, *args], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**ROOMY_QUOTAS, **os.environ, **(env or {})}
     )
     stack = Stack(state_dir, proc)
     deadline = time.monotonic() + START_TIMEOUT_S
@@ -151,5 +166,6 @@ def start_stack(state_dir: Path, *args: str, env: dict[str, str] | None = None) 
             raise RuntimeError(f"stratus up failed:\n{(state_dir / 'launcher.log').read_text()}\n{stack.log_tail()}")
         time.sleep(0.1)
     stack.reload()
-    stack.channel = grpc.insecure_channel(stack.api)
+    ca = stack.info.get("ca_cert")
+    stack.channel = sync_channel(stack.api, Path(ca) if ca else None)
     return stack

@@ -65,3 +65,18 @@ def test_a_garbled_stack_file_is_reported(tmp_path: Path) -> None:
     stack_path(tmp_path).write_text("{not json")
     with pytest.raises(NoStack, match="not a valid stack file"):
         resolve_target(None, None, tmp_path, {})
+
+
+def test_the_ca_comes_from_the_flag_then_the_environment_then_the_stack_file(tmp_path: Path) -> None:
+    write_stack(stack_path(tmp_path), StackInfo("127.0.0.1:1", [], "t", "d", str(tmp_path), ca_cert="/s/ca.pem"))
+    assert resolve_target(None, None, tmp_path, {}).ca_cert == Path("/s/ca.pem")
+    env = {"STRATUS_CA_CERT": "/env/ca.pem"}
+    assert resolve_target(None, None, tmp_path, env).ca_cert == Path("/env/ca.pem")
+    assert resolve_target(None, None, tmp_path, env, Path("/flag/ca.pem")).ca_cert == Path("/flag/ca.pem")
+    full = {"STRATUS_API": "a:1", "STRATUS_TOKEN": "t", **env}  # no stack file needed
+    assert resolve_target(None, None, tmp_path / "none", full).ca_cert == Path("/env/ca.pem")
+
+
+def test_a_stack_without_a_ca_is_plaintext(tmp_path: Path) -> None:
+    make_stack(tmp_path)
+    assert resolve_target(None, None, tmp_path, {}).ca_cert is None

@@ -9,7 +9,7 @@ import pytest
 
 from services.compute.drivers.base import InstanceSpec
 from services.compute.drivers.fake import FakeDriver, FakeHostSize
-from services.compute.manager import ComputeManager
+from services.compute.manager import ComputeManager, spec_of
 from services.compute.settings import ComputeSettings
 from services.core import instances, keys
 from services.core.errors import FailedPrecondition, Internal, InvalidArgument, NotFound
@@ -110,6 +110,26 @@ async def test_build_makes_the_server_active_and_running(store: Store) -> None:
     assert not server.HasField("fault")
     assert await driver.list_instances() == [ID]
     assert await driver.get_power_state(ID) == P.POWER_STATE_RUNNING
+
+
+async def test_build_gives_the_driver_the_key_copied_into_the_record(store: Store) -> None:
+    await put_record(store)
+
+    def add_key(r: state_pb2.InstanceRecord) -> None:
+        r.server.key_name = "laptop"
+        r.key.CopyFrom(state_pb2.InstanceKey(name="laptop", public_key="ssh-ed25519 AAAA me@laptop"))
+
+    await instances.update(store, ID, add_key)
+    manager, driver = make_manager(store)
+    await manager.build_instance(ID)
+    assert "fake authorized key laptop: ssh-ed25519 AAAA me@laptop\n" in await driver.console_output(ID, 0)
+
+
+def test_spec_of_a_record_without_a_key_has_no_public_keys() -> None:
+    record = state_pb2.InstanceRecord(server=servers_pb2.Server(id=ID, name="vm-1"))
+    assert spec_of(ID, record).public_keys == {}
+    record.key.CopyFrom(state_pb2.InstanceKey(name="k", public_key="ssh-rsa AAAA"))
+    assert spec_of(ID, record).public_keys == {"k": "ssh-rsa AAAA"}
 
 
 async def test_build_again_changes_nothing(store: Store) -> None:

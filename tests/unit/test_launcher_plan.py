@@ -7,12 +7,14 @@ import sys
 from pathlib import Path
 from typing import cast
 
+from services.core.etcd import EtcdTls
 from services.core.launcher.etcd_proc import EtcdPorts, etcd_argv
 from services.core.launcher.options import StackOptions
-from services.core.launcher.plan import plan_services, service_argv, service_hosts
+from services.core.launcher.plan import TlsPlan, plan_services, service_argv, service_hosts
 from services.core.launcher.registry import not_serving, take_registrations
 from services.core.launcher.summary import summary_lines
 from services.core.launcher.supervised import Supervised, port_of
+from services.core.tls import TlsFiles
 from stratus.state.v1 import state_pb2
 
 OPTS = StackOptions(state_dir=Path("/s"), computes=2, schedulers=2, fake_host="vcpus=2,ram_mb=512,disk_gb=5")
@@ -109,3 +111,35 @@ def test_the_summary_names_the_api_and_how_to_reach_a_non_default_stack() -> Non
     text = "\n".join(summary_lines(info, Path("/s/logs"), local_etcd=True))
     assert "127.0.0.1:5555" in text
     assert "export STRATUS_STATE_DIR=/s" in text
+
+
+def sets_of(argv: list[str]) -> dict[str, str]:
+    return dict(argv[i + 1].split("=", 1) for i, arg in enumerate(argv) if arg == "--set")
+
+
+def test_with_tls_every_process_gets_the_internal_identity_and_the_api_its_public_certificate() -> None:
+    tls_dir = Path("/s/tls")
+    internal = TlsFiles(tls_dir / "ca.pem", tls_dir / "internal.pem", tls_dir / "internal-key.pem")
+    public = TlsFiles(tls_dir / "ca.pem", tls_dir / "api.pem", tls_dir / "api-key.pem")
+    services = {s.host: s for s in plan_services(OPTS, ETCD, TlsPlan(internal, public))}
+    identity = {"tls_ca": "/s/tls/ca.pem", "tls_cert": "/s/tls/internal.pem", "tls_key": "/s/tls/internal-key.pem"}
+    for host in ("servicegroup-1", "scheduler-1", "compute-2"):
+        assert sets_of(services[host].argv(0)) == identity
+    api = sets_of(services["api-1"].argv(0))
+    assert api == {**identity, "tls_public_cert": "/s/tls/api.pem", "tls_public_key": "/s/tls/api-key.pem"}
+    assert sets_of(plan_services(OPTS, ETCD)[0].argv(0)) == {}  # without --tls: plaintext, as before
+
+
+def test_etcd_client_tls_reaches_every_process() -> None:
+    opts = StackOptions(state_dir=Path("/s"), etcd_tls=EtcdTls(Path("/e/ca.pem"), Path("/e/c.pem"), Path("/e/k.pem")))
+    assert sets_of(service_argv("compute", "compute-1", opts, ("https://10.0.0.1:2379",), 0)) == {
+        "etcd_ca": "/e/ca.pem", "etcd_cert": "/e/c.pem", "etcd_key": "/e/k.pem",
+    }  # fmt: skip
+
+
+def test_the_summary_names_the_ca_of_a_tls_stack() -> None:
+    from services.core.launcher.stackfile import StackInfo
+
+    info = StackInfo("127.0.0.1:5555", list(ETCD), "t", "d", "/s", ca_cert="/s/tls/ca.pem")
+    text = "\n".join(summary_lines(info, Path("/s/logs"), local_etcd=True))
+    assert "127.0.0.1:5555 (TLS)" in text and "/s/tls/ca.pem" in text

@@ -68,3 +68,13 @@ def test_remove_is_quiet_when_already_gone(tmp_path: Path) -> None:
     remove_stack(path)
     remove_stack(path)
     assert not path.exists()
+
+
+def test_the_ca_cert_is_kept_and_an_older_file_without_it_reads_as_plaintext(tmp_path: Path) -> None:
+    path = stack_path(tmp_path)
+    write_stack(path, StackInfo("127.0.0.1:1", [], "t", "d", str(tmp_path), ca_cert="/s/tls/ca.pem"))
+    info = read_stack(path)
+    assert info is not None and info.ca_cert == "/s/tls/ca.pem"
+    path.write_text(json.dumps({"api": "127.0.0.1:1"}))
+    old = read_stack(path)
+    assert old is not None and old.ca_cert == ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -46,8 +47,20 @@ def test_meta_data_json() -> None:
         "project_id": "proj-a",
         "meta": {"role": "web", "tier": "front"},
         "public_keys": {"mykey": "ssh-ed25519 AAAA user@host"},
+        "keys": [{"name": "mykey", "type": "ssh", "data": "ssh-ed25519 AAAA user@host"}],
     }
     assert files["openstack/2012-08-10/meta_data.json"] == files["openstack/latest/meta_data.json"]
+
+
+def test_meta_data_without_a_key_has_empty_key_fields() -> None:
+    meta = json.loads(config_drive_files(replace(spec(), public_keys={}), "h")["openstack/latest/meta_data.json"])
+    assert (meta["public_keys"], meta["keys"]) == ({}, [])
+
+
+async def test_the_key_is_in_the_iso(tmp_path: Path) -> None:
+    dest = tmp_path / "disk.config"
+    await build_config_drive(spec(), dest)
+    assert b'"public_keys": {"mykey": "ssh-ed25519 AAAA user@host"}' in dest.read_bytes()
 
 
 def test_file_map_with_user_data_keeps_bytes_exactly() -> None:

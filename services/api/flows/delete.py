@@ -1,11 +1,11 @@
 """Delete: (after any task in progress on this api) destroy on the host, release the claim and the
-group membership, remove the record. Resumed from DELETING."""
+group membership, remove the record with its quota charge. Resumed from DELETING."""
 
 from __future__ import annotations
 
 import logging
 
-from services.api import server_groups
+from services.api import quota_records, server_groups
 from services.api.flows.base import Deps
 from services.api.peers import call
 from services.core import claims, instances
@@ -32,4 +32,4 @@ async def delete(deps: Deps, instance_id: str) -> None:
             await claims.release(deps.store, host, instance_id)
         if record.server.server_group_id:
             await server_groups.forget_member(deps.store, record.server.server_group_id, instance_id)
-        await instances.delete(deps.store, instance_id)
+        await quota_records.delete_instance(deps.store, instance_id)  # gives its quota charge back

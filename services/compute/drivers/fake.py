@@ -2,7 +2,8 @@
 
 It is the test double for everything above the hypervisor. ``fail_spawn`` makes every spawn
 fail the way a real hypervisor often does: the domain is defined but never starts, so the
-caller has to clean it up.
+caller has to clean it up. The console (``console_output``) is how a test sees what a spawn was
+given: the server's name and id, and each public key it would have installed.
 """
 
 from __future__ import annotations
@@ -124,6 +125,8 @@ class FakeDriver(VirtDriver):
             raise DriverError(FAIL_SPAWN_MESSAGE)
         domain = FakeDomain(spec, P.POWER_STATE_RUNNING)
         domain.console.append(f"fake console of {spec.name} ({spec.instance_id})")
+        # What cloud-init would install; a test reads it back through GetServerConsoleOutput.
+        domain.console.extend(f"fake authorized key {name}: {key}" for name, key in sorted(spec.public_keys.items()))
         self._domains[spec.instance_id] = domain
 
     async def destroy(self, instance_id: str) -> None:

@@ -13,12 +13,15 @@ import typer
 
 from services.core.cli import output, rpc_errors
 from services.core.cli.target import HOW_TO_START, NoStack, Target, resolve_target
+from services.core.tls import sync_channel
 from stratus.v1 import (
     aggregates_pb2_grpc,
     flavors_pb2_grpc,
     hosts_pb2_grpc,
     images_pb2_grpc,
+    keypairs_pb2_grpc,
     placement_pb2_grpc,
+    quotas_pb2_grpc,
     servergroups_pb2_grpc,
     servers_pb2_grpc,
     services_pb2_grpc,
@@ -42,6 +45,8 @@ class Api:
         self.server_groups = servergroups_pb2_grpc.ServerGroupsStub(channel)
         self.aggregates = aggregates_pb2_grpc.AggregatesStub(channel)
         self.placement = placement_pb2_grpc.PlacementStub(channel)
+        self.keypairs = keypairs_pb2_grpc.KeypairsStub(channel)
+        self.quotas = quotas_pb2_grpc.QuotasStub(channel)
 
     def call(self, method: Any, request: Any, timeout: float | None = CALL_TIMEOUT_S) -> Any:
         """A unary (or client-streaming) call with the token attached."""
@@ -62,14 +67,18 @@ def report_rpc_error(err: grpc.RpcError, target: Target) -> None:
 
 
 @contextmanager
-def open_api(api: str | None, token: str | None, state_dir: Path | None) -> Iterator[Api]:
-    """Finds the stack, connects, and maps failures to messages: exit 1 on any gRPC error."""
+def open_api(api: str | None, token: str | None, state_dir: Path | None, ca_cert: Path | None = None) -> Iterator[Api]:
+    """Finds the stack, connects (over TLS when it has a CA), and maps failures to messages: exit 1
+    on any gRPC error."""
     try:
-        target = resolve_target(api, token, state_dir, os.environ)
+        target = resolve_target(api, token, state_dir, os.environ, ca_cert)
+        channel = sync_channel(target.api, target.ca_cert)
     except NoStack as exc:
         output.err(f"error: {exc}")
         raise typer.Exit(1) from None
-    channel = grpc.insecure_channel(target.api)
+    except OSError as exc:  # the CA file named is not there
+        output.err(f"error: cannot read the CA certificate: {exc}")
+        raise typer.Exit(1) from None
     try:
         try:
             grpc.channel_ready_future(channel).result(timeout=CONNECT_TIMEOUT_S)

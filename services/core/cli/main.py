@@ -10,8 +10,10 @@ from services.core.cli import (
     columns,
     flavors,
     images,
+    keypairs,
     placement,
     processes,
+    quotas,
     server_actions,
     server_groups,
     servers,
@@ -34,10 +36,12 @@ app.add_typer(servers.app, name="server", rich_help_panel="Resources")
 app.add_typer(flavors.app, name="flavor", rich_help_panel="Resources")
 app.add_typer(images.app, name="image", rich_help_panel="Resources")
 app.add_typer(server_groups.app, name="server-group", rich_help_panel="Resources")
+app.add_typer(keypairs.app, name="keypair", rich_help_panel="Resources")
 app.add_typer(admin.service_app, name="service", rich_help_panel="Admin")
 app.add_typer(admin.host_app, name="host", rich_help_panel="Admin")
 app.add_typer(aggregates.app, name="aggregate", rich_help_panel="Admin")
 app.add_typer(placement.app, name="placement", rich_help_panel="Admin")
+app.add_typer(quotas.app, name="quota", rich_help_panel="Resources")
 columns.add_column_option(app)  # after every sub-app: -c wherever there is -f
 
 

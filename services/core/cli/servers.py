@@ -70,6 +70,7 @@ def server_rows(s: servers_pb2.Server) -> list[tuple[str, str]]:
         rows.append(("resources", f"{r.vcpus} vCPU, {r.ram_mb} MiB RAM, {r.disk_gb} GB disk"))
     rows += [("project_id", s.project_id), ("user_id", s.user_id), ("metadata", output.mapping(s.metadata))]
     rows += [("scheduler_hints", output.mapping(s.scheduler_hints)), ("server_group_id", s.server_group_id)]
+    rows += [("key_name", s.key_name)]
     rows += [("user_data", f"{len(s.user_data)} bytes" if s.user_data else "")]
     rows += [("fault", fault_text(s))]
     rows += [("created_at", output.timestamp(s.created_at)), ("updated_at", output.timestamp(s.updated_at))]
@@ -133,6 +134,9 @@ def create(
         list[str] | None, typer.Option("--hint", metavar="KEY=VALUE", help="Scheduler hint (repeatable).")
     ] = None,
     group: Annotated[str | None, typer.Option("--group", help="Server group id or name.", show_default=False)] = None,
+    key_name: Annotated[
+        str | None, typer.Option("--key-name", help="Your keypair, given to the guest.", show_default=False)
+    ] = None,
     request_id: Annotated[
         str | None, typer.Option("--request-id", help="Makes the create idempotent.", show_default=False)
     ] = None,
@@ -158,6 +162,7 @@ def create(
         spec.metadata.update(metadata)
         spec.scheduler_hints.update(hints)
         spec.server_group_id = resolve_group(client, group) if group else ""
+        spec.key_name = key_name or ""
         spec.user_data = data
         request = servers_pb2.CreateServerRequest(server=spec, request_id=request_id or "")
         server: servers_pb2.Server = client.call(client.servers.CreateServer, request)

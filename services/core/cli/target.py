@@ -1,8 +1,9 @@
 """Which stack a user command talks to.
 
-Each of the api address and the token comes from its flag (``--api``, ``--token``), else the
-environment (``STRATUS_API``, ``STRATUS_TOKEN``), else ``stack.json`` in the state dir
-(``--state-dir``, else ``STRATUS_STATE_DIR``, else ``~/.local/state/stratus``).
+Each of the api address, the token and the CA to trust comes from its flag (``--api``,
+``--token``, ``--ca-cert``), else the environment (``STRATUS_API``, ``STRATUS_TOKEN``,
+``STRATUS_CA_CERT``), else ``stack.json`` in the state dir (``--state-dir``, else
+``STRATUS_STATE_DIR``, else ``~/.local/state/stratus``). With a CA the api is spoken to over TLS.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class Target:
     api: str
     token: str | None
     source: str  # where the api address came from, for messages
+    ca_cert: Path | None = None  # TLS trusting this CA; None: plaintext
 
 
 def state_dir_of(flag: Path | None, env: Mapping[str, str]) -> Path:
@@ -35,12 +37,15 @@ def state_dir_of(flag: Path | None, env: Mapping[str, str]) -> Path:
     return Path(from_env).expanduser() if from_env else DEFAULT_STATE_DIR
 
 
-def resolve_target(api: str | None, token: str | None, state_dir: Path | None, env: Mapping[str, str]) -> Target:
+def resolve_target(
+    api: str | None, token: str | None, state_dir: Path | None, env: Mapping[str, str], ca_cert: Path | None = None
+) -> Target:
     api_source = "--api" if api else "STRATUS_API"
     api = api or env.get("STRATUS_API") or None
     token = token or env.get("STRATUS_TOKEN") or None
+    ca = ca_cert or (Path(env["STRATUS_CA_CERT"]) if env.get("STRATUS_CA_CERT") else None)
     if api and token:
-        return Target(api, token, api_source)
+        return Target(api, token, api_source, ca)
     path = stack_path(state_dir_of(state_dir, env))
     try:
         stack = read_stack(path)
@@ -48,8 +53,9 @@ def resolve_target(api: str | None, token: str | None, state_dir: Path | None, e
         raise NoStack(f"{exc}; {HOW_TO_START}") from exc
     if stack is None:
         if api:
-            return Target(api, None, api_source)
+            return Target(api, None, api_source, ca)
         raise NoStack(f"no stack found: no --api or STRATUS_API and no {path}; {HOW_TO_START}")
+    ca = ca or (Path(stack.ca_cert) if stack.ca_cert else None)
     if api:
-        return Target(api, token or stack.token or None, api_source)
-    return Target(stack.api, token or stack.token or None, str(path))
+        return Target(api, token or stack.token or None, api_source, ca)
+    return Target(stack.api, token or stack.token or None, str(path), ca)

@@ -72,9 +72,35 @@ def up(
     lease_ttl: Annotated[
         int | None, typer.Option("--lease-ttl", min=2, max=300, help="Service lease TTL, seconds.", show_default=False)
     ] = None,
+    tls: Annotated[
+        bool,
+        typer.Option("--tls", help="A local CA in STATE_DIR/tls: TLS on the api, mutual TLS between the processes."),
+    ] = False,
+    etcd_ca: Annotated[
+        Path | None, typer.Option("--etcd-ca", help="CA of an --etcd cluster that speaks TLS.", show_default=False)
+    ] = None,
+    etcd_cert: Annotated[
+        Path | None,
+        typer.Option("--etcd-cert", help="Client cert for an --etcd cluster that wants one.", show_default=False),
+    ] = None,
+    etcd_key: Annotated[
+        Path | None, typer.Option("--etcd-key", help="The key of --etcd-cert.", show_default=False)
+    ] = None,
 ) -> None:
     """Start a whole stack on this machine (etcd too) and supervise it until Ctrl-C."""
+    from services.core.etcd import EtcdTls
     from services.core.launcher.stack import Stack
+
+    if (etcd_cert is None) != (etcd_key is None) or ((etcd_cert or etcd_key) and etcd_ca is None):
+        raise typer.BadParameter("--etcd-cert and --etcd-key go together, and with --etcd-ca")
+    if etcd_ca is not None and not etcd:
+        raise typer.BadParameter("--etcd-ca is for an external cluster: give --etcd URL too")
+    if etcd and etcd_ca is None and any(u.startswith("https://") for u in etcd.split(",")):
+        raise typer.BadParameter("an https:// --etcd URL needs --etcd-ca (the CA that signed its certificate)")
+    etcd_tls = None
+    if etcd_ca is not None:
+        cert, key = (p.expanduser().resolve() if p else None for p in (etcd_cert, etcd_key))
+        etcd_tls = EtcdTls(etcd_ca.expanduser().resolve(), cert, key)
 
     opts = StackOptions(
         state_dir=state_dir.expanduser().resolve(),
@@ -86,6 +112,8 @@ def up(
         etcd=parse_etcd_urls(etcd) if etcd else (),
         lease_ttl=lease_ttl,
         prefix=default_prefix(),
+        tls=tls,
+        etcd_tls=etcd_tls,
     )
     setup_logging()
     try:

@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # not imported at run time: the CLI imports this module and should start fast
+    from services.core.etcd import EtcdTls
 
 FAKE_HOST_KEYS = ("vcpus", "ram_mb", "disk_gb")
 
@@ -24,6 +28,8 @@ class StackOptions:
     etcd: tuple[str, ...] = ()  # an existing cluster; empty: start a local etcd
     lease_ttl: int | None = None
     prefix: str = "/stratus/"
+    tls: bool = False  # a local CA; TLS on the api, mutual TLS between the processes
+    etcd_tls: EtcdTls | None = None  # client TLS towards an external etcd that asks for it
 
     @property
     def logs_dir(self) -> Path:

@@ -7,13 +7,14 @@ import logging
 import signal
 import time
 
+from services.core.certs import default_sans, ensure_stack_tls
 from services.core.etcd import Store
 from services.core.launcher import etcd_proc
 from services.core.launcher.children import log_tail, stop_all
 from services.core.launcher.credentials import SERVICE_TOKEN_FILE, ensure_service_token, ensure_tokens
 from services.core.launcher.lock import StateDirLock
 from services.core.launcher.options import LaunchError, StackOptions
-from services.core.launcher.plan import STOP_ORDER, plan_etcd, plan_services
+from services.core.launcher.plan import STOP_ORDER, TlsPlan, plan_etcd, plan_services
 from services.core.launcher.ports import port_is_free
 from services.core.launcher.registry import ETCD_DOWN, not_serving, read_services, take_registrations
 from services.core.launcher.stackfile import BadStackFile, StackInfo, read_stack, remove_stack, stack_path, write_stack
@@ -37,6 +38,7 @@ class Stack:
         self.services: list[Supervised] = []
         self.store: Store | None = None
         self.tokens = ("", "")
+        self.tls: TlsPlan | None = None
 
     async def run(self) -> int:
         """Runs until SIGINT/SIGTERM (0) or a failed start (1)."""
@@ -60,6 +62,9 @@ class Stack:
         tokens_path = self.opts.state_dir / "tokens.json"
         self.tokens = ensure_tokens(tokens_path, self._previous_stack())
         ensure_service_token(tokens_path, self.opts.state_dir / SERVICE_TOKEN_FILE)
+        if self.opts.tls:
+            made = ensure_stack_tls(self.opts.state_dir, default_sans())
+            self.tls = TlsPlan(internal=made.internal, public=made.api)
         remove_stack(self.path)
         port = self.opts.api_port
         if port and not port_is_free(port):
@@ -67,14 +72,14 @@ class Stack:
         await self._start_etcd()
         if self.stop.is_set():
             return False
-        self.services = plan_services(self.opts, self.etcd_urls)
+        self.services = plan_services(self.opts, self.etcd_urls, self.tls)
         for service in self.services:
             service.start()
         log.info("started %s; waiting for them to register", ", ".join(s.name for s in self.services))
-        self.store = Store(list(self.etcd_urls), self.opts.prefix)
         try:
+            self.store = Store(list(self.etcd_urls), self.opts.prefix, self.opts.etcd_tls)
             await self.store.connect()
-        except ConnectionError as exc:
+        except (ConnectionError, ValueError) as exc:
             raise LaunchError(str(exc)) from exc
         if not await self._wait_ready():
             return False
@@ -162,6 +167,7 @@ class Stack:
             demo_token=self.tokens[1],
             state_dir=str(self.opts.state_dir),
             services=[s.entry() for s in self.services],
+            ca_cert=str(self.tls.public.ca) if self.tls else "",
         )
 
     def _write_stack(self) -> None:

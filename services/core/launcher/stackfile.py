@@ -4,6 +4,7 @@
 
     {"api": "127.0.0.1:8774", "etcd": ["http://127.0.0.1:2379"], "token": "<admin>",
      "demo_token": "<demo>", "state_dir": "/home/me/.local/state/stratus",
+     "ca_cert": "/home/me/.local/state/stratus/tls/ca.pem",   # "" without --tls
      "services": [{"binary": "compute", "host": "compute-1", "endpoint": "127.0.0.1:40123", "pid": 4242}]}
 """
 
@@ -38,6 +39,7 @@ class StackInfo:
     demo_token: str
     state_dir: str
     services: list[ServiceEntry] = field(default_factory=list)
+    ca_cert: str = ""  # the CA that signed the api's certificate; empty: the api is plaintext
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -54,6 +56,7 @@ class StackInfo:
             demo_token=str(data.get("demo_token", "")),
             state_dir=str(data.get("state_dir", "")),
             services=services,
+            ca_cert=str(data.get("ca_cert") or ""),
         )
 
 

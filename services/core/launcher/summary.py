@@ -12,7 +12,8 @@ def summary_lines(info: StackInfo, logs_dir: Path, local_etcd: bool) -> list[str
     hosts = ", ".join(s.host for s in info.services)
     lines = [
         f"Stratus is up: {len(info.services)} services ({hosts})",
-        f"  api        {info.api}",
+        f"  api        {info.api}{' (TLS)' if info.ca_cert else ''}",
+        *([f"  ca cert    {info.ca_cert} (for grpcurl -cacert; the CLI reads stack.json)"] if info.ca_cert else []),
         f"  etcd       {', '.join(info.etcd)}{' (local)' if local_etcd else ''}",
         f"  state dir  {info.state_dir} (stack.json, tokens.json)",
         f"  logs       {logs_dir}/<host>.log",

@@ -38,6 +38,8 @@ def _meta_data(spec: InstanceSpec, hostname: str) -> bytes:
         "project_id": spec.project_id,
         "meta": dict(spec.metadata),
         "public_keys": dict(spec.public_keys),
+        # Nova writes the same keys again in this form (cloud-init reads either).
+        "keys": [{"name": name, "type": "ssh", "data": key} for name, key in sorted(spec.public_keys.items())],
     }
     return json.dumps(doc, sort_keys=True).encode()
 

@@ -350,6 +350,7 @@ class Server(_message.Message):
     SCHEDULER_HINTS_FIELD_NUMBER: _builtins.int
     RESOURCES_FIELD_NUMBER: _builtins.int
     USER_DATA_FIELD_NUMBER: _builtins.int
+    KEY_NAME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     name: _builtins.str
     project_id: _builtins.str
@@ -367,6 +368,10 @@ class Server(_message.Message):
     """Given to the guest through its config drive (openstack/latest/user_data); at most 64 KiB.
     Returned by CreateServer, GetServer and WatchServers of one id; ListServers and
     WatchServers of all servers leave it out.
+    """
+    key_name: _builtins.str
+    """The caller's keypair (stratus.v1.Keypairs) whose public key the guest gets in its config
+    drive. The key is copied at creation: deleting the keypair later does not change the server.
     """
     @_builtins.property
     def fault(self) -> Global___Fault: ...
@@ -405,10 +410,11 @@ class Server(_message.Message):
         scheduler_hints: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         resources: Global___ServerResources | None = ...,
         user_data: _builtins.bytes = ...,
+        key_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "fault", b"fault", "resources", b"resources", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["availability_zone", b"availability_zone", "created_at", b"created_at", "fault", b"fault", "flavor_id", b"flavor_id", "host", b"host", "id", b"id", "image_id", b"image_id", "metadata", b"metadata", "name", b"name", "power_state", b"power_state", "project_id", b"project_id", "resources", b"resources", "scheduler_hints", b"scheduler_hints", "server_group_id", b"server_group_id", "status", b"status", "task_state", b"task_state", "updated_at", b"updated_at", "user_data", b"user_data", "user_id", b"user_id", "vm_state", b"vm_state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["availability_zone", b"availability_zone", "created_at", b"created_at", "fault", b"fault", "flavor_id", b"flavor_id", "host", b"host", "id", b"id", "image_id", b"image_id", "key_name", b"key_name", "metadata", b"metadata", "name", b"name", "power_state", b"power_state", "project_id", b"project_id", "resources", b"resources", "scheduler_hints", b"scheduler_hints", "server_group_id", b"server_group_id", "status", b"status", "task_state", b"task_state", "updated_at", b"updated_at", "user_data", b"user_data", "user_id", b"user_id", "vm_state", b"vm_state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -355,6 +355,7 @@ class InstanceRecord(_message.Message):
     TRIED_HOSTS_FIELD_NUMBER: _builtins.int
     TRACE_CONTEXT_FIELD_NUMBER: _builtins.int
     RESIZE_FIELD_NUMBER: _builtins.int
+    KEY_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     @_builtins.property
     def server(self) -> _servers_pb2.Server: ...
@@ -373,6 +374,10 @@ class InstanceRecord(_message.Message):
         claim can hold the larger of the two until the user decides.
         """
 
+    @_builtins.property
+    def key(self) -> Global___InstanceKey:
+        """The public key of the server's key_name, copied at creation (the keypair may be deleted later)."""
+
     def __init__(
         self,
         *,
@@ -381,14 +386,38 @@ class InstanceRecord(_message.Message):
         tried_hosts: _abc.Iterable[_builtins.str] | None = ...,
         trace_context: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         resize: Global___ResizeRecord | None = ...,
+        key: Global___InstanceKey | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["resize", b"resize", "server", b"server"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "resize", b"resize", "server", b"server"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "resize", b"resize", "server", b"server", "trace_context", b"trace_context", "tried_hosts", b"tried_hosts"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "request_id", b"request_id", "resize", b"resize", "server", b"server", "trace_context", b"trace_context", "tried_hosts", b"tried_hosts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___InstanceRecord: _TypeAlias = InstanceRecord  # noqa: Y015
+
+@_typing.final
+class InstanceKey(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    PUBLIC_KEY_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    public_key: _builtins.str
+    """One line as in authorized_keys."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        public_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "public_key", b"public_key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InstanceKey: _TypeAlias = InstanceKey  # noqa: Y015
 
 @_typing.final
 class ResizeRecord(_message.Message):

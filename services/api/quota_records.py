@@ -1,0 +1,102 @@
+"""The records that quotas count, written and removed together with their project's usage.
+
+- a server's record is removed (the delete flow's last step) with its charge given back;
+- an image's record is written with the change of what it holds (one image; its bytes once
+  ACTIVE) and removed with all of it given back. The charge is worked out from the record before
+  and after, so any writer that goes through here keeps the usage exact.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from services.api import quotas
+from services.api.quotas import Quotas
+from services.core import instances, keys
+from services.core.errors import Aborted, NotFound
+from services.core.etcd import AMBIGUOUS, Store
+from stratus.v1 import images_pb2
+
+log = logging.getLogger(__name__)
+
+
+async def delete_instance(store: Store, instance_id: str) -> None:
+    """Removes the server's record and its request index, and gives its charge back, in one
+    transaction (so a charge is given back exactly once)."""
+    for attempt in range(quotas.MAX_ATTEMPTS):
+        try:
+            record, revision = await instances.get(store, instance_id)
+        except NotFound:
+            return
+        key = keys.instance(instance_id)
+        ops = [store.op_delete(key)]
+        if record.request_id:
+            ops.append(store.op_delete(keys.request(record.server.project_id, record.request_id)))
+        give_back = {r: -n for r, n in quotas.instance_charge(record).items()}
+        charge = await quotas.release(store, record.server.project_id, give_back)
+        try:
+            ok, _ = await store.txn([store.cmp_mod(key, revision), *charge.compares], [*ops, *charge.ops])
+        except AMBIGUOUS as exc:  # read again: the record is gone if it landed
+            log.warning("deleting server %s: etcd's answer was lost (%s); reading back", instance_id, exc)
+            ok = False
+        if ok:
+            return
+        await quotas.backoff(attempt)
+    raise Aborted(f"server {instance_id} is changing too fast to delete; try again")
+
+
+def image_charge(image: images_pb2.Image | None) -> dict[str, int]:
+    """What an image holds of its owner's quota: itself, and its bytes (0 until it is ACTIVE)."""
+    return {} if image is None else {"images": 1, "image_bytes": image.size_bytes}
+
+
+async def _read_image(store: Store, image_id: str) -> tuple[images_pb2.Image | None, int]:
+    kv = await store.get(keys.image(image_id))
+    return (images_pb2.Image.FromString(kv.value), kv.mod_revision) if kv else (None, 0)
+
+
+async def _write(ledger: Quotas, image: images_pb2.Image | None, image_id: str, old: images_pb2.Image | None,
+                 revision: int) -> bool:  # fmt: skip
+    """Replaces ``old`` (read at ``revision``) by ``image`` (None: removes it) with the usage change;
+    False when the image record moved meanwhile."""
+    store = ledger.store
+    key = keys.image(image_id)
+    op = store.op_put(key, image.SerializeToString()) if image is not None else store.op_delete(key)
+    owner = (image or old or images_pb2.Image()).owner_project_id
+    if old is not None and image is not None and old.owner_project_id != image.owner_project_id:
+        raise ValueError(f"image {image_id} cannot change owner")
+    delta = quotas.difference(image_charge(image), image_charge(old))
+    return await ledger.commit(owner, delta, [store.cmp_mod(key, revision)], [op])
+
+
+async def put_image(ledger: Quotas, image: images_pb2.Image) -> None:
+    """Writes ``image`` whatever was there (as ``Store.put``), charging its owner the difference:
+    QuotaExceeded (nothing written) when that goes over the owner's images or image_bytes."""
+    for attempt in range(quotas.MAX_ATTEMPTS):
+        old, revision = await _read_image(ledger.store, image.id)
+        if await _write(ledger, image, image.id, old, revision):
+            return
+        await quotas.backoff(attempt)
+    raise Aborted(f"image {image.id} is changing too fast; try again")
+
+
+async def swap_image(ledger: Quotas, image: images_pb2.Image, revision: int) -> bool:
+    """Writes ``image`` if its record is still at ``revision`` (as ``Store.swap``), with the charge."""
+    for attempt in range(quotas.MAX_ATTEMPTS):
+        old, current = await _read_image(ledger.store, image.id)
+        if current != revision:
+            return False
+        if await _write(ledger, image, image.id, old, revision):
+            return True
+        await quotas.backoff(attempt)
+    raise Aborted(f"image {image.id} is changing too fast; try again")
+
+
+async def remove_image(ledger: Quotas, image_id: str) -> None:
+    """Removes the image's record (if any) and gives back all it held."""
+    for attempt in range(quotas.MAX_ATTEMPTS):
+        old, revision = await _read_image(ledger.store, image_id)
+        if old is None or await _write(ledger, None, image_id, old, revision):
+            return
+        await quotas.backoff(attempt)
+    raise Aborted(f"image {image_id} is changing too fast to delete; try again")
