@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from google.protobuf import descriptor_pool
+
 from services.api.admin import AdminManager
 from services.api.aggregates import AggregatesManager
 from services.api.auth import BearerAuthenticator
@@ -16,6 +18,7 @@ from services.api.images import ImagesManager
 from services.api.keypairs import KeypairsManager
 from services.api.peers import Peers
 from services.api.placement import PlacementManager
+from services.api.policy import Policy, PolicyError
 from services.api.quota_sets import QuotaSetsManager
 from services.api.quotas import Quotas
 from services.api.server_groups import ServerGroupsManager
@@ -36,6 +39,9 @@ from services.api.servicers import (
 from services.api.settings import ApiSettings
 from services.api.specs import SpecResolver
 from services.api.tasks import InstanceTasks
+from services.api.tokens import IssuedTokens
+from services.api.tokens_servicer import TokensServicer
+from services.core import context
 from services.core.channels import ChannelPool, ServiceDirectory
 from services.core.etcd import Store
 from services.core.runner import ServiceSpec
@@ -62,6 +68,8 @@ from stratus.v1 import (
     servers_pb2_grpc,
     services_pb2,
     services_pb2_grpc,
+    tokens_pb2,
+    tokens_pb2_grpc,
 )
 
 log = logging.getLogger(__name__)
@@ -88,23 +96,39 @@ class ApiManager:
         self.servers = ServersManager(store, specs, self.groups, flows, self.tasks, self.quotas)
         self.placement = PlacementManager(specs, peers)
         self.admin = AdminManager(store, peers)
+        self.tokens = IssuedTokens(store, settings.token_ttl_min_s)
 
     async def start(self) -> None:
         await self.directory.start()
-        if self.settings.seed:
-            await self.flavors.seed()
-            await self.images.seed(self.settings.seed_image_file)
-        resumed = await self.servers.recover()
+        await self.tokens.start()
+        with context.bound(context.SYSTEM):  # no caller: the stack seeds and resumes on its own
+            if self.settings.seed:
+                await self.flavors.seed()
+                await self.images.seed(self.settings.seed_image_file)
+            resumed = await self.servers.recover()
         if resumed:
             log.info("resumed %d unfinished server task(s)", resumed)
 
     async def stop(self) -> None:
         await self.tasks.drain(self.settings.drain_s)
+        await self.tokens.stop()
         await self.directory.stop()
         await self.channels.close()
 
     def lease_records(self) -> dict[str, bytes]:
         return {}
+
+
+def load_policy(settings: ApiSettings, services: list[str]) -> Policy:
+    """The shipped policy with the operator's rules; exits, naming the problem, when a served method
+    has no rule or a rule is unusable."""
+    try:
+        policy = Policy.load(settings.policy_file)
+        policy.check_served(descriptor_pool.Default().FindServiceByName(name) for name in services)
+    except PolicyError as exc:
+        log.error("api refuses to start: %s", exc)
+        raise SystemExit(f"error: api refuses to start: {exc}") from exc
+    return policy
 
 
 def build(settings: ApiSettings, store: Store) -> tuple[ApiManager, ServiceSpec]:
@@ -121,6 +145,7 @@ def build(settings: ApiSettings, store: Store) -> tuple[ApiManager, ServiceSpec]
         (quotas_pb2_grpc.add_QuotasServicer_to_server, QuotasServicer(manager.quota_sets)),
         (imagestore_pb2_grpc.add_ImageStoreServicer_to_server, ImageStoreServicer(manager.image_store)),
         (keypairs_pb2_grpc.add_KeypairsServicer_to_server, KeypairsServicer(manager.keypairs)),
+        (tokens_pb2_grpc.add_TokensServicer_to_server, TokensServicer(manager.tokens)),
     ]
     names = [
         servers_pb2.DESCRIPTOR.services_by_name["Servers"].full_name,
@@ -134,6 +159,7 @@ def build(settings: ApiSettings, store: Store) -> tuple[ApiManager, ServiceSpec]
         quotas_pb2.DESCRIPTOR.services_by_name["Quotas"].full_name,
         imagestore_pb2.DESCRIPTOR.services_by_name["ImageStore"].full_name,
         keypairs_pb2.DESCRIPTOR.services_by_name["Keypairs"].full_name,
+        tokens_pb2.DESCRIPTOR.services_by_name["Tokens"].full_name,
     ]
-    auth = BearerAuthenticator(TokenFile(settings.tokens_path()))
+    auth = BearerAuthenticator(load_policy(settings, names), TokenFile(settings.tokens_path()), manager.tokens)
     return manager, ServiceSpec(binary="api", servicers=servicers, service_names=names, authenticate=auth)

@@ -114,7 +114,7 @@ class ServersManager:
             if existing is None:
                 raise FailedPrecondition("request_id collided with a server being deleted; retry")
             return existing
-        self.tasks.start(record.server.id, self._flows.build(record.server.id), "build")
+        self.tasks.start(record.server.id, self._flows.build(record.server.id), "build", project_id=ctx.project_id)
         return record.server
 
     def _new_record(
@@ -232,7 +232,7 @@ class ServersManager:
             return None
 
         record = await instances.update(self._store, instance_id, mark)
-        self.tasks.start(instance_id, self._flows.delete(instance_id), "delete")
+        self.tasks.start(instance_id, self._flows.delete(instance_id), "delete", project_id=record.server.project_id)
         return record.server
 
     async def action(self, instance_id: str, name: str) -> servers_pb2.Server:
@@ -241,7 +241,7 @@ class ServersManager:
         await self._visible(instance_id)
         start = STARTS.get(name) or (lambda r: actions.begin(name, r.server))
         record = await instances.update(self._store, instance_id, start)
-        self.tasks.start(instance_id, self._flow(name, instance_id), name)
+        self.tasks.start(instance_id, self._flow(name, instance_id), name, project_id=record.server.project_id)
         return record.server
 
     async def resize(self, instance_id: str, flavor_ref: str) -> servers_pb2.Server:
@@ -258,7 +258,7 @@ class ServersManager:
             resizing.start_resize(r, usage, caps, flavor)
 
         record = await resizing.with_claim(self._store, instance_id, start, self._quotas)
-        self.tasks.start(instance_id, self._flows.resize(instance_id), "resize")
+        self.tasks.start(instance_id, self._flows.resize(instance_id), "resize", project_id=record.server.project_id)
         return record.server
 
     async def snapshot(self, instance_id: str, image_name: str) -> images_pb2.Image:
@@ -267,7 +267,8 @@ class ServersManager:
         source = await self._specs.optional_image(server.image_id)
         image = snapshots.snapshot_image(image_name, server, source, context.current().project_id)
         await snapshots.begin_snapshot(self._store, instance_id, image, self._quotas)
-        self.tasks.start(instance_id, self._flows.snapshot(instance_id, image.id), "snapshot")
+        flow = self._flows.snapshot(instance_id, image.id)
+        self.tasks.start(instance_id, flow, "snapshot", project_id=server.project_id)
         return image
 
     async def console_output(self, instance_id: str, lines: int) -> str:
@@ -345,7 +346,8 @@ class ServersManager:
             for name in resume_plan(record):
                 token = otel_context.attach(extract(dict(record.trace_context)))
                 try:
-                    self.tasks.start(record.server.id, self._flow(name, record.server.id), f"recover {name}")
+                    self.tasks.start(record.server.id, self._flow(name, record.server.id), f"recover {name}",
+                                     project_id=record.server.project_id)  # fmt: skip
                 finally:
                     otel_context.detach(token)
                 resumed += 1

@@ -36,6 +36,10 @@ class ApiSettings(CommonSettings):
     port: int = Field(default=8774, ge=0, le=65535)
     # Bearer tokens (see services/core/tokens.py); default <state_dir>/tokens.json.
     tokens_file: Path | None = None
+    # The operator's policy rules (services/api/policy.toml's shape), replacing the shipped ones per method.
+    policy_file: Path | None = None
+    # The shortest lifetime CreateToken gives a token (the longest is 30 days).
+    token_ttl_min_s: int = Field(default=60, ge=1, le=3600)
     # Uploaded image bytes; default <state_dir>/images.
     images_dir: Path | None = None
     # Hosts a build may try before the server goes to ERROR.

@@ -1,5 +1,8 @@
 """Background work that continues after a reply (building, deleting, power actions), one task
-per instance at a time, tracked so shutdown can wait for it and delete can wait for a build."""
+per instance at a time, tracked so shutdown can wait for it and delete can wait for a build.
+
+The work runs as the system (admin) in the instance's project, whoever asked for it: a flow acts
+for the stack, and one resumed at start-up has no caller at all."""
 
 from __future__ import annotations
 
@@ -9,6 +12,9 @@ import logging
 from collections.abc import Coroutine
 from typing import Any
 
+from services.core import context
+from services.core.context import RequestContext
+
 log = logging.getLogger(__name__)
 
 
@@ -16,14 +22,19 @@ class InstanceTasks:
     def __init__(self) -> None:
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
-    def start(self, instance_id: str, work: Coroutine[Any, Any, None], name: str) -> None:
-        """Runs ``work`` after whatever task this instance already has (they never overlap)."""
+    def start(self, instance_id: str, work: Coroutine[Any, Any, None], name: str, *, project_id: str) -> None:
+        """Runs ``work`` after whatever task this instance already has (they never overlap), as the
+        system in ``project_id`` (the instance's)."""
         previous = self._tasks.get(instance_id)
-        task = asyncio.create_task(self._after(previous, work, name), name=f"{name}:{instance_id}")
+        system = context.system(project_id)
+        task = asyncio.create_task(self._after(previous, work, name, system), name=f"{name}:{instance_id}")
         self._tasks[instance_id] = task
         task.add_done_callback(lambda t: self._forget(instance_id, t))
 
-    async def _after(self, previous: asyncio.Task[None] | None, work: Coroutine[Any, Any, None], name: str) -> None:
+    async def _after(
+        self, previous: asyncio.Task[None] | None, work: Coroutine[Any, Any, None], name: str, ctx: RequestContext
+    ) -> None:
+        context.bind(ctx)  # the task's own copy of the context: the caller's binding is not touched
         if previous is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.shield(previous)

@@ -7,14 +7,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
+from google.protobuf.message import Message
 
 from services.core import context as reqctx
 from services.core.errors import Internal, StratusError, to_status
 
 log = logging.getLogger(__name__)
 
-# (full method name, invocation metadata) -> who is calling; raises Unauthenticated/PermissionDenied.
-Authenticator = Callable[[str, dict[str, str]], reqctx.RequestContext]
+# (full method name, invocation metadata, the request or None for a client stream) -> who is calling;
+# raises Unauthenticated/PermissionDenied. None (the internal processes): every call runs as SYSTEM.
+Authenticator = Callable[[str, dict[str, str], Message | None], Awaitable[reqctx.RequestContext]]
 
 UNGUARDED_PREFIXES = ("/grpc.health.", "/grpc.reflection.")
 
@@ -30,11 +32,12 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     def __init__(self, authenticate: Authenticator | None = None) -> None:
         self._authenticate = authenticate
 
-    def _bind(self, method: str, context: grpc.aio.ServicerContext) -> Any:
+    async def _bind(self, method: str, context: grpc.aio.ServicerContext, request: Any) -> Any:
         if self._authenticate is None:
             return reqctx.bind(reqctx.SYSTEM)
         metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
-        return reqctx.bind(self._authenticate(method, metadata))
+        message = request if isinstance(request, Message) else None
+        return reqctx.bind(await self._authenticate(method, metadata, message))
 
     async def intercept_service(
         self,
@@ -68,8 +71,8 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     def _unary(self, behavior: Any, method: str) -> Any:
         async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
             try:
-                token = self._bind(method, context)
-            except StratusError as exc:
+                token = await self._bind(method, context, request)
+            except Exception as exc:  # refused (a StratusError), or the token store failed (INTERNAL)
                 await _abort(context, exc, method)
             try:
                 return await behavior(request, context)
@@ -85,8 +88,8 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     def _streaming(self, behavior: Any, method: str) -> Any:
         async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             try:
-                token = self._bind(method, context)
-            except StratusError as exc:
+                token = await self._bind(method, context, request)
+            except Exception as exc:  # refused (a StratusError), or the token store failed (INTERNAL)
                 await _abort(context, exc, method)
             try:
                 async for item in behavior(request, context):

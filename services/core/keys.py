@@ -26,6 +26,7 @@ quotas/<project>                       stratus.v1.QuotaSet          durable (the
 quota_usage/<project>                  stratus.v1.QuotaSet          durable, compare-and-swap in
                                                                     the resource's transaction
 deployment                             a random id (utf-8)          durable, written once
+tokens/<id>                            state.TokenRecord            a lease: expiry + 1 day
 =====================================  ===========================  ==========================
 """
 
@@ -46,6 +47,7 @@ SERVER_GROUPS = "server_groups/"
 KEYPAIRS = "keypairs/"
 QUOTAS = "quotas/"
 QUOTA_USAGE = "quota_usage/"
+TOKENS = "tokens/"
 # Names this deployment (this etcd and prefix); the libvirt driver tags its domains with it, so
 # two stacks sharing one libvirtd never touch each other's domains.
 DEPLOYMENT = "deployment"
@@ -138,3 +140,7 @@ def quota_limits(project_id: str) -> str:
 
 def quota_usage(project_id: str) -> str:
     return f"{QUOTA_USAGE}{project_id}"
+
+
+def token(token_id: str) -> str:
+    return f"{TOKENS}{token_id}"

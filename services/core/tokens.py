@@ -1,11 +1,13 @@
-"""Bearer tokens mapped to project, user and roles, kept in a JSON file in the state dir.
+"""Bearer tokens: their digests, the stack's bootstrap tokens kept in a JSON file in the state dir,
+and the shape of the tokens the api issues (``Tokens/CreateToken``, kept in etcd: services/api/tokens.py).
 
 The file holds only sha256 digests of the tokens::
 
     {"tokens": [{"name": "admin", "sha256": "<hex>", "project_id": "admin",
-                 "user_id": "admin", "roles": ["admin", "member"]}]}
+                 "user_id": "admin", "roles": ["admin"]}]}
 
-``TokenFile`` re-reads the file when it changes, so tokens can be added to a running api.
+``TokenFile`` re-reads the file when it changes, so tokens can be added to a running api. An issued
+token is ``<id>.<secret>``: the id finds its record, the digest of the whole token must match it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +23,22 @@ from pathlib import Path
 from services.core.context import RequestContext
 from services.core.errors import Unauthenticated
 
+ISSUED_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
 
 def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue(token_id: str) -> str:
+    """A new issued token for the record ``token_id``."""
+    return f"{token_id}.{secrets.token_urlsafe(32)}"
+
+
+def issued_id(token: str) -> str | None:
+    """The record id of an issued token; None for anything else (a bootstrap token has no '.')."""
+    token_id, dot, secret = token.partition(".")
+    return token_id if dot and secret and ISSUED_ID.match(token_id) else None
 
 
 @dataclass(frozen=True)
@@ -55,12 +71,17 @@ class TokenFile:
         }
         self._stamp = stamp
 
-    def authenticate(self, token: str) -> RequestContext:
+    def lookup(self, token: str) -> RequestContext | None:
+        """Who ``token`` is, or None when the file does not know it."""
         self._reload_if_changed()
         entry = self._by_digest.get(digest(token))
-        if entry is None:
+        return None if entry is None else RequestContext(entry.project_id, entry.user_id, frozenset(entry.roles))
+
+    def authenticate(self, token: str) -> RequestContext:
+        ctx = self.lookup(token)
+        if ctx is None:
             raise Unauthenticated("the bearer token is not valid", reason="BAD_TOKEN")
-        return RequestContext(entry.project_id, entry.user_id, frozenset(entry.roles))
+        return ctx
 
 
 def add_token(path: Path, name: str, project_id: str, user_id: str, roles: list[str]) -> str:

@@ -29,11 +29,12 @@ from stratus.v1 import (
     servergroups_pb2,
     servers_pb2,
     services_pb2,
+    tokens_pb2,
 )
 from tests.support.stack import Stack
 
 MODULES = (servers_pb2, flavors_pb2, images_pb2, services_pb2, hosts_pb2, servergroups_pb2, aggregates_pb2,
-           placement_pb2, keypairs_pb2, quotas_pb2)  # fmt: skip
+           placement_pb2, keypairs_pb2, quotas_pb2, tokens_pb2)  # fmt: skip
 SEEDED = frozenset({"tiny", "m1.tiny", "m1.small", "m1.medium"})
 CALL_TIMEOUT_S = 5.0
 MAX_DEPTH = 3

@@ -120,7 +120,8 @@ async def api(store: Store, tmp_path: Path) -> AsyncIterator[Api]:
     flavors = FlavorsManager(store)
     images = ImagesManager(store, ImageFiles(tmp_path / "images"))
     await flavors.seed()
-    await images.seed()
+    with context.bound(context.SYSTEM):  # the stack seeds, as the api does at start-up
+        await images.seed()
     for name, ram in (("wide", 64), ("big", 2048)):
         await flavors.create(flavors_pb2.Flavor(name=name, vcpus=2, ram_mb=ram, disk_gb=10 if ram > 64 else 1))
     image_store = ImageStoreManager(store, images)

@@ -65,7 +65,8 @@ async def api(store: Store, tmp_path: Path) -> AsyncIterator[Api]:
     flavors = FlavorsManager(store)
     images = ImagesManager(store, ImageFiles(tmp_path / "images"))
     await flavors.seed()
-    await images.seed()
+    with context.bound(context.SYSTEM):  # the stack seeds, as the api does at start-up
+        await images.seed()
     groups = ServerGroupsManager(store)
     specs = SpecResolver(store, flavors, images, groups)
     tasks = InstanceTasks()

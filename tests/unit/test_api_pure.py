@@ -1,4 +1,4 @@
-"""Pure logic of the api: validation, list filters, page tokens, the seed image, auth policy."""
+"""Pure logic of the api: validation, list filters, page tokens, the seed image (auth: test_api_policy.py)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,11 @@ from pathlib import Path
 import pytest
 
 from services.api import paging, server_filter
-from services.api.auth import BearerAuthenticator, required_role
 from services.api.images import seed_source
 from services.api.servers import validate_create
 from services.api.settings import ApiSettings
 from services.core.boot_sector import MESSAGE, boot_sector, tiny_image
-from services.core.errors import InvalidArgument, PermissionDenied, Unauthenticated
-from services.core.tokens import TokenFile, add_token
+from services.core.errors import InvalidArgument
 from stratus.v1 import servers_pb2 as pb
 
 
@@ -71,53 +69,6 @@ def test_seed_image_is_a_boot_sector_that_prints() -> None:
     address = int.from_bytes(sector[6:8], "little") - 0x7C00
     assert sector[address : address + len(MESSAGE)] == MESSAGE
     assert len(tiny_image()) == 1024 * 1024
-
-
-def test_bearer_auth_and_admin_policy(tmp_path: Path) -> None:
-    path = tmp_path / "tokens.json"
-    admin = add_token(path, "admin", "admin", "admin", ["admin"])
-    member = add_token(path, "demo", "demo", "demo", ["member"])
-    auth = BearerAuthenticator(TokenFile(path))
-    create_flavor = "/stratus.v1.Flavors/CreateFlavor"
-    assert auth(create_flavor, {"authorization": f"Bearer {admin}"}).is_admin
-    assert auth("/stratus.v1.Servers/ListServers", {"authorization": f"bearer {member}"}).project_id == "demo"
-    with pytest.raises(PermissionDenied):
-        auth(create_flavor, {"authorization": f"Bearer {member}"})
-    for metadata in ({}, {"authorization": "Bearer"}, {"authorization": f"Token {admin}"}):
-        with pytest.raises(Unauthenticated):
-            auth(create_flavor, metadata)
-
-
-def test_the_image_store_takes_only_the_service_role(tmp_path: Path) -> None:
-    path = tmp_path / "tokens.json"
-    admin = add_token(path, "admin", "admin", "admin", ["admin", "member"])
-    member = add_token(path, "demo", "demo", "demo", ["member"])
-    service = add_token(path, "service", "service", "stratus-service", ["service"])
-    auth = BearerAuthenticator(TokenFile(path))
-    for method in ("/stratus.imagestore.v1.ImageStore/ReadImage", "/stratus.imagestore.v1.ImageStore/WriteImage"):
-        assert auth(method, {"authorization": f"Bearer {service}"}).user_id == "stratus-service"
-        for token in (admin, member):
-            with pytest.raises(PermissionDenied) as info:
-                auth(method, {"authorization": f"Bearer {token}"})
-            assert info.value.reason == "SERVICE_REQUIRED"
-        with pytest.raises(Unauthenticated):
-            auth(method, {})
-    with pytest.raises(PermissionDenied):  # the service role is not admin
-        auth("/stratus.v1.Hosts/ListHosts", {"authorization": f"Bearer {service}"})
-
-
-@pytest.mark.parametrize(
-    ("method", "role"),
-    [
-        ("/stratus.imagestore.v1.ImageStore/ReadImage", "service"),
-        ("/stratus.v1.Aggregates/AddAggregateHost", "admin"),
-        ("/stratus.v1.Flavors/CreateFlavor", "admin"),
-        ("/stratus.v1.Flavors/GetFlavor", None),
-        ("/stratus.v1.Servers/SnapshotServer", None),
-    ],
-)
-def test_required_roles(method: str, role: str | None) -> None:
-    assert required_role(method) == role
 
 
 def test_the_seed_is_the_built_guest_when_there_is_one(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ def test_a_fresh_state_dir_gets_an_admin_and_a_demo_token(tmp_path: Path) -> Non
     path = tmp_path / "tokens.json"
     admin, demo = ensure_tokens(path, None)
     tokens = TokenFile(path)
-    assert tokens.authenticate(admin).roles == frozenset({"admin", "member"})
+    assert tokens.authenticate(admin).roles == frozenset({"admin"})
     assert tokens.authenticate(admin).project_id == "admin"
     assert tokens.authenticate(demo).roles == frozenset({"member"})
     assert tokens.authenticate(demo).project_id == "demo"

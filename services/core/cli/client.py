@@ -36,6 +36,7 @@ class Api:
 
     def __init__(self, target: Target, channel: grpc.Channel) -> None:
         self.target = target
+        self.channel = channel  # for the stubs a command module makes itself (tokens.py)
         self.metadata: list[tuple[str, str]] = [("authorization", f"Bearer {target.token}")] if target.token else []
         self.servers = servers_pb2_grpc.ServersStub(channel)
         self.flavors = flavors_pb2_grpc.FlavorsStub(channel)

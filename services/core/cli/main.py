@@ -17,6 +17,7 @@ from services.core.cli import (
     server_actions,
     server_groups,
     servers,
+    tokens,
     version,
 )
 from services.core.launcher.command import up
@@ -42,6 +43,7 @@ app.add_typer(admin.host_app, name="host", rich_help_panel="Admin")
 app.add_typer(aggregates.app, name="aggregate", rich_help_panel="Admin")
 app.add_typer(placement.app, name="placement", rich_help_panel="Admin")
 app.add_typer(quotas.app, name="quota", rich_help_panel="Resources")
+app.add_typer(tokens.app, name="token", rich_help_panel="Admin")
 columns.add_column_option(app)  # after every sub-app: -c wherever there is -f
 
 

@@ -12,7 +12,7 @@ from services.core.launcher.options import LaunchError
 from services.core.launcher.stackfile import StackInfo
 from services.core.tokens import add_token, digest
 
-ADMIN = ("admin", "admin", "admin", ["admin", "member"])  # name, project, user, roles
+ADMIN = ("admin", "admin", "admin", ["admin"])  # name, project, user, roles (admin implies member, reader)
 DEMO = ("demo", "demo", "demo", ["member"])
 SERVICE = ("service", "service", "stratus-service", ["service"])
 SERVICE_TOKEN_FILE = "service.token"
