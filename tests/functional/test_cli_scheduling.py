@@ -25,7 +25,7 @@ def ok_json(stack: Stack, *args: str) -> Any:
 def test_server_group_commands(stack: Stack) -> None:
     name = f"cli-{uuid.uuid4().hex[:6]}"
     group = ok_json(stack, "server-group", "create", name, "--policy", "anti-affinity", "--max-per-host", "2")
-    assert group["policy"] == "SERVER_GROUP_POLICY_ANTI_AFFINITY" and group["rules"]["max_server_per_host"] == 2
+    assert group["policy"] == "ANTI_AFFINITY" and group["rules"]["max_server_per_host"] == 2
     assert group["id"] in {g["id"] for g in ok_json(stack, "server-group", "list")}
     assert ok_json(stack, "server-group", "show", name)["id"] == group["id"]
     table = stratus(stack, "server-group", "list")
@@ -53,7 +53,7 @@ def test_aggregate_commands(stack: Stack) -> None:
 
 def test_placement_explain_prints_filters_and_ranking(stack: Stack) -> None:
     out = stratus(stack, "placement", "explain", "--flavor", "m1.tiny", "--image", "tiny")
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 0, out.stderr + out.stdout
     assert "RamFilter" in out.stdout and "would go to: compute-" in out.stdout
     reply = ok_json(stack, "placement", "explain", "--flavor", "m1.tiny", "--image", "tiny", "--hint", "a=b")
     assert reply["selected_host"] in {"compute-1", "compute-2"}

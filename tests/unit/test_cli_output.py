@@ -1,8 +1,9 @@
-"""Output: JSON with the protos' field names (lists as arrays), and short enum labels for tables."""
+"""Output: JSON with the protos' field names (lists as arrays) and enum words as in the tables."""
 
 from __future__ import annotations
 
 import json
+from typing import Any, cast
 
 import pytest
 
@@ -30,7 +31,8 @@ def test_a_list_is_a_json_array_with_proto_field_names(capsys: pytest.CaptureFix
     data = json.loads(capsys.readouterr().out)
     assert [s["id"] for s in data] == ["a", "b"]
     assert data[0]["flavor_id"] == "f1"
-    assert data[1]["vm_state"] == "VM_STATE_ERROR"
+    assert data[1]["vm_state"] == "ERROR"
+    assert data[0]["vm_state"] is None  # unspecified
 
 
 def test_one_item_is_a_json_object(capsys: pytest.CaptureFixture[str]) -> None:
@@ -49,3 +51,18 @@ def test_tables_show_every_id_whole(capsys: pytest.CaptureFixture[str]) -> None:
 def test_the_fault_shows_in_the_server_fields() -> None:
     server = servers_pb2.Server(id="a", fault=servers_pb2.Fault(code="NO_VALID_HOST", message="no host"))
     assert ("fault", "NO_VALID_HOST: no host") in server_rows(server)
+
+
+def test_enum_words_everywhere_in_json() -> None:
+    event = servers_pb2.ServerEvent(
+        type=servers_pb2.SERVER_EVENT_TYPE_DELETED,
+        server=servers_pb2.Server(
+            status=servers_pb2.SERVER_STATUS_VERIFY_RESIZE, task_state=servers_pb2.TASK_STATE_SPAWNING
+        ),
+    )
+    data = output.to_dict(event)
+    assert data["type"] == "DELETED"
+    assert (data["server"]["status"], data["server"]["task_state"]) == ("VERIFY_RESIZE", "SPAWNING")
+    running = servers_pb2.Server(power_state=servers_pb2.POWER_STATE_RUNNING)
+    assert output.to_dict(servers_pb2.ListServersResponse(servers=[running]))["servers"][0]["power_state"] == "RUNNING"
+    assert output.to_dict(servers_pb2.Server(status=cast(Any, 99)))["status"] == 99  # unknown: the number the api sent

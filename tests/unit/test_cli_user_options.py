@@ -18,7 +18,7 @@ runner = CliRunner()
         ["server", "create", "vm", "--flavor", "f", "--image", "i", "--meta", "novalue"],
         ["server", "create", "vm", "--flavor", "f", "--image", "i", "--hint", "=x"],
         ["server", "create", "vm", "--image", "i"],
-        ["server", "list", "-f", "yaml"],
+        ["server", "list", "-f", "xml"],
         ["flavor", "create", "f", "--vcpus", "0", "--ram", "64", "--disk", "1"],
         ["flavor", "create", "f", "--vcpus", "1", "--ram", "64", "--disk", "1", "--spec", "x"],
         ["image", "upload", "img", "/no/such/file"],

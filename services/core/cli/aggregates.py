@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
-from services.core.cli import output
+from services.core.cli import batch, output
 from services.core.cli.client import Api, open_api
-from services.core.cli.lookup import id_for
+from services.core.cli.lookup import id_for, resolve_id
 from services.core.cli.options import ApiOpt, StateDirOpt, TokenOpt
 from services.core.cli.output import Format, FormatOpt
 from services.core.cli.pairs import parse_pairs
@@ -32,9 +32,13 @@ def aggregate_rows(a: aggregates_pb2.Aggregate) -> list[tuple[str, str]]:
     return [*rows, ("created_at", output.timestamp(a.created_at)), ("updated_at", output.timestamp(a.updated_at))]
 
 
-def resolve_aggregate(api: Api, wanted: str) -> str:
+def all_aggregates(api: Api) -> list[aggregates_pb2.Aggregate]:
     reply = api.call(api.aggregates.ListAggregates, aggregates_pb2.ListAggregatesRequest())
-    return id_for(list(reply.aggregates), wanted, "aggregate")
+    return list(reply.aggregates)
+
+
+def resolve_aggregate(api: Api, wanted: str) -> str:
+    return id_for(all_aggregates(api), wanted, "aggregate")
 
 
 def show_result(fmt: Format, aggregate: aggregates_pb2.Aggregate) -> None:
@@ -88,16 +92,21 @@ def show(
 
 @app.command("delete")
 def delete(
-    aggregate: IdArg,
+    aggregates: Annotated[list[str], typer.Argument(metavar="AGGREGATE...", help="Aggregate ids or names.")],
     api: ApiOpt = None,
     token: TokenOpt = None,
     state_dir: StateDirOpt = None,
 ) -> None:
-    """Delete an aggregate (refused while it has hosts)."""
+    """Delete aggregates (each refused while it has hosts); exit 1 if any could not be."""
     with open_api(api, token, state_dir) as client:
-        aggregate_id = resolve_aggregate(client, aggregate)
-        client.call(client.aggregates.DeleteAggregate, aggregates_pb2.DeleteAggregateRequest(id=aggregate_id))
-    print(f"aggregate {aggregate_id} deleted")
+        known = all_aggregates(client)
+        outcome = batch.delete_each(
+            "aggregate", aggregates, lambda wanted: resolve_id(known, wanted, "aggregate"),
+            lambda aid: client.call(client.aggregates.DeleteAggregate, aggregates_pb2.DeleteAggregateRequest(id=aid)),
+        )  # fmt: skip
+    for aggregate_id, _ in outcome.done:
+        print(f"aggregate {aggregate_id} deleted")
+    batch.exit_if_failed("aggregate", len(aggregates), outcome)
 
 
 @app.command("set")

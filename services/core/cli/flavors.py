@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
-from services.core.cli import output
+from services.core.cli import batch, output
 from services.core.cli.client import open_api
-from services.core.cli.lookup import list_all
+from services.core.cli.lookup import list_all, resolve_id
 from services.core.cli.options import ApiOpt, StateDirOpt, TokenOpt
 from services.core.cli.output import Format, FormatOpt
 from services.core.cli.pairs import pairs_option
@@ -67,7 +67,7 @@ def create(
 
 @app.command("show")
 def show(
-    flavor_id: Annotated[str, typer.Argument(metavar="ID", help="Flavor id.")],
+    flavor: Annotated[str, typer.Argument(metavar="FLAVOR", help="Flavor id or name.")],
     fmt: FormatOpt = Format.table,
     api: ApiOpt = None,
     token: TokenOpt = None,
@@ -75,18 +75,24 @@ def show(
 ) -> None:
     """Show one flavor."""
     with open_api(api, token, state_dir) as client:
-        flavor = client.call(client.flavors.GetFlavor, flavors_pb2.GetFlavorRequest(id=flavor_id))
-    output.emit_one(fmt, flavor, flavor_rows)
+        found = client.call(client.flavors.GetFlavor, flavors_pb2.GetFlavorRequest(id=flavor))
+    output.emit_one(fmt, found, flavor_rows)
 
 
 @app.command("delete")
 def delete(
-    flavor_id: Annotated[str, typer.Argument(metavar="ID", help="Flavor id.")],
+    flavors: Annotated[list[str], typer.Argument(metavar="FLAVOR...", help="Flavor ids or names.")],
     api: ApiOpt = None,
     token: TokenOpt = None,
     state_dir: StateDirOpt = None,
 ) -> None:
-    """Delete a flavor (admin)."""
+    """Delete flavors (admin); exit 1 if any could not be."""
     with open_api(api, token, state_dir) as client:
-        client.call(client.flavors.DeleteFlavor, flavors_pb2.DeleteFlavorRequest(id=flavor_id))
-    print(f"flavor {flavor_id} deleted")
+        known = list_all(client, client.flavors.ListFlavors, flavors_pb2.ListFlavorsRequest(), "flavors")
+        outcome = batch.delete_each(
+            "flavor", flavors, lambda wanted: resolve_id(known, wanted, "flavor"),
+            lambda fid: client.call(client.flavors.DeleteFlavor, flavors_pb2.DeleteFlavorRequest(id=fid)),
+        )  # fmt: skip
+    for flavor_id, _ in outcome.done:
+        print(f"flavor {flavor_id} deleted")
+    batch.exit_if_failed("flavor", len(flavors), outcome)

@@ -7,6 +7,7 @@ import typer
 from services.core.cli import (
     admin,
     aggregates,
+    columns,
     flavors,
     images,
     keypairs,
@@ -17,6 +18,7 @@ from services.core.cli import (
     server_groups,
     servers,
     tokens,
+    version,
 )
 from services.core.launcher.command import up
 
@@ -27,6 +29,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_show_locals=False,  # locals may hold tokens
 )
+app.callback()(version.root_options)
 app.command("up", rich_help_panel="Stack")(up)
 processes.register(app)
 server_actions.register(servers.app)
@@ -41,6 +44,7 @@ app.add_typer(aggregates.app, name="aggregate", rich_help_panel="Admin")
 app.add_typer(placement.app, name="placement", rich_help_panel="Admin")
 app.add_typer(quotas.app, name="quota", rich_help_panel="Resources")
 app.add_typer(tokens.app, name="token", rich_help_panel="Admin")
+columns.add_column_option(app)  # after every sub-app: -c wherever there is -f
 
 
 def main() -> None:

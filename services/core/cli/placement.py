@@ -11,6 +11,7 @@ from services.core.cli.client import open_api
 from services.core.cli.options import ApiOpt, StateDirOpt, TokenOpt
 from services.core.cli.output import Format, FormatOpt
 from services.core.cli.pairs import pairs_option
+from services.core.cli.server_groups import resolve_group
 from services.core.cli.servers import resolve_flavor, resolve_image
 from stratus.v1 import placement_pb2, servers_pb2
 
@@ -48,7 +49,7 @@ def explain(
     flavor: Annotated[str, typer.Option("--flavor", help="Flavor id or name.")],
     image: Annotated[str, typer.Option("--image", help="Image id or name.")],
     az: Annotated[str | None, typer.Option("--az", help="Availability zone.", show_default=False)] = None,
-    group: Annotated[str | None, typer.Option("--group", help="Server group id.", show_default=False)] = None,
+    group: Annotated[str | None, typer.Option("--group", help="Server group id or name.", show_default=False)] = None,
     hint: Annotated[
         list[str] | None, typer.Option("--hint", metavar="KEY=VALUE", help="Scheduler hint (repeatable).")
     ] = None,
@@ -60,16 +61,19 @@ def explain(
     token: TokenOpt = None,
     state_dir: StateDirOpt = None,
 ) -> None:
-    """Which filter removed which hosts and why, and how the rest rank; claims nothing."""
+    """Which filter removed which hosts and why, and how the rest rank; claims nothing. Exit 1 if no host fits."""
     hints = pairs_option(hint, "--hint")
     with open_api(api, token, state_dir) as client:
         server = servers_pb2.Server(
             flavor_id=resolve_flavor(client, flavor), image_id=resolve_image(client, image),
-            availability_zone=az or "", server_group_id=group or "", scheduler_hints=hints,
+            availability_zone=az or "", server_group_id=resolve_group(client, group) if group else "",
+            scheduler_hints=hints,
         )  # fmt: skip
         request = placement_pb2.ExplainPlacementRequest(server=server, project_id=project or "")
         explanation: placement_pb2.PlacementExplanation = client.call(client.placement.ExplainPlacement, request)
-    if fmt is Format.json:
-        output.print_json(output.to_dict(explanation))
-    else:
+    if fmt is Format.table:
         print_explanation(explanation)
+    else:
+        output.emit_data(fmt, output.to_dict(explanation))
+    if not explanation.selected_host:
+        raise typer.Exit(1)  # as a create would fail: no valid host

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,6 +19,7 @@ from services.core.cli.client import Api, open_api
 from services.core.cli.images import image_rows
 from services.core.cli.options import ApiOpt, StateDirOpt, TokenOpt, WaitTimeoutOpt
 from services.core.cli.output import Format, FormatOpt
+from services.core.cli.server_lookup import resolve_server
 from services.core.cli.servers import ERROR, IdArg, fault_text, resolve_flavor, server_rows
 from services.core.cli.waiting import WaitTimeout, wait_for
 from stratus.v1 import images_pb2, servers_pb2
@@ -57,20 +59,21 @@ def finish_action(api: Api, server: servers_pb2.Server, what: str, timeout: floa
 
 
 def call_and_show(
-    what: str, method: str, request: Any, fmt: Format, target: tuple[str | None, str | None, Path | None],
-    wait: bool = False, timeout: float = 600.0,
+    what: str, method: str, request: Callable[..., Any], server: str, fmt: Format,
+    target: tuple[str | None, str | None, Path | None], wait: bool = False, timeout: float = 600.0,
 ) -> None:  # fmt: skip
+    """Calls ``method`` with ``request(id=...)`` for the server (an id or unique name), then shows it."""
     with open_api(*target) as client:
-        server = client.call(getattr(client.servers, method), request)
+        result = client.call(getattr(client.servers, method), request(id=resolve_server(client, server)))
         if wait:
-            finish_action(client, server, what, timeout, fmt)
+            finish_action(client, result, what, timeout, fmt)
             return
-    output.emit_one(fmt, server, server_rows)
+    output.emit_one(fmt, result, server_rows)
 
 
 def simple_action(name: str, method: str, request_cls: Any, doc: str) -> Callable[..., None]:
     def action(
-        server_id: IdArg,
+        server: IdArg,
         wait: WaitOpt = False,
         timeout: WaitTimeoutOpt = 600.0,
         fmt: FormatOpt = Format.table,
@@ -78,14 +81,14 @@ def simple_action(name: str, method: str, request_cls: Any, doc: str) -> Callabl
         token: TokenOpt = None,
         state_dir: StateDirOpt = None,
     ) -> None:
-        call_and_show(name, method, request_cls(id=server_id), fmt, (api, token, state_dir), wait, timeout)
+        call_and_show(name, method, request_cls, server, fmt, (api, token, state_dir), wait, timeout)
 
     action.__doc__ = doc
     return action
 
 
 def reboot(
-    server_id: IdArg,
+    server: IdArg,
     hard: Annotated[bool, typer.Option("--hard", help="Power cycle instead of asking the guest.")] = False,
     wait: WaitOpt = False,
     timeout: WaitTimeoutOpt = 600.0,
@@ -96,12 +99,12 @@ def reboot(
 ) -> None:
     """Reboot a server."""
     kind = servers_pb2.REBOOT_TYPE_HARD if hard else servers_pb2.REBOOT_TYPE_SOFT
-    request = servers_pb2.RebootServerRequest(id=server_id, type=kind)
-    call_and_show("reboot", "RebootServer", request, fmt, (api, token, state_dir), wait, timeout)
+    request = partial(servers_pb2.RebootServerRequest, type=kind)
+    call_and_show("reboot", "RebootServer", request, server, fmt, (api, token, state_dir), wait, timeout)
 
 
 def resize(
-    server_id: IdArg,
+    server: IdArg,
     flavor: Annotated[str, typer.Option("--flavor", help="The new flavor's id or name.")],
     wait: WaitOpt = False,
     timeout: WaitTimeoutOpt = 600.0,
@@ -112,30 +115,30 @@ def resize(
 ) -> None:
     """Resize a server to another flavor (then confirm-resize or revert-resize)."""
     with open_api(api, token, state_dir) as client:
-        request = servers_pb2.ResizeServerRequest(id=server_id, flavor_id=resolve_flavor(client, flavor))
-        server = client.call(client.servers.ResizeServer, request)
+        sid, flavor_id = resolve_server(client, server), resolve_flavor(client, flavor)
+        result = client.call(client.servers.ResizeServer, servers_pb2.ResizeServerRequest(id=sid, flavor_id=flavor_id))
         if wait:
-            finish_action(client, server, "resize", timeout, fmt)
+            finish_action(client, result, "resize", timeout, fmt)
             return
-    output.emit_one(fmt, server, server_rows)
+    output.emit_one(fmt, result, server_rows)
 
 
 def console(
-    server_id: IdArg,
+    server: IdArg,
     lines: Annotated[int, typer.Option("--lines", help="Last lines to show (0: all).", min=0, max=10000)] = 0,
     api: ApiOpt = None,
     token: TokenOpt = None,
     state_dir: StateDirOpt = None,
 ) -> None:
     """Print a server's serial console output."""
-    request = servers_pb2.GetServerConsoleOutputRequest(id=server_id, lines=lines)
     with open_api(api, token, state_dir) as client:
+        request = servers_pb2.GetServerConsoleOutputRequest(id=resolve_server(client, server), lines=lines)
         reply = client.call(client.servers.GetServerConsoleOutput, request)
     print(reply.output, end="" if reply.output.endswith("\n") else "\n")
 
 
 def snapshot(
-    server_id: IdArg,
+    server: IdArg,
     name: Annotated[str, typer.Option("--name", help="The new image's name.")],
     wait: Annotated[bool, typer.Option("--wait", help="Wait until the image is ACTIVE; exit 1 if it failed.")] = False,
     timeout: WaitTimeoutOpt = 1800.0,
@@ -145,8 +148,8 @@ def snapshot(
     state_dir: StateDirOpt = None,
 ) -> None:
     """Save a server's disk as a new image (SAVING, then ACTIVE)."""
-    request = servers_pb2.SnapshotServerRequest(id=server_id, image_name=name)
     with open_api(api, token, state_dir) as client:
+        request = servers_pb2.SnapshotServerRequest(id=resolve_server(client, server), image_name=name)
         image: images_pb2.Image = client.call(client.servers.SnapshotServer, request)
         if wait:
             image = wait_for_image(client, image, timeout)

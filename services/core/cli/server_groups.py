@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from services.core.cli import output
+from services.core.cli import batch, output
 from services.core.cli.client import Api, open_api
-from services.core.cli.lookup import id_for, list_all
+from services.core.cli.lookup import id_for, list_all, resolve_id
 from services.core.cli.options import ApiOpt, StateDirOpt, TokenOpt
 from services.core.cli.output import Format, FormatOpt
 from stratus.v1 import servergroups_pb2
@@ -48,8 +48,8 @@ COLUMNS: list[output.Column] = [
     ("POLICY", policy_label),
     ("RULES", rules_text),
     ("MEMBERS", lambda g: str(len(g.members))),
-    ("PROJECT", lambda g: g.project_id),
 ]
+ALL_PROJECTS_COLUMNS: list[output.Column] = [*COLUMNS, ("PROJECT", lambda g: g.project_id)]
 
 
 def group_rows(g: servergroups_pb2.ServerGroup) -> list[tuple[str, str]]:
@@ -58,11 +58,15 @@ def group_rows(g: servergroups_pb2.ServerGroup) -> list[tuple[str, str]]:
     return [*rows, ("created_at", output.timestamp(g.created_at))]
 
 
+def project_groups(api: Api) -> list[servergroups_pb2.ServerGroup]:
+    """The caller's project's groups."""
+    request = servergroups_pb2.ListServerGroupsRequest()
+    return list_all(api, api.server_groups.ListServerGroups, request, "server_groups")
+
+
 def resolve_group(api: Api, wanted: str) -> str:
-    """A group id for an id or a name (the caller's project)."""
-    groups = list_all(api, api.server_groups.ListServerGroups, servergroups_pb2.ListServerGroupsRequest(),
-                      "server_groups")  # fmt: skip
-    return id_for(groups, wanted, "server group")
+    """A group id for an id or a unique name (the caller's project); ambiguous: exit 1."""
+    return id_for(project_groups(api), wanted, "server group")
 
 
 @app.command("create")
@@ -90,7 +94,9 @@ def create(
 
 @app.command("list")
 def list_groups(
-    all_projects: Annotated[bool, typer.Option("--all-projects", help="Every project's groups (admin).")] = False,
+    all_projects: Annotated[
+        bool, typer.Option("--all-projects", help="Every project's groups, with a PROJECT column (admin).")
+    ] = False,
     fmt: FormatOpt = Format.table,
     api: ApiOpt = None,
     token: TokenOpt = None,
@@ -100,7 +106,7 @@ def list_groups(
     request = servergroups_pb2.ListServerGroupsRequest(all_projects=all_projects)
     with open_api(api, token, state_dir) as client:
         groups = list_all(client, client.server_groups.ListServerGroups, request, "server_groups")
-    output.emit_list(fmt, COLUMNS, groups)
+    output.emit_list(fmt, ALL_PROJECTS_COLUMNS if all_projects else COLUMNS, groups)
 
 
 @app.command("show")
@@ -120,13 +126,19 @@ def show(
 
 @app.command("delete")
 def delete(
-    group: IdArg,
+    groups: Annotated[list[str], typer.Argument(metavar="GROUP...", help="Server group ids or names.")],
     api: ApiOpt = None,
     token: TokenOpt = None,
     state_dir: StateDirOpt = None,
 ) -> None:
-    """Delete a server group (refused while it has members)."""
+    """Delete server groups (each refused while it has members); exit 1 if any could not be."""
     with open_api(api, token, state_dir) as client:
-        group_id = resolve_group(client, group)
-        client.call(client.server_groups.DeleteServerGroup, servergroups_pb2.DeleteServerGroupRequest(id=group_id))
-    print(f"server group {group_id} deleted")
+        known = project_groups(client)
+        outcome = batch.delete_each(
+            "server group", groups, lambda wanted: resolve_id(known, wanted, "server group"),
+            lambda gid: client.call(client.server_groups.DeleteServerGroup,
+                                    servergroups_pb2.DeleteServerGroupRequest(id=gid)),
+        )  # fmt: skip
+    for group_id, _ in outcome.done:
+        print(f"server group {group_id} deleted")
+    batch.exit_if_failed("server group", len(groups), outcome)

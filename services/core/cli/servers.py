@@ -3,37 +3,55 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from services.core.cli import output
+from services.core.cli import batch, output
 from services.core.cli.client import Api, open_api
 from services.core.cli.lookup import id_for, list_all
 from services.core.cli.options import ApiOpt, StateDirOpt, TokenOpt, WaitTimeoutOpt
 from services.core.cli.output import Format, FormatOpt
 from services.core.cli.pairs import pairs_option
+from services.core.cli.server_groups import resolve_group
+from services.core.cli.server_lookup import flavor_and_image_names, resolve_server, server_id
 from services.core.cli.waiting import WaitTimeout, wait_for
 from stratus.v1 import flavors_pb2, images_pb2, servers_pb2
 
 app = typer.Typer(help="Servers: the virtual machines of a project.", no_args_is_help=True)
-IdArg = Annotated[str, typer.Argument(metavar="ID", help="Server id.")]
+IdArg = Annotated[str, typer.Argument(metavar="SERVER", help="Server id or name.")]
+IdsArg = Annotated[list[str], typer.Argument(metavar="SERVER...", help="Server ids or names.")]
 ACTIVE = servers_pb2.SERVER_STATUS_ACTIVE
 ERROR = servers_pb2.SERVER_STATUS_ERROR
 DELETED = servers_pb2.SERVER_STATUS_DELETED
 USER_DATA_MAX = 64 * 1024  # the api's limit
 
-COLUMNS: list[output.Column] = [
-    ("ID", lambda s: s.id),
-    ("NAME", lambda s: s.name),
-    ("STATUS", lambda s: output.enum_label(s, "status")),
-    ("TASK", lambda s: output.enum_label(s, "task_state").lower()),
-    ("POWER", lambda s: output.enum_label(s, "power_state")),
-    ("HOST", lambda s: s.host),
-    ("FLAVOR", lambda s: s.flavor_id),
-    ("IMAGE", lambda s: s.image_id),
-]
+STATUS_WORDS = tuple(
+    v.name.removeprefix("SERVER_STATUS_") for v in servers_pb2.ServerStatus.DESCRIPTOR.values if v.number != 0
+)
+
+
+def server_columns(
+    flavors: Mapping[str, str] | None = None, images: Mapping[str, str] | None = None, all_projects: bool = False
+) -> list[output.Column]:
+    """The list's columns: flavor and image by name where ``flavors``/``images`` know it, else by id."""
+    flavor_names, image_names = flavors or {}, images or {}
+    columns: list[output.Column] = [
+        ("ID", lambda s: s.id),
+        ("NAME", lambda s: s.name),
+        ("STATUS", lambda s: output.enum_label(s, "status")),
+        ("TASK", lambda s: output.enum_label(s, "task_state").lower()),
+        ("POWER", lambda s: output.enum_label(s, "power_state")),
+        ("HOST", lambda s: s.host),
+        ("FLAVOR", lambda s: flavor_names.get(s.flavor_id, s.flavor_id)),
+        ("IMAGE", lambda s: image_names.get(s.image_id, s.image_id)),
+    ]
+    return [*columns, ("PROJECT", lambda s: s.project_id)] if all_projects else columns
+
+
+COLUMNS = server_columns()
 
 
 def fault_text(server: servers_pb2.Server) -> str:
@@ -116,7 +134,7 @@ def create(
     hint: Annotated[
         list[str] | None, typer.Option("--hint", metavar="KEY=VALUE", help="Scheduler hint (repeatable).")
     ] = None,
-    group: Annotated[str | None, typer.Option("--group", help="Server group id.", show_default=False)] = None,
+    group: Annotated[str | None, typer.Option("--group", help="Server group id or name.", show_default=False)] = None,
     key_name: Annotated[
         str | None, typer.Option("--key-name", help="Your keypair, given to the guest.", show_default=False)
     ] = None,
@@ -144,7 +162,7 @@ def create(
         spec = servers_pb2.Server(name=name, flavor_id=flavor_id, image_id=image_id, availability_zone=az or "")
         spec.metadata.update(metadata)
         spec.scheduler_hints.update(hints)
-        spec.server_group_id = group or ""
+        spec.server_group_id = resolve_group(client, group) if group else ""
         spec.key_name = key_name or ""
         spec.user_data = data
         request = servers_pb2.CreateServerRequest(server=spec, request_id=request_id or "")
@@ -155,9 +173,32 @@ def create(
     output.emit_one(fmt, server, server_rows)
 
 
+def status_word(value: str | None) -> str | None:
+    """``--status``: one of the api's status words (any case); anything else is a usage error."""
+    if value is None:
+        return None
+    if value.upper() not in STATUS_WORDS:
+        raise typer.BadParameter(f"unknown status {value!r}; one of: {', '.join(STATUS_WORDS)}")
+    return value.upper()
+
+
+def shows_names(fmt: Format) -> bool:
+    """Whether the output has the FLAVOR or IMAGE column (json and yaml have the ids)."""
+    chosen = {output.column_key(name) for name in output.selected_columns()}
+    return fmt in (Format.table, Format.value) and (not chosen or bool(chosen & {"flavor", "image"}))
+
+
 @app.command("list")
 def list_servers(
-    all_projects: Annotated[bool, typer.Option("--all-projects", help="Every project's servers (admin).")] = False,
+    all_projects: Annotated[
+        bool, typer.Option("--all-projects", help="Every project's servers, with a PROJECT column (admin).")
+    ] = False,
+    status: Annotated[
+        str | None,
+        typer.Option(
+            "--status", callback=status_word, help="Only servers in this status, e.g. ACTIVE.", show_default=False
+        ),
+    ] = None,
     filter_: Annotated[
         str | None, typer.Option("--filter", metavar="EXPR", help="e.g. 'status = ACTIVE'.", show_default=False)
     ] = None,
@@ -166,48 +207,59 @@ def list_servers(
     token: TokenOpt = None,
     state_dir: StateDirOpt = None,
 ) -> None:
-    """List servers (every page)."""
-    request = servers_pb2.ListServersRequest(all_projects=all_projects, filter=filter_ or "")
+    """List servers (every page), with their flavor's and image's names."""
+    terms = [term for term in (filter_, f"status={status}" if status else None) if term]
+    request = servers_pb2.ListServersRequest(all_projects=all_projects, filter=" AND ".join(terms))
     with open_api(api, token, state_dir) as client:
         servers = list_all(client, client.servers.ListServers, request, "servers")
-    output.emit_list(fmt, COLUMNS, servers)
+        flavors, images = flavor_and_image_names(client) if shows_names(fmt) else ({}, {})
+    output.emit_list(fmt, server_columns(flavors, images, all_projects), servers)
 
 
 @app.command("show")
 def show(
-    server_id: IdArg,
+    server: IdArg,
     fmt: FormatOpt = Format.table,
     api: ApiOpt = None,
     token: TokenOpt = None,
     state_dir: StateDirOpt = None,
 ) -> None:
-    """Show one server."""
+    """Show one server (by id or unique name)."""
     with open_api(api, token, state_dir) as client:
-        server = client.call(client.servers.GetServer, servers_pb2.GetServerRequest(id=server_id))
-    output.emit_one(fmt, server, server_rows)
+        request = servers_pb2.GetServerRequest(id=resolve_server(client, server))
+        found = client.call(client.servers.GetServer, request)
+    output.emit_one(fmt, found, server_rows)
 
 
 @app.command("delete")
 def delete(
-    server_id: IdArg,
-    wait: Annotated[bool, typer.Option("--wait", help="Wait until the server is gone.")] = False,
+    servers: IdsArg,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait until the servers are gone.")] = False,
     timeout: WaitTimeoutOpt = 600.0,
     fmt: FormatOpt = Format.table,
     api: ApiOpt = None,
     token: TokenOpt = None,
     state_dir: StateDirOpt = None,
 ) -> None:
-    """Delete a server; with --wait, return once it is gone."""
+    """Delete servers (by id or unique name); with --wait, return once they are gone. Exit 1 if any failed."""
     with open_api(api, token, state_dir) as client:
-        server: servers_pb2.Server = client.call(
-            client.servers.DeleteServer, servers_pb2.DeleteServerRequest(id=server_id)
-        )
+        outcome = batch.delete_each(
+            "server", servers, lambda wanted: server_id(client, wanted),
+            lambda sid: client.call(client.servers.DeleteServer, servers_pb2.DeleteServerRequest(id=sid)),
+        )  # fmt: skip
         if wait:
-            wait_gone(client, server_id, timeout)
-    if fmt is Format.json:
-        output.print_json(output.to_dict(server))
+            for sid, _ in outcome.done:
+                wait_gone(client, sid, timeout)
+    if fmt in (Format.json, Format.yaml):
+        deleted = [server for _, server in outcome.done]
+        if len(servers) == 1 and deleted:
+            output.emit_one(fmt, deleted[0], server_rows)
+        else:
+            output.emit_list(fmt, COLUMNS, deleted)
     else:
-        print(f"server {server_id} {'deleted' if wait else 'is being deleted'}")
+        for sid, _ in outcome.done:
+            print(f"server {sid} {'deleted' if wait else 'is being deleted'}")
+    batch.exit_if_failed("server", len(servers), outcome)
 
 
 def wait_gone(client: Api, server_id: str, timeout: float) -> None:
