@@ -4,6 +4,7 @@ snapshotted and listed through every internal mutual-TLS path."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import stat
 import subprocess
@@ -79,6 +80,18 @@ def test_the_cli_finds_the_ca_in_stack_json(tls_stack: Stack) -> None:
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
     assert out.returncode == 0, out.stderr
     assert "m1.tiny" in out.stdout
+
+
+def test_the_cli_takes_the_ca_as_an_option_without_a_stack_json(tls_stack: Stack, tmp_path: Path) -> None:
+    base = [sys.executable, "-m", "services.core.cli.main"]
+    args = ["flavor", "list", "--api", tls_stack.api, "--token", tls_stack.info["token"], "--state-dir", str(tmp_path)]
+    env = {k: v for k, v in os.environ.items() if k != "STRATUS_CA_CERT"}
+    out = subprocess.run([*base, "--ca-cert", str(ca_of(tls_stack)), *args], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "m1.tiny" in out.stdout
+    plain = subprocess.run([*base, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert plain.returncode != 0 and "m1.tiny" not in plain.stdout
 
 
 def test_an_internal_port_refuses_callers_without_the_stacks_client_certificate(tls_stack: Stack) -> None:

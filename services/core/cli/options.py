@@ -26,12 +26,3 @@ StateDirOpt = Annotated[
     ),
 ]
 WaitTimeoutOpt = Annotated[float, typer.Option("--timeout", help="Seconds --wait waits at most.", min=0.1)]
-CaCertOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--ca-cert",
-        metavar="PEM",
-        help="Speak TLS to the api, trusting this CA (default: $STRATUS_CA_CERT, else stack.json's ca_cert).",
-        show_default=False,
-    ),
-]
