@@ -49,7 +49,7 @@ def test_share_an_image_from_the_cli(stack: Stack, tmp_path: Path) -> None:
     second = stratus(stack, owner, "image", "upload", "cli-vis-2", str(disk))
     assert second.returncode == 0, second.stderr
     deleted = stratus(stack, owner, "image", "delete", "cli-vis-1", "no-such-image", "cli-vis-2")
-    assert deleted.returncode == 1 and "1 of 3 images were not deleted" in deleted.stderr
+    assert deleted.returncode == 1 and "1 of 3 images could not be deleted" in deleted.stderr
     assert "NOT_FOUND" in deleted.stderr
     for name in ("cli-vis-1", "cli-vis-2"):
         with pytest.raises(grpc.RpcError) as info:

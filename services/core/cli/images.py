@@ -6,12 +6,11 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-import grpc
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
-from services.core.cli import output
-from services.core.cli.client import open_api, report_rpc_error
+from services.core.cli import batch, output
+from services.core.cli.client import open_api
 from services.core.cli.lookup import list_all
 from services.core.cli.options import ApiOpt, StateDirOpt, TokenOpt
 from services.core.cli.output import Format, FormatOpt
@@ -195,20 +194,14 @@ def delete(
     state_dir: StateDirOpt = None,
 ) -> None:
     """Delete one or more images; every one is tried, and the exit status is 1 if any failed."""
-    failed = 0
     with open_api(api, token, state_dir) as client:
-        for image in images:
-            try:
-                client.call(client.images.DeleteImage, images_pb2.DeleteImageRequest(id=image))
-            except grpc.RpcError as err:
-                failed += 1
-                output.err(f"image {image}:")
-                report_rpc_error(err, client.target)
-                continue
-            print(f"image {image} deleted")
-    if failed:
-        output.err(f"error: {failed} of {len(images)} images were not deleted")
-        raise typer.Exit(1)
+        outcome = batch.delete_each(
+            "image", images, lambda image: image,  # the api resolves names (in the caller's tiers)
+            lambda image: client.call(client.images.DeleteImage, images_pb2.DeleteImageRequest(id=image)),
+        )  # fmt: skip
+    for image, _ in outcome.done:
+        print(f"image {image} deleted")
+    batch.exit_if_failed("image", len(images), outcome)
 
 
 @member_app.command("add")

@@ -6,11 +6,10 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import grpc
 import typer
 
-from services.core.cli import output
-from services.core.cli.client import open_api, report_rpc_error
+from services.core.cli import batch, output
+from services.core.cli.client import open_api
 from services.core.cli.lookup import list_all
 from services.core.cli.options import ApiOpt, StateDirOpt, TokenOpt
 from services.core.cli.output import Format, FormatOpt
@@ -107,16 +106,11 @@ def delete(
     state_dir: StateDirOpt = None,
 ) -> None:
     """Delete keypairs (servers created with one keep their copy of the key); exit 1 if any failed."""
-    failed = 0
     with open_api(api, token, state_dir) as client:
-        for name in names:
-            try:
-                client.call(client.keypairs.DeleteKeypair, keypairs_pb2.DeleteKeypairRequest(name=name))
-            except grpc.RpcError as err:
-                report_rpc_error(err, client.target)
-                failed += 1
-            else:
-                print(f"keypair {name} deleted")
-    if failed:
-        output.err(f"error: {failed} of {len(names)} keypair(s) not deleted")
-        raise typer.Exit(1)
+        outcome = batch.delete_each(
+            "keypair", names, lambda name: name,
+            lambda name: client.call(client.keypairs.DeleteKeypair, keypairs_pb2.DeleteKeypairRequest(name=name)),
+        )  # fmt: skip
+    for name, _ in outcome.done:
+        print(f"keypair {name} deleted")
+    batch.exit_if_failed("keypair", len(names), outcome)
