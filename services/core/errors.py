@@ -111,6 +111,12 @@ class Unavailable(StratusError):
     reason = "UNAVAILABLE"
 
 
+class OutOfRange(StratusError):
+    """A position past what can be served, such as an etcd revision whose history is compacted."""
+
+    reason = "OUT_OF_RANGE"
+
+
 class Unimplemented(StratusError):
     reason = "NOT_IMPLEMENTED"
 
@@ -130,6 +136,7 @@ CODES: dict[type[StratusError], grpc.StatusCode] = {
     ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
     QuotaExceeded: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Unavailable: grpc.StatusCode.UNAVAILABLE,
+    OutOfRange: grpc.StatusCode.OUT_OF_RANGE,
     Unimplemented: grpc.StatusCode.UNIMPLEMENTED,
     Internal: grpc.StatusCode.INTERNAL,
 }
