@@ -10,7 +10,7 @@ that reconnects resumes after the last one it saw. History that etcd has compact
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 
 from services.api import paging
 from services.api.validation import Violations
@@ -79,7 +79,7 @@ async def _read(store: Store, after: str, revision: int) -> tuple[list[KV], int]
 # ---- watch ----------------------------------------------------------------------------------
 async def watch_servers(
     store: Store, server_id: str, after: int, visible: Visible
-) -> AsyncIterator[servers_pb2.ServerEvent]:
+) -> AsyncGenerator[servers_pb2.ServerEvent, None]:
     """The changes to one server (``server_id``) or to all that ``visible`` accepts, after revision
     ``after`` (0: from now; the watch of one server then starts with its current state)."""
     v = Violations()
