@@ -16,7 +16,6 @@ from services.api.flows import Orchestrator
 from services.api.quotas import Quotas
 from services.api.server_groups import MAX_SWAP_ATTEMPTS, ServerGroupsManager
 from services.api.server_watch import list_servers, watch_servers
-from services.api.server_watch import listed as listed  # re-exported: older imports name it here
 from services.api.specs import SpecResolver, resources_of
 from services.api.tasks import InstanceTasks
 from services.api.validation import ID_CHARS, NAME_MAX, REQUEST_ID, USER_DATA_MAX, Violations, page_size
