@@ -102,6 +102,7 @@ def test_etcd_runs_on_loopback_with_fast_elections() -> None:
     assert flags["--listen-client-urls"] == "http://127.0.0.1:1111"
     assert flags["--initial-cluster"] == "stratus=http://127.0.0.1:2222"
     assert (flags["--heartbeat-interval"], flags["--election-timeout"]) == ("50", "500")
+    assert (flags["--auto-compaction-mode"], flags["--auto-compaction-retention"]) == ("periodic", "1h")
 
 
 def test_the_summary_names_the_api_and_how_to_reach_a_non_default_stack() -> None:

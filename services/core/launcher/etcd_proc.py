@@ -82,6 +82,10 @@ def etcd_argv(binary: str, data_dir: Path, ports: EtcdPorts) -> list[str]:
         "--initial-cluster", f"{MEMBER_NAME}={ports.peer_url}",
         "--heartbeat-interval", "50",
         "--election-timeout", "500",
+        # History older than an hour goes (a watch or a page from before it is OUT_OF_RANGE: list
+        # again); without it the history, and the data file, grow for ever.
+        "--auto-compaction-mode", "periodic",
+        "--auto-compaction-retention", "1h",
     ]  # fmt: skip
 
 
