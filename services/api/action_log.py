@@ -53,6 +53,7 @@ KINDS = {"build": CREATE, "reboot-hard": "reboot"}
 CALL_STEPS: dict[str, tuple[str, str]] = {
     "PowerOffInstance": ("stop", "power off"),
     "PowerOnInstance": ("start", "power on"),
+    "RebootInstance": ("reboot", "reboot"),
     "PauseInstance": ("pause", "pause"),
     "UnpauseInstance": ("unpause", "unpause"),
     "SuspendInstance": ("suspend", "suspend"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from services.api import action_log
+from services.api.flows.power import COMPUTE_CALLS
 from services.core import context, instances, keys
 from services.core.context import RequestContext
 from services.core.errors import Internal, NotFound
@@ -33,6 +34,9 @@ def record_of(task: int = 0, vm: int = V.VM_STATE_ACTIVE, fault: str = "") -> st
 
 # ---- pure -------------------------------------------------------------------------------------
 def test_kinds() -> None:
+    assert {action_log.CALL_STEPS[method][0] for method, _ in COMPUTE_CALLS.values()} == {
+        action_log.kind_of(name) for name in COMPUTE_CALLS
+    }  # every power action's compute call is a step of that action
     assert action_log.kind_of("build") == "create"
     assert action_log.kind_of("reboot-hard") == "reboot"
     assert action_log.kind_of("stop") == "stop"
