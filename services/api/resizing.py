@@ -19,7 +19,7 @@ The functions that take a record change it in place; they are pure.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from services.api import actions, quotas
 from services.api.specs import resources_of
@@ -145,13 +145,15 @@ def needs_settling(record: state_pb2.InstanceRecord) -> bool:
 
 
 async def with_claim(
-    store: Store, instance_id: str, change: ClaimChange, ledger: quotas.Quotas | None = None
-) -> state_pb2.InstanceRecord:
+    store: Store, instance_id: str, change: ClaimChange, ledger: quotas.Quotas | None = None,
+    also: Sequence[tuple[str, bytes | None, int]] = (),
+) -> state_pb2.InstanceRecord:  # fmt: skip
     """Applies ``change`` to the record and its host's usage, and writes both in one transaction,
     each compared with the revision read, with the project's quota usage following the server's
     charge (``quotas.instance_charge``: the larger size of each resource while a resize is not
-    settled); retried on a lost race. Returns the record as stored. A change that grows the charge
-    (starting a resize) needs ``ledger`` for the limits; settling or undoing one only gives back."""
+    settled), and the writes ``also`` (the action's record); retried on a lost race. Returns the
+    record as stored. A change that grows the charge (starting a resize) needs ``ledger`` for the
+    limits; settling or undoing one only gives back."""
     for _ in range(claims.MAX_SWAP_ATTEMPTS):
         record, revision = await instances.get(store, instance_id)
         host = record.server.host
@@ -172,6 +174,7 @@ async def with_claim(
             (keys.instance(instance_id), record.SerializeToString(), revision),
             (keys.host_usage(host), usage.SerializeToString(), usage_revision),
             *charge.writes,
+            *also,
         ]
         if await store.swap_many(writes):
             return record

@@ -10,7 +10,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.propagate import extract, inject
 
-from services.api import actions, keypairs, quotas, resizing, server_filter, snapshots
+from services.api import action_log, actions, keypairs, quotas, resizing, server_filter, snapshots
 from services.api.actions import POWER_ACTIONS
 from services.api.flows import Orchestrator
 from services.api.quotas import Quotas
@@ -135,7 +135,7 @@ class ServersManager:
         for _ in range(MAX_SWAP_ATTEMPTS):
             key = keys.instance(record.server.id)
             compares = [self._store.cmp_absent(key)]
-            ops = [self._store.op_put(key, record.SerializeToString())]
+            ops = [self._store.op_put(key, record.SerializeToString()), action_log.op_create(self._store, record)]
             if record.request_id:
                 req_key = keys.request(project_id, record.request_id)
                 compares.append(self._store.cmp_absent(req_key))
@@ -210,7 +210,7 @@ class ServersManager:
             r.server.task_state = T.TASK_STATE_DELETING
             return None
 
-        record = await instances.update(self._store, instance_id, mark)
+        record = await action_log.update(self._store, instance_id, mark, action_log.DELETE)
         self.tasks.start(instance_id, self._flows.delete(instance_id), "delete", project_id=record.server.project_id)
         return record.server
 
@@ -219,7 +219,7 @@ class ServersManager:
         refused) at once, and the flow runs after the reply."""
         await self._visible(instance_id)
         start = STARTS.get(name) or (lambda r: actions.begin(name, r.server))
-        record = await instances.update(self._store, instance_id, start)
+        record = await action_log.update(self._store, instance_id, start, name)
         self.tasks.start(instance_id, self._flow(name, instance_id), name, project_id=record.server.project_id)
         return record.server
 
@@ -230,13 +230,14 @@ class ServersManager:
         if len(flavor_ref) > NAME_MAX:
             v.add("flavor_id", f"must be at most {NAME_MAX} characters (a flavor id or name)")
         v.raise_if_any()
-        await self._visible(instance_id)
+        visible = await self._visible(instance_id)
         flavor = await self._specs.flavors.get(flavor_ref, "flavor_id")
 
         def start(r: state_pb2.InstanceRecord, usage: state_pb2.HostUsage, caps: Any) -> None:
             resizing.start_resize(r, usage, caps, flavor)
 
-        record = await resizing.with_claim(self._store, instance_id, start, self._quotas)
+        action = action_log.new_action(instance_id, "resize", visible.server.project_id)
+        record = await resizing.with_claim(self._store, instance_id, start, self._quotas, [action_log.write(action)])
         self.tasks.start(instance_id, self._flows.resize(instance_id), "resize", project_id=record.server.project_id)
         return record.server
 
@@ -245,7 +246,8 @@ class ServersManager:
         server = (await self._visible(instance_id)).server
         source = await self._specs.optional_image(server.image_id)
         image = snapshots.snapshot_image(image_name, server, source, server.project_id)
-        await snapshots.begin_snapshot(self._store, instance_id, image, self._quotas)
+        action = action_log.new_action(instance_id, "snapshot", server.project_id)
+        await snapshots.begin_snapshot(self._store, instance_id, image, self._quotas, action_log.write(action))
         flow = self._flows.snapshot(instance_id, image.id)
         self.tasks.start(instance_id, flow, "snapshot", project_id=server.project_id)
         return image
@@ -276,6 +278,19 @@ class ServersManager:
         }
         return others[name](instance_id)
 
+    async def list_actions(self, req: servers_pb2.ListServerActionsRequest) -> servers_pb2.ListServerActionsResponse:
+        """The server's actions, newest first; a deleted server's while they are retained (its
+        project's, or an admin's, as the server was)."""
+        limit = page_size(req.page_size)
+        found = await action_log.listed(self._store, req.id) if req.id else []
+        try:
+            await self._visible(req.id)
+        except NotFound:
+            ctx = context.current()
+            if not found or not (ctx.is_admin or found[0].project_id == ctx.project_id):
+                raise
+        return action_log.page(found, req.id, limit, req.page_token)
+
     # ---- watch (server_watch.py) ------------------------------------------------------------
     async def watch(self, req: servers_pb2.WatchServersRequest) -> AsyncIterator[servers_pb2.ServerEvent]:
         in_scope = self._scope(req.all_projects)
@@ -295,6 +310,7 @@ class ServersManager:
             record = state_pb2.InstanceRecord.FromString(kv.value)
             if self.tasks.running(record.server.id):
                 continue
+            await action_log.settle(self._store, record, resume_plan(record))
             for name in resume_plan(record):
                 token = otel_context.attach(extract(dict(record.trace_context)))
                 try:

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
+from services.api import action_log
 from services.api.admin import AdminManager
 from services.api.aggregates import AggregatesManager
 from services.api.flavors import FlavorsManager
@@ -19,7 +20,7 @@ from services.api.placement import PlacementManager
 from services.api.quota_sets import QuotaSetsManager
 from services.api.server_groups import ServerGroupsManager
 from services.api.servers import ServersManager
-from services.api.validation import check_request
+from services.api.validation import REQUEST_ID, check_request
 from stratus.imagestore.v1 import imagestore_pb2, imagestore_pb2_grpc
 from stratus.v1 import (
     aggregates_pb2,
@@ -88,7 +89,28 @@ def bounded(cls: type[S]) -> type[S]:
     return cls
 
 
+def caller_request_ids(cls: type[S]) -> type[S]:
+    """Every unary method of the servicer records the caller's ``x-request-id`` metadata (when it is
+    a valid request id) as the request id of the actions it starts (action_log)."""
+    for name, method in list(vars(cls).items()):
+        if name[:1].isupper() and inspect.iscoroutinefunction(method):
+            setattr(cls, name, _tagged(method))
+    return cls
+
+
+def _tagged(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    async def unary(self: Any, request: Any, context: Ctx) -> Any:
+        given = dict((k, v) for k, v in (context.invocation_metadata() or ()) if isinstance(v, str))
+        wanted = given.get("x-request-id", "")
+        action_log.bind_request_id(wanted if REQUEST_ID.match(wanted) else "")
+        return await method(self, request, context)
+
+    return unary
+
+
 @bounded
+@caller_request_ids
 class ServersServicer(servers_pb2_grpc.ServersServicer):
     def __init__(self, servers: ServersManager) -> None:
         self.m = servers
@@ -142,6 +164,9 @@ class ServersServicer(servers_pb2_grpc.ServersServicer):
 
     async def SnapshotServer(self, request: servers_pb2.SnapshotServerRequest, context: Ctx) -> images_pb2.Image:
         return await self.m.snapshot(request.id, request.image_name)
+
+    async def ListServerActions(self, request: servers_pb2.ListServerActionsRequest, context: Ctx) -> Any:
+        return await self.m.list_actions(request)
 
     async def WatchServers(
         self, request: servers_pb2.WatchServersRequest, context: Ctx

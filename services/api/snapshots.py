@@ -38,12 +38,14 @@ def snapshot_image(
 
 
 async def begin_snapshot(
-    store: Store, instance_id: str, image: images_pb2.Image, ledger: Quotas | None = None
-) -> servers_pb2.Server:
+    store: Store, instance_id: str, image: images_pb2.Image, ledger: Quotas | None = None,
+    also: tuple[str, bytes, int] | None = None,
+) -> servers_pb2.Server:  # fmt: skip
     """Sets the server's task IMAGE_SNAPSHOT (or refuses, writing nothing) and creates the SAVING
     image, in one transaction: there is never a snapshot task without its image, nor the reverse.
     Refused at once when the owner has no image left in its quota; the image is charged when its
-    bytes are whole (ImagesManager.activate), which is where the limit binds."""
+    bytes are whole (ImagesManager.activate), which is where the limit binds. ``also`` (key,
+    value, 0): a record created in the same transaction (the action's)."""
     ledger = ledger or Quotas(store)
     await ledger.charge(image.owner_project_id, {"images": 1})
     for _ in range(instances.MAX_SWAP_ATTEMPTS):
@@ -54,7 +56,8 @@ async def begin_snapshot(
         ok = await ledger.commit(
             image.owner_project_id, image_charge(image), [store.cmp_mod(key, revision)],
             [store.op_put(key, record.SerializeToString()),
-             store.op_put(keys.image(image.id), image.SerializeToString())],
+             store.op_put(keys.image(image.id), image.SerializeToString()),
+             *([store.op_put(also[0], also[1])] if also else [])],
         )  # fmt: skip
         if ok:
             return record.server

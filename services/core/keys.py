@@ -15,6 +15,8 @@ hosts/<host>/usage                     state.HostUsage              durable, com
 hosts/<host>/stats                     state.HostStats              the compute's lease
 instances/<id>                         state.InstanceRecord         durable, compare-and-swap
 requests/<project>/<request_id>        state.RequestIndex           durable, with the instance
+server_actions/<instance>/<action>     stratus.v1.ServerAction      durable while the instance
+                                                                    is; then a retention lease
 flavors/<id>                           stratus.v1.Flavor            durable
 flavor_names/<name>                    the flavor id (utf-8)        durable, with the flavor
 images/<id>                            stratus.v1.Image             durable (bytes on api disk);
@@ -40,6 +42,7 @@ SERVICES_SEEN = "services_seen/"
 HOSTS = "hosts/"
 INSTANCES = "instances/"
 REQUESTS = "requests/"
+SERVER_ACTIONS = "server_actions/"
 FLAVORS = "flavors/"
 FLAVOR_NAMES = "flavor_names/"
 IMAGES = "images/"
@@ -102,6 +105,15 @@ def instance(instance_id: str) -> str:
 
 def request(project_id: str, request_id: str) -> str:
     return f"{REQUESTS}{project_id}/{request_id}"
+
+
+def server_actions(instance_id: str) -> str:
+    """The prefix of one server's actions; their ids (UUIDv7) sort oldest first."""
+    return f"{SERVER_ACTIONS}{instance_id}/"
+
+
+def server_action(instance_id: str, action_id: str) -> str:
+    return f"{server_actions(instance_id)}{action_id}"
 
 
 def flavor(flavor_id: str) -> str:

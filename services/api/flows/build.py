@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from opentelemetry import trace
 
-from services.api import server_groups
+from services.api import action_log, server_groups
 from services.api.flows.base import Deps, set_fault
 from services.api.peers import call
 from services.core import claims, instances
@@ -61,14 +61,18 @@ class BuildFlow:
                     return
                 if len(record.tried_hosts) >= self._deps.limits.max_build_attempts:
                     break
+                scheduling = await action_log.start_schedule(self._store, record)
                 host = record.server.host or await self._schedule(record, last)
+                await action_log.finish_schedule(self._store, scheduling, instance_id, host)
                 if not host:
                     return  # refused: the record is in ERROR already
                 trace.get_current_span().set_attribute("stratus.host", host)
+                spawning = await action_log.start_step(self._store, instance_id, "create", "spawn", host)
                 try:
                     await self._spawn(host, instance_id)
-                    return
+                    return  # the spawn step ends with the action (action_log.conclude)
                 except StratusError as err:
+                    await action_log.finish_step(self._store, spawning, error=err)
                     last = err
                     log.warning("build of %s failed on %s: %s", instance_id, host, err.message)
                     await self._forget_host(instance_id, host)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from services.api import quota_records, server_groups
+from services.api import action_log, quota_records, server_groups
 from services.api.flows.base import Deps
 from services.api.peers import call
 from services.core import claims, instances
@@ -24,12 +24,16 @@ async def delete(deps: Deps, instance_id: str) -> None:
             return
         host = record.server.host
         if host:
+            destroying = await action_log.start_step(deps.store, instance_id, "delete", "destroy", host)
             try:
                 await call(deps.compute(host).DestroyInstance,
                            compute_pb2.DestroyInstanceRequest(instance_id=instance_id))  # fmt: skip
             except Unavailable:
                 log.warning("compute %s is down: deleting %s locally; the host cleans up later", host, instance_id)
+                await action_log.finish_step(deps.store, destroying, error="the compute is down: its domain goes later")
+            await action_log.finish_step(deps.store, destroying)
             await claims.release(deps.store, host, instance_id)
         if record.server.server_group_id:
             await server_groups.forget_member(deps.store, record.server.server_group_id, instance_id)
+        await action_log.retire(deps.store, instance_id)  # the actions outlive the record (a retention lease)
         await quota_records.delete_instance(deps.store, instance_id)  # gives its quota charge back

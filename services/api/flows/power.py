@@ -8,6 +8,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+from services.api import action_log
 from services.api.actions import ACTIONS
 from services.api.flows.base import Deps, call_compute, task_failed
 from services.core import instances
@@ -35,6 +36,8 @@ async def power(deps: Deps, instance_id: str, action: str) -> None:
             record, _ = await instances.get(deps.store, instance_id)
         except NotFound:
             return
+        step = await action_log.start_call_step(deps.store, record.server, method)
         err = await call_compute(deps, record.server, method, request)
+        await action_log.finish_step(deps.store, step, error=err)
         if err is not None:
             await instances.update(deps.store, instance_id, task_failed(ACTIONS[action].task, action, err))

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from services.api import resizing
+from services.api import action_log, resizing
 from services.api.flows.base import Deps, call_compute, task_failed
 from services.core import instances
 from services.core.errors import NotFound, StratusError
@@ -42,7 +42,10 @@ async def _compute_step(
         server = record.server
         if server.vm_state != starts_from or server.task_state != task:
             return None
-        return await call_compute(deps, server, step, request, deps.limits.build_timeout_s)
+        recorded = await action_log.start_call_step(deps.store, server, step)
+        err = await call_compute(deps, server, step, request, deps.limits.build_timeout_s)
+        await action_log.finish_step(deps.store, recorded, error=err)
+        return err
 
 
 async def resize(deps: Deps, instance_id: str) -> None:

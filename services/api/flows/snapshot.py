@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 
+from services.api import action_log
 from services.api.flows.base import Deps, clear_task
 from services.api.peers import call
 from services.core import instances
@@ -28,6 +29,7 @@ async def snapshot(deps: Deps, instance_id: str, image_id: str) -> None:
         except StratusError as err:
             log.warning("snapshot of server %s failed: %s; image %s is removed", instance_id, err.message, image_id)
             await deps.images.discard(image_id)
+            await action_log.finish_action(deps.store, instance_id, "snapshot", error=err)
         await _clear(deps, instance_id)
 
 
@@ -35,6 +37,7 @@ async def _copy(deps: Deps, instance_id: str, image_id: str) -> None:
     record, _ = await instances.get(deps.store, instance_id)
     request = compute_pb2.SnapshotInstanceRequest(instance_id=instance_id, image_id=image_id)
     stub = deps.compute(record.server.host)
+    await action_log.start_step(deps.store, instance_id, "snapshot", "snapshot", record.server.host)
     await call(stub.SnapshotInstance, request, deps.limits.snapshot_timeout_s)
     found = await deps.images.find(image_id)
     if found is None or found[0].status != images_pb2.ImageStatus.IMAGE_STATUS_ACTIVE:

@@ -16,6 +16,7 @@ from services.core.cli import (
     quotas,
     server_actions,
     server_groups,
+    server_history,
     servers,
     tokens,
     version,
@@ -33,6 +34,7 @@ app.callback()(version.root_options)
 app.command("up", rich_help_panel="Stack")(up)
 processes.register(app)
 server_actions.register(servers.app)
+server_history.register(servers.app)
 app.add_typer(servers.app, name="server", rich_help_panel="Resources")
 app.add_typer(flavors.app, name="flavor", rich_help_panel="Resources")
 app.add_typer(images.app, name="image", rich_help_panel="Resources")

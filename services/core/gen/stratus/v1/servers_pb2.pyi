@@ -200,6 +200,30 @@ SERVER_EVENT_TYPE_UPDATED: ServerEventType.ValueType  # 2
 SERVER_EVENT_TYPE_DELETED: ServerEventType.ValueType  # 3
 Global___ServerEventType: _TypeAlias = ServerEventType  # noqa: Y015
 
+class _ServerActionResult:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ServerActionResultEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ServerActionResult.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SERVER_ACTION_RESULT_UNSPECIFIED: _ServerActionResult.ValueType  # 0
+    SERVER_ACTION_RESULT_RUNNING: _ServerActionResult.ValueType  # 1
+    SERVER_ACTION_RESULT_SUCCESS: _ServerActionResult.ValueType  # 2
+    SERVER_ACTION_RESULT_ERROR: _ServerActionResult.ValueType  # 3
+    SERVER_ACTION_RESULT_CANCELLED: _ServerActionResult.ValueType  # 4
+    """Overtaken: the server was deleted before the action finished."""
+
+class ServerActionResult(_ServerActionResult, metaclass=_ServerActionResultEnumTypeWrapper):
+    """How a server action, or one of its steps, ended (or that it has not yet)."""
+
+SERVER_ACTION_RESULT_UNSPECIFIED: ServerActionResult.ValueType  # 0
+SERVER_ACTION_RESULT_RUNNING: ServerActionResult.ValueType  # 1
+SERVER_ACTION_RESULT_SUCCESS: ServerActionResult.ValueType  # 2
+SERVER_ACTION_RESULT_ERROR: ServerActionResult.ValueType  # 3
+SERVER_ACTION_RESULT_CANCELLED: ServerActionResult.ValueType  # 4
+"""Overtaken: the server was deleted before the action finished."""
+Global___ServerActionResult: _TypeAlias = ServerActionResult  # noqa: Y015
+
 @_typing.final
 class Fault(_message.Message):
     """Why a server is in ERROR."""
@@ -868,3 +892,160 @@ class ServerEvent(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ServerEvent: _TypeAlias = ServerEvent  # noqa: Y015
+
+@_typing.final
+class ServerActionEvent(_message.Message):
+    """One step of an action (Nova's instance action event): "schedule", "spawn", "power off", ..."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    HOST_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
+    FINISH_TIME_FIELD_NUMBER: _builtins.int
+    RESULT_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    host: _builtins.str
+    """The host the step ran on (for "schedule": the host it chose), when it has one."""
+    result: Global___ServerActionResult.ValueType
+    message: _builtins.str
+    """Why it failed (at most 1024 characters)."""
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def finish_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        host: _builtins.str = ...,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        finish_time: _timestamp_pb2.Timestamp | None = ...,
+        result: Global___ServerActionResult.ValueType = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["finish_time", b"finish_time", "start_time", b"start_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["finish_time", b"finish_time", "host", b"host", "message", b"message", "name", b"name", "result", b"result", "start_time", b"start_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ServerActionEvent: _TypeAlias = ServerActionEvent  # noqa: Y015
+
+@_typing.final
+class ServerAction(_message.Message):
+    """One request's action on a server (Nova's instance action)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    SERVER_ID_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    PROJECT_ID_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
+    FINISH_TIME_FIELD_NUMBER: _builtins.int
+    RESULT_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    EVENTS_FIELD_NUMBER: _builtins.int
+    EVENTS_DROPPED_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    server_id: _builtins.str
+    action: _builtins.str
+    """create, delete, stop, start, reboot, pause, unpause, suspend, resume, resize,
+    confirm-resize, revert-resize, snapshot.
+    """
+    request_id: _builtins.str
+    """CreateServer's request_id; for other calls the caller's `x-request-id` metadata, else one the
+    api made up ("req-<uuid>").
+    """
+    user_id: _builtins.str
+    project_id: _builtins.str
+    result: Global___ServerActionResult.ValueType
+    message: _builtins.str
+    """Why it failed or was cancelled (at most 1024 characters)."""
+    events_dropped: _builtins.int
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def finish_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___ServerActionEvent]:
+        """The steps in order, at most 50: older ones are dropped first and counted in events_dropped."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        server_id: _builtins.str = ...,
+        action: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        project_id: _builtins.str = ...,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        finish_time: _timestamp_pb2.Timestamp | None = ...,
+        result: Global___ServerActionResult.ValueType = ...,
+        message: _builtins.str = ...,
+        events: _abc.Iterable[Global___ServerActionEvent] | None = ...,
+        events_dropped: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["finish_time", b"finish_time", "start_time", b"start_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "events", b"events", "events_dropped", b"events_dropped", "finish_time", b"finish_time", "id", b"id", "message", b"message", "project_id", b"project_id", "request_id", b"request_id", "result", b"result", "server_id", b"server_id", "start_time", b"start_time", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ServerAction: _TypeAlias = ServerAction  # noqa: Y015
+
+@_typing.final
+class ListServerActionsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """The server's id; a deleted server's id works while its actions are retained."""
+    page_size: _builtins.int
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListServerActionsRequest: _TypeAlias = ListServerActionsRequest  # noqa: Y015
+
+@_typing.final
+class ListServerActionsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTIONS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def actions(self) -> _containers.RepeatedCompositeFieldContainer[Global___ServerAction]:
+        """Newest first."""
+
+    def __init__(
+        self,
+        *,
+        actions: _abc.Iterable[Global___ServerAction] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actions", b"actions", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListServerActionsResponse: _TypeAlias = ListServerActionsResponse  # noqa: Y015

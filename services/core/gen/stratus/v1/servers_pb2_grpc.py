@@ -121,6 +121,11 @@ class ServersStub:
                 request_serializer=stratus_dot_v1_dot_servers__pb2.WatchServersRequest.SerializeToString,
                 response_deserializer=stratus_dot_v1_dot_servers__pb2.ServerEvent.FromString,
                 _registered_method=True)
+        self.ListServerActions = channel.unary_unary(
+                '/stratus.v1.Servers/ListServerActions',
+                request_serializer=stratus_dot_v1_dot_servers__pb2.ListServerActionsRequest.SerializeToString,
+                response_deserializer=stratus_dot_v1_dot_servers__pb2.ListServerActionsResponse.FromString,
+                _registered_method=True)
 
 
 class ServersServicer:
@@ -236,6 +241,16 @@ class ServersServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListServerActions(self, request, context):
+        """What was done to a server, newest first, as Nova's instance actions: each action (create,
+        stop, resize, ...) with who asked, when, its result and its steps (schedule, spawn on a host,
+        ...), so a build retried on other hosts shows each attempt with its host and error. A deleted
+        server's actions stay readable by its project for a retention period.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ServersServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -323,6 +338,11 @@ def add_ServersServicer_to_server(servicer, server):
                     servicer.WatchServers,
                     request_deserializer=stratus_dot_v1_dot_servers__pb2.WatchServersRequest.FromString,
                     response_serializer=stratus_dot_v1_dot_servers__pb2.ServerEvent.SerializeToString,
+            ),
+            'ListServerActions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListServerActions,
+                    request_deserializer=stratus_dot_v1_dot_servers__pb2.ListServerActionsRequest.FromString,
+                    response_serializer=stratus_dot_v1_dot_servers__pb2.ListServerActionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -785,6 +805,33 @@ class Servers:
             '/stratus.v1.Servers/WatchServers',
             stratus_dot_v1_dot_servers__pb2.WatchServersRequest.SerializeToString,
             stratus_dot_v1_dot_servers__pb2.ServerEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListServerActions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stratus.v1.Servers/ListServerActions',
+            stratus_dot_v1_dot_servers__pb2.ListServerActionsRequest.SerializeToString,
+            stratus_dot_v1_dot_servers__pb2.ListServerActionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

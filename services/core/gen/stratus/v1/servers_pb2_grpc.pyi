@@ -60,6 +60,12 @@ class ServersStub:
     """
     WatchServers: _grpc.UnaryStreamMultiCallable[_servers_pb2.WatchServersRequest, _servers_pb2.ServerEvent]
     """Streams every change to the caller's servers (or one server) from now on."""
+    ListServerActions: _grpc.UnaryUnaryMultiCallable[_servers_pb2.ListServerActionsRequest, _servers_pb2.ListServerActionsResponse]
+    """What was done to a server, newest first, as Nova's instance actions: each action (create,
+    stop, resize, ...) with who asked, when, its result and its steps (schedule, spawn on a host,
+    ...), so a build retried on other hosts shows each attempt with its host and error. A deleted
+    server's actions stay readable by its project for a retention period.
+    """
 
 @_typing.type_check_only
 class ServersAsyncStub(ServersStub):
@@ -92,6 +98,12 @@ class ServersAsyncStub(ServersStub):
     """
     WatchServers: _aio.UnaryStreamMultiCallable[_servers_pb2.WatchServersRequest, _servers_pb2.ServerEvent]  # type: ignore[assignment]
     """Streams every change to the caller's servers (or one server) from now on."""
+    ListServerActions: _aio.UnaryUnaryMultiCallable[_servers_pb2.ListServerActionsRequest, _servers_pb2.ListServerActionsResponse]  # type: ignore[assignment]
+    """What was done to a server, newest first, as Nova's instance actions: each action (create,
+    stop, resize, ...) with who asked, when, its result and its steps (schedule, spawn on a host,
+    ...), so a build retried on other hosts shows each attempt with its host and error. A deleted
+    server's actions stay readable by its project for a retention period.
+    """
 
 class ServersServicer(metaclass=_abc_1.ABCMeta):
     """Servers: the virtual machines of a project."""
@@ -223,5 +235,17 @@ class ServersServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_servers_pb2.ServerEvent], _abc.AsyncIterator[_servers_pb2.ServerEvent]]:
         """Streams every change to the caller's servers (or one server) from now on."""
+
+    @_abc_1.abstractmethod
+    def ListServerActions(
+        self,
+        request: _servers_pb2.ListServerActionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_servers_pb2.ListServerActionsResponse, _abc.Awaitable[_servers_pb2.ListServerActionsResponse]]:
+        """What was done to a server, newest first, as Nova's instance actions: each action (create,
+        stop, resize, ...) with who asked, when, its result and its steps (schedule, spawn on a host,
+        ...), so a build retried on other hosts shows each attempt with its host and error. A deleted
+        server's actions stay readable by its project for a retention period.
+        """
 
 def add_ServersServicer_to_server(servicer: ServersServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
