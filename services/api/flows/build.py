@@ -4,17 +4,16 @@ why. Resumed from SCHEDULING or SPAWNING."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 
 from opentelemetry import trace
 
 from services.api import server_groups
-from services.api.flows.base import Deps, set_fault
+from services.api.flows.base import Deps, backoff, flow_deadline, pause, set_fault
 from services.api.peers import call
 from services.core import claims, instances
-from services.core.errors import StratusError, Unavailable, code_of
+from services.core.errors import StratusError, Unavailable, code_of, is_transient
 from services.core.telemetry import tracer
 from stratus.compute.v1 import compute_pb2
 from stratus.scheduler.v1 import scheduler_pb2
@@ -24,7 +23,6 @@ from stratus.v1 import servers_pb2
 log = logging.getLogger(__name__)
 V = servers_pb2.VmState
 T = servers_pb2.TaskState
-NO_SCHEDULER_WAIT_S = 10.0
 # The compute's reason for a build no other host could do better (the image itself is unusable).
 NOT_RETRYABLE = frozenset({"IMAGE_UNUSABLE"})
 
@@ -119,16 +117,25 @@ class BuildFlow:
         return host
 
     async def _select(self, record: state_pb2.InstanceRecord) -> scheduler_pb2.SelectDestinationsResponse:
-        deadline = asyncio.get_running_loop().time() + NO_SCHEDULER_WAIT_S
+        """The scheduler's choice; while no scheduler answers, tried again with backoff until the
+        flow's deadline, then Unavailable saying the scheduler was unreachable."""
+        deadline, delays = flow_deadline(self._deps.limits), backoff()
         spec = await self._deps.specs.for_record(record)
         while True:
             try:
                 stub = self._deps.peers.scheduler()
                 return await call(stub.SelectDestinations, scheduler_pb2.SelectDestinationsRequest(spec=spec))
-            except Unavailable:
-                if asyncio.get_running_loop().time() > deadline:
+            except StratusError as err:
+                if not is_transient(err):
                     raise
-                await asyncio.sleep(0.5)
+                log.warning("scheduling %s: the scheduler is unreachable (%s); trying again", record.server.id,
+                            err.message)  # fmt: skip
+                if not await pause(delays, deadline):
+                    raise Unavailable(
+                        f"the scheduler was unreachable for {self._deps.limits.flow_deadline_s:.0f}s "
+                        f"(last error: {err.message})",
+                        reason="SCHEDULER_UNREACHABLE",
+                    ) from err
 
     async def _forget_host(self, instance_id: str, host: str) -> None:
         record, _ = await instances.get(self._store, instance_id)
