@@ -22,3 +22,20 @@ def decode(token: str, prefix: str) -> str:
     if not key.startswith(prefix):
         raise InvalidArgument([("page_token", "is not a token this API returned")])
     return key
+
+
+def encode_at(last_key: str, revision: int) -> str:
+    """A token that also carries the revision the listing reads at, so that its pages agree."""
+    return encode(f"{revision}@{last_key}")
+
+
+def decode_at(token: str, prefix: str) -> tuple[str, int]:
+    """(the last key, the revision) of a token from ``encode_at``; a token from ``encode`` (no
+    revision: read the latest) is still accepted. ("", 0) for the first page."""
+    raw = decode(token, "")
+    if not raw or raw.startswith(prefix):
+        return raw, 0
+    revision, sep, key = raw.partition("@")
+    if not sep or not revision.isdigit() or not 0 < int(revision) < 2**63 or not key.startswith(prefix):
+        raise InvalidArgument([("page_token", "is not a token this API returned")])
+    return key, int(revision)

@@ -10,11 +10,12 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.propagate import extract, inject
 
-from services.api import actions, keypairs, paging, quotas, resizing, server_filter, snapshots
+from services.api import actions, keypairs, quotas, resizing, server_filter, snapshots
 from services.api.actions import POWER_ACTIONS
 from services.api.flows import Orchestrator
 from services.api.quotas import Quotas
 from services.api.server_groups import MAX_SWAP_ATTEMPTS, ServerGroupsManager
+from services.api.server_watch import list_servers, watch_servers
 from services.api.specs import SpecResolver, resources_of
 from services.api.tasks import InstanceTasks
 from services.api.validation import ID_CHARS, NAME_MAX, REQUEST_ID, USER_DATA_MAX, Violations, page_size
@@ -37,7 +38,6 @@ from stratus.v1 import flavors_pb2, images_pb2, servers_pb2
 V = servers_pb2.VmState
 T = servers_pb2.TaskState
 E = servers_pb2.ServerEventType
-LIST_BATCH = 500
 CONSOLE_MAX_LINES = 10000
 Flow = Coroutine[Any, Any, None]
 
@@ -71,15 +71,6 @@ def body_digest(req: servers_pb2.CreateServerRequest) -> str:
     """The hex sha256 of a create request's body (its server, deterministically encoded: map
     order does not matter), kept with its request_id so a reuse with another body is told apart."""
     return hashlib.sha256(req.server.SerializeToString(deterministic=True)).hexdigest()
-
-
-def listed(server: servers_pb2.Server, keep_user_data: bool = False) -> servers_pb2.Server:
-    """A server as lists and watches of many carry it: without its user_data (up to 64 KiB each,
-    which a page of 1000 would multiply past gRPC's message limit); GetServer and the watch of one
-    server keep it."""
-    if not keep_user_data:
-        server.ClearField("user_data")
-    return server
 
 
 class ServersManager:
@@ -207,19 +198,7 @@ class ServersManager:
         limit = page_size(req.page_size)
         in_scope = self._scope(req.all_projects)
         matches = server_filter.parse(req.filter)
-        after = paging.decode(req.page_token, keys.INSTANCES)
-        page: list[servers_pb2.Server] = []
-        while True:
-            kvs, _ = await self._store.get_prefix(keys.INSTANCES, start_after=after, limit=LIST_BATCH)
-            for kv in kvs:
-                server = state_pb2.InstanceRecord.FromString(kv.value).server
-                if in_scope(server) and matches(server):
-                    if len(page) == limit:
-                        return servers_pb2.ListServersResponse(servers=page, next_page_token=paging.encode(after))
-                    page.append(listed(server))
-                after = kv.key
-            if len(kvs) < LIST_BATCH:
-                return servers_pb2.ListServersResponse(servers=page)
+        return await list_servers(self._store, req.page_token, limit, lambda s: in_scope(s) and matches(s))
 
     # ---- delete and actions ---------------------------------------------------------------
     async def delete(self, instance_id: str) -> servers_pb2.Server:
@@ -297,41 +276,14 @@ class ServersManager:
         }
         return others[name](instance_id)
 
-    # ---- watch --------------------------------------------------------------------------
+    # ---- watch (server_watch.py) ------------------------------------------------------------
     async def watch(self, req: servers_pb2.WatchServersRequest) -> AsyncIterator[servers_pb2.ServerEvent]:
         in_scope = self._scope(req.all_projects)
-        start_key = keys.instance(req.id) if req.id else keys.INSTANCES
-        if req.id:
-            await self._visible(req.id)
-        kv, revision = await self._store.get_with_revision(start_key)
-        if req.id and kv is not None:
-            current = state_pb2.InstanceRecord.FromString(kv.value).server
-            yield servers_pb2.ServerEvent(server=current, type=E.SERVER_EVENT_TYPE_UPDATED)
-        async for batch in self._store.watch_prefix(start_key, revision + 1):
-            for ev in batch.events:
-                if req.id and ev.key != start_key:
-                    continue
-                event = self._event(ev.value, ev.prev_value, ev.deleted, keep_user_data=bool(req.id))
-                if event is not None and in_scope(event.server):
-                    yield event
-                    if req.id and event.type == E.SERVER_EVENT_TYPE_DELETED:
-                        return
-
-    @staticmethod
-    def _event(value: bytes, prev: bytes | None, deleted: bool, keep_user_data: bool) -> servers_pb2.ServerEvent | None:
-        if deleted:
-            if prev is None:
-                return None
-            server = state_pb2.InstanceRecord.FromString(prev).server
-            server.status = servers_pb2.ServerStatus.SERVER_STATUS_DELETED
-            server.vm_state = V.VM_STATE_DELETED
-            server.task_state = T.TASK_STATE_UNSPECIFIED
-            server.power_state = servers_pb2.PowerState.POWER_STATE_NOSTATE  # the domain is gone
-            server.updated_at.CopyFrom(instances.now())
-            return servers_pb2.ServerEvent(server=listed(server, keep_user_data), type=E.SERVER_EVENT_TYPE_DELETED)
-        kind = E.SERVER_EVENT_TYPE_UPDATED if prev is not None else E.SERVER_EVENT_TYPE_CREATED
-        server = state_pb2.InstanceRecord.FromString(value).server
-        return servers_pb2.ServerEvent(server=listed(server, keep_user_data), type=kind)
+        if req.id:  # one server: as GetServer, its project's members and any admin
+            ctx = context.current()
+            in_scope = lambda s: ctx.is_admin or s.project_id == ctx.project_id  # noqa: E731
+        async for event in watch_servers(self._store, req.id, req.revision, in_scope):
+            yield event
 
     # ---- recovery -----------------------------------------------------------------------
     async def recover(self) -> int:

@@ -137,6 +137,12 @@ class DeadlineExceeded(StratusError):
     reason = "DEADLINE_EXCEEDED"
 
 
+class OutOfRange(StratusError):
+    """A position past what can be served, such as an etcd revision whose history is compacted."""
+
+    reason = "OUT_OF_RANGE"
+
+
 class Unimplemented(StratusError):
     reason = "NOT_IMPLEMENTED"
 
@@ -157,6 +163,7 @@ CODES: dict[type[StratusError], grpc.StatusCode] = {
     QuotaExceeded: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Unavailable: grpc.StatusCode.UNAVAILABLE,
     DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
+    OutOfRange: grpc.StatusCode.OUT_OF_RANGE,
     Unimplemented: grpc.StatusCode.UNIMPLEMENTED,
     Internal: grpc.StatusCode.INTERNAL,
 }

@@ -23,7 +23,7 @@ import grpc
 from etcd3aio import Etcd3Client, EtcdConnectionError, EtcdTransientError, prefix_range_end
 from etcd3aio._protobuf import Compare, RequestOp
 
-from services.core.watch import WatchBatch, watch_range
+from services.core.watch import FutureRevision, WatchBatch, WatchCompacted, watch_range
 
 log = logging.getLogger(__name__)
 
@@ -125,21 +125,37 @@ class Store:
         return self._client
 
     # ---- reads ------------------------------------------------------------------------------
-    async def get(self, key: str) -> KV | None:
-        resp = await self._raw.kv.get(self._abs(key), timeout=CALL_TIMEOUT_S)
+    async def get(self, key: str, *, revision: int = 0) -> KV | None:
+        """The key as it is (or as it was at ``revision``; see ``_range``)."""
+        resp = await self._range(self._abs(key), revision=revision)
         return self._kv(resp.kvs[0]) if resp.kvs else None
+
+    async def _range(self, key: bytes, *, revision: int = 0, **kwargs: Any) -> Any:
+        """One Range call; at a past ``revision`` it raises ``WatchCompacted`` when etcd has compacted
+        that history and ``FutureRevision`` when etcd has not reached it."""
+        try:
+            return await self._raw.kv.get(key, revision=revision, timeout=CALL_TIMEOUT_S, **kwargs)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.OUT_OF_RANGE:
+                raise
+            if "future" in (exc.details() or ""):
+                raise FutureRevision(f"etcd has not reached revision {revision}") from exc
+            raise WatchCompacted(0) from exc
 
     async def get_with_revision(self, key: str) -> tuple[KV | None, int]:
         """The key (or None) and the store revision it was read at, to watch from without a gap."""
         resp = await self._raw.kv.get(self._abs(key), timeout=CALL_TIMEOUT_S)
         return (self._kv(resp.kvs[0]) if resp.kvs else None), int(resp.header.revision)
 
-    async def get_prefix(self, prefix: str, *, start_after: str = "", limit: int = 0) -> tuple[list[KV], int]:
-        """Keys under ``prefix`` in key order, after ``start_after`` if given; and the revision read."""
+    async def get_prefix(
+        self, prefix: str, *, start_after: str = "", limit: int = 0, revision: int = 0
+    ) -> tuple[list[KV], int]:
+        """Keys under ``prefix`` in key order, after ``start_after`` if given; and the revision read
+        (``revision`` itself when given: the keys as they were then, for pages of one listing)."""
         end = prefix_range_end(self._abs(prefix))
         start = self._abs(start_after) + b"\x00" if start_after else self._abs(prefix)
-        resp = await self._raw.kv.get(start, range_end=end, limit=limit, timeout=CALL_TIMEOUT_S)
-        return [self._kv(kv) for kv in resp.kvs], resp.header.revision
+        resp = await self._range(start, range_end=end, limit=limit, revision=revision)
+        return [self._kv(kv) for kv in resp.kvs], revision or int(resp.header.revision)
 
     # ---- writes -----------------------------------------------------------------------------
     async def put(self, key: str, value: bytes, lease: int = 0) -> int:
@@ -230,6 +246,12 @@ class Store:
     def keepalive_stream(self, requests: AsyncIterator[Any]) -> Any:
         """The raw bidirectional LeaseKeepAlive stream; ``LeaseSession`` owns it."""
         return self._raw.lease._stub.LeaseKeepAlive(requests)
+
+    # ---- history ----------------------------------------------------------------------------
+    async def compact(self, revision: int) -> None:
+        """Drops the history before ``revision`` (etcd keeps it until compacted): reads and watches
+        from an older revision then raise ``WatchCompacted``."""
+        await self._raw.kv.compact(revision, physical=True, timeout=CALL_TIMEOUT_S)
 
     # ---- watches ----------------------------------------------------------------------------
     def watch_prefix(self, prefix: str, start_revision: int) -> AsyncIterator[WatchBatch]:

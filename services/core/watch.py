@@ -25,11 +25,19 @@ BACKOFF_CAP_S = 3.0
 
 
 class WatchCompacted(Exception):
-    """The revision asked for is older than etcd's history; reload from a fresh read."""
+    """The revision asked for is older than etcd's history; reload from a fresh read.
+
+    Raised by watches and by reads at a past revision; ``compact_revision`` is 0 when etcd did not
+    say (a read's error carries no number)."""
 
     def __init__(self, compact_revision: int) -> None:
-        super().__init__(f"etcd history compacted up to revision {compact_revision}")
+        upto = f" up to revision {compact_revision}" if compact_revision else ""
+        super().__init__(f"etcd history compacted{upto}")
         self.compact_revision = compact_revision
+
+
+class FutureRevision(Exception):
+    """A read asked for a revision etcd has not reached."""
 
 
 @dataclass(frozen=True, slots=True)

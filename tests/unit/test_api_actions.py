@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from services.api import actions
-from services.api.servers import listed, resume_plan, validate_create
+from services.api.server_watch import listed
+from services.api.servers import resume_plan, validate_create
 from services.api.validation import USER_DATA_MAX
 from services.core.errors import FailedPrecondition, InvalidArgument
 from stratus.state.v1 import state_pb2

@@ -17,7 +17,7 @@ from services.core.cli.output import Format, FormatOpt
 from services.core.cli.pairs import pairs_option
 from services.core.cli.server_groups import resolve_group
 from services.core.cli.server_lookup import flavor_and_image_names, resolve_server, server_id
-from services.core.cli.waiting import WaitTimeout, wait_for
+from services.core.cli.waiting import WaitTimeout, print_changes, wait_for
 from stratus.v1 import flavors_pb2, images_pb2, servers_pb2
 
 app = typer.Typer(help="Servers: the virtual machines of a project.", no_args_is_help=True)
@@ -203,6 +203,14 @@ def list_servers(
         str | None, typer.Option("--filter", metavar="EXPR", help="e.g. 'status = ACTIVE'.", show_default=False)
     ] = None,
     fmt: FormatOpt = Format.table,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch",
+            help="Then print each change to the project's servers (every project's with "
+            "--all-projects) from the list's revision on, none lost or repeated; Ctrl-C stops.",
+        ),
+    ] = False,
     api: ApiOpt = None,
     token: TokenOpt = None,
     state_dir: StateDirOpt = None,
@@ -211,6 +219,10 @@ def list_servers(
     terms = [term for term in (filter_, f"status={status}" if status else None) if term]
     request = servers_pb2.ListServersRequest(all_projects=all_projects, filter=" AND ".join(terms))
     with open_api(api, token, state_dir) as client:
+        if watch:
+            flavors, images = flavor_and_image_names(client) if shows_names(fmt) else ({}, {})
+            print_changes(client, request, fmt, server_columns(flavors, images, all_projects))
+            return
         servers = list_all(client, client.servers.ListServers, request, "servers")
         flavors, images = flavor_and_image_names(client) if shows_names(fmt) else ({}, {})
     output.emit_list(fmt, server_columns(flavors, images, all_projects), servers)

@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from stratus.v1 import images_pb2 as stratus_dot_v1_dot_images__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18stratus/v1/servers.proto\x12\nstratus.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17stratus/v1/images.proto\"\xca\x01\n\x05\x46\x61ult\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\x08metadata\x18\x05 \x03(\x0b\x32\x1f.stratus.v1.Fault.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"A\n\x0fServerResources\x12\r\n\x05vcpus\x18\x01 \x01(\x05\x12\x0e\n\x06ram_mb\x18\x02 \x01(\x03\x12\x0f\n\x07\x64isk_gb\x18\x03 \x01(\x03\"\x8b\x06\n\x06Server\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\nproject_id\x18\x03 \x01(\t\x12\x0f\n\x07user_id\x18\x04 \x01(\t\x12\x11\n\tflavor_id\x18\x05 \x01(\t\x12\x10\n\x08image_id\x18\x06 \x01(\t\x12(\n\x06status\x18\x07 \x01(\x0e\x32\x18.stratus.v1.ServerStatus\x12%\n\x08vm_state\x18\x08 \x01(\x0e\x32\x13.stratus.v1.VmState\x12)\n\ntask_state\x18\t \x01(\x0e\x32\x15.stratus.v1.TaskState\x12+\n\x0bpower_state\x18\n \x01(\x0e\x32\x16.stratus.v1.PowerState\x12\x0c\n\x04host\x18\x0b \x01(\t\x12\x19\n\x11\x61vailability_zone\x18\x0c \x01(\t\x12 \n\x05\x66\x61ult\x18\r \x01(\x0b\x32\x11.stratus.v1.Fault\x12.\n\ncreated_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x08metadata\x18\x10 \x03(\x0b\x32 .stratus.v1.Server.MetadataEntry\x12\x17\n\x0fserver_group_id\x18\x11 \x01(\t\x12?\n\x0fscheduler_hints\x18\x12 \x03(\x0b\x32&.stratus.v1.Server.SchedulerHintsEntry\x12.\n\tresources\x18\x13 \x01(\x0b\x32\x1b.stratus.v1.ServerResources\x12\x11\n\tuser_data\x18\x14 \x01(\x0c\x12\x10\n\x08key_name\x18\x15 \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x35\n\x13SchedulerHintsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"M\n\x13\x43reateServerRequest\x12\"\n\x06server\x18\x01 \x01(\x0b\x32\x12.stratus.v1.Server\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x1e\n\x10GetServerRequest\x12\n\n\x02id\x18\x01 \x01(\t\"a\n\x12ListServersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0e\n\x06\x66ilter\x18\x03 \x01(\t\x12\x14\n\x0c\x61ll_projects\x18\x04 \x01(\x08\"S\n\x13ListServersResponse\x12#\n\x07servers\x18\x01 \x03(\x0b\x32\x12.stratus.v1.Server\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"!\n\x13\x44\x65leteServerRequest\x12\n\n\x02id\x18\x01 \x01(\t\" \n\x12StartServerRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x1f\n\x11StopServerRequest\x12\n\n\x02id\x18\x01 \x01(\t\"G\n\x13RebootServerRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12$\n\x04type\x18\x02 \x01(\x0e\x32\x16.stratus.v1.RebootType\" \n\x12PauseServerRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\"\n\x14UnpauseServerRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\"\n\x14SuspendServerRequest\x12\n\n\x02id\x18\x01 \x01(\t\"!\n\x13ResumeServerRequest\x12\n\n\x02id\x18\x01 \x01(\t\"4\n\x13ResizeServerRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tflavor_id\x18\x02 \x01(\t\"(\n\x1a\x43onfirmServerResizeRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\'\n\x19RevertServerResizeRequest\x12\n\n\x02id\x18\x01 \x01(\t\":\n\x1dGetServerConsoleOutputRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05lines\x18\x02 \x01(\x05\"0\n\x1eGetServerConsoleOutputResponse\x12\x0e\n\x06output\x18\x01 \x01(\t\"7\n\x15SnapshotServerRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nimage_name\x18\x02 \x01(\t\"7\n\x13WatchServersRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0c\x61ll_projects\x18\x02 \x01(\x08\"\\\n\x0bServerEvent\x12\"\n\x06server\x18\x01 \x01(\x0b\x32\x12.stratus.v1.Server\x12)\n\x04type\x18\x02 \x01(\x0e\x32\x1b.stratus.v1.ServerEventType*\x98\x03\n\x0cServerStatus\x12\x1d\n\x19SERVER_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13SERVER_STATUS_BUILD\x10\x01\x12\x18\n\x14SERVER_STATUS_ACTIVE\x10\x02\x12\x19\n\x15SERVER_STATUS_SHUTOFF\x10\x03\x12\x18\n\x14SERVER_STATUS_PAUSED\x10\x04\x12\x1b\n\x17SERVER_STATUS_SUSPENDED\x10\x05\x12\x18\n\x14SERVER_STATUS_REBOOT\x10\x06\x12\x1d\n\x19SERVER_STATUS_HARD_REBOOT\x10\x07\x12\x18\n\x14SERVER_STATUS_RESIZE\x10\x08\x12\x1f\n\x1bSERVER_STATUS_VERIFY_RESIZE\x10\t\x12\x1f\n\x1bSERVER_STATUS_REVERT_RESIZE\x10\n\x12\x1b\n\x17SERVER_STATUS_MIGRATING\x10\x0b\x12\x17\n\x13SERVER_STATUS_ERROR\x10\x0c\x12\x19\n\x15SERVER_STATUS_DELETED\x10\r*\xd2\x01\n\x07VmState\x12\x18\n\x14VM_STATE_UNSPECIFIED\x10\x00\x12\x13\n\x0fVM_STATE_ACTIVE\x10\x01\x12\x15\n\x11VM_STATE_BUILDING\x10\x02\x12\x14\n\x10VM_STATE_STOPPED\x10\x03\x12\x13\n\x0fVM_STATE_PAUSED\x10\x04\x12\x16\n\x12VM_STATE_SUSPENDED\x10\x05\x12\x14\n\x10VM_STATE_RESIZED\x10\x06\x12\x12\n\x0eVM_STATE_ERROR\x10\x07\x12\x14\n\x10VM_STATE_DELETED\x10\x08*\xa3\x04\n\tTaskState\x12\x1a\n\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15TASK_STATE_SCHEDULING\x10\x01\x12\x17\n\x13TASK_STATE_SPAWNING\x10\x02\x12\x1b\n\x17TASK_STATE_POWERING_OFF\x10\x03\x12\x1a\n\x16TASK_STATE_POWERING_ON\x10\x04\x12\x18\n\x14TASK_STATE_REBOOTING\x10\x05\x12\x1d\n\x19TASK_STATE_REBOOTING_HARD\x10\x06\x12\x16\n\x12TASK_STATE_PAUSING\x10\x07\x12\x18\n\x14TASK_STATE_UNPAUSING\x10\x08\x12\x19\n\x15TASK_STATE_SUSPENDING\x10\t\x12\x17\n\x13TASK_STATE_RESUMING\x10\n\x12\x1a\n\x16TASK_STATE_RESIZE_PREP\x10\x0b\x12\x1f\n\x1bTASK_STATE_RESIZE_MIGRATING\x10\x0c\x12\x1c\n\x18TASK_STATE_RESIZE_FINISH\x10\r\x12\x1f\n\x1bTASK_STATE_RESIZE_REVERTING\x10\x0e\x12 \n\x1cTASK_STATE_RESIZE_CONFIRMING\x10\x0f\x12\x18\n\x14TASK_STATE_MIGRATING\x10\x10\x12\x17\n\x13TASK_STATE_DELETING\x10\x11\x12\x1d\n\x19TASK_STATE_IMAGE_SNAPSHOT\x10\x12*\xc1\x01\n\nPowerState\x12\x1b\n\x17POWER_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13POWER_STATE_NOSTATE\x10\x01\x12\x17\n\x13POWER_STATE_RUNNING\x10\x02\x12\x16\n\x12POWER_STATE_PAUSED\x10\x03\x12\x18\n\x14POWER_STATE_SHUTDOWN\x10\x04\x12\x17\n\x13POWER_STATE_CRASHED\x10\x05\x12\x19\n\x15POWER_STATE_SUSPENDED\x10\x06*U\n\nRebootType\x12\x1b\n\x17REBOOT_TYPE_UNSPECIFIED\x10\x00\x12\x14\n\x10REBOOT_TYPE_SOFT\x10\x01\x12\x14\n\x10REBOOT_TYPE_HARD\x10\x02*\x91\x01\n\x0fServerEventType\x12!\n\x1dSERVER_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1d\n\x19SERVER_EVENT_TYPE_CREATED\x10\x01\x12\x1d\n\x19SERVER_EVENT_TYPE_UPDATED\x10\x02\x12\x1d\n\x19SERVER_EVENT_TYPE_DELETED\x10\x03\x32\xef\t\n\x07Servers\x12\x43\n\x0c\x43reateServer\x12\x1f.stratus.v1.CreateServerRequest\x1a\x12.stratus.v1.Server\x12=\n\tGetServer\x12\x1c.stratus.v1.GetServerRequest\x1a\x12.stratus.v1.Server\x12N\n\x0bListServers\x12\x1e.stratus.v1.ListServersRequest\x1a\x1f.stratus.v1.ListServersResponse\x12\x43\n\x0c\x44\x65leteServer\x12\x1f.stratus.v1.DeleteServerRequest\x1a\x12.stratus.v1.Server\x12\x41\n\x0bStartServer\x12\x1e.stratus.v1.StartServerRequest\x1a\x12.stratus.v1.Server\x12?\n\nStopServer\x12\x1d.stratus.v1.StopServerRequest\x1a\x12.stratus.v1.Server\x12\x43\n\x0cRebootServer\x12\x1f.stratus.v1.RebootServerRequest\x1a\x12.stratus.v1.Server\x12\x41\n\x0bPauseServer\x12\x1e.stratus.v1.PauseServerRequest\x1a\x12.stratus.v1.Server\x12\x45\n\rUnpauseServer\x12 .stratus.v1.UnpauseServerRequest\x1a\x12.stratus.v1.Server\x12\x45\n\rSuspendServer\x12 .stratus.v1.SuspendServerRequest\x1a\x12.stratus.v1.Server\x12\x43\n\x0cResumeServer\x12\x1f.stratus.v1.ResumeServerRequest\x1a\x12.stratus.v1.Server\x12\x43\n\x0cResizeServer\x12\x1f.stratus.v1.ResizeServerRequest\x1a\x12.stratus.v1.Server\x12Q\n\x13\x43onfirmServerResize\x12&.stratus.v1.ConfirmServerResizeRequest\x1a\x12.stratus.v1.Server\x12O\n\x12RevertServerResize\x12%.stratus.v1.RevertServerResizeRequest\x1a\x12.stratus.v1.Server\x12o\n\x16GetServerConsoleOutput\x12).stratus.v1.GetServerConsoleOutputRequest\x1a*.stratus.v1.GetServerConsoleOutputResponse\x12\x46\n\x0eSnapshotServer\x12!.stratus.v1.SnapshotServerRequest\x1a\x11.stratus.v1.Image\x12J\n\x0cWatchServers\x12\x1f.stratus.v1.WatchServersRequest\x1a\x17.stratus.v1.ServerEvent0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18stratus/v1/servers.proto\x12\nstratus.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17stratus/v1/images.proto\"\xca\x01\n\x05\x46\x61ult\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\x08metadata\x18\x05 \x03(\x0b\x32\x1f.stratus.v1.Fault.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"A\n\x0fServerResources\x12\r\n\x05vcpus\x18\x01 \x01(\x05\x12\x0e\n\x06ram_mb\x18\x02 \x01(\x03\x12\x0f\n\x07\x64isk_gb\x18\x03 \x01(\x03\"\x8b\x06\n\x06Server\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\nproject_id\x18\x03 \x01(\t\x12\x0f\n\x07user_id\x18\x04 \x01(\t\x12\x11\n\tflavor_id\x18\x05 \x01(\t\x12\x10\n\x08image_id\x18\x06 \x01(\t\x12(\n\x06status\x18\x07 \x01(\x0e\x32\x18.stratus.v1.ServerStatus\x12%\n\x08vm_state\x18\x08 \x01(\x0e\x32\x13.stratus.v1.VmState\x12)\n\ntask_state\x18\t \x01(\x0e\x32\x15.stratus.v1.TaskState\x12+\n\x0bpower_state\x18\n \x01(\x0e\x32\x16.stratus.v1.PowerState\x12\x0c\n\x04host\x18\x0b \x01(\t\x12\x19\n\x11\x61vailability_zone\x18\x0c \x01(\t\x12 \n\x05\x66\x61ult\x18\r \x01(\x0b\x32\x11.stratus.v1.Fault\x12.\n\ncreated_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x08metadata\x18\x10 \x03(\x0b\x32 .stratus.v1.Server.MetadataEntry\x12\x17\n\x0fserver_group_id\x18\x11 \x01(\t\x12?\n\x0fscheduler_hints\x18\x12 \x03(\x0b\x32&.stratus.v1.Server.SchedulerHintsEntry\x12.\n\tresources\x18\x13 \x01(\x0b\x32\x1b.stratus.v1.ServerResources\x12\x11\n\tuser_data\x18\x14 \x01(\x0c\x12\x10\n\x08key_name\x18\x15 \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x35\n\x13SchedulerHintsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"M\n\x13\x43reateServerRequest\x12\"\n\x06server\x18\x01 \x01(\x0b\x32\x12.stratus.v1.Server\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x1e\n\x10GetServerRequest\x12\n\n\x02id\x18\x01 \x01(\t\"a\n\x12ListServersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0e\n\x06\x66ilter\x18\x03 \x01(\t\x12\x14\n\x0c\x61ll_projects\x18\x04 \x01(\x08\"e\n\x13ListServersResponse\x12#\n\x07servers\x18\x01 \x03(\x0b\x32\x12.stratus.v1.Server\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x10\n\x08revision\x18\x03 \x01(\x03\"!\n\x13\x44\x65leteServerRequest\x12\n\n\x02id\x18\x01 \x01(\t\" \n\x12StartServerRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x1f\n\x11StopServerRequest\x12\n\n\x02id\x18\x01 \x01(\t\"G\n\x13RebootServerRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12$\n\x04type\x18\x02 \x01(\x0e\x32\x16.stratus.v1.RebootType\" \n\x12PauseServerRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\"\n\x14UnpauseServerRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\"\n\x14SuspendServerRequest\x12\n\n\x02id\x18\x01 \x01(\t\"!\n\x13ResumeServerRequest\x12\n\n\x02id\x18\x01 \x01(\t\"4\n\x13ResizeServerRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tflavor_id\x18\x02 \x01(\t\"(\n\x1a\x43onfirmServerResizeRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\'\n\x19RevertServerResizeRequest\x12\n\n\x02id\x18\x01 \x01(\t\":\n\x1dGetServerConsoleOutputRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05lines\x18\x02 \x01(\x05\"0\n\x1eGetServerConsoleOutputResponse\x12\x0e\n\x06output\x18\x01 \x01(\t\"7\n\x15SnapshotServerRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nimage_name\x18\x02 \x01(\t\"I\n\x13WatchServersRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0c\x61ll_projects\x18\x02 \x01(\x08\x12\x10\n\x08revision\x18\x03 \x01(\x03\"n\n\x0bServerEvent\x12\"\n\x06server\x18\x01 \x01(\x0b\x32\x12.stratus.v1.Server\x12)\n\x04type\x18\x02 \x01(\x0e\x32\x1b.stratus.v1.ServerEventType\x12\x10\n\x08revision\x18\x03 \x01(\x03*\x98\x03\n\x0cServerStatus\x12\x1d\n\x19SERVER_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13SERVER_STATUS_BUILD\x10\x01\x12\x18\n\x14SERVER_STATUS_ACTIVE\x10\x02\x12\x19\n\x15SERVER_STATUS_SHUTOFF\x10\x03\x12\x18\n\x14SERVER_STATUS_PAUSED\x10\x04\x12\x1b\n\x17SERVER_STATUS_SUSPENDED\x10\x05\x12\x18\n\x14SERVER_STATUS_REBOOT\x10\x06\x12\x1d\n\x19SERVER_STATUS_HARD_REBOOT\x10\x07\x12\x18\n\x14SERVER_STATUS_RESIZE\x10\x08\x12\x1f\n\x1bSERVER_STATUS_VERIFY_RESIZE\x10\t\x12\x1f\n\x1bSERVER_STATUS_REVERT_RESIZE\x10\n\x12\x1b\n\x17SERVER_STATUS_MIGRATING\x10\x0b\x12\x17\n\x13SERVER_STATUS_ERROR\x10\x0c\x12\x19\n\x15SERVER_STATUS_DELETED\x10\r*\xd2\x01\n\x07VmState\x12\x18\n\x14VM_STATE_UNSPECIFIED\x10\x00\x12\x13\n\x0fVM_STATE_ACTIVE\x10\x01\x12\x15\n\x11VM_STATE_BUILDING\x10\x02\x12\x14\n\x10VM_STATE_STOPPED\x10\x03\x12\x13\n\x0fVM_STATE_PAUSED\x10\x04\x12\x16\n\x12VM_STATE_SUSPENDED\x10\x05\x12\x14\n\x10VM_STATE_RESIZED\x10\x06\x12\x12\n\x0eVM_STATE_ERROR\x10\x07\x12\x14\n\x10VM_STATE_DELETED\x10\x08*\xa3\x04\n\tTaskState\x12\x1a\n\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15TASK_STATE_SCHEDULING\x10\x01\x12\x17\n\x13TASK_STATE_SPAWNING\x10\x02\x12\x1b\n\x17TASK_STATE_POWERING_OFF\x10\x03\x12\x1a\n\x16TASK_STATE_POWERING_ON\x10\x04\x12\x18\n\x14TASK_STATE_REBOOTING\x10\x05\x12\x1d\n\x19TASK_STATE_REBOOTING_HARD\x10\x06\x12\x16\n\x12TASK_STATE_PAUSING\x10\x07\x12\x18\n\x14TASK_STATE_UNPAUSING\x10\x08\x12\x19\n\x15TASK_STATE_SUSPENDING\x10\t\x12\x17\n\x13TASK_STATE_RESUMING\x10\n\x12\x1a\n\x16TASK_STATE_RESIZE_PREP\x10\x0b\x12\x1f\n\x1bTASK_STATE_RESIZE_MIGRATING\x10\x0c\x12\x1c\n\x18TASK_STATE_RESIZE_FINISH\x10\r\x12\x1f\n\x1bTASK_STATE_RESIZE_REVERTING\x10\x0e\x12 \n\x1cTASK_STATE_RESIZE_CONFIRMING\x10\x0f\x12\x18\n\x14TASK_STATE_MIGRATING\x10\x10\x12\x17\n\x13TASK_STATE_DELETING\x10\x11\x12\x1d\n\x19TASK_STATE_IMAGE_SNAPSHOT\x10\x12*\xc1\x01\n\nPowerState\x12\x1b\n\x17POWER_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13POWER_STATE_NOSTATE\x10\x01\x12\x17\n\x13POWER_STATE_RUNNING\x10\x02\x12\x16\n\x12POWER_STATE_PAUSED\x10\x03\x12\x18\n\x14POWER_STATE_SHUTDOWN\x10\x04\x12\x17\n\x13POWER_STATE_CRASHED\x10\x05\x12\x19\n\x15POWER_STATE_SUSPENDED\x10\x06*U\n\nRebootType\x12\x1b\n\x17REBOOT_TYPE_UNSPECIFIED\x10\x00\x12\x14\n\x10REBOOT_TYPE_SOFT\x10\x01\x12\x14\n\x10REBOOT_TYPE_HARD\x10\x02*\x91\x01\n\x0fServerEventType\x12!\n\x1dSERVER_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1d\n\x19SERVER_EVENT_TYPE_CREATED\x10\x01\x12\x1d\n\x19SERVER_EVENT_TYPE_UPDATED\x10\x02\x12\x1d\n\x19SERVER_EVENT_TYPE_DELETED\x10\x03\x32\xef\t\n\x07Servers\x12\x43\n\x0c\x43reateServer\x12\x1f.stratus.v1.CreateServerRequest\x1a\x12.stratus.v1.Server\x12=\n\tGetServer\x12\x1c.stratus.v1.GetServerRequest\x1a\x12.stratus.v1.Server\x12N\n\x0bListServers\x12\x1e.stratus.v1.ListServersRequest\x1a\x1f.stratus.v1.ListServersResponse\x12\x43\n\x0c\x44\x65leteServer\x12\x1f.stratus.v1.DeleteServerRequest\x1a\x12.stratus.v1.Server\x12\x41\n\x0bStartServer\x12\x1e.stratus.v1.StartServerRequest\x1a\x12.stratus.v1.Server\x12?\n\nStopServer\x12\x1d.stratus.v1.StopServerRequest\x1a\x12.stratus.v1.Server\x12\x43\n\x0cRebootServer\x12\x1f.stratus.v1.RebootServerRequest\x1a\x12.stratus.v1.Server\x12\x41\n\x0bPauseServer\x12\x1e.stratus.v1.PauseServerRequest\x1a\x12.stratus.v1.Server\x12\x45\n\rUnpauseServer\x12 .stratus.v1.UnpauseServerRequest\x1a\x12.stratus.v1.Server\x12\x45\n\rSuspendServer\x12 .stratus.v1.SuspendServerRequest\x1a\x12.stratus.v1.Server\x12\x43\n\x0cResumeServer\x12\x1f.stratus.v1.ResumeServerRequest\x1a\x12.stratus.v1.Server\x12\x43\n\x0cResizeServer\x12\x1f.stratus.v1.ResizeServerRequest\x1a\x12.stratus.v1.Server\x12Q\n\x13\x43onfirmServerResize\x12&.stratus.v1.ConfirmServerResizeRequest\x1a\x12.stratus.v1.Server\x12O\n\x12RevertServerResize\x12%.stratus.v1.RevertServerResizeRequest\x1a\x12.stratus.v1.Server\x12o\n\x16GetServerConsoleOutput\x12).stratus.v1.GetServerConsoleOutputRequest\x1a*.stratus.v1.GetServerConsoleOutputResponse\x12\x46\n\x0eSnapshotServer\x12!.stratus.v1.SnapshotServerRequest\x1a\x11.stratus.v1.Image\x12J\n\x0cWatchServers\x12\x1f.stratus.v1.WatchServersRequest\x1a\x17.stratus.v1.ServerEvent0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,18 +39,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SERVER_METADATAENTRY']._serialized_options = b'8\001'
   _globals['_SERVER_SCHEDULERHINTSENTRY']._loaded_options = None
   _globals['_SERVER_SCHEDULERHINTSENTRY']._serialized_options = b'8\001'
-  _globals['_SERVERSTATUS']._serialized_start=2219
-  _globals['_SERVERSTATUS']._serialized_end=2627
-  _globals['_VMSTATE']._serialized_start=2630
-  _globals['_VMSTATE']._serialized_end=2840
-  _globals['_TASKSTATE']._serialized_start=2843
-  _globals['_TASKSTATE']._serialized_end=3390
-  _globals['_POWERSTATE']._serialized_start=3393
-  _globals['_POWERSTATE']._serialized_end=3586
-  _globals['_REBOOTTYPE']._serialized_start=3588
-  _globals['_REBOOTTYPE']._serialized_end=3673
-  _globals['_SERVEREVENTTYPE']._serialized_start=3676
-  _globals['_SERVEREVENTTYPE']._serialized_end=3821
+  _globals['_SERVERSTATUS']._serialized_start=2273
+  _globals['_SERVERSTATUS']._serialized_end=2681
+  _globals['_VMSTATE']._serialized_start=2684
+  _globals['_VMSTATE']._serialized_end=2894
+  _globals['_TASKSTATE']._serialized_start=2897
+  _globals['_TASKSTATE']._serialized_end=3444
+  _globals['_POWERSTATE']._serialized_start=3447
+  _globals['_POWERSTATE']._serialized_end=3640
+  _globals['_REBOOTTYPE']._serialized_start=3642
+  _globals['_REBOOTTYPE']._serialized_end=3727
+  _globals['_SERVEREVENTTYPE']._serialized_start=3730
+  _globals['_SERVEREVENTTYPE']._serialized_end=3875
   _globals['_FAULT']._serialized_start=99
   _globals['_FAULT']._serialized_end=301
   _globals['_FAULT_METADATAENTRY']._serialized_start=254
@@ -70,39 +70,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTSERVERSREQUEST']._serialized_start=1263
   _globals['_LISTSERVERSREQUEST']._serialized_end=1360
   _globals['_LISTSERVERSRESPONSE']._serialized_start=1362
-  _globals['_LISTSERVERSRESPONSE']._serialized_end=1445
-  _globals['_DELETESERVERREQUEST']._serialized_start=1447
-  _globals['_DELETESERVERREQUEST']._serialized_end=1480
-  _globals['_STARTSERVERREQUEST']._serialized_start=1482
-  _globals['_STARTSERVERREQUEST']._serialized_end=1514
-  _globals['_STOPSERVERREQUEST']._serialized_start=1516
-  _globals['_STOPSERVERREQUEST']._serialized_end=1547
-  _globals['_REBOOTSERVERREQUEST']._serialized_start=1549
-  _globals['_REBOOTSERVERREQUEST']._serialized_end=1620
-  _globals['_PAUSESERVERREQUEST']._serialized_start=1622
-  _globals['_PAUSESERVERREQUEST']._serialized_end=1654
-  _globals['_UNPAUSESERVERREQUEST']._serialized_start=1656
-  _globals['_UNPAUSESERVERREQUEST']._serialized_end=1690
-  _globals['_SUSPENDSERVERREQUEST']._serialized_start=1692
-  _globals['_SUSPENDSERVERREQUEST']._serialized_end=1726
-  _globals['_RESUMESERVERREQUEST']._serialized_start=1728
-  _globals['_RESUMESERVERREQUEST']._serialized_end=1761
-  _globals['_RESIZESERVERREQUEST']._serialized_start=1763
-  _globals['_RESIZESERVERREQUEST']._serialized_end=1815
-  _globals['_CONFIRMSERVERRESIZEREQUEST']._serialized_start=1817
-  _globals['_CONFIRMSERVERRESIZEREQUEST']._serialized_end=1857
-  _globals['_REVERTSERVERRESIZEREQUEST']._serialized_start=1859
-  _globals['_REVERTSERVERRESIZEREQUEST']._serialized_end=1898
-  _globals['_GETSERVERCONSOLEOUTPUTREQUEST']._serialized_start=1900
-  _globals['_GETSERVERCONSOLEOUTPUTREQUEST']._serialized_end=1958
-  _globals['_GETSERVERCONSOLEOUTPUTRESPONSE']._serialized_start=1960
-  _globals['_GETSERVERCONSOLEOUTPUTRESPONSE']._serialized_end=2008
-  _globals['_SNAPSHOTSERVERREQUEST']._serialized_start=2010
-  _globals['_SNAPSHOTSERVERREQUEST']._serialized_end=2065
-  _globals['_WATCHSERVERSREQUEST']._serialized_start=2067
-  _globals['_WATCHSERVERSREQUEST']._serialized_end=2122
-  _globals['_SERVEREVENT']._serialized_start=2124
-  _globals['_SERVEREVENT']._serialized_end=2216
-  _globals['_SERVERS']._serialized_start=3824
-  _globals['_SERVERS']._serialized_end=5087
+  _globals['_LISTSERVERSRESPONSE']._serialized_end=1463
+  _globals['_DELETESERVERREQUEST']._serialized_start=1465
+  _globals['_DELETESERVERREQUEST']._serialized_end=1498
+  _globals['_STARTSERVERREQUEST']._serialized_start=1500
+  _globals['_STARTSERVERREQUEST']._serialized_end=1532
+  _globals['_STOPSERVERREQUEST']._serialized_start=1534
+  _globals['_STOPSERVERREQUEST']._serialized_end=1565
+  _globals['_REBOOTSERVERREQUEST']._serialized_start=1567
+  _globals['_REBOOTSERVERREQUEST']._serialized_end=1638
+  _globals['_PAUSESERVERREQUEST']._serialized_start=1640
+  _globals['_PAUSESERVERREQUEST']._serialized_end=1672
+  _globals['_UNPAUSESERVERREQUEST']._serialized_start=1674
+  _globals['_UNPAUSESERVERREQUEST']._serialized_end=1708
+  _globals['_SUSPENDSERVERREQUEST']._serialized_start=1710
+  _globals['_SUSPENDSERVERREQUEST']._serialized_end=1744
+  _globals['_RESUMESERVERREQUEST']._serialized_start=1746
+  _globals['_RESUMESERVERREQUEST']._serialized_end=1779
+  _globals['_RESIZESERVERREQUEST']._serialized_start=1781
+  _globals['_RESIZESERVERREQUEST']._serialized_end=1833
+  _globals['_CONFIRMSERVERRESIZEREQUEST']._serialized_start=1835
+  _globals['_CONFIRMSERVERRESIZEREQUEST']._serialized_end=1875
+  _globals['_REVERTSERVERRESIZEREQUEST']._serialized_start=1877
+  _globals['_REVERTSERVERRESIZEREQUEST']._serialized_end=1916
+  _globals['_GETSERVERCONSOLEOUTPUTREQUEST']._serialized_start=1918
+  _globals['_GETSERVERCONSOLEOUTPUTREQUEST']._serialized_end=1976
+  _globals['_GETSERVERCONSOLEOUTPUTRESPONSE']._serialized_start=1978
+  _globals['_GETSERVERCONSOLEOUTPUTRESPONSE']._serialized_end=2026
+  _globals['_SNAPSHOTSERVERREQUEST']._serialized_start=2028
+  _globals['_SNAPSHOTSERVERREQUEST']._serialized_end=2083
+  _globals['_WATCHSERVERSREQUEST']._serialized_start=2085
+  _globals['_WATCHSERVERSREQUEST']._serialized_end=2158
+  _globals['_SERVEREVENT']._serialized_start=2160
+  _globals['_SERVEREVENT']._serialized_end=2270
+  _globals['_SERVERS']._serialized_start=3878
+  _globals['_SERVERS']._serialized_end=5141
 # @@protoc_insertion_point(module_scope)

@@ -501,7 +501,14 @@ class ListServersResponse(_message.Message):
 
     SERVERS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    revision: _builtins.int
+    """The etcd revision the listing was read at; every page of one listing (followed through
+    next_page_token) reads at the first page's revision. Pass it to WatchServers.revision to
+    follow every change after the listing, with no gap and no duplicate. A listing whose
+    revision has been compacted answers OUT_OF_RANGE (reason REVISION_COMPACTED): list again.
+    """
     @_builtins.property
     def servers(self) -> _containers.RepeatedCompositeFieldContainer[Global___Server]: ...
     def __init__(
@@ -509,10 +516,11 @@ class ListServersResponse(_message.Message):
         *,
         servers: _abc.Iterable[Global___Server] | None = ...,
         next_page_token: _builtins.str = ...,
+        revision: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "servers", b"servers"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "revision", b"revision", "servers", b"servers"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -805,19 +813,28 @@ class WatchServersRequest(_message.Message):
 
     ID_FIELD_NUMBER: _builtins.int
     ALL_PROJECTS_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Only this server when set."""
     all_projects: _builtins.bool
     """Admin only: servers of every project."""
+    revision: _builtins.int
+    """Start after this revision (ListServersResponse.revision, or the last ServerEvent.revision
+    seen before a reconnect): every change after it is replayed in order, then the stream goes
+    on live. 0: from now (the watch of one id then starts with its current state). A revision
+    too old to replay answers OUT_OF_RANGE (reason REVISION_COMPACTED, metadata
+    compact_revision): list again; a revision not reached yet answers INVALID_ARGUMENT.
+    """
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
         all_projects: _builtins.bool = ...,
+        revision: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["all_projects", b"all_projects", "id", b"id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["all_projects", b"all_projects", "id", b"id", "revision", b"revision"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -829,7 +846,12 @@ class ServerEvent(_message.Message):
 
     SERVER_FIELD_NUMBER: _builtins.int
     TYPE_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
     type: Global___ServerEventType.ValueType
+    revision: _builtins.int
+    """The etcd revision of this change (for the first event of a watch of one id from now, the
+    revision its current state was read at): resume a broken watch from the last one seen.
+    """
     @_builtins.property
     def server(self) -> Global___Server: ...
     def __init__(
@@ -837,10 +859,11 @@ class ServerEvent(_message.Message):
         *,
         server: Global___Server | None = ...,
         type: Global___ServerEventType.ValueType = ...,
+        revision: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["server", b"server"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["server", b"server", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["revision", b"revision", "server", b"server", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
