@@ -21,6 +21,7 @@ MESSAGE_MAX = 2048
 VIOLATIONS_MAX = 20
 RETRY_AFTER_S = 1.0  # the retry hint an outage of the state store answers with
 STATE_STORE_DOWN = "the state store is unreachable; retry"
+STATE_STORE_UNAVAILABLE = "STATE_STORE_UNAVAILABLE"  # its ErrorInfo reason
 
 
 def shorten(value: str, limit: int = ECHO_MAX) -> str:
@@ -128,7 +129,7 @@ class Unavailable(StratusError):
 
 def state_store_down(retry_after_s: float = RETRY_AFTER_S) -> Unavailable:
     """What a call answers while etcd cannot be reached (stopped, partitioned or frozen)."""
-    return Unavailable(STATE_STORE_DOWN, reason="STATE_STORE_UNAVAILABLE", retry_after_s=retry_after_s)
+    return Unavailable(STATE_STORE_DOWN, reason=STATE_STORE_UNAVAILABLE, retry_after_s=retry_after_s)
 
 
 class DeadlineExceeded(StratusError):

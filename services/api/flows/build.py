@@ -13,7 +13,7 @@ from services.api import server_groups
 from services.api.flows.base import Deps, backoff, flow_deadline, pause, set_fault
 from services.api.peers import call
 from services.core import claims, instances
-from services.core.errors import StratusError, Unavailable, code_of, is_transient
+from services.core.errors import STATE_STORE_UNAVAILABLE, StratusError, Unavailable, code_of, is_transient
 from services.core.telemetry import tracer
 from stratus.compute.v1 import compute_pb2
 from stratus.scheduler.v1 import scheduler_pb2
@@ -75,9 +75,19 @@ class BuildFlow:
             await self._fail(instance_id, last)
 
     async def _spawn(self, host: str, instance_id: str) -> None:
-        """The compute answers once the server is ACTIVE, which may take a whole image download."""
+        """The compute answers once the server is ACTIVE, which may take a whole image download.
+        A compute that could not reach etcd is not a failed host: it is asked again (a spawn
+        redefines a domain it made already) until the flow's deadline."""
         request = compute_pb2.BuildInstanceRequest(instance_id=instance_id)
-        await call(self._deps.compute(host).BuildInstance, request, self._deps.limits.build_timeout_s)
+        deadline, delays = flow_deadline(self._deps.limits), backoff()
+        while True:
+            try:
+                await call(self._deps.compute(host).BuildInstance, request, self._deps.limits.build_timeout_s)
+                return
+            except Unavailable as err:
+                if err.reason != STATE_STORE_UNAVAILABLE or not await pause(delays, deadline):
+                    raise
+                log.warning("build of %s: %s could not reach etcd; asking it again", instance_id, host)
 
     async def _schedule(self, record: state_pb2.InstanceRecord, last: StratusError | None) -> str:
         """A host claimed for the server, or "" with the record in ERROR saying why none was.
