@@ -92,7 +92,8 @@ class ApiManager:
         self.aggregates = AggregatesManager(store)
         self.keypairs = KeypairsManager(store, self.quotas)
         specs = SpecResolver(store, self.flavors, self.images, self.groups)
-        limits = Limits(settings.max_build_attempts, settings.build_timeout_s, settings.snapshot_timeout_s)
+        limits = Limits(settings.max_build_attempts, settings.build_timeout_s, settings.snapshot_timeout_s,
+                        settings.flow_deadline_s)  # fmt: skip
         flows = Orchestrator(store, peers, specs, self.images, limits)
         self.servers = ServersManager(store, specs, self.groups, flows, self.tasks, self.quotas)
         self.placement = PlacementManager(specs, peers)

@@ -52,6 +52,9 @@ class ApiSettings(CommonSettings):
     build_timeout_s: float = Field(default=1800.0, gt=0)
     # Deadline of the compute's SnapshotInstance call, which copies a whole disk.
     snapshot_timeout_s: float = Field(default=1800.0, gt=0)
+    # How long a flow waits out outages (etcd, the scheduler or a compute unreachable) before it
+    # fails with a fault that says so: outages only delay.
+    flow_deadline_s: float = Field(default=300.0, gt=0)
     # Seed flavors m1.tiny/small/medium and the image `tiny` when missing.
     seed: bool = True
     # What `tiny` is seeded from: the built Linux guest (deploy/build-guest.sh) when the file

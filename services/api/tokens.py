@@ -21,8 +21,8 @@ from services.api import paging
 from services.api.validation import Violations, page_size
 from services.core import context, keys
 from services.core.context import ADMIN_ROLE, MEMBER_ROLE, READER_ROLE, RequestContext
-from services.core.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, Unauthenticated, Unavailable
-from services.core.etcd import Store, is_unavailable
+from services.core.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, Unauthenticated
+from services.core.etcd import Store
 from services.core.ids import new_id
 from services.core.tokens import digest, issue, issued_id
 from services.core.watchcache import Entry, PrefixCache
@@ -179,10 +179,6 @@ class IssuedTokens:
         return RequestContext(t.project_id, t.user_id, frozenset(t.roles))
 
     async def _read(self, token_id: str) -> Record | None:
-        try:
-            kv = await self._store.get(keys.token(token_id))
-        except Exception as exc:
-            if is_unavailable(exc):
-                raise Unavailable("cannot check the bearer token now (etcd is unavailable); retry") from exc
-            raise
+        """An etcd outage here is answered UNAVAILABLE with a retry hint by the interceptor."""
+        kv = await self._store.get(keys.token(token_id))
         return Record.FromString(kv.value) if kv is not None else None

@@ -2,8 +2,8 @@
 
 Handlers raise these; the request interceptor turns them into a status with ``ErrorInfo``
 (machine-readable reason), ``BadRequest`` (the fields that are wrong) and ``ResourceInfo``
-(what was not found). A client that receives such a status can turn it back with
-``from_rpc_error``.
+(what was not found), and for UNAVAILABLE a ``RetryInfo`` saying when to try again. A client that
+receives such a status can turn it back with ``from_rpc_error``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -19,6 +19,9 @@ DOMAIN = "stratus.dev"
 ECHO_MAX = 64  # how much of a value a client sent an error message repeats
 MESSAGE_MAX = 2048
 VIOLATIONS_MAX = 20
+RETRY_AFTER_S = 1.0  # the retry hint an outage of the state store answers with
+STATE_STORE_DOWN = "the state store is unreachable; retry"
+STATE_STORE_UNAVAILABLE = "STATE_STORE_UNAVAILABLE"  # its ErrorInfo reason
 
 
 def shorten(value: str, limit: int = ECHO_MAX) -> str:
@@ -108,7 +111,31 @@ class QuotaExceeded(ResourceExhausted):
 
 
 class Unavailable(StratusError):
+    """Try again later: UNAVAILABLE, with a google.rpc ``RetryInfo`` when ``retry_after_s`` is set."""
+
     reason = "UNAVAILABLE"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str | None = None,
+        metadata: dict[str, str] | None = None,
+        retry_after_s: float | None = None,
+    ):
+        super().__init__(message, reason=reason, metadata=metadata)
+        self.retry_after_s = retry_after_s
+
+
+def state_store_down(retry_after_s: float = RETRY_AFTER_S) -> Unavailable:
+    """What a call answers while etcd cannot be reached (stopped, partitioned or frozen)."""
+    return Unavailable(STATE_STORE_DOWN, reason=STATE_STORE_UNAVAILABLE, retry_after_s=retry_after_s)
+
+
+class DeadlineExceeded(StratusError):
+    """A peer did not answer in time (it may be frozen or overloaded); what it did is unknown."""
+
+    reason = "DEADLINE_EXCEEDED"
 
 
 class OutOfRange(StratusError):
@@ -136,6 +163,7 @@ CODES: dict[type[StratusError], grpc.StatusCode] = {
     ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
     QuotaExceeded: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Unavailable: grpc.StatusCode.UNAVAILABLE,
+    DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
     OutOfRange: grpc.StatusCode.OUT_OF_RANGE,
     Unimplemented: grpc.StatusCode.UNIMPLEMENTED,
     Internal: grpc.StatusCode.INTERNAL,
@@ -143,6 +171,14 @@ CODES: dict[type[StratusError], grpc.StatusCode] = {
 BY_CODE: dict[grpc.StatusCode, type[StratusError]] = {
     code: cls for cls, code in CODES.items() if cls is not QuotaExceeded
 }
+
+
+# Errors that say "not now" rather than "no": a flow waits and tries again until its deadline.
+TRANSIENT: tuple[type[StratusError], ...] = (Unavailable, DeadlineExceeded, Aborted)
+
+
+def is_transient(err: BaseException) -> bool:
+    return isinstance(err, TRANSIENT)
 
 
 def code_of(err: StratusError) -> grpc.StatusCode:
@@ -183,6 +219,11 @@ def to_status(err: StratusError) -> grpc.Status:
             details.append(_pack(error_details_pb2.BadRequest(field_violations=[violation])))
     if isinstance(err, QuotaExceeded) and hasattr(err, "over"):
         details.append(_pack(quota_failure(err)))
+    retry_after_s = getattr(err, "retry_after_s", None)
+    if isinstance(err, Unavailable) and retry_after_s is not None:
+        delay = duration_pb2.Duration()
+        delay.FromNanoseconds(int(retry_after_s * 1e9))
+        details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
     status = status_pb2.Status(code=getattr(code_pb2, code.name), message=err.message, details=details)
     return rpc_status.to_status(status)
 
@@ -191,12 +232,17 @@ def from_rpc_error(exc: grpc.aio.AioRpcError) -> StratusError:
     """The domain error a peer Stratus service raised, with its reason and metadata."""
     cls = BY_CODE.get(exc.code(), Internal)
     reason, metadata = cls.reason, {}
+    retry_after_s: float | None = None
     status = rpc_status.from_call(exc)  # type: ignore[arg-type]
     if status is not None:
         for detail in status.details:
-            info = error_details_pb2.ErrorInfo()
+            info, retry = error_details_pb2.ErrorInfo(), error_details_pb2.RetryInfo()
             if detail.Unpack(info):
                 reason, metadata = info.reason, dict(info.metadata)
+            elif detail.Unpack(retry):
+                retry_after_s = retry.retry_delay.ToNanoseconds() / 1e9
     err = cls.__new__(cls)
     StratusError.__init__(err, exc.details() or exc.code().name, reason=reason, metadata=metadata)
+    if isinstance(err, Unavailable):
+        err.retry_after_s = retry_after_s
     return err

@@ -4,6 +4,10 @@ Keys passed in and returned are relative to the store's prefix (see ``keys.py``)
 must not race are compare-and-swap transactions on a key's mod revision. ``etcd3aio`` retries
 unary calls on DEADLINE_EXCEEDED, which could make a swap that landed look failed, so swaps run
 with one attempt and an ambiguous outcome is settled by reading the key back.
+
+Every call has a deadline (``CALL_TIMEOUT_S``), so a frozen etcd (SIGSTOP, a hung disk) fails a
+call within seconds instead of hanging it; ``is_store_outage`` says which errors mean "etcd cannot
+be reached now" (the api answers those UNAVAILABLE with a retry hint, flows wait and try again).
 """
 
 from __future__ import annotations
@@ -25,6 +29,10 @@ log = logging.getLogger(__name__)
 
 AMBIGUOUS = (EtcdConnectionError, EtcdTransientError, TimeoutError)
 CALL_TIMEOUT_S = 5.0
+# An outage of the state store: AMBIGUOUS, and the ConnectionError of a swap that never settled.
+OUTAGE: tuple[type[BaseException], ...] = (*AMBIGUOUS, ConnectionError)
+# After an outage the channel reconnects within this (gRPC's default backoff grows to 120 s).
+RECONNECT_BACKOFF_MAX_MS = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +85,10 @@ class Store:
         self.endpoints = endpoints_from_urls(endpoints)
         self.prefix = prefix if prefix.endswith("/") else prefix + "/"
         self._client = Etcd3Client(self.endpoints, **(tls.client_args() if tls else {}))
+        self._client._manager.grpc_options += [  # the client takes no channel options of its own
+            ("grpc.initial_reconnect_backoff_ms", 200),
+            ("grpc.max_reconnect_backoff_ms", RECONNECT_BACKOFF_MAX_MS),
+        ]
         self._connected = False
 
     async def connect(self, wait_s: float = 30.0) -> None:
@@ -260,3 +272,9 @@ def is_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, AMBIGUOUS) or (
         isinstance(exc, grpc.aio.AioRpcError) and exc.code() == grpc.StatusCode.UNAVAILABLE
     )
+
+
+def is_store_outage(exc: BaseException) -> bool:
+    """True when ``exc`` says etcd could not be reached or did not answer in time (stopped, frozen,
+    partitioned): a reason to wait and try again, not a bug."""
+    return isinstance(exc, OUTAGE) or is_unavailable(exc)

@@ -1,4 +1,8 @@
-"""The one server interceptor: authenticate, bind the request context, map domain errors."""
+"""The one server interceptor: authenticate, bind the request context, map errors to statuses.
+
+Domain errors keep their code; an outage of the state store (etcd stopped, frozen or partitioned,
+whichever call met it, the token lookup included) is UNAVAILABLE with a ``RetryInfo``; a peer's
+gRPC error keeps the peer's code; anything else is INTERNAL and logged with its traceback."""
 
 from __future__ import annotations
 
@@ -10,7 +14,8 @@ import grpc
 from google.protobuf.message import Message
 
 from services.core import context as reqctx
-from services.core.errors import Internal, StratusError, to_status
+from services.core.errors import Internal, StratusError, from_rpc_error, state_store_down, to_status
+from services.core.etcd import OUTAGE
 
 log = logging.getLogger(__name__)
 
@@ -21,9 +26,23 @@ Authenticator = Callable[[str, dict[str, str], Message | None], Awaitable[reqctx
 UNGUARDED_PREFIXES = ("/grpc.health.", "/grpc.reflection.")
 
 
-async def _abort(context: grpc.aio.ServicerContext, exc: BaseException, method: str) -> None:
+def as_status_error(exc: BaseException) -> StratusError | None:
+    """The domain error ``exc`` stands for; None when it is a bug (the caller answers INTERNAL)."""
     if isinstance(exc, StratusError):
-        await context.abort_with_status(to_status(exc))
+        return exc
+    if isinstance(exc, grpc.aio.AioRpcError):
+        return from_rpc_error(exc)
+    if isinstance(exc, OUTAGE):
+        return state_store_down()
+    return None
+
+
+async def _abort(context: grpc.aio.ServicerContext, exc: BaseException, method: str) -> None:
+    err = as_status_error(exc)
+    if err is not None:
+        if not isinstance(exc, StratusError):
+            log.warning("%s: %s (%s: %s)", method, err.message, type(exc).__name__, exc)
+        await context.abort_with_status(to_status(err))
     log.exception("unexpected error in %s", method, exc_info=exc)
     await context.abort_with_status(to_status(Internal(f"internal error in {method}: {type(exc).__name__}")))
 
@@ -72,7 +91,7 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
             try:
                 token = await self._bind(method, context, request)
-            except Exception as exc:  # refused (a StratusError), or the token store failed (INTERNAL)
+            except Exception as exc:  # refused (a StratusError), or the token store is unreachable
                 await _abort(context, exc, method)
             try:
                 return await behavior(request, context)
@@ -89,7 +108,7 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             try:
                 token = await self._bind(method, context, request)
-            except Exception as exc:  # refused (a StratusError), or the token store failed (INTERNAL)
+            except Exception as exc:  # refused (a StratusError), or the token store is unreachable
                 await _abort(context, exc, method)
             try:
                 async for item in behavior(request, context):

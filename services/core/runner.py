@@ -89,7 +89,7 @@ async def serve(settings: CommonSettings, store: Store, manager: Manager, spec: 
     owner_key = keys.service(spec.binary, settings.host)
     registration = Registration(
         store, settings.lease_ttl_s, lambda: {owner_key: record.SerializeToString(), **manager.lease_records()},
-        owner_key,
+        owner_key, on_conflict=stop.set,  # the name went to another process: stop, don't serve as a ghost
     )  # fmt: skip
     try:
         await manager.start()

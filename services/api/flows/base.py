@@ -1,9 +1,13 @@
-"""What every flow shares: its dependencies, its limits, and how a failure lands in the record."""
+"""What every flow shares: its dependencies, its limits, how a failure lands in the record, and how
+an outage only delays it (``retrying``, ``Backoff``)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import logging
-from collections.abc import Callable
+import random
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,8 +15,8 @@ from services.api.images import ImagesManager
 from services.api.peers import CALL_TIMEOUT_S, Peers, call
 from services.api.specs import SpecResolver
 from services.core import instances
-from services.core.errors import StratusError, code_of
-from services.core.etcd import Store
+from services.core.errors import NotFound, StratusError, Unavailable, code_of, is_transient, state_store_down
+from services.core.etcd import Store, is_store_outage
 from stratus.compute.v1 import compute_pb2_grpc
 from stratus.state.v1 import state_pb2
 from stratus.v1 import servers_pb2
@@ -29,6 +33,8 @@ class Limits:
     # Deadlines of the compute calls that copy whole disks (a first build downloads the image).
     build_timeout_s: float = 1800.0
     snapshot_timeout_s: float = 1800.0
+    # How long a flow waits out outages (etcd, the scheduler, a compute unreachable) before it fails.
+    flow_deadline_s: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,3 +99,104 @@ def clear_task(task: int) -> Mutation:
         return None
 
     return clear
+
+
+# ---- outages only delay -----------------------------------------------------------------------
+BACKOFF_FIRST_S = 0.5
+BACKOFF_CAP_S = 5.0
+# The loop time by which the flow running in this task must be done (set by ``retrying``).
+_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("flow_deadline", default=None)
+
+
+def backoff(first_s: float = BACKOFF_FIRST_S, cap_s: float = BACKOFF_CAP_S) -> Iterator[float]:
+    """Capped exponential delays with jitter (each between half and all of its step)."""
+    step = first_s
+    while True:
+        yield step * random.uniform(0.5, 1.0)
+        step = min(step * 2, cap_s)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Worth waiting out: etcd unreachable or slow, a peer unavailable or too slow, a lost race."""
+    return is_transient(exc) or is_store_outage(exc)
+
+
+def flow_deadline(limits: Limits) -> float:
+    """The loop time by which the running flow must be done: ``retrying``'s, or one from now."""
+    deadline = _deadline.get()
+    return deadline if deadline is not None else asyncio.get_running_loop().time() + limits.flow_deadline_s
+
+
+async def pause(delays: Iterator[float], deadline: float) -> bool:
+    """Sleeps the next delay (never past ``deadline``); False when the deadline has passed."""
+    left = deadline - asyncio.get_running_loop().time()
+    if left <= 0:
+        return False
+    await asyncio.sleep(min(next(delays), left))
+    return True
+
+
+async def retrying(
+    deps: Deps,
+    instance_id: str,
+    what: str,
+    attempt: Callable[[], Awaitable[None]],
+    pending: Callable[[state_pb2.InstanceRecord], bool],
+    give_up: Callable[[StratusError], Mutation] | None = None,
+) -> None:
+    """Runs ``attempt`` (a flow, which resumes from the record) until it ends without an outage; an
+    outage pauses it with backoff, and it resumes only while ``pending`` says the record still
+    needs it. Past ``flow_deadline_s`` the record gets ``give_up``'s fault (if etcd takes it) and
+    the last error is raised; a flow left in its task is resumed by recovery when the api restarts.
+    A non-transient error is raised at once."""
+    deadline = asyncio.get_running_loop().time() + deps.limits.flow_deadline_s
+    token = _deadline.set(deadline)
+    delays = backoff()
+    try:
+        first = True
+        while True:
+            try:
+                if not first and not await _still_pending(deps, instance_id, pending):
+                    return
+                first = False
+                await attempt()
+                return
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                if not await pause(delays, deadline):
+                    log.error("%s of server %s gave up after %.0fs of outage: %s", what, instance_id,
+                              deps.limits.flow_deadline_s, exc)  # fmt: skip
+                    if give_up is not None:
+                        await _give_up(deps, instance_id, give_up, exc)
+                    raise
+                log.warning("%s of server %s paused (%s: %s); resuming", what, instance_id, type(exc).__name__, exc)
+    finally:
+        _deadline.reset(token)
+
+
+async def _give_up(deps: Deps, instance_id: str, give_up: Callable[[StratusError], Mutation], exc: Exception) -> None:
+    cause = exc if isinstance(exc, StratusError) else state_store_down()
+    why = Unavailable(f"gave up after {deps.limits.flow_deadline_s:.0f}s of outage: {cause.message}",
+                      reason=cause.reason, metadata=cause.metadata)  # fmt: skip
+    try:
+        await instances.update(deps.store, instance_id, give_up(why))
+    except NotFound:
+        return
+    except Exception as failed:
+        if not is_outage(failed):
+            raise
+        log.error("server %s: could not record that %s; recovery resumes it", instance_id, why.message)
+
+
+async def _still_pending(deps: Deps, instance_id: str, pending: Callable[[state_pb2.InstanceRecord], bool]) -> bool:
+    try:
+        record, _ = await instances.get(deps.store, instance_id)
+    except NotFound:
+        return False
+    return pending(record)
+
+
+def in_task(*tasks: int) -> Callable[[state_pb2.InstanceRecord], bool]:
+    """``pending`` for a flow that is under way while the server's task is one of ``tasks``."""
+    return lambda record: record.server.task_state in tasks

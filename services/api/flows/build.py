@@ -4,17 +4,16 @@ why. Resumed from SCHEDULING or SPAWNING."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 
 from opentelemetry import trace
 
 from services.api import action_log, server_groups
-from services.api.flows.base import Deps, set_fault
+from services.api.flows.base import Deps, backoff, flow_deadline, pause, set_fault
 from services.api.peers import call
 from services.core import claims, instances
-from services.core.errors import StratusError, Unavailable, code_of
+from services.core.errors import STATE_STORE_UNAVAILABLE, StratusError, Unavailable, code_of, is_transient
 from services.core.telemetry import tracer
 from stratus.compute.v1 import compute_pb2
 from stratus.scheduler.v1 import scheduler_pb2
@@ -24,7 +23,6 @@ from stratus.v1 import servers_pb2
 log = logging.getLogger(__name__)
 V = servers_pb2.VmState
 T = servers_pb2.TaskState
-NO_SCHEDULER_WAIT_S = 10.0
 # The compute's reason for a build no other host could do better (the image itself is unusable).
 NOT_RETRYABLE = frozenset({"IMAGE_UNUSABLE"})
 
@@ -81,9 +79,19 @@ class BuildFlow:
             await self._fail(instance_id, last)
 
     async def _spawn(self, host: str, instance_id: str) -> None:
-        """The compute answers once the server is ACTIVE, which may take a whole image download."""
+        """The compute answers once the server is ACTIVE, which may take a whole image download.
+        A compute that could not reach etcd is not a failed host: it is asked again (a spawn
+        redefines a domain it made already) until the flow's deadline."""
         request = compute_pb2.BuildInstanceRequest(instance_id=instance_id)
-        await call(self._deps.compute(host).BuildInstance, request, self._deps.limits.build_timeout_s)
+        deadline, delays = flow_deadline(self._deps.limits), backoff()
+        while True:
+            try:
+                await call(self._deps.compute(host).BuildInstance, request, self._deps.limits.build_timeout_s)
+                return
+            except Unavailable as err:
+                if err.reason != STATE_STORE_UNAVAILABLE or not await pause(delays, deadline):
+                    raise
+                log.warning("build of %s: %s could not reach etcd; asking it again", instance_id, host)
 
     async def _schedule(self, record: state_pb2.InstanceRecord, last: StratusError | None) -> str:
         """A host claimed for the server, or "" with the record in ERROR saying why none was.
@@ -123,16 +131,25 @@ class BuildFlow:
         return host
 
     async def _select(self, record: state_pb2.InstanceRecord) -> scheduler_pb2.SelectDestinationsResponse:
-        deadline = asyncio.get_running_loop().time() + NO_SCHEDULER_WAIT_S
+        """The scheduler's choice; while no scheduler answers, tried again with backoff until the
+        flow's deadline, then Unavailable saying the scheduler was unreachable."""
+        deadline, delays = flow_deadline(self._deps.limits), backoff()
         spec = await self._deps.specs.for_record(record)
         while True:
             try:
                 stub = self._deps.peers.scheduler()
                 return await call(stub.SelectDestinations, scheduler_pb2.SelectDestinationsRequest(spec=spec))
-            except Unavailable:
-                if asyncio.get_running_loop().time() > deadline:
+            except StratusError as err:
+                if not is_transient(err):
                     raise
-                await asyncio.sleep(0.5)
+                log.warning("scheduling %s: the scheduler is unreachable (%s); trying again", record.server.id,
+                            err.message)  # fmt: skip
+                if not await pause(delays, deadline):
+                    raise Unavailable(
+                        f"the scheduler was unreachable for {self._deps.limits.flow_deadline_s:.0f}s "
+                        f"(last error: {err.message})",
+                        reason="SCHEDULER_UNREACHABLE",
+                    ) from err
 
     async def _forget_host(self, instance_id: str, host: str) -> None:
         record, _ = await instances.get(self._store, instance_id)

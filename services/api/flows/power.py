@@ -10,9 +10,9 @@ from typing import Any
 
 from services.api import action_log
 from services.api.actions import ACTIONS
-from services.api.flows.base import Deps, call_compute, task_failed
+from services.api.flows.base import Deps, backoff, call_compute, flow_deadline, pause, task_failed
 from services.core import instances
-from services.core.errors import NotFound
+from services.core.errors import NotFound, StratusError, is_transient
 from services.core.telemetry import tracer
 from stratus.compute.v1 import compute_pb2
 
@@ -30,14 +30,28 @@ COMPUTE_CALLS: dict[str, tuple[str, Callable[..., Any]]] = {
 
 
 async def power(deps: Deps, instance_id: str, action: str) -> None:
-    method, request = COMPUTE_CALLS[action]
     with tracer().start_as_current_span(f"api.{action}", attributes={"stratus.instance_id": instance_id}):
+        err = await _call(deps, instance_id, action)
+        if err is not None:
+            await instances.update(deps.store, instance_id, task_failed(ACTIONS[action].task, action, err))
+
+
+async def _call(deps: Deps, instance_id: str, action: str) -> StratusError | None:
+    """The compute call, tried again with backoff while the compute is unreachable (until the
+    flow's deadline) and the server is still in the action's task; the error it ends with."""
+    method, request = COMPUTE_CALLS[action]
+    deadline, delays = flow_deadline(deps.limits), backoff()
+    first = True
+    while True:
         try:
             record, _ = await instances.get(deps.store, instance_id)
         except NotFound:
-            return
+            return None
+        if not first and record.server.task_state != ACTIONS[action].task:
+            return None  # the compute finished it; only its reply was lost
+        first = False
         step = await action_log.start_call_step(deps.store, record.server, method)
         err = await call_compute(deps, record.server, method, request)
         await action_log.finish_step(deps.store, step, error=err)
-        if err is not None:
-            await instances.update(deps.store, instance_id, task_failed(ACTIONS[action].task, action, err))
+        if err is None or not is_transient(err) or not await pause(delays, deadline):
+            return err
