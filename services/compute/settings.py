@@ -30,6 +30,9 @@ class ComputeSettings(CommonSettings):
     fake_spawn_delay_s: float = Field(default=0.0, ge=0)
     # Make every fake spawn fail (to exercise rescheduling).
     fake_fail_spawn: bool = False
+    # Keep the fake driver's domains in <dir>/<host>.json: they outlive the compute process (as a
+    # hypervisor's do) and a test can read them (services/compute/drivers/fake_domains.py).
+    fake_domains_dir: Path | None = None
     availability_zone: str = "nova"
     # Held back from guests (the host's own needs); the scheduler subtracts them from the totals.
     reserved_host_vcpus: int = Field(default=0, ge=0)

@@ -39,6 +39,8 @@ def _fake(settings: ComputeSettings, images: ImageService) -> VirtDriver:
         images,
         spawn_delay_s=settings.fake_spawn_delay_s,
         fail_spawn=settings.fake_fail_spawn,
+        domains_file=settings.fake_domains_dir / f"{settings.host}.json" if settings.fake_domains_dir else None,
+        host=settings.host,
     )
 
 

@@ -13,6 +13,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from services.compute.drivers import fake_domains
 from services.compute.drivers.base import (
     DriverError,
     HostInfo,
@@ -89,13 +90,23 @@ class FakeDriver(VirtDriver):
         *,
         spawn_delay_s: float = 0.0,
         fail_spawn: bool = False,
+        domains_file: Path | None = None,
+        host: str = "",
     ) -> None:
+        """``domains_file``: keep the domains there (fake_domains.py), so that they outlive this
+        process and a test can read them; None keeps them in memory only."""
         self.size = size
         self.images = images
         self.spawn_delay_s = spawn_delay_s
         self.fail_spawn = fail_spawn
-        self._domains: dict[str, FakeDomain] = {}
+        self.domains_file = domains_file
+        self.host = host
+        self._domains: dict[str, FakeDomain] = fake_domains.load_domains(domains_file) if domains_file else {}
         self._on_power_event: PowerEventHandler | None = None
+
+    def _saved(self) -> None:
+        if self.domains_file is not None:
+            fake_domains.save_domains(self.domains_file, self.host, self._domains)
 
     async def capabilities(self) -> HostInfo:
         return HostInfo(
@@ -113,6 +124,7 @@ class FakeDriver(VirtDriver):
     def guest_power_change(self, instance_id: str, power_state: int) -> None:
         """What a guest does by itself (powers off, crashes): changes the domain and reports it."""
         self._domain(instance_id).power_state = power_state
+        self._saved()
         if self._on_power_event is not None:
             self._on_power_event(instance_id, power_state)
 
@@ -122,15 +134,18 @@ class FakeDriver(VirtDriver):
             await asyncio.sleep(self.spawn_delay_s)
         if self.fail_spawn:
             self._domains.setdefault(spec.instance_id, FakeDomain(spec, P.POWER_STATE_SHUTDOWN))
+            self._saved()
             raise DriverError(FAIL_SPAWN_MESSAGE)
         domain = FakeDomain(spec, P.POWER_STATE_RUNNING)
         domain.console.append(f"fake console of {spec.name} ({spec.instance_id})")
         # What cloud-init would install; a test reads it back through GetServerConsoleOutput.
         domain.console.extend(f"fake authorized key {name}: {key}" for name, key in sorted(spec.public_keys.items()))
         self._domains[spec.instance_id] = domain
+        self._saved()
 
     async def destroy(self, instance_id: str) -> None:
         self._domains.pop(instance_id, None)
+        self._saved()
 
     def _domain(self, instance_id: str) -> FakeDomain:
         domain = self._domains.get(instance_id)
@@ -149,27 +164,34 @@ class FakeDriver(VirtDriver):
 
     async def power_off(self, instance_id: str, timeout_s: float = 0.0) -> None:
         self._domain(instance_id).power_state = P.POWER_STATE_SHUTDOWN
+        self._saved()
 
     async def power_on(self, instance_id: str) -> None:
         self._domain(instance_id).power_state = P.POWER_STATE_RUNNING
+        self._saved()
 
     async def reboot(self, instance_id: str, hard: bool) -> None:
         """A soft reboot asks the guest, so it needs a running domain; a hard one always starts it."""
         domain = self._domain(instance_id) if hard else self._expect(instance_id, "soft-reboot", P.POWER_STATE_RUNNING)
         domain.power_state = P.POWER_STATE_RUNNING
+        self._saved()
 
     async def pause(self, instance_id: str) -> None:
         self._expect(instance_id, "pause", P.POWER_STATE_RUNNING).power_state = P.POWER_STATE_PAUSED
+        self._saved()
 
     async def unpause(self, instance_id: str) -> None:
         self._expect(instance_id, "unpause", P.POWER_STATE_PAUSED).power_state = P.POWER_STATE_RUNNING
+        self._saved()
 
     async def suspend(self, instance_id: str) -> None:
         domain = self._expect(instance_id, "suspend", P.POWER_STATE_RUNNING, P.POWER_STATE_PAUSED)
         domain.power_state = P.POWER_STATE_SUSPENDED
+        self._saved()
 
     async def resume(self, instance_id: str) -> None:
         self._expect(instance_id, "resume", P.POWER_STATE_SUSPENDED).power_state = P.POWER_STATE_RUNNING
+        self._saved()
 
     async def resize(self, spec: InstanceSpec) -> None:
         domain = self._domain(spec.instance_id)
@@ -177,15 +199,18 @@ class FakeDriver(VirtDriver):
             domain.resized_from = domain.spec
         domain.spec = spec
         domain.power_state = P.POWER_STATE_RUNNING
+        self._saved()
 
     async def confirm_resize(self, instance_id: str) -> None:
         self._domain(instance_id).resized_from = None
+        self._saved()
 
     async def revert_resize(self, instance_id: str) -> None:
         domain = self._domain(instance_id)
         if domain.resized_from is not None:
             domain.spec, domain.resized_from = domain.resized_from, None
         domain.power_state = P.POWER_STATE_RUNNING
+        self._saved()
 
     async def resize_kept(self, instance_id: str) -> bool:
         domain = self._domains.get(instance_id)
