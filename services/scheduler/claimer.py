@@ -1,19 +1,24 @@
-"""Committing claims to etcd: optimistic, serialised per host, batched, compare-and-swap.
+"""Committing claims to etcd: optimistic, serialised per host, batched, compare-and-swap, each with
+the server's record naming its host in the same transaction.
 
 A decision's claim is pre-applied at once (``pending``: the host table and per-host states count
 it), so decisions made while it is in flight see it. Claims wait in one queue; a pump takes a
 batch of hosts that have no transaction in flight (all queued claims of a host together, so
 claims on one host never race each other in this process) and commits them in ONE transaction:
 per host, compare the usage's mod revision and put the usage with the new claims; per server
-group, the same on ``server_groups/<id>`` with the new placements. A few batches may be in
-flight at once, on disjoint keys.
+group, the same on ``server_groups/<id>`` with the new placements; per claim, the same on the
+server's record (``instances/<id>``) with ``server.host`` set. So a server holds a claim exactly
+when its record names the host (``services/core/claims.py``): a claim is only written for a
+record that exists, is not being deleted and names no other host; the records of a batch are read
+in one round trip before it is planned. A few batches may be in flight at once, on disjoint keys.
 
 A claim decided against the usage revision it is swapped against goes as it is; otherwise (the
 host changed under it, in another process) it is checked again with the per-host filters against
 the fresh usage first. A lost swap refreshes the hosts that changed from the transaction's own
 failure reads and puts the claims back in the queue; a claim whose host no longer fits, whose
-host is gone, or whose group changed is handed back to the manager to decide again. A request
-never fails because of a race.
+host is gone, or whose group changed is handed back to the manager to decide again; one whose
+server is gone or being deleted, or was placed on another host meanwhile, is handed back as such.
+A request never fails because of a race.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.core import keys
+from services.core import instances, keys
 from services.core.claims import Totals
 from services.core.errors import Unavailable
 from services.core.etcd import AMBIGUOUS, Store
@@ -36,11 +41,12 @@ from services.scheduler.host_state import NO_TOTALS, HostState, HostStateCache, 
 from services.scheduler.request import SchedulingRequest
 from services.scheduler.table import HostTable
 from stratus.state.v1 import state_pb2
+from stratus.v1 import servers_pb2
 
 log = logging.getLogger(__name__)
 
-# Keys (hosts + groups) per transaction; etcd refuses more than --max-txn-ops (default 128).
-MAX_BATCH_KEYS = 48
+# Keys (hosts + groups + records) per transaction; etcd refuses more than --max-txn-ops (default 128).
+MAX_BATCH_KEYS = 120
 MAX_INFLIGHT = 4
 MAX_AMBIGUOUS = 3
 
@@ -52,6 +58,8 @@ class Outcome(enum.Enum):
     REFUSED = "refused"  # the host no longer fits with its fresh usage: decide again
     GONE = "gone"  # the host stopped reporting: decide again
     GROUP_CHANGED = "group_changed"  # the server group changed under the decision: decide again
+    DELETED = "deleted"  # the server's record is gone or being deleted: nothing to place
+    PLACED_ELSEWHERE = "placed_elsewhere"  # the record names another host already
 
 
 @dataclass(eq=False)
@@ -64,6 +72,12 @@ class PendingClaim:
     group_id: str
     group_revision: int
     future: asyncio.Future[Outcome]
+    # A host the server holds a claim on already (a retried request): no fit check, no liveness check.
+    held: bool = False
+    # The server's record and its mod revision, once read (None: there is none).
+    record: state_pb2.InstanceRecord | None = None
+    record_revision: int = 0
+    record_known: bool = False
     totals: Totals = field(init=False)
 
     def __post_init__(self) -> None:
@@ -86,20 +100,44 @@ class _GroupPlan:
 
 
 @dataclass
+class _RecordPlan:
+    revision: int
+    value: bytes  # the record as it will be written: naming the claim's host
+    claim: PendingClaim
+
+
+@dataclass
 class _Plan:
     hosts: dict[str, _HostPlan] = field(default_factory=dict)
     groups: dict[str, _GroupPlan] = field(default_factory=dict)
+    records: dict[str, _RecordPlan] = field(default_factory=dict)
+    deferred: list[PendingClaim] = field(default_factory=list)  # a second claim of a server: next batch
 
     def keys(self) -> list[str]:
-        return [keys.host_usage(h) for h in self.hosts] + [keys.server_group(g) for g in self.groups]
+        return (
+            [keys.host_usage(h) for h in self.hosts]
+            + [keys.server_group(g) for g in self.groups]
+            + [keys.instance(i) for i in self.records]
+        )
 
     def revisions(self) -> list[int]:
-        return [p.revision for p in self.hosts.values()] + [p.revision for p in self.groups.values()]
+        return (
+            [p.revision for p in self.hosts.values()]
+            + [p.revision for p in self.groups.values()]
+            + [p.revision for p in self.records.values()]
+        )
 
     def values(self) -> list[bytes]:
-        return [p.usage.SerializeToString() for p in self.hosts.values()] + [
-            p.record.SerializeToString() for p in self.groups.values()
-        ]
+        return (
+            [p.usage.SerializeToString() for p in self.hosts.values()]
+            + [p.record.SerializeToString() for p in self.groups.values()]
+            + [p.value for p in self.records.values()]
+        )
+
+    def split(self, fresh: Fresh) -> tuple[Fresh, Fresh, Fresh]:
+        """The fresh reads of the hosts, the groups and the records."""
+        n_hosts, n_groups = len(self.hosts), len(self.groups)
+        return fresh[:n_hosts], fresh[n_hosts : n_hosts + n_groups], fresh[n_hosts + n_groups :]
 
     def claims(self) -> list[PendingClaim]:
         return [c for p in self.hosts.values() for c in p.claims]
@@ -133,13 +171,15 @@ class Claimer:
 
     # ---- the manager's side -----------------------------------------------------------------
     def submit(
-        self, host: str, claim: state_pb2.Claim, request: SchedulingRequest, group: tuple[str, int] | None
-    ) -> asyncio.Future[Outcome]:
-        """Pre-applies the claim and queues it; the future says how it ended."""
+        self, host: str, claim: state_pb2.Claim, request: SchedulingRequest, group: tuple[str, int] | None,
+        *, held: bool = False,
+    ) -> asyncio.Future[Outcome]:  # fmt: skip
+        """Pre-applies the claim and queues it; the future says how it ended. ``held``: the server
+        holds a claim on ``host`` already (a retried request), only its record may need the host."""
         _, revision = self._hosts.usage_of(host)
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         group_id, group_revision = group if group is not None else ("", 0)
-        pc = PendingClaim(host, claim, request, revision, group_id, group_revision, future)
+        pc = PendingClaim(host, claim, request, revision, group_id, group_revision, future, held)
         if self._stopped:
             future.set_exception(Unavailable("the scheduler is stopping"))
             return future
@@ -216,7 +256,8 @@ class Claimer:
             task.add_done_callback(self._tasks.discard)
 
     def _take_batch(self) -> list[PendingClaim]:
-        """Queued claims of hosts (and groups) with nothing in flight, all of a host's together."""
+        """Queued claims of hosts (and groups) with nothing in flight, all of a host's together
+        (as many as the transaction has room for: one key per claim, its server's record)."""
         by_host: dict[str, list[PendingClaim]] = {}
         for pc in self._queue:
             by_host.setdefault(pc.host, []).append(pc)
@@ -224,11 +265,12 @@ class Claimer:
         used: set[str] = set()
         for host, claims in by_host.items():
             wanted = {f"h:{host}"} | {f"g:{pc.group_id}" for pc in claims if pc.group_id}
-            if wanted & self._busy or len(used | wanted) > self._max_batch_keys:
+            room = self._max_batch_keys - len(used | wanted) - len(taken)
+            if wanted & self._busy or room <= 0:
                 continue
             used |= wanted
             self._busy |= wanted
-            taken.extend(claims)
+            taken.extend(claims[:room])
         if taken:
             chosen = set(map(id, taken))
             self._queue = deque(pc for pc in self._queue if id(pc) not in chosen)
@@ -257,15 +299,25 @@ class Claimer:
     # ---- one transaction --------------------------------------------------------------------
     async def _attempt(self, batch: list[PendingClaim]) -> list[PendingClaim]:
         """Commits what still fits; the claims to try again (their hosts changed meanwhile)."""
+        await self._read_records([pc for pc in batch if not pc.record_known])
         plan = self._plan(batch)
         if not plan.hosts:
-            return []
+            return plan.deferred
         landed, revision, fresh = await self._txn(plan)
         if landed:
             self._landed(plan, revision, fresh)
-            return []
+            return plan.deferred
         assert fresh is not None
-        return self._lost(plan, fresh)
+        return self._lost(plan, fresh) + plan.deferred
+
+    async def _read_records(self, batch: Sequence[PendingClaim]) -> None:
+        """The records of these claims' servers, in one round trip."""
+        if not batch:
+            return
+        gets = [self._store.op_get(keys.instance(pc.claim.instance_id)) for pc in batch]
+        _, resp = await self._store.txn([], gets)
+        for pc, read in zip(batch, _ranges(resp), strict=True):
+            _know_record(pc, read)
 
     def _plan(self, batch: Sequence[PendingClaim]) -> _Plan:
         plan = _Plan()
@@ -276,21 +328,41 @@ class Claimer:
                 new = state_pb2.HostUsage()
                 new.CopyFrom(usage)
                 host_plan = plan.hosts[pc.host] = _HostPlan(revision, new, [])
+            if pc.claim.instance_id in plan.records:  # the same server twice (a retried request)
+                pc.record_known = False
+                plan.deferred.append(pc)
+                continue
             verdict = self._check(pc, host_plan)
             if verdict is not None:
                 self._finish(pc, verdict)
                 continue
             host_plan.usage.claims[pc.claim.instance_id].CopyFrom(pc.claim)
             host_plan.claims.append(pc)
+            self._plan_record(plan, pc)
             if pc.group_id:
                 self._plan_group(plan, pc)
         plan.hosts = {h: p for h, p in plan.hosts.items() if p.claims}
         return plan
 
+    def _plan_record(self, plan: _Plan, pc: PendingClaim) -> None:
+        assert pc.record is not None  # _check_record let it through
+        record = state_pb2.InstanceRecord()
+        record.CopyFrom(pc.record)
+        record.server.host = pc.host
+        instances.stamp(record)
+        plan.records[pc.claim.instance_id] = _RecordPlan(pc.record_revision, record.SerializeToString(), pc)
+
     def _check(self, pc: PendingClaim, host_plan: _HostPlan) -> Outcome | None:
         """None when the claim can go into the transaction; else how it ends now."""
-        if pc.claim.instance_id in host_plan.usage.claims:
+        verdict = _check_record(pc)
+        if verdict is not None:
+            return verdict
+        already = pc.claim.instance_id in host_plan.usage.claims
+        assert pc.record is not None
+        if already and pc.record.server.host == pc.host:
             return Outcome.CLAIMED  # an earlier attempt landed after all
+        if pc.held or already:
+            return None  # the claim is there: only the record is to name the host
         state = self._hosts.get(pc.host)
         if state is None:
             return Outcome.GONE
@@ -338,11 +410,11 @@ class Claimer:
         raise Unavailable("etcd did not settle a claim transaction")
 
     def _landed_after_all(self, plan: _Plan, fresh: Fresh) -> bool:
-        """The transaction is atomic: it landed iff the first host's usage holds its claims."""
-        host_plan = next(iter(plan.hosts.values()))
-        read = fresh[0]
-        usage = state_pb2.HostUsage.FromString(read[0]) if read is not None else state_pb2.HostUsage()
-        return all(pc.claim.instance_id in usage.claims for pc in host_plan.claims)
+        """The transaction is atomic: it landed iff the first record is exactly as it wrote it (its
+        ``updated_at`` makes the bytes its own)."""
+        first = next(iter(plan.records.values()))
+        read = plan.split(fresh)[2][0]
+        return read is not None and read[0] == first.value
 
     def _landed(self, plan: _Plan, revision: int, fresh: Fresh | None) -> None:
         if fresh is not None:
@@ -368,21 +440,24 @@ class Claimer:
                 pc.group_revision = revision
 
     def _apply_fresh(self, plan: _Plan, fresh: Fresh) -> None:
-        for (host, host_plan), read in zip(plan.hosts.items(), fresh, strict=False):
+        hosts, groups, records = plan.split(fresh)
+        for (host, host_plan), read in zip(plan.hosts.items(), hosts, strict=True):
             if read is not None:
                 self._hosts.apply_usage(host, state_pb2.HostUsage.FromString(read[0]), read[1])
             elif host_plan.revision != 0:
                 self._hosts.forget_usage(host)  # the usage record was deleted
-        for group_id, read in zip(plan.groups, fresh[len(plan.hosts) :], strict=True):
+        for group_id, read in zip(plan.groups, groups, strict=True):
             record = state_pb2.ServerGroupRecord.FromString(read[0]) if read is not None else None
             self._groups.apply(group_id, record, read[1] if read is not None else 0)
+        for record_plan, read in zip(plan.records.values(), records, strict=True):
+            _know_record(record_plan.claim, read)
 
     def _lost(self, plan: _Plan, fresh: Fresh) -> list[PendingClaim]:
         """Refreshes what changed; the claims to queue again (groups that changed: decide again)."""
         self._apply_fresh(plan, fresh)
         changed_groups = {
             group_id
-            for (group_id, group_plan), read in zip(plan.groups.items(), fresh[len(plan.hosts) :], strict=True)
+            for (group_id, group_plan), read in zip(plan.groups.items(), plan.split(fresh)[1], strict=True)
             if (read[1] if read is not None else 0) != group_plan.revision
         }
         requeue = []
@@ -392,6 +467,22 @@ class Claimer:
             else:
                 requeue.append(pc)
         return requeue
+
+
+def _know_record(pc: PendingClaim, read: tuple[bytes, int] | None) -> None:
+    pc.record = state_pb2.InstanceRecord.FromString(read[0]) if read is not None else None
+    pc.record_revision = read[1] if read is not None else 0
+    pc.record_known = True
+
+
+def _check_record(pc: PendingClaim) -> Outcome | None:
+    """None when the server's record may name the claim's host."""
+    record = pc.record
+    if record is None or record.server.task_state == servers_pb2.TaskState.TASK_STATE_DELETING:
+        return Outcome.DELETED
+    if record.server.host not in ("", pc.host):
+        return Outcome.PLACED_ELSEWHERE
+    return None
 
 
 def _ranges(resp: Any) -> Fresh:

@@ -20,6 +20,7 @@ from services.scheduler.settings import SchedulerSettings
 from stratus.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 from stratus.state.v1 import state_pb2
 from stratus.v1 import servers_pb2
+from tests.support.records import building
 
 
 @contextlib.asynccontextmanager
@@ -59,6 +60,7 @@ async def test_select_destinations_over_grpc(store: Store) -> None:
     caps = state_pb2.HostCapabilities(host="h1", vcpus=4, ram_mb=2048, disk_gb=40)
     await store.put(keys.host_capabilities("h1"), caps.SerializeToString())
     await store.put(keys.service("compute", "h1"), state_pb2.ServiceRecord(host="h1").SerializeToString())
+    await building(store, "i-1", "i-2")
     manager, spec = build(SchedulerSettings(host="s1", alternates=1), store)
     assert spec.binary == "scheduler" and list(spec.service_names) == [SERVICE_NAME] == [
         "stratus.scheduler.v1.Scheduler"

@@ -1,6 +1,7 @@
-"""Build: schedule (claim) -> record the host -> the compute spawns. On a failed host release the
-claim, remember the host, try again up to ``max_build_attempts``, then ERROR with a fault that says
-why. Resumed from SCHEDULING or SPAWNING."""
+"""Build: schedule (the scheduler claims a host and records it in the server's record, in one
+transaction) -> the compute spawns. On a failed host take the server off it (the host cleared and
+remembered as tried, the claim and the group placement released: one transaction), try again up to
+``max_build_attempts``, then ERROR with a fault that says why. Resumed from SCHEDULING or SPAWNING."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from collections.abc import Sequence
 
 from opentelemetry import trace
 
-from services.api import server_groups
 from services.api.flows.base import Deps, set_fault
 from services.api.peers import call
 from services.core import claims, instances
@@ -37,14 +37,6 @@ def build_failure(tried: Sequence[str], last: StratusError | None) -> StratusErr
         metadata["last_reason"] = last.reason
     return StratusError(f"build failed on {len(tried)} host(s) ({', '.join(tried)}); last error: {why}",
                         reason="BUILD_FAILED", metadata=metadata)  # fmt: skip
-
-
-async def release(deps: Deps, record: state_pb2.InstanceRecord, host: str) -> None:
-    """Gives the claim on ``host`` back, and the group placement that came with it."""
-    instance_id = record.server.id
-    await claims.release(deps.store, host, instance_id)
-    if record.server.server_group_id:
-        await server_groups.forget_placement(deps.store, record.server.server_group_id, instance_id)
 
 
 class BuildFlow:
@@ -92,7 +84,9 @@ class BuildFlow:
         except StratusError as err:
             refusal = err
         else:
-            return await self._place(record, reply.selected.host)
+            return self._place(reply)
+        if refusal.reason == "SERVER_DELETING":
+            return ""  # the delete that follows removes the record
         code = code_of(refusal).name
         if record.tried_hosts:
             failure = build_failure(list(record.tried_hosts), last)
@@ -100,23 +94,15 @@ class BuildFlow:
             refusal = StratusError(f"{failure.message}; no other host to try: {refusal.message}",
                                    reason=failure.reason, metadata=metadata)  # fmt: skip
             code = code_of(last).name if last is not None else "INTERNAL"
-        await instances.update(self._store, instance_id, lambda r: set_fault(r, refusal, code))
+        deleting = T.TASK_STATE_DELETING  # a delete that came meanwhile stays one
+        refuse = lambda r: False if r.server.task_state == deleting else set_fault(r, refusal, code)  # noqa: E731
+        await instances.update(self._store, instance_id, refuse)
         return ""
 
-    async def _place(self, record: state_pb2.InstanceRecord, host: str) -> str:
-        instance_id = record.server.id
-
-        def place(r: state_pb2.InstanceRecord) -> bool | None:
-            if r.server.task_state == T.TASK_STATE_DELETING:
-                return False
-            r.server.host = host
-            return None
-
-        placed = await instances.update(self._store, instance_id, place)
-        if placed.server.host != host:  # deleted meanwhile: give the claim back
-            await release(self._deps, placed, host)
-            return ""
-        return host
+    @staticmethod
+    def _place(reply: scheduler_pb2.SelectDestinationsResponse) -> str:
+        """The scheduler's host: the record names it already (written with the claim)."""
+        return reply.selected.host
 
     async def _select(self, record: state_pb2.InstanceRecord) -> scheduler_pb2.SelectDestinationsResponse:
         deadline = asyncio.get_running_loop().time() + NO_SCHEDULER_WAIT_S
@@ -131,17 +117,16 @@ class BuildFlow:
                 await asyncio.sleep(0.5)
 
     async def _forget_host(self, instance_id: str, host: str) -> None:
-        record, _ = await instances.get(self._store, instance_id)
-        await release(self._deps, record, host)
+        """Takes the server off ``host`` in one transaction (``claims.unplace``): the host cleared
+        and remembered as tried, its claim and group placement released."""
 
         def retry(r: state_pb2.InstanceRecord) -> None:
             r.tried_hosts.append(host)
-            r.server.host = ""
             r.server.vm_state = V.VM_STATE_BUILDING
             if r.server.task_state != T.TASK_STATE_DELETING:
                 r.server.task_state = T.TASK_STATE_SCHEDULING
 
-        await instances.update(self._store, instance_id, retry)
+        await claims.unplace(self._store, instance_id, host, retry)
 
     async def _fail(self, instance_id: str, last: StratusError | None) -> None:
         def fail(r: state_pb2.InstanceRecord) -> bool | None:
