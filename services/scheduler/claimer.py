@@ -25,23 +25,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
 from services.core import instances, keys
 from services.core.claims import Totals
 from services.core.errors import Unavailable
 from services.core.etcd import AMBIGUOUS, Store
+from services.scheduler.claim_plan import (
+    Fresh,
+    GroupPlan,
+    HostPlan,
+    Outcome,
+    PendingClaim,
+    Plan,
+    RecordPlan,
+    check_record,
+    know_record,
+    ranges,
+)
 from services.scheduler.groups import GroupCache
 from services.scheduler.host_state import NO_TOTALS, HostState, HostStateCache, add_totals
 from services.scheduler.request import SchedulingRequest
 from services.scheduler.table import HostTable
 from stratus.state.v1 import state_pb2
-from stratus.v1 import servers_pb2
+
+__all__ = ["Claimer", "Outcome", "PendingClaim"]
 
 log = logging.getLogger(__name__)
 
@@ -51,99 +61,6 @@ MAX_INFLIGHT = 4
 MAX_AMBIGUOUS = 3
 
 Fits = Callable[[HostState, SchedulingRequest], bool]
-
-
-class Outcome(enum.Enum):
-    CLAIMED = "claimed"
-    REFUSED = "refused"  # the host no longer fits with its fresh usage: decide again
-    GONE = "gone"  # the host stopped reporting: decide again
-    GROUP_CHANGED = "group_changed"  # the server group changed under the decision: decide again
-    DELETED = "deleted"  # the server's record is gone or being deleted: nothing to place
-    PLACED_ELSEWHERE = "placed_elsewhere"  # the record names another host already
-
-
-@dataclass(eq=False)
-class PendingClaim:
-    host: str
-    claim: state_pb2.Claim
-    request: SchedulingRequest
-    # The host's usage revision (and the group's) the decision was made against.
-    seen_revision: int
-    group_id: str
-    group_revision: int
-    future: asyncio.Future[Outcome]
-    # A host the server holds a claim on already (a retried request): no fit check, no liveness check.
-    held: bool = False
-    # The server's record and its mod revision, once read (None: there is none).
-    record: state_pb2.InstanceRecord | None = None
-    record_revision: int = 0
-    record_known: bool = False
-    totals: Totals = field(init=False)
-
-    def __post_init__(self) -> None:
-        c = self.claim
-        self.totals = Totals(c.vcpus, c.ram_mb, c.disk_gb, 1)
-
-
-@dataclass
-class _HostPlan:
-    revision: int
-    usage: state_pb2.HostUsage
-    claims: list[PendingClaim]
-
-
-@dataclass
-class _GroupPlan:
-    revision: int
-    record: state_pb2.ServerGroupRecord
-    claims: list[PendingClaim]
-
-
-@dataclass
-class _RecordPlan:
-    revision: int
-    value: bytes  # the record as it will be written: naming the claim's host
-    claim: PendingClaim
-
-
-@dataclass
-class _Plan:
-    hosts: dict[str, _HostPlan] = field(default_factory=dict)
-    groups: dict[str, _GroupPlan] = field(default_factory=dict)
-    records: dict[str, _RecordPlan] = field(default_factory=dict)
-    deferred: list[PendingClaim] = field(default_factory=list)  # a second claim of a server: next batch
-
-    def keys(self) -> list[str]:
-        return (
-            [keys.host_usage(h) for h in self.hosts]
-            + [keys.server_group(g) for g in self.groups]
-            + [keys.instance(i) for i in self.records]
-        )
-
-    def revisions(self) -> list[int]:
-        return (
-            [p.revision for p in self.hosts.values()]
-            + [p.revision for p in self.groups.values()]
-            + [p.revision for p in self.records.values()]
-        )
-
-    def values(self) -> list[bytes]:
-        return (
-            [p.usage.SerializeToString() for p in self.hosts.values()]
-            + [p.record.SerializeToString() for p in self.groups.values()]
-            + [p.value for p in self.records.values()]
-        )
-
-    def split(self, fresh: Fresh) -> tuple[Fresh, Fresh, Fresh]:
-        """The fresh reads of the hosts, the groups and the records."""
-        n_hosts, n_groups = len(self.hosts), len(self.groups)
-        return fresh[:n_hosts], fresh[n_hosts : n_hosts + n_groups], fresh[n_hosts + n_groups :]
-
-    def claims(self) -> list[PendingClaim]:
-        return [c for p in self.hosts.values() for c in p.claims]
-
-
-Fresh = list[tuple[bytes, int] | None]  # per key of a plan: (value, mod revision), None if absent
 
 
 class Claimer:
@@ -316,18 +233,18 @@ class Claimer:
             return
         gets = [self._store.op_get(keys.instance(pc.claim.instance_id)) for pc in batch]
         _, resp = await self._store.txn([], gets)
-        for pc, read in zip(batch, _ranges(resp), strict=True):
-            _know_record(pc, read)
+        for pc, read in zip(batch, ranges(resp), strict=True):
+            know_record(pc, read)
 
-    def _plan(self, batch: Sequence[PendingClaim]) -> _Plan:
-        plan = _Plan()
+    def _plan(self, batch: Sequence[PendingClaim]) -> Plan:
+        plan = Plan()
         for pc in batch:
             host_plan = plan.hosts.get(pc.host)
             if host_plan is None:
                 usage, revision = self._hosts.usage_of(pc.host)
                 new = state_pb2.HostUsage()
                 new.CopyFrom(usage)
-                host_plan = plan.hosts[pc.host] = _HostPlan(revision, new, [])
+                host_plan = plan.hosts[pc.host] = HostPlan(revision, new, [])
             if pc.claim.instance_id in plan.records:  # the same server twice (a retried request)
                 pc.record_known = False
                 plan.deferred.append(pc)
@@ -344,17 +261,17 @@ class Claimer:
         plan.hosts = {h: p for h, p in plan.hosts.items() if p.claims}
         return plan
 
-    def _plan_record(self, plan: _Plan, pc: PendingClaim) -> None:
+    def _plan_record(self, plan: Plan, pc: PendingClaim) -> None:
         assert pc.record is not None  # _check_record let it through
         record = state_pb2.InstanceRecord()
         record.CopyFrom(pc.record)
         record.server.host = pc.host
         instances.stamp(record)
-        plan.records[pc.claim.instance_id] = _RecordPlan(pc.record_revision, record.SerializeToString(), pc)
+        plan.records[pc.claim.instance_id] = RecordPlan(pc.record_revision, record.SerializeToString(), pc)
 
-    def _check(self, pc: PendingClaim, host_plan: _HostPlan) -> Outcome | None:
+    def _check(self, pc: PendingClaim, host_plan: HostPlan) -> Outcome | None:
         """None when the claim can go into the transaction; else how it ends now."""
-        verdict = _check_record(pc)
+        verdict = check_record(pc)
         if verdict is not None:
             return verdict
         already = pc.claim.instance_id in host_plan.usage.claims
@@ -377,17 +294,17 @@ class Claimer:
             return None
         return Outcome.REFUSED
 
-    def _plan_group(self, plan: _Plan, pc: PendingClaim) -> None:
+    def _plan_group(self, plan: Plan, pc: PendingClaim) -> None:
         group_plan = plan.groups.get(pc.group_id)
         if group_plan is None:
             record, revision = self._groups.get(pc.group_id) or (state_pb2.ServerGroupRecord(), 0)
             new = state_pb2.ServerGroupRecord()
             new.CopyFrom(record)
-            group_plan = plan.groups[pc.group_id] = _GroupPlan(revision, new, [])
+            group_plan = plan.groups[pc.group_id] = GroupPlan(revision, new, [])
         group_plan.record.placements[pc.claim.instance_id] = pc.host
         group_plan.claims.append(pc)
 
-    async def _txn(self, plan: _Plan) -> tuple[bool, int, Fresh | None]:
+    async def _txn(self, plan: Plan) -> tuple[bool, int, Fresh | None]:
         """(landed, revision, fresh reads): fresh is the keys as read after a lost swap, or after
         an ambiguous outcome (then revision is 0 and the reads are what the cache takes)."""
         store, plan_keys = self._store, plan.keys()
@@ -399,24 +316,24 @@ class Claimer:
                 ok, resp = await store.txn(compares, puts, gets)
                 if ok:
                     return True, int(resp.header.revision), None
-                return False, 0, _ranges(resp)
+                return False, 0, ranges(resp)
             except AMBIGUOUS as exc:
                 log.warning("claim transaction outcome unknown (%s); reading back", exc)
                 with contextlib.suppress(*AMBIGUOUS):
                     _, resp = await store.txn([], gets)
-                    fresh = _ranges(resp)
+                    fresh = ranges(resp)
                     return self._landed_after_all(plan, fresh), 0, fresh
                 await asyncio.sleep(0.05 * (attempt + 1))
         raise Unavailable("etcd did not settle a claim transaction")
 
-    def _landed_after_all(self, plan: _Plan, fresh: Fresh) -> bool:
+    def _landed_after_all(self, plan: Plan, fresh: Fresh) -> bool:
         """The transaction is atomic: it landed iff the first record is exactly as it wrote it (its
         ``updated_at`` makes the bytes its own)."""
         first = next(iter(plan.records.values()))
         read = plan.split(fresh)[2][0]
         return read is not None and read[0] == first.value
 
-    def _landed(self, plan: _Plan, revision: int, fresh: Fresh | None) -> None:
+    def _landed(self, plan: Plan, revision: int, fresh: Fresh | None) -> None:
         if fresh is not None:
             self._apply_fresh(plan, fresh)
         else:
@@ -428,7 +345,7 @@ class Claimer:
         for pc in plan.claims():
             self._finish(pc, Outcome.CLAIMED)
 
-    def _forward(self, plan: _Plan, revision: int) -> None:
+    def _forward(self, plan: Plan, revision: int) -> None:
         """Claims queued while these committed had counted them as pending: they were decided
         against what is now in etcd, so they need no second check."""
         for pc in self._queue:
@@ -439,7 +356,7 @@ class Claimer:
             if group_plan is not None and pc.group_revision == group_plan.revision:
                 pc.group_revision = revision
 
-    def _apply_fresh(self, plan: _Plan, fresh: Fresh) -> None:
+    def _apply_fresh(self, plan: Plan, fresh: Fresh) -> None:
         hosts, groups, records = plan.split(fresh)
         for (host, host_plan), read in zip(plan.hosts.items(), hosts, strict=True):
             if read is not None:
@@ -450,9 +367,9 @@ class Claimer:
             record = state_pb2.ServerGroupRecord.FromString(read[0]) if read is not None else None
             self._groups.apply(group_id, record, read[1] if read is not None else 0)
         for record_plan, read in zip(plan.records.values(), records, strict=True):
-            _know_record(record_plan.claim, read)
+            know_record(record_plan.claim, read)
 
-    def _lost(self, plan: _Plan, fresh: Fresh) -> list[PendingClaim]:
+    def _lost(self, plan: Plan, fresh: Fresh) -> list[PendingClaim]:
         """Refreshes what changed; the claims to queue again (groups that changed: decide again)."""
         self._apply_fresh(plan, fresh)
         changed_groups = {
@@ -467,28 +384,3 @@ class Claimer:
             else:
                 requeue.append(pc)
         return requeue
-
-
-def _know_record(pc: PendingClaim, read: tuple[bytes, int] | None) -> None:
-    pc.record = state_pb2.InstanceRecord.FromString(read[0]) if read is not None else None
-    pc.record_revision = read[1] if read is not None else 0
-    pc.record_known = True
-
-
-def _check_record(pc: PendingClaim) -> Outcome | None:
-    """None when the server's record may name the claim's host."""
-    record = pc.record
-    if record is None or record.server.task_state == servers_pb2.TaskState.TASK_STATE_DELETING:
-        return Outcome.DELETED
-    if record.server.host not in ("", pc.host):
-        return Outcome.PLACED_ELSEWHERE
-    return None
-
-
-def _ranges(resp: Any) -> Fresh:
-    """(value, mod revision) per range response of a transaction, None for an absent key."""
-    out: Fresh = []
-    for op in resp.responses:
-        kvs = op.response_range.kvs
-        out.append((bytes(kvs[0].value), int(kvs[0].mod_revision)) if kvs else None)
-    return out
