@@ -73,6 +73,11 @@ class ClaimAudit:
         self._task: asyncio.Task[None] | None = None
 
     # ---- one round --------------------------------------------------------------------------
+    async def check(self) -> list[Finding]:
+        """What a round would repair, repairing nothing (for a test or a chaos run: it should be
+        empty once the flows are done; while they run, a finding may be a race of the two reads)."""
+        return self._findings(await self._usages(), await self._records())
+
     async def run_once(self) -> AuditReport:
         usages = await self._usages()
         records = await self._records()

@@ -9,7 +9,7 @@ import asyncio
 import threading
 import uuid
 
-from services.api.claim_audit import AuditReport, ClaimAudit
+from services.api.claim_audit import AuditReport, ClaimAudit, Finding
 from services.core import instances
 from services.core.etcd import Store
 from stratus.v1 import servers_pb2
@@ -58,6 +58,15 @@ async def tried_hosts(stack: Stack, ids: list[str]) -> list[list[str]]:
         await store.close()
 
 
+async def final_check(stack: Stack) -> list[Finding]:
+    store = Store(list(stack.info["etcd"]))
+    await store.connect()
+    try:
+        return await ClaimAudit(store, grace_s=0).check()
+    finally:
+        await store.close()
+
+
 def test_creates_deletes_and_failed_builds_leave_the_audit_nothing(stack: Stack, failing_compute: str) -> None:  # noqa: F811
     md = stack.md("demo")
     with AuditAlongside(stack) as audit:
@@ -79,5 +88,6 @@ def test_creates_deletes_and_failed_builds_leave_the_audit_nothing(stack: Stack,
             stack.wait_gone(server_id)
     assert len(audit.reports) >= 2  # it ran during the work and once after all of it
     assert [f for report in audit.reports for f in report.repaired] == []
+    assert asyncio.run(final_check(stack)) == []
     failing = next(h for h in list_hosts(stack) if h.host == failing_compute)
     assert failing.ram_mb_used == 0 and failing.running_servers == 0

@@ -57,6 +57,7 @@ async def test_orphans_and_a_missing_claim_are_repaired_counted_and_logged(
 ) -> None:
     await plant(store)
     audit = ClaimAudit(store, grace_s=0)
+    assert len(await audit.check()) == 3 and sum(audit.repairs.values()) == 0  # check repairs nothing
     with caplog.at_level(logging.WARNING, logger="services.api.claim_audit"):
         report = await audit.run_once()
     assert sorted((f.kind, f.instance_id, f.host) for f in report.repaired) == [
