@@ -7,8 +7,9 @@
 objects, the default filters and weighers, each decision applied to the in-memory state.
 ``claims``: the full path: a ``SchedulerManager`` with its watch-fed host cache over a real etcd
 started here (temp dir, free ports, stopped by pid), hosts and the servers' records (BUILD, no
-host) loaded into etcd first, decisions issued with C in flight, each claimed by compare-and-swap
-in the same transaction as its record gets the host. One JSON line per run. Hosts come from
+host) loaded into etcd first, decisions issued with C in flight (each with the record and its
+revision, as the api's build sends them), each claimed by compare-and-swap in the same
+transaction as its record gets the host. One JSON line per run. Hosts come from
 ``bench/workload.py``, the same as the Nova baseline's.
 """
 
@@ -166,22 +167,29 @@ async def load_hosts(store: Store, hosts: list[Host], concurrency: int = 64) -> 
     await store.put(keys.aggregate(AZ2_AGGREGATE), az2_aggregate(hosts).SerializeToString())
 
 
-async def load_records(store: Store, indexes: list[int], concurrency: int = 64) -> None:
-    """The servers' records as the api writes them at create: BUILD, scheduling, no host."""
+Records = dict[int, tuple[state_pb2.InstanceRecord, int]]
+
+
+async def load_records(store: Store, indexes: list[int], concurrency: int = 64) -> Records:
+    """The servers' records as the api writes them at create (BUILD, scheduling, no host), with
+    their mod revisions: the api's build sends both with its request, as here."""
     queue = list(indexes)
+    loaded: Records = {}
 
     async def worker() -> None:
         while queue:
-            s = spec(queue.pop())
+            i = queue.pop()
+            s = spec(i)
             server = servers_pb2.Server(
                 id=s.instance_id, project_id=s.project_id, flavor_id=s.flavor_id, resources=s.resources,
                 vm_state=servers_pb2.VmState.VM_STATE_BUILDING, task_state=servers_pb2.TaskState.TASK_STATE_SCHEDULING,
             )  # fmt: skip
             record = state_pb2.InstanceRecord(server=server)
             instances.stamp(record)
-            await store.put(keys.instance(s.instance_id), record.SerializeToString())
+            loaded[i] = (record, await store.put(keys.instance(s.instance_id), record.SerializeToString()))
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return loaded
 
 
 async def in_flight(count: int, concurrency: int, one: Callable[[int], Awaitable[None]]) -> list[float]:
@@ -251,7 +259,7 @@ async def run_claims(
         await store.connect()
         t0 = time.perf_counter()
         await load_hosts(store, hosts)
-        await load_records(store, [-1 - i for i in range(warmup)] + list(range(decisions)))
+        loaded = await load_records(store, [-1 - i for i in range(warmup)] + list(range(decisions)))
         load_s = time.perf_counter() - t0
         manager = SchedulerManager(store, options=OptionsWatcher(SchedulerOptions().option_values()))
         t0 = time.perf_counter()
@@ -261,10 +269,10 @@ async def run_claims(
         m = manager
 
         async def warm(i: int) -> None:
-            await m.select_destinations(spec(-1 - i))
+            await m.select_destinations(spec(-1 - i), record=loaded[-1 - i])
 
         async def one(i: int) -> None:
-            await m.select_destinations(spec(i))
+            await m.select_destinations(spec(i), record=loaded[i])
 
         await in_flight(warmup, concurrency, warm)
         await release_all(store, m, warmup)  # the timed run starts from the workload

@@ -89,14 +89,17 @@ class Claimer:
     # ---- the manager's side -----------------------------------------------------------------
     def submit(
         self, host: str, claim: state_pb2.Claim, request: SchedulingRequest, group: tuple[str, int] | None,
-        *, held: bool = False,
+        *, held: bool = False, record: tuple[state_pb2.InstanceRecord, int] | None = None,
     ) -> asyncio.Future[Outcome]:  # fmt: skip
         """Pre-applies the claim and queues it; the future says how it ended. ``held``: the server
-        holds a claim on ``host`` already (a retried request), only its record may need the host."""
+        holds a claim on ``host`` already (a retried request), only its record may need the host.
+        ``record``: the server's record and mod revision as the caller read them (else read here)."""
         _, revision = self._hosts.usage_of(host)
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         group_id, group_revision = group if group is not None else ("", 0)
         pc = PendingClaim(host, claim, request, revision, group_id, group_revision, future, held)
+        if record is not None:
+            pc.record, pc.record_revision, pc.record_known = record[0], record[1], True
         if self._stopped:
             future.set_exception(Unavailable("the scheduler is stopping"))
             return future

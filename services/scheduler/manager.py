@@ -98,10 +98,15 @@ class SchedulerManager:
         return [s.with_pending(self.claimer.pending(s.host)) for s in self.hosts.hosts()]
 
     async def select_destinations(
-        self, spec: scheduler_pb2.RequestSpec, alternates: int | None = None
-    ) -> scheduler_pb2.SelectDestinationsResponse:
-        """Claims a host for ``spec``; ``alternates`` (default: the configured number) more that fit."""
+        self, spec: scheduler_pb2.RequestSpec, alternates: int | None = None,
+        record: tuple[state_pb2.InstanceRecord, int] | None = None,
+    ) -> scheduler_pb2.SelectDestinationsResponse:  # fmt: skip
+        """Claims a host for ``spec``; ``alternates`` (default: the configured number) more that fit.
+        ``record``: the server's record and its mod revision as the caller read them, which the
+        claim's transaction writes with the host (else the claimer reads it: one more round trip)."""
         validate(spec)
+        if record is not None and record[0].server.id != spec.instance_id:
+            raise InvalidArgument([("instance.server.id", "must be spec.instance_id")])
         wanted = max(self.alternates if alternates is None else alternates, 0)
         claim = claim_for(spec)
         for attempt in range(1, MAX_DECISIONS + 1):
@@ -122,7 +127,7 @@ class SchedulerManager:
                 "stratus.scheduler.decision": attempt,
             }
             with TRACER.start_as_current_span("scheduler.claim", attributes=attributes) as span:
-                outcome = await self.claimer.submit(host, claim, request, group, held=held is not None)
+                outcome = await self.claimer.submit(host, claim, request, group, held=held is not None, record=record)
                 span.set_attribute("stratus.claim.outcome", outcome.value)
             if outcome is Outcome.CLAIMED:
                 log.info("instance %s claimed on %s", spec.instance_id, host)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from services.core import claims, instances, keys
-from services.core.errors import FailedPrecondition, ResourceExhausted
+from services.core.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
 from services.core.etcd import Store
 from services.scheduler.manager import SchedulerManager
 from services.scheduler.options import OptionsWatcher
@@ -218,3 +218,27 @@ async def test_a_stale_scheduler_never_places_a_server_twice(store: Store, manag
 
 def deleting(record: state_pb2.InstanceRecord) -> None:
     record.server.task_state = servers_pb2.TaskState.TASK_STATE_DELETING
+
+
+async def test_a_record_sent_stale_is_read_again_and_nothing_it_missed_is_lost(store: Store, managers: Factory) -> None:
+    """The api sends the record it read and its revision; one written since is read again."""
+    await add_host(store, "h1")
+    await building(store, "i-1", "i-2")
+    sent = [await instances.get(store, i) for i in ("i-1", "i-2")]
+    await instances.update(store, "i-1", lambda r: r.server.metadata.update({"later": "yes"}))
+    await instances.update(store, "i-2", deleting)
+    manager = await managers()
+    reply = await manager.select_destinations(spec("i-1"), record=sent[0])
+    stored, _ = await instances.get(store, "i-1")
+    assert reply.selected.host == stored.server.host == "h1" and stored.server.metadata["later"] == "yes"
+    with pytest.raises(FailedPrecondition, match="being deleted"):
+        await manager.select_destinations(spec("i-2"), record=sent[1])
+    assert list(await claimed(store, "h1")) == ["i-1"]
+
+
+async def test_a_record_of_another_server_is_refused(store: Store, managers: Factory) -> None:
+    await add_host(store, "h1")
+    await building(store, "i-1", "i-2")
+    manager = await managers()
+    with pytest.raises(InvalidArgument):
+        await manager.select_destinations(spec("i-1"), record=await instances.get(store, "i-2"))

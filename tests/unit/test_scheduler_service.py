@@ -9,7 +9,7 @@ import grpc
 import pytest
 from pydantic import ValidationError
 
-from services.core import keys
+from services.core import instances, keys
 from services.core.config import load_settings
 from services.core.errors import ResourceExhausted, from_rpc_error
 from services.core.etcd import Store
@@ -74,8 +74,13 @@ async def test_select_destinations_over_grpc(store: Store) -> None:
                     instance_id="i-1", resources=servers_pb2.ServerResources(vcpus=1, ram_mb=1024, disk_gb=1)
                 )
             )
+            record, revision = await instances.get(store, "i-1")  # as the api's build sends it
+            request.instance.CopyFrom(record)
+            request.instance_revision = revision
             reply = await stub.SelectDestinations(request)
-            assert reply.selected.host == "h1"
+            assert reply.selected.host == "h1" and (await instances.get(store, "i-1"))[0].server.host == "h1"
+            request.ClearField("instance")
+            request.instance_revision = 0  # without: the scheduler reads the record
             request.spec.instance_id = "i-2"
             request.spec.resources.ram_mb = 4096
             with pytest.raises(grpc.aio.AioRpcError) as info:

@@ -48,12 +48,12 @@ class BuildFlow:
         with tracer().start_as_current_span("api.build", attributes={"stratus.instance_id": instance_id}):
             last: StratusError | None = None
             while True:
-                record, _ = await instances.get(self._store, instance_id)
+                record, revision = await instances.get(self._store, instance_id)
                 if record.server.task_state == T.TASK_STATE_DELETING:
                     return
                 if len(record.tried_hosts) >= self._deps.limits.max_build_attempts:
                     break
-                host = record.server.host or await self._schedule(record, last)
+                host = record.server.host or await self._schedule(record, last, revision)
                 if not host:
                     return  # refused: the record is in ERROR already
                 trace.get_current_span().set_attribute("stratus.host", host)
@@ -73,14 +73,15 @@ class BuildFlow:
         request = compute_pb2.BuildInstanceRequest(instance_id=instance_id)
         await call(self._deps.compute(host).BuildInstance, request, self._deps.limits.build_timeout_s)
 
-    async def _schedule(self, record: state_pb2.InstanceRecord, last: StratusError | None) -> str:
-        """A host claimed for the server, or "" with the record in ERROR saying why none was.
+    async def _schedule(self, record: state_pb2.InstanceRecord, last: StratusError | None, revision: int = 0) -> str:
+        """A host claimed for the server (its record naming it, written with the claim from the
+        record read at ``revision``), or "" with the record in ERROR saying why none was.
 
         After failed attempts the fault leads with what failed, not with the scheduler's "no
         other host": a user must see that the image is broken, not only that hosts ran out."""
         instance_id = record.server.id
         try:
-            reply = await self._select(record)
+            reply = await self._select(record, revision)
         except StratusError as err:
             refusal = err
         else:
@@ -104,13 +105,16 @@ class BuildFlow:
         """The scheduler's host: the record names it already (written with the claim)."""
         return reply.selected.host
 
-    async def _select(self, record: state_pb2.InstanceRecord) -> scheduler_pb2.SelectDestinationsResponse:
+    async def _select(
+        self, record: state_pb2.InstanceRecord, revision: int = 0
+    ) -> scheduler_pb2.SelectDestinationsResponse:
         deadline = asyncio.get_running_loop().time() + NO_SCHEDULER_WAIT_S
         spec = await self._deps.specs.for_record(record)
+        request = scheduler_pb2.SelectDestinationsRequest(spec=spec, instance=record, instance_revision=revision)
         while True:
             try:
                 stub = self._deps.peers.scheduler()
-                return await call(stub.SelectDestinations, scheduler_pb2.SelectDestinationsRequest(spec=spec))
+                return await call(stub.SelectDestinations, request)
             except Unavailable:
                 if asyncio.get_running_loop().time() > deadline:
                     raise
