@@ -6,8 +6,10 @@
 ``core``: the scheduling core alone, in-process: the host table built from ``HostState``
 objects, the default filters and weighers, each decision applied to the in-memory state.
 ``claims``: the full path: a ``SchedulerManager`` with its watch-fed host cache over a real etcd
-started here (temp dir, free ports, stopped by pid), hosts loaded into etcd first, decisions
-issued with C in flight, each claimed by compare-and-swap. One JSON line per run. Hosts come from
+started here (temp dir, free ports, stopped by pid), hosts and the servers' records (BUILD, no
+host) loaded into etcd first, decisions issued with C in flight (each with the record and its
+revision, as the api's build sends them), each claimed by compare-and-swap in the same
+transaction as its record gets the host. One JSON line per run. Hosts come from
 ``bench/workload.py``, the same as the Nova baseline's.
 """
 
@@ -30,7 +32,7 @@ if __package__ in (None, ""):  # run as a script: make the repo importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.workload import REQUEST, Host, choices_digest, make_hosts
-from services.core import claims, keys
+from services.core import claims, instances, keys
 from services.core.etcd import Store
 from services.scheduler.engine import Engine
 from services.scheduler.host_state import HostState
@@ -165,6 +167,31 @@ async def load_hosts(store: Store, hosts: list[Host], concurrency: int = 64) -> 
     await store.put(keys.aggregate(AZ2_AGGREGATE), az2_aggregate(hosts).SerializeToString())
 
 
+Records = dict[int, tuple[state_pb2.InstanceRecord, int]]
+
+
+async def load_records(store: Store, indexes: list[int], concurrency: int = 64) -> Records:
+    """The servers' records as the api writes them at create (BUILD, scheduling, no host), with
+    their mod revisions: the api's build sends both with its request, as here."""
+    queue = list(indexes)
+    loaded: Records = {}
+
+    async def worker() -> None:
+        while queue:
+            i = queue.pop()
+            s = spec(i)
+            server = servers_pb2.Server(
+                id=s.instance_id, project_id=s.project_id, flavor_id=s.flavor_id, resources=s.resources,
+                vm_state=servers_pb2.VmState.VM_STATE_BUILDING, task_state=servers_pb2.TaskState.TASK_STATE_SCHEDULING,
+            )  # fmt: skip
+            record = state_pb2.InstanceRecord(server=server)
+            instances.stamp(record)
+            loaded[i] = (record, await store.put(keys.instance(s.instance_id), record.SerializeToString()))
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return loaded
+
+
 async def in_flight(count: int, concurrency: int, one: Callable[[int], Awaitable[None]]) -> list[float]:
     """Runs one(i) for i in 0..count-1 with ``concurrency`` in flight; each one's latency."""
     latencies: list[float] = []
@@ -187,7 +214,7 @@ async def release_all(store: Store, manager: SchedulerManager, warmup: int) -> N
     for i in range(warmup):
         instance_id = spec(-1 - i).instance_id
         for host in manager.hosts.holders(instance_id):
-            await claims.release(store, host, instance_id)
+            await claims.unplace(store, instance_id, host, lambda _record: None)
     for _ in range(1000):
         if not any(manager.hosts.holders(spec(-1 - i).instance_id) for i in range(warmup)):
             return
@@ -215,6 +242,13 @@ async def overcommitted(store: Store) -> int:
     return bad
 
 
+async def unplaced(store: Store) -> int:
+    """The timed run's servers whose record names no host (each decision writes it: none should)."""
+    kvs, _ = await store.get_prefix(keys.INSTANCES)
+    records = (state_pb2.InstanceRecord.FromString(kv.value) for kv in kvs)
+    return sum(1 for r in records if not r.server.host and not r.server.id.startswith("bench--"))
+
+
 async def run_claims(
     hosts: list[Host], decisions: int, warmup: int, concurrency: int, profiler: cProfile.Profile | None
 ) -> dict[str, Any]:
@@ -225,6 +259,7 @@ async def run_claims(
         await store.connect()
         t0 = time.perf_counter()
         await load_hosts(store, hosts)
+        loaded = await load_records(store, [-1 - i for i in range(warmup)] + list(range(decisions)))
         load_s = time.perf_counter() - t0
         manager = SchedulerManager(store, options=OptionsWatcher(SchedulerOptions().option_values()))
         t0 = time.perf_counter()
@@ -234,10 +269,10 @@ async def run_claims(
         m = manager
 
         async def warm(i: int) -> None:
-            await m.select_destinations(spec(-1 - i))
+            await m.select_destinations(spec(-1 - i), record=loaded[-1 - i])
 
         async def one(i: int) -> None:
-            await m.select_destinations(spec(i))
+            await m.select_destinations(spec(i), record=loaded[i])
 
         await in_flight(warmup, concurrency, warm)
         await release_all(store, m, warmup)  # the timed run starts from the workload
@@ -252,6 +287,7 @@ async def run_claims(
         return summary(
             "claims", len(hosts), latencies, elapsed,
             concurrency=concurrency, load_s=round(load_s, 2), start_s=round(start_s, 2), overcommitted_hosts=bad,
+            records_without_host=await unplaced(store),
         )  # fmt: skip
     finally:
         if manager is not None:

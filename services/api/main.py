@@ -10,6 +10,7 @@ from google.protobuf import descriptor_pool
 from services.api.admin import AdminManager
 from services.api.aggregates import AggregatesManager
 from services.api.auth import BearerAuthenticator
+from services.api.claim_audit import ClaimAudit
 from services.api.flavors import FlavorsManager
 from services.api.flows import Limits, Orchestrator
 from services.api.image_files import ImageFiles
@@ -99,6 +100,7 @@ class ApiManager:
         self.placement = PlacementManager(specs, peers)
         self.admin = AdminManager(store, peers)
         self.tokens = IssuedTokens(store, settings.token_ttl_min_s)
+        self.claim_audit = ClaimAudit(store)
 
     async def start(self) -> None:
         await self.directory.start()
@@ -109,10 +111,12 @@ class ApiManager:
                 await self.images.seed(self.settings.seed_image_file)
             self.images.start_sweeping(self.settings.image_sweep_interval_s)
             resumed = await self.servers.recover()
+        self.claim_audit.start(self.settings.claim_audit_interval_s)
         if resumed:
             log.info("resumed %d unfinished server task(s)", resumed)
 
     async def stop(self) -> None:
+        await self.claim_audit.stop()
         await self.tasks.drain(self.settings.drain_s)
         await self.images.stop_sweeping()
         await self.tokens.stop()

@@ -1,6 +1,7 @@
 """The records that quotas count, written and removed together with their project's usage.
 
-- a server's record is removed (the delete flow's last step) with its charge given back;
+- a server's record is removed (the delete flow's last step) with its charge given back and the
+  claim on its host released (a server holds a claim exactly when its record names a host);
 - an image's record is written with the change of what it holds (once ACTIVE: one image and its
   bytes; a SAVING record holds nothing, so one an upload's lease takes away leaves no charge behind)
   and removed, with its members, with all of it given back. The charge is worked out from the record before
@@ -13,7 +14,8 @@ import logging
 
 from services.api import quotas
 from services.api.quotas import Quotas
-from services.core import instances, keys
+from services.core import claims, instances, keys
+from services.core.claims import Writes
 from services.core.errors import Aborted, NotFound
 from services.core.etcd import AMBIGUOUS, Store
 from stratus.v1 import images_pb2
@@ -22,8 +24,9 @@ log = logging.getLogger(__name__)
 
 
 async def delete_instance(store: Store, instance_id: str) -> None:
-    """Removes the server's record and its request index, and gives its charge back, in one
-    transaction (so a charge is given back exactly once)."""
+    """Removes the server's record and its request index, gives its charge back and releases its
+    claim on the host the record names, in one transaction (so a charge is given back exactly
+    once, and the claim goes exactly when the record does)."""
     for attempt in range(quotas.MAX_ATTEMPTS):
         try:
             record, revision = await instances.get(store, instance_id)
@@ -35,8 +38,10 @@ async def delete_instance(store: Store, instance_id: str) -> None:
             ops.append(store.op_delete(keys.request(record.server.project_id, record.request_id)))
         give_back = {r: -n for r, n in quotas.instance_charge(record).items()}
         charge = await quotas.release(store, record.server.project_id, give_back)
+        claim = await claims.release_ops(store, record.server.host, instance_id) if record.server.host else Writes()
+        compares = [store.cmp_mod(key, revision), *charge.compares, *claim.compares]
         try:
-            ok, _ = await store.txn([store.cmp_mod(key, revision), *charge.compares], [*ops, *charge.ops])
+            ok, _ = await store.txn(compares, [*ops, *charge.ops, *claim.ops])
         except AMBIGUOUS as exc:  # read again: the record is gone if it landed
             log.warning("deleting server %s: etcd's answer was lost (%s); reading back", instance_id, exc)
             ok = False

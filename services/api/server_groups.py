@@ -85,15 +85,6 @@ async def forget_member(store: Store, group_id: str, instance_id: str) -> None:
     await update(store, group_id, drop)
 
 
-async def forget_placement(store: Store, group_id: str, instance_id: str) -> None:
-    """Removes a member's placement (its claim was released: the build is retried elsewhere)."""
-
-    def drop(record: state_pb2.ServerGroupRecord) -> bool | None:
-        return None if record.placements.pop(instance_id, None) is not None else False
-
-    await update(store, group_id, drop)
-
-
 class ServerGroupsManager:
     def __init__(self, store: Store, ledger: Quotas | None = None) -> None:
         self._store = store

@@ -60,6 +60,8 @@ class ApiSettings(CommonSettings):
     # What `tiny` is seeded from: the built Linux guest (deploy/build-guest.sh) when the file
     # exists, else a 1 MiB boot sector that only prints a line.
     seed_image_file: Path | None = REPO_ROOT / "build/guest/tiny.qcow2"
+    # How often the claims audit (services/api/claim_audit.py) checks claims against the records.
+    claim_audit_interval_s: float = Field(default=60.0, gt=0)
     # Per-project limits (services/api/quotas.py).
     quota: QuotaDefaults = QuotaDefaults()
 

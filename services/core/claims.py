@@ -1,17 +1,30 @@
 """Resource claims on hosts: ``hosts/<host>/usage`` changed only by compare-and-swap on its mod
-revision, so no two writers (several schedulers, or a scheduler and a release) can over-commit."""
+revision, so no two writers (several schedulers, or a scheduler and a release) can over-commit.
+
+The invariant: a server holds a claim on host H exactly when its record names H. So a claim and
+the record's host change together, in ONE transaction, everywhere: the scheduler claims and sets
+``server.host`` at once (``services/scheduler/claimer.py``); ``unplace`` takes a server off a
+host (a failed build); the delete removes the claim with the record (``release_ops`` in
+``services/api/quota_records.delete_instance``); a resize changes the claim with the record
+(``services/api/resizing.with_claim``). ``services/api/claim_audit.py`` checks it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
-from services.core import keys
-from services.core.errors import Aborted
-from services.core.etcd import Store
+from etcd3aio._protobuf import Compare, RequestOp
+
+from services.core import instances, keys
+from services.core.errors import Aborted, NotFound
+from services.core.etcd import AMBIGUOUS, Store
 from stratus.state.v1 import state_pb2
 from stratus.v1 import servers_pb2
 
+log = logging.getLogger(__name__)
 MAX_SWAP_ATTEMPTS = 50
+RecordChange = Callable[[state_pb2.InstanceRecord], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +63,9 @@ async def try_claim(
 
 
 async def release(store: Store, host: str, instance_id: str) -> bool:
-    """Removes the instance's claim from the host; True if there was one."""
+    """Removes the instance's claim from the host; True if there was one. Only for a claim no
+    record names (the audit's repair compares the record too): everything else goes through
+    ``unplace`` or ``release_ops``."""
     for _ in range(MAX_SWAP_ATTEMPTS):
         usage, revision = await read_usage(store, host)
         if instance_id not in usage.claims:
@@ -105,3 +120,87 @@ async def read_capabilities(store: Store, host: str) -> state_pb2.HostCapabiliti
     """What the host's compute reports (None while it is down: the key lives on its lease)."""
     kv = await store.get(keys.host_capabilities(host))
     return state_pb2.HostCapabilities.FromString(kv.value) if kv else None
+
+
+# ---- the claim together with the record's host ---------------------------------------------
+def claim_of(record: state_pb2.InstanceRecord) -> state_pb2.Claim:
+    """The claim a placed server holds: its resources (both sizes, per resource, while a resize
+    is not settled), its flavor and project."""
+    server = record.server
+    held = server.resources
+    if record.HasField("resize"):
+        held = max_resources(server.resources, record.resize.old_resources)
+    claim = state_pb2.Claim(instance_id=server.id, project_id=server.project_id, created_at=instances.now())
+    return sized(claim, held, server.flavor_id)
+
+
+@dataclass
+class Writes:
+    """Compares and ops for the caller's transaction."""
+
+    compares: list[Compare] = field(default_factory=list)
+    ops: list[RequestOp] = field(default_factory=list)
+
+    def extend(self, other: Writes) -> None:
+        self.compares.extend(other.compares)
+        self.ops.extend(other.ops)
+
+
+async def release_ops(store: Store, host: str, instance_id: str) -> Writes:
+    """What releases the instance's claim on ``host`` inside the caller's transaction (which must
+    also compare the instance record, so no claim can appear meanwhile): nothing without one."""
+    usage, revision = await read_usage(store, host)
+    if instance_id not in usage.claims:
+        return Writes()
+    del usage.claims[instance_id]
+    key = keys.host_usage(host)
+    return Writes([store.cmp_mod(key, revision)], [store.op_put(key, usage.SerializeToString())])
+
+
+async def _placement_ops(store: Store, group_id: str, instance_id: str, host: str) -> Writes:
+    """What forgets the group placement of the instance on ``host`` (it comes with the claim)."""
+    key = keys.server_group(group_id)
+    kv = await store.get(key)
+    if kv is None:
+        return Writes()
+    group = state_pb2.ServerGroupRecord.FromString(kv.value)
+    if group.placements.get(instance_id) != host:
+        return Writes()
+    del group.placements[instance_id]
+    return Writes([store.cmp_mod(key, kv.mod_revision)], [store.op_put(key, group.SerializeToString())])
+
+
+async def unplace(store: Store, instance_id: str, host: str, change: RecordChange) -> state_pb2.InstanceRecord | None:
+    """Takes the server off ``host`` in ONE transaction: the record's host cleared (and ``change``
+    applied to it, e.g. the host remembered as tried), the host's claim released, and the group
+    placement there forgotten. Idempotent: a record that no longer names ``host`` is left as it is
+    (an earlier attempt landed), though a claim still on ``host`` is released. Returns the record
+    as stored, None if there is none."""
+    key = keys.instance(instance_id)
+    for _ in range(MAX_SWAP_ATTEMPTS):
+        try:
+            record: state_pb2.InstanceRecord | None
+            record, revision = await instances.get(store, instance_id)
+        except NotFound:
+            record, revision = None, 0
+        writes = await release_ops(store, host, instance_id)
+        if record is not None and record.server.host == host:
+            if record.server.server_group_id:
+                writes.extend(await _placement_ops(store, record.server.server_group_id, instance_id, host))
+            record.server.host = ""
+            change(record)
+            instances.stamp(record)
+            writes.compares.append(store.cmp_mod(key, revision))
+            writes.ops.append(store.op_put(key, record.SerializeToString()))
+        elif writes.ops:  # a claim the record does not name: released comparing the record
+            writes.compares.append(store.cmp_mod(key, revision))
+        if not writes.ops:
+            return record
+        try:
+            ok, _ = await store.txn(writes.compares, writes.ops)
+        except AMBIGUOUS as exc:  # read again: a landed attempt leaves nothing to do
+            log.warning("taking server %s off %s: etcd's answer was lost (%s); reading back", instance_id, host, exc)
+            continue
+        if ok:
+            return record
+    raise Aborted(f"server {instance_id} or host {host} is changing too fast; try again")

@@ -1,111 +1,66 @@
-"""Committing claims to etcd: optimistic, serialised per host, batched, compare-and-swap.
+"""Committing claims to etcd: optimistic, serialised per host, batched, compare-and-swap, each with
+the server's record naming its host in the same transaction.
 
 A decision's claim is pre-applied at once (``pending``: the host table and per-host states count
 it), so decisions made while it is in flight see it. Claims wait in one queue; a pump takes a
 batch of hosts that have no transaction in flight (all queued claims of a host together, so
 claims on one host never race each other in this process) and commits them in ONE transaction:
 per host, compare the usage's mod revision and put the usage with the new claims; per server
-group, the same on ``server_groups/<id>`` with the new placements. A few batches may be in
-flight at once, on disjoint keys.
+group, the same on ``server_groups/<id>`` with the new placements; per claim, the same on the
+server's record (``instances/<id>``) with ``server.host`` set. So a server holds a claim exactly
+when its record names the host (``services/core/claims.py``): a claim is only written for a
+record that exists, is not being deleted and names no other host; the records of a batch are read
+in one round trip before it is planned. A few batches may be in flight at once, on disjoint keys.
 
 A claim decided against the usage revision it is swapped against goes as it is; otherwise (the
 host changed under it, in another process) it is checked again with the per-host filters against
 the fresh usage first. A lost swap refreshes the hosts that changed from the transaction's own
 failure reads and puts the claims back in the queue; a claim whose host no longer fits, whose
-host is gone, or whose group changed is handed back to the manager to decide again. A request
-never fails because of a race.
+host is gone, or whose group changed is handed back to the manager to decide again; one whose
+server is gone or being deleted, or was placed on another host meanwhile, is handed back as such.
+A request never fails because of a race.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
-from services.core import keys
+from services.core import instances, keys
 from services.core.claims import Totals
 from services.core.errors import Unavailable
 from services.core.etcd import AMBIGUOUS, Store
+from services.scheduler.claim_plan import (
+    Fresh,
+    GroupPlan,
+    HostPlan,
+    Outcome,
+    PendingClaim,
+    Plan,
+    RecordPlan,
+    check_record,
+    know_record,
+    ranges,
+)
 from services.scheduler.groups import GroupCache
 from services.scheduler.host_state import NO_TOTALS, HostState, HostStateCache, add_totals
 from services.scheduler.request import SchedulingRequest
 from services.scheduler.table import HostTable
 from stratus.state.v1 import state_pb2
 
+__all__ = ["Claimer", "Outcome", "PendingClaim"]
+
 log = logging.getLogger(__name__)
 
-# Keys (hosts + groups) per transaction; etcd refuses more than --max-txn-ops (default 128).
-MAX_BATCH_KEYS = 48
+# Keys (hosts + groups + records) per transaction; etcd refuses more than --max-txn-ops (default 128).
+MAX_BATCH_KEYS = 120
 MAX_INFLIGHT = 4
 MAX_AMBIGUOUS = 3
 
 Fits = Callable[[HostState, SchedulingRequest], bool]
-
-
-class Outcome(enum.Enum):
-    CLAIMED = "claimed"
-    REFUSED = "refused"  # the host no longer fits with its fresh usage: decide again
-    GONE = "gone"  # the host stopped reporting: decide again
-    GROUP_CHANGED = "group_changed"  # the server group changed under the decision: decide again
-
-
-@dataclass(eq=False)
-class PendingClaim:
-    host: str
-    claim: state_pb2.Claim
-    request: SchedulingRequest
-    # The host's usage revision (and the group's) the decision was made against.
-    seen_revision: int
-    group_id: str
-    group_revision: int
-    future: asyncio.Future[Outcome]
-    totals: Totals = field(init=False)
-
-    def __post_init__(self) -> None:
-        c = self.claim
-        self.totals = Totals(c.vcpus, c.ram_mb, c.disk_gb, 1)
-
-
-@dataclass
-class _HostPlan:
-    revision: int
-    usage: state_pb2.HostUsage
-    claims: list[PendingClaim]
-
-
-@dataclass
-class _GroupPlan:
-    revision: int
-    record: state_pb2.ServerGroupRecord
-    claims: list[PendingClaim]
-
-
-@dataclass
-class _Plan:
-    hosts: dict[str, _HostPlan] = field(default_factory=dict)
-    groups: dict[str, _GroupPlan] = field(default_factory=dict)
-
-    def keys(self) -> list[str]:
-        return [keys.host_usage(h) for h in self.hosts] + [keys.server_group(g) for g in self.groups]
-
-    def revisions(self) -> list[int]:
-        return [p.revision for p in self.hosts.values()] + [p.revision for p in self.groups.values()]
-
-    def values(self) -> list[bytes]:
-        return [p.usage.SerializeToString() for p in self.hosts.values()] + [
-            p.record.SerializeToString() for p in self.groups.values()
-        ]
-
-    def claims(self) -> list[PendingClaim]:
-        return [c for p in self.hosts.values() for c in p.claims]
-
-
-Fresh = list[tuple[bytes, int] | None]  # per key of a plan: (value, mod revision), None if absent
 
 
 class Claimer:
@@ -133,13 +88,18 @@ class Claimer:
 
     # ---- the manager's side -----------------------------------------------------------------
     def submit(
-        self, host: str, claim: state_pb2.Claim, request: SchedulingRequest, group: tuple[str, int] | None
-    ) -> asyncio.Future[Outcome]:
-        """Pre-applies the claim and queues it; the future says how it ended."""
+        self, host: str, claim: state_pb2.Claim, request: SchedulingRequest, group: tuple[str, int] | None,
+        *, held: bool = False, record: tuple[state_pb2.InstanceRecord, int] | None = None,
+    ) -> asyncio.Future[Outcome]:  # fmt: skip
+        """Pre-applies the claim and queues it; the future says how it ended. ``held``: the server
+        holds a claim on ``host`` already (a retried request), only its record may need the host.
+        ``record``: the server's record and mod revision as the caller read them (else read here)."""
         _, revision = self._hosts.usage_of(host)
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         group_id, group_revision = group if group is not None else ("", 0)
-        pc = PendingClaim(host, claim, request, revision, group_id, group_revision, future)
+        pc = PendingClaim(host, claim, request, revision, group_id, group_revision, future, held)
+        if record is not None:
+            pc.record, pc.record_revision, pc.record_known = record[0], record[1], True
         if self._stopped:
             future.set_exception(Unavailable("the scheduler is stopping"))
             return future
@@ -216,7 +176,8 @@ class Claimer:
             task.add_done_callback(self._tasks.discard)
 
     def _take_batch(self) -> list[PendingClaim]:
-        """Queued claims of hosts (and groups) with nothing in flight, all of a host's together."""
+        """Queued claims of hosts (and groups) with nothing in flight, all of a host's together
+        (as many as the transaction has room for: one key per claim, its server's record)."""
         by_host: dict[str, list[PendingClaim]] = {}
         for pc in self._queue:
             by_host.setdefault(pc.host, []).append(pc)
@@ -224,11 +185,12 @@ class Claimer:
         used: set[str] = set()
         for host, claims in by_host.items():
             wanted = {f"h:{host}"} | {f"g:{pc.group_id}" for pc in claims if pc.group_id}
-            if wanted & self._busy or len(used | wanted) > self._max_batch_keys:
+            room = self._max_batch_keys - len(used | wanted) - len(taken)
+            if wanted & self._busy or room <= 0:
                 continue
             used |= wanted
             self._busy |= wanted
-            taken.extend(claims)
+            taken.extend(claims[:room])
         if taken:
             chosen = set(map(id, taken))
             self._queue = deque(pc for pc in self._queue if id(pc) not in chosen)
@@ -257,40 +219,70 @@ class Claimer:
     # ---- one transaction --------------------------------------------------------------------
     async def _attempt(self, batch: list[PendingClaim]) -> list[PendingClaim]:
         """Commits what still fits; the claims to try again (their hosts changed meanwhile)."""
+        await self._read_records([pc for pc in batch if not pc.record_known])
         plan = self._plan(batch)
         if not plan.hosts:
-            return []
+            return plan.deferred
         landed, revision, fresh = await self._txn(plan)
         if landed:
             self._landed(plan, revision, fresh)
-            return []
+            return plan.deferred
         assert fresh is not None
-        return self._lost(plan, fresh)
+        return self._lost(plan, fresh) + plan.deferred
 
-    def _plan(self, batch: Sequence[PendingClaim]) -> _Plan:
-        plan = _Plan()
+    async def _read_records(self, batch: Sequence[PendingClaim]) -> None:
+        """The records of these claims' servers, in one round trip."""
+        if not batch:
+            return
+        gets = [self._store.op_get(keys.instance(pc.claim.instance_id)) for pc in batch]
+        _, resp = await self._store.txn([], gets)
+        for pc, read in zip(batch, ranges(resp), strict=True):
+            know_record(pc, read)
+
+    def _plan(self, batch: Sequence[PendingClaim]) -> Plan:
+        plan = Plan()
         for pc in batch:
             host_plan = plan.hosts.get(pc.host)
             if host_plan is None:
                 usage, revision = self._hosts.usage_of(pc.host)
                 new = state_pb2.HostUsage()
                 new.CopyFrom(usage)
-                host_plan = plan.hosts[pc.host] = _HostPlan(revision, new, [])
+                host_plan = plan.hosts[pc.host] = HostPlan(revision, new, [])
+            if pc.claim.instance_id in plan.records:  # the same server twice (a retried request)
+                pc.record_known = False
+                plan.deferred.append(pc)
+                continue
             verdict = self._check(pc, host_plan)
             if verdict is not None:
                 self._finish(pc, verdict)
                 continue
             host_plan.usage.claims[pc.claim.instance_id].CopyFrom(pc.claim)
             host_plan.claims.append(pc)
+            self._plan_record(plan, pc)
             if pc.group_id:
                 self._plan_group(plan, pc)
         plan.hosts = {h: p for h, p in plan.hosts.items() if p.claims}
         return plan
 
-    def _check(self, pc: PendingClaim, host_plan: _HostPlan) -> Outcome | None:
+    def _plan_record(self, plan: Plan, pc: PendingClaim) -> None:
+        assert pc.record is not None  # _check_record let it through
+        record = state_pb2.InstanceRecord()
+        record.CopyFrom(pc.record)
+        record.server.host = pc.host
+        instances.stamp(record)
+        plan.records[pc.claim.instance_id] = RecordPlan(pc.record_revision, record.SerializeToString(), pc)
+
+    def _check(self, pc: PendingClaim, host_plan: HostPlan) -> Outcome | None:
         """None when the claim can go into the transaction; else how it ends now."""
-        if pc.claim.instance_id in host_plan.usage.claims:
+        verdict = check_record(pc)
+        if verdict is not None:
+            return verdict
+        already = pc.claim.instance_id in host_plan.usage.claims
+        assert pc.record is not None
+        if already and pc.record.server.host == pc.host:
             return Outcome.CLAIMED  # an earlier attempt landed after all
+        if pc.held or already:
+            return None  # the claim is there: only the record is to name the host
         state = self._hosts.get(pc.host)
         if state is None:
             return Outcome.GONE
@@ -305,17 +297,17 @@ class Claimer:
             return None
         return Outcome.REFUSED
 
-    def _plan_group(self, plan: _Plan, pc: PendingClaim) -> None:
+    def _plan_group(self, plan: Plan, pc: PendingClaim) -> None:
         group_plan = plan.groups.get(pc.group_id)
         if group_plan is None:
             record, revision = self._groups.get(pc.group_id) or (state_pb2.ServerGroupRecord(), 0)
             new = state_pb2.ServerGroupRecord()
             new.CopyFrom(record)
-            group_plan = plan.groups[pc.group_id] = _GroupPlan(revision, new, [])
+            group_plan = plan.groups[pc.group_id] = GroupPlan(revision, new, [])
         group_plan.record.placements[pc.claim.instance_id] = pc.host
         group_plan.claims.append(pc)
 
-    async def _txn(self, plan: _Plan) -> tuple[bool, int, Fresh | None]:
+    async def _txn(self, plan: Plan) -> tuple[bool, int, Fresh | None]:
         """(landed, revision, fresh reads): fresh is the keys as read after a lost swap, or after
         an ambiguous outcome (then revision is 0 and the reads are what the cache takes)."""
         store, plan_keys = self._store, plan.keys()
@@ -327,24 +319,24 @@ class Claimer:
                 ok, resp = await store.txn(compares, puts, gets)
                 if ok:
                     return True, int(resp.header.revision), None
-                return False, 0, _ranges(resp)
+                return False, 0, ranges(resp)
             except AMBIGUOUS as exc:
                 log.warning("claim transaction outcome unknown (%s); reading back", exc)
                 with contextlib.suppress(*AMBIGUOUS):
                     _, resp = await store.txn([], gets)
-                    fresh = _ranges(resp)
+                    fresh = ranges(resp)
                     return self._landed_after_all(plan, fresh), 0, fresh
                 await asyncio.sleep(0.05 * (attempt + 1))
         raise Unavailable("etcd did not settle a claim transaction")
 
-    def _landed_after_all(self, plan: _Plan, fresh: Fresh) -> bool:
-        """The transaction is atomic: it landed iff the first host's usage holds its claims."""
-        host_plan = next(iter(plan.hosts.values()))
-        read = fresh[0]
-        usage = state_pb2.HostUsage.FromString(read[0]) if read is not None else state_pb2.HostUsage()
-        return all(pc.claim.instance_id in usage.claims for pc in host_plan.claims)
+    def _landed_after_all(self, plan: Plan, fresh: Fresh) -> bool:
+        """The transaction is atomic: it landed iff the first record is exactly as it wrote it (its
+        ``updated_at`` makes the bytes its own)."""
+        first = next(iter(plan.records.values()))
+        read = plan.split(fresh)[2][0]
+        return read is not None and read[0] == first.value
 
-    def _landed(self, plan: _Plan, revision: int, fresh: Fresh | None) -> None:
+    def _landed(self, plan: Plan, revision: int, fresh: Fresh | None) -> None:
         if fresh is not None:
             self._apply_fresh(plan, fresh)
         else:
@@ -356,7 +348,7 @@ class Claimer:
         for pc in plan.claims():
             self._finish(pc, Outcome.CLAIMED)
 
-    def _forward(self, plan: _Plan, revision: int) -> None:
+    def _forward(self, plan: Plan, revision: int) -> None:
         """Claims queued while these committed had counted them as pending: they were decided
         against what is now in etcd, so they need no second check."""
         for pc in self._queue:
@@ -367,22 +359,25 @@ class Claimer:
             if group_plan is not None and pc.group_revision == group_plan.revision:
                 pc.group_revision = revision
 
-    def _apply_fresh(self, plan: _Plan, fresh: Fresh) -> None:
-        for (host, host_plan), read in zip(plan.hosts.items(), fresh, strict=False):
+    def _apply_fresh(self, plan: Plan, fresh: Fresh) -> None:
+        hosts, groups, records = plan.split(fresh)
+        for (host, host_plan), read in zip(plan.hosts.items(), hosts, strict=True):
             if read is not None:
                 self._hosts.apply_usage(host, state_pb2.HostUsage.FromString(read[0]), read[1])
             elif host_plan.revision != 0:
                 self._hosts.forget_usage(host)  # the usage record was deleted
-        for group_id, read in zip(plan.groups, fresh[len(plan.hosts) :], strict=True):
+        for group_id, read in zip(plan.groups, groups, strict=True):
             record = state_pb2.ServerGroupRecord.FromString(read[0]) if read is not None else None
             self._groups.apply(group_id, record, read[1] if read is not None else 0)
+        for record_plan, read in zip(plan.records.values(), records, strict=True):
+            know_record(record_plan.claim, read)
 
-    def _lost(self, plan: _Plan, fresh: Fresh) -> list[PendingClaim]:
+    def _lost(self, plan: Plan, fresh: Fresh) -> list[PendingClaim]:
         """Refreshes what changed; the claims to queue again (groups that changed: decide again)."""
         self._apply_fresh(plan, fresh)
         changed_groups = {
             group_id
-            for (group_id, group_plan), read in zip(plan.groups.items(), fresh[len(plan.hosts) :], strict=True)
+            for (group_id, group_plan), read in zip(plan.groups.items(), plan.split(fresh)[1], strict=True)
             if (read[1] if read is not None else 0) != group_plan.revision
         }
         requeue = []
@@ -392,12 +387,3 @@ class Claimer:
             else:
                 requeue.append(pc)
         return requeue
-
-
-def _ranges(resp: Any) -> Fresh:
-    """(value, mod revision) per range response of a transaction, None for an absent key."""
-    out: Fresh = []
-    for op in resp.responses:
-        kvs = op.response_range.kvs
-        out.append((bytes(kvs[0].value), int(kvs[0].mod_revision)) if kvs else None)
-    return out

@@ -2,8 +2,9 @@
 
 Several schedulers may run at once over the same hosts; none holds a lock. A decision runs over
 the host table (``engine.py``) with this scheduler's in-flight claims already counted, and its
-claim is committed by ``claimer.py`` (compare-and-swap on ``hosts/<host>/usage``, and on the
-server group's record when the request is in one). A claim the claimer hands back (the host no
+claim is committed by ``claimer.py`` (compare-and-swap on ``hosts/<host>/usage``, on the server's
+record, which names the host in the same transaction, and on the server group's record when the
+request is in one). A claim the claimer hands back (the host no
 longer fits with fresh usage, it went away, or the group changed) is decided again against the
 fresh state: a request never fails because of a race.
 """
@@ -18,7 +19,8 @@ from collections.abc import Sequence
 from google.protobuf.timestamp_pb2 import Timestamp
 from opentelemetry import trace
 
-from services.core.errors import Aborted, InvalidArgument, NotFound, ResourceExhausted
+from services.core import instances
+from services.core.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 from services.core.etcd import Store
 from services.scheduler.claimer import Claimer, Outcome
 from services.scheduler.engine import Engine
@@ -96,10 +98,15 @@ class SchedulerManager:
         return [s.with_pending(self.claimer.pending(s.host)) for s in self.hosts.hosts()]
 
     async def select_destinations(
-        self, spec: scheduler_pb2.RequestSpec, alternates: int | None = None
-    ) -> scheduler_pb2.SelectDestinationsResponse:
-        """Claims a host for ``spec``; ``alternates`` (default: the configured number) more that fit."""
+        self, spec: scheduler_pb2.RequestSpec, alternates: int | None = None,
+        record: tuple[state_pb2.InstanceRecord, int] | None = None,
+    ) -> scheduler_pb2.SelectDestinationsResponse:  # fmt: skip
+        """Claims a host for ``spec``; ``alternates`` (default: the configured number) more that fit.
+        ``record``: the server's record and its mod revision as the caller read them, which the
+        claim's transaction writes with the host (else the claimer reads it: one more round trip)."""
         validate(spec)
+        if record is not None and record[0].server.id != spec.instance_id:
+            raise InvalidArgument([("instance.server.id", "must be spec.instance_id")])
         wanted = max(self.alternates if alternates is None else alternates, 0)
         claim = claim_for(spec)
         for attempt in range(1, MAX_DECISIONS + 1):
@@ -109,21 +116,32 @@ class SchedulerManager:
             held = self._held_host(spec)
             if held is not None:
                 log.info("instance %s already holds a claim on %s", spec.instance_id, held)
-                return _response(held, [h for h in ranking.hosts if h != held], wanted)
-            if not ranking:
+                host, others = held, [h for h in ranking.hosts if h != held]
+            elif not ranking:
                 raise self._no_valid_host(config, request)
-            host, others = self.engine.pick(ranking, config.host_subset_size)
+            else:
+                host, others = self.engine.pick(ranking, config.host_subset_size)
             attributes: dict[str, str | int] = {
                 "stratus.instance_id": spec.instance_id,
                 "stratus.host": host,
                 "stratus.scheduler.decision": attempt,
             }
             with TRACER.start_as_current_span("scheduler.claim", attributes=attributes) as span:
-                outcome = await self.claimer.submit(host, claim, request, group)
+                outcome = await self.claimer.submit(host, claim, request, group, held=held is not None, record=record)
                 span.set_attribute("stratus.claim.outcome", outcome.value)
             if outcome is Outcome.CLAIMED:
                 log.info("instance %s claimed on %s", spec.instance_id, host)
                 return _response(host, others, wanted)
+            if outcome is Outcome.DELETED:
+                raise FailedPrecondition(
+                    f"server {spec.instance_id} is gone or being deleted: not placed",
+                    reason="SERVER_DELETING", metadata={"instance_id": spec.instance_id},
+                )  # fmt: skip
+            if outcome is Outcome.PLACED_ELSEWHERE:
+                placed = await self._placed_on(spec)
+                if placed:
+                    return _response(placed, [h for h in others if h != placed], wanted)
+                continue  # taken off that host meanwhile: decide again
             log.info("instance %s: claim on %s %s; deciding again", spec.instance_id, host, outcome.value)
         raise Aborted(f"hosts for instance {spec.instance_id} are too contended to claim; try again")
 
@@ -156,6 +174,22 @@ class SchedulerManager:
         run = FilterRun(filters, request)
         run.run(self.states())
         return run.no_valid_host()
+
+    async def _placed_on(self, spec: scheduler_pb2.RequestSpec) -> str:
+        """The host the server's record names, when another decision placed it first (a retried
+        request): "" if none now. Refused when the request ignores that host: the caller must take
+        the server off it first (``services.core.claims.unplace``)."""
+        try:
+            record, _ = await instances.get(self._store, spec.instance_id)
+        except NotFound:
+            return ""
+        host = record.server.host
+        if host in spec.ignore_hosts:
+            raise FailedPrecondition(
+                f"server {spec.instance_id} is placed on {host}, which this request ignores; take it off first",
+                reason="ALREADY_PLACED", metadata={"instance_id": spec.instance_id, "host": host},
+            )  # fmt: skip
+        return host
 
     def _held_host(self, spec: scheduler_pb2.RequestSpec) -> str | None:
         """The host a retried request already claimed, unless that host failed it."""

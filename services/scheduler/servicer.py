@@ -16,8 +16,9 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
     async def SelectDestinations(
         self, request: scheduler_pb2.SelectDestinationsRequest, context: grpc.aio.ServicerContext
     ) -> scheduler_pb2.SelectDestinationsResponse:
-        # 0 (unset) takes the configured number of alternates.
-        return await self._manager.select_destinations(request.spec, request.alternates or None)
+        # 0 (unset) takes the configured number of alternates; revision 0: the record is read there.
+        record = (request.instance, request.instance_revision) if request.instance_revision > 0 else None
+        return await self._manager.select_destinations(request.spec, request.alternates or None, record)
 
     async def ExplainPlacement(
         self, request: scheduler_pb2.ExplainPlacementRequest, context: grpc.aio.ServicerContext

@@ -1,5 +1,6 @@
-"""Claims against a real etcd: what a claim records, server group placements in the same
-transaction, lost races on the group, and several schedulers never over-committing."""
+"""Claims against a real etcd: what a claim records, the server's record naming the host and
+server group placements in the same transaction, lost races on the group, several schedulers
+never over-committing, and never placing a server twice or one being deleted."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from services.core import claims, keys
-from services.core.errors import ResourceExhausted
+from services.core import claims, instances, keys
+from services.core.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
 from services.core.etcd import Store
 from services.scheduler.manager import SchedulerManager
 from services.scheduler.options import OptionsWatcher
@@ -18,6 +19,7 @@ from services.scheduler.settings import SchedulerOptions
 from stratus.scheduler.v1 import scheduler_pb2
 from stratus.state.v1 import state_pb2
 from stratus.v1 import servergroups_pb2, servers_pb2
+from tests.support.records import building, host_of
 
 Factory = Callable[..., Awaitable[SchedulerManager]]
 Policy = servergroups_pb2.ServerGroupPolicy
@@ -63,13 +65,16 @@ async def placements(store: Store, group_id: str) -> dict[str, str]:
     return dict(state_pb2.ServerGroupRecord.FromString(kv.value).placements)
 
 
-def spec(instance_id: str, ram_mb: int = 1024, *, group: str = "", vcpus: int = 1) -> scheduler_pb2.RequestSpec:
+def spec(
+    instance_id: str, ram_mb: int = 1024, *, group: str = "", vcpus: int = 1, ignore: list[str] | None = None
+) -> scheduler_pb2.RequestSpec:
     return scheduler_pb2.RequestSpec(
         instance_id=instance_id,
         project_id="p-1",
         flavor_id="m1.small",
         resources=servers_pb2.ServerResources(vcpus=vcpus, ram_mb=ram_mb, disk_gb=1),
         server_group_id=group,
+        ignore_hosts=ignore or [],
     )
 
 
@@ -80,15 +85,18 @@ async def claimed(store: Store, host: str) -> dict[str, state_pb2.Claim]:
 
 async def test_a_claim_records_flavor_and_project(store: Store, managers: Factory) -> None:
     await add_host(store, "h1")
+    await building(store, "i-1")
     manager = await managers()
     await manager.select_destinations(spec("i-1"))
     claim = (await claimed(store, "h1"))["i-1"]
     assert (claim.flavor_id, claim.project_id, claim.ram_mb, claim.vcpus) == ("m1.small", "p-1", 1024, 1)
     assert claim.created_at.seconds > 0
+    assert await host_of(store, "i-1") == "h1"  # written with the claim
 
 
 async def test_reserved_memory_is_not_claimed(store: Store, managers: Factory) -> None:
     await add_host(store, "h1", ram_mb=4096, reserved_ram_mb=2048)
+    await building(store, "i-1", "i-2")
     manager = await managers()
     await manager.select_destinations(spec("i-1", 2048))
     with pytest.raises(ResourceExhausted, match="2048 MB RAM needed, at most 0 MB free"):
@@ -98,6 +106,7 @@ async def test_reserved_memory_is_not_claimed(store: Store, managers: Factory) -
 async def test_concurrent_decisions_in_one_scheduler_see_each_other(store: Store, managers: Factory) -> None:
     for name in ("h1", "h2"):
         await add_host(store, name, ram_mb=4096)
+    await building(store, *(f"i-{i}" for i in range(10)))
     manager = await managers()
     results = await asyncio.gather(
         *(manager.select_destinations(spec(f"i-{i}")) for i in range(10)), return_exceptions=True
@@ -112,6 +121,7 @@ async def test_anti_affinity_placements_land_with_the_claims(store: Store, manag
     for name in ("h1", "h2", "h3"):
         await add_host(store, name)
     await add_group(store, "g", Policy.SERVER_GROUP_POLICY_ANTI_AFFINITY)
+    await building(store, "i-0", "i-1", "i-2", "i-9", group="g")
     one, two = await managers(), await managers()
     replies = await asyncio.gather(*(m.select_destinations(spec(f"i-{i}", group="g")) for i, m in pairs(one, two, 3)))
     hosts = sorted(r.selected.host for r in replies)
@@ -126,6 +136,7 @@ async def test_affinity_members_follow_the_first_across_schedulers(store: Store,
     for name in ("h1", "h2", "h3"):
         await add_host(store, name)
     await add_group(store, "g", Policy.SERVER_GROUP_POLICY_AFFINITY)
+    await building(store, *(f"i-{i}" for i in range(6)), group="g")
     one, two = await managers(), await managers()
     replies = await asyncio.gather(*(m.select_destinations(spec(f"i-{i}", group="g")) for i, m in pairs(one, two, 6)))
     assert len({r.selected.host for r in replies}) == 1
@@ -136,6 +147,7 @@ async def test_a_group_changed_under_a_decision_is_decided_again(store: Store, m
     await add_host(store, "roomy", ram_mb=16384)
     await add_host(store, "small", ram_mb=4096)
     await add_group(store, "g", Policy.SERVER_GROUP_POLICY_ANTI_AFFINITY)
+    await building(store, "i-1", group="g")
     manager = await managers()
     await manager.groups.stop()  # freeze the group cache: it will not see the next placement
     record = state_pb2.ServerGroupRecord()
@@ -160,6 +172,7 @@ async def test_two_schedulers_racing_land_exactly_the_capacity(store: Store, man
     """6 hosts x 4 slots, 48 requests over two schedulers: exactly 24 land, none over-commits."""
     for i in range(6):
         await add_host(store, f"h{i}", ram_mb=4096, vcpus=64)
+    await building(store, *(f"i-{i}" for i in range(48)))
     schedulers = [await managers(scheduler_driver=driver), await managers(scheduler_driver=driver)]
     results = await asyncio.gather(
         *(schedulers[i % 2].select_destinations(spec(f"i-{i}")) for i in range(48)), return_exceptions=True
@@ -172,3 +185,60 @@ async def test_two_schedulers_racing_land_exactly_the_capacity(store: Store, man
         assert len(await claimed(store, f"h{i}")) == 4
     by_host = {r.selected.host for r in landed}
     assert by_host == {f"h{i}" for i in range(6)}
+
+
+async def test_no_claim_for_a_server_gone_or_being_deleted(store: Store, managers: Factory) -> None:
+    await add_host(store, "h1")
+    await building(store, "i-1")
+    await instances.update(store, "i-1", deleting)
+    manager = await managers()
+    for instance_id in ("i-1", "i-gone"):
+        with pytest.raises(FailedPrecondition) as info:
+            await manager.select_destinations(spec(instance_id))
+        assert info.value.reason == "SERVER_DELETING"
+    assert await claimed(store, "h1") == {}
+    assert await host_of(store, "i-1") == ""
+
+
+async def test_a_stale_scheduler_never_places_a_server_twice(store: Store, managers: Factory) -> None:
+    """The second scheduler's cache misses the first placement: it picks another host, finds the
+    record naming the first, and answers that host; the other host holds nothing."""
+    await add_host(store, "h1", ram_mb=4096)
+    await add_host(store, "h2", ram_mb=8192)
+    await building(store, "i-1")
+    one, two = await managers(), await managers()
+    await two.hosts.stop()  # freeze its cache
+    first = await one.select_destinations(spec("i-1", ignore=["h2"]))
+    assert first.selected.host == "h1"
+    again = await two.select_destinations(spec("i-1"))
+    assert again.selected.host == "h1"
+    assert await claimed(store, "h2") == {} and list(await claimed(store, "h1")) == ["i-1"]
+    assert await host_of(store, "i-1") == "h1"
+
+
+def deleting(record: state_pb2.InstanceRecord) -> None:
+    record.server.task_state = servers_pb2.TaskState.TASK_STATE_DELETING
+
+
+async def test_a_record_sent_stale_is_read_again_and_nothing_it_missed_is_lost(store: Store, managers: Factory) -> None:
+    """The api sends the record it read and its revision; one written since is read again."""
+    await add_host(store, "h1")
+    await building(store, "i-1", "i-2")
+    sent = [await instances.get(store, i) for i in ("i-1", "i-2")]
+    await instances.update(store, "i-1", lambda r: r.server.metadata.update({"later": "yes"}))
+    await instances.update(store, "i-2", deleting)
+    manager = await managers()
+    reply = await manager.select_destinations(spec("i-1"), record=sent[0])
+    stored, _ = await instances.get(store, "i-1")
+    assert reply.selected.host == stored.server.host == "h1" and stored.server.metadata["later"] == "yes"
+    with pytest.raises(FailedPrecondition, match="being deleted"):
+        await manager.select_destinations(spec("i-2"), record=sent[1])
+    assert list(await claimed(store, "h1")) == ["i-1"]
+
+
+async def test_a_record_of_another_server_is_refused(store: Store, managers: Factory) -> None:
+    await add_host(store, "h1")
+    await building(store, "i-1", "i-2")
+    manager = await managers()
+    with pytest.raises(InvalidArgument):
+        await manager.select_destinations(spec("i-1"), record=await instances.get(store, "i-2"))

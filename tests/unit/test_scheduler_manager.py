@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from services.core import claims, keys
-from services.core.errors import InvalidArgument, ResourceExhausted
+from services.core.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
 from services.core.etcd import Store
 from services.scheduler.filters import build_filters
 from services.scheduler.manager import SchedulerManager
@@ -18,6 +18,7 @@ from services.scheduler.weighers import build_weighers
 from stratus.scheduler.v1 import scheduler_pb2
 from stratus.state.v1 import state_pb2
 from stratus.v1 import servers_pb2, services_pb2
+from tests.support.records import building, host_of
 
 Factory = Callable[[], Awaitable[SchedulerManager]]
 
@@ -71,6 +72,7 @@ async def eventually(check: Callable[[], bool]) -> None:
 async def test_roomiest_host_is_chosen_and_claimed(store: Store, managers: Factory) -> None:
     for name, ram in (("h1", 2048), ("h2", 8192), ("h3", 4096)):
         await add_host(store, name, ram)
+    await building(store, "i-1")
     manager = await managers()
     reply = await manager.select_destinations(spec("i-1", 1024, vcpus=2, disk_gb=10))
     assert reply.selected.host == "h2"
@@ -84,6 +86,7 @@ async def test_roomiest_host_is_chosen_and_claimed(store: Store, managers: Facto
 async def test_alternates_follow_the_request(store: Store, managers: Factory) -> None:
     for name in ("h1", "h2", "h3"):
         await add_host(store, name, 4096)
+    await building(store, "i-1", "i-2")
     manager = await managers()
     assert len((await manager.select_destinations(spec("i-1", 512), alternates=0)).alternates) == 0
     assert len((await manager.select_destinations(spec("i-2", 512), alternates=1)).alternates) == 1
@@ -92,6 +95,7 @@ async def test_alternates_follow_the_request(store: Store, managers: Factory) ->
 async def test_a_retried_request_gets_the_host_it_holds(store: Store, managers: Factory) -> None:
     for name, ram in (("h1", 4096), ("h2", 8192)):
         await add_host(store, name, ram)
+    await building(store, "i-1")
     manager = await managers()
     first = await manager.select_destinations(spec("i-1", 4096))
     assert first.selected.host == "h2"
@@ -99,8 +103,13 @@ async def test_a_retried_request_gets_the_host_it_holds(store: Store, managers: 
     again = await manager.select_destinations(spec("i-1", 4096))
     assert again.selected.host == "h2"
     assert list(await claims_on(store, "h2")) == ["i-1"]
+    with pytest.raises(FailedPrecondition) as info:  # the record still names h2: take it off first
+        await manager.select_destinations(spec("i-1", 4096, ignore=("h2",)))
+    assert info.value.reason == "ALREADY_PLACED"
+    await claims.unplace(store, "i-1", "h2", lambda r: r.tried_hosts.append("h2"))
     moved = await manager.select_destinations(spec("i-1", 4096, ignore=("h2",)))
-    assert moved.selected.host == "h1"
+    assert moved.selected.host == "h1" and await host_of(store, "i-1") == "h1"
+    assert await claims_on(store, "h2") == {}
 
 
 async def test_dead_disabled_and_forced_down_hosts_are_skipped(store: Store, managers: Factory) -> None:
@@ -111,6 +120,7 @@ async def test_dead_disabled_and_forced_down_hosts_are_skipped(store: Store, man
     await store.put(keys.service_admin("compute", "off"), off.SerializeToString())
     forced = state_pb2.ServiceAdmin(status=services_pb2.SERVICE_STATUS_ENABLED, forced_down=True)
     await store.put(keys.service_admin("compute", "forced"), forced.SerializeToString())
+    await building(store, "i-1", "i-2")
     manager = await managers()
     assert (await manager.select_destinations(spec("i-1", 512))).selected.host == "live"
     with pytest.raises(ResourceExhausted) as info:
@@ -121,6 +131,7 @@ async def test_dead_disabled_and_forced_down_hosts_are_skipped(store: Store, man
 async def test_refusal_names_ram_filter_and_the_numbers(store: Store, managers: Factory) -> None:
     for name, ram in (("h1", 1024), ("h2", 512), ("h3", 256)):
         await add_host(store, name, ram)
+    await building(store, "i-1")
     manager = await managers()
     with pytest.raises(ResourceExhausted) as info:
         await manager.select_destinations(spec("i-1", 4096, vcpus=2, disk_gb=20))
@@ -138,6 +149,7 @@ async def test_refusal_names_ram_filter_and_the_numbers(store: Store, managers: 
 async def test_a_stale_cache_loses_the_swap_and_moves_on(store: Store, managers: Factory) -> None:
     await add_host(store, "big", 8192)
     await add_host(store, "small", 4096)
+    await building(store, "i-1")
     manager = await managers()
     await manager.hosts.stop()  # freeze the cache: it will not see the next claim
     usage, revision = await claims.read_usage(store, "big")
@@ -152,6 +164,7 @@ async def test_a_stale_cache_loses_the_swap_and_moves_on(store: Store, managers:
 async def test_two_schedulers_racing_for_room_for_one(store: Store, managers: Factory) -> None:
     await add_host(store, "roomy", 2048)
     await add_host(store, "tiny", 1024)
+    await building(store, "i-1", "i-2")
     one, two = await managers(), await managers()
     results = await asyncio.gather(
         one.select_destinations(spec("i-1", 2048)), two.select_destinations(spec("i-2", 2048)), return_exceptions=True
@@ -167,6 +180,7 @@ async def test_two_schedulers_racing_for_room_for_one(store: Store, managers: Fa
 async def test_the_loser_of_a_race_goes_elsewhere(store: Store, managers: Factory) -> None:
     await add_host(store, "roomy", 2048)
     await add_host(store, "second", 1536)
+    await building(store, "i-1", "i-2")
     one, two = await managers(), await managers()
     replies = await asyncio.gather(
         one.select_destinations(spec("i-1", 1536)), two.select_destinations(spec("i-2", 1536))
@@ -178,6 +192,7 @@ async def test_the_loser_of_a_race_goes_elsewhere(store: Store, managers: Factor
 async def test_many_concurrent_requests_never_over_commit(store: Store, managers: Factory) -> None:
     for name in ("h1", "h2", "h3"):
         await add_host(store, name, 3072)
+    await building(store, *(f"i-{i}" for i in range(10)))
     schedulers = [await managers(), await managers()]
     results = await asyncio.gather(
         *(schedulers[i % 2].select_destinations(spec(f"i-{i}", 1024)) for i in range(10)), return_exceptions=True
@@ -205,6 +220,7 @@ async def test_claimed_builds_count_as_io_ops_until_the_compute_reports(store: S
         await add_host(store, name, ram)
     old = state_pb2.Claim(instance_id="old", ram_mb=1)
     await store.put(keys.host_usage("h1"), state_pb2.HostUsage(claims={"old": old}).SerializeToString())
+    await building(store, "i-0", "i-1", "i-2")
     manager = await managers()
     assert manager.hosts.get("h1").io_ops == 0  # type: ignore[union-attr]
     chosen = [(await manager.select_destinations(spec(f"i-{i}", 1024))).selected.host for i in range(3)]

@@ -9,7 +9,7 @@ import grpc
 import pytest
 from pydantic import ValidationError
 
-from services.core import keys
+from services.core import instances, keys
 from services.core.config import load_settings
 from services.core.errors import ResourceExhausted, from_rpc_error
 from services.core.etcd import Store
@@ -20,6 +20,7 @@ from services.scheduler.settings import SchedulerSettings
 from stratus.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 from stratus.state.v1 import state_pb2
 from stratus.v1 import servers_pb2
+from tests.support.records import building
 
 
 @contextlib.asynccontextmanager
@@ -59,6 +60,7 @@ async def test_select_destinations_over_grpc(store: Store) -> None:
     caps = state_pb2.HostCapabilities(host="h1", vcpus=4, ram_mb=2048, disk_gb=40)
     await store.put(keys.host_capabilities("h1"), caps.SerializeToString())
     await store.put(keys.service("compute", "h1"), state_pb2.ServiceRecord(host="h1").SerializeToString())
+    await building(store, "i-1", "i-2")
     manager, spec = build(SchedulerSettings(host="s1", alternates=1), store)
     assert spec.binary == "scheduler" and list(spec.service_names) == [SERVICE_NAME] == [
         "stratus.scheduler.v1.Scheduler"
@@ -72,8 +74,13 @@ async def test_select_destinations_over_grpc(store: Store) -> None:
                     instance_id="i-1", resources=servers_pb2.ServerResources(vcpus=1, ram_mb=1024, disk_gb=1)
                 )
             )
+            record, revision = await instances.get(store, "i-1")  # as the api's build sends it
+            request.instance.CopyFrom(record)
+            request.instance_revision = revision
             reply = await stub.SelectDestinations(request)
-            assert reply.selected.host == "h1"
+            assert reply.selected.host == "h1" and (await instances.get(store, "i-1"))[0].server.host == "h1"
+            request.ClearField("instance")
+            request.instance_revision = 0  # without: the scheduler reads the record
             request.spec.instance_id = "i-2"
             request.spec.resources.ram_mb = 4096
             with pytest.raises(grpc.aio.AioRpcError) as info:

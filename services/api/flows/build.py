@@ -1,6 +1,7 @@
-"""Build: schedule (claim) -> record the host -> the compute spawns. On a failed host release the
-claim, remember the host, try again up to ``max_build_attempts``, then ERROR with a fault that says
-why. Resumed from SCHEDULING or SPAWNING."""
+"""Build: schedule (the scheduler claims a host and records it in the server's record, in one
+transaction) -> the compute spawns. On a failed host take the server off it (the host cleared and
+remembered as tried, the claim and the group placement released: one transaction), try again up to
+``max_build_attempts``, then ERROR with a fault that says why. Resumed from SCHEDULING or SPAWNING."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Sequence
 
 from opentelemetry import trace
 
-from services.api import action_log, server_groups
+from services.api import action_log
 from services.api.flows.base import Deps, backoff, flow_deadline, pause, set_fault
 from services.api.peers import call
 from services.core import claims, instances
@@ -37,14 +38,6 @@ def build_failure(tried: Sequence[str], last: StratusError | None) -> StratusErr
                         reason="BUILD_FAILED", metadata=metadata)  # fmt: skip
 
 
-async def release(deps: Deps, record: state_pb2.InstanceRecord, host: str) -> None:
-    """Gives the claim on ``host`` back, and the group placement that came with it."""
-    instance_id = record.server.id
-    await claims.release(deps.store, host, instance_id)
-    if record.server.server_group_id:
-        await server_groups.forget_placement(deps.store, record.server.server_group_id, instance_id)
-
-
 class BuildFlow:
     def __init__(self, deps: Deps) -> None:
         self._deps = deps
@@ -54,13 +47,13 @@ class BuildFlow:
         with tracer().start_as_current_span("api.build", attributes={"stratus.instance_id": instance_id}):
             last: StratusError | None = None
             while True:
-                record, _ = await instances.get(self._store, instance_id)
+                record, revision = await instances.get(self._store, instance_id)
                 if record.server.task_state == T.TASK_STATE_DELETING:
                     return
                 if len(record.tried_hosts) >= self._deps.limits.max_build_attempts:
                     break
                 scheduling = await action_log.start_schedule(self._store, record)
-                host = record.server.host or await self._schedule(record, last)
+                host = record.server.host or await self._schedule(record, last, revision)
                 await action_log.finish_schedule(self._store, scheduling, instance_id, host)
                 if not host:
                     return  # refused: the record is in ERROR already
@@ -93,18 +86,21 @@ class BuildFlow:
                     raise
                 log.warning("build of %s: %s could not reach etcd; asking it again", instance_id, host)
 
-    async def _schedule(self, record: state_pb2.InstanceRecord, last: StratusError | None) -> str:
-        """A host claimed for the server, or "" with the record in ERROR saying why none was.
+    async def _schedule(self, record: state_pb2.InstanceRecord, last: StratusError | None, revision: int = 0) -> str:
+        """A host claimed for the server (its record naming it, written with the claim from the
+        record read at ``revision``), or "" with the record in ERROR saying why none was.
 
         After failed attempts the fault leads with what failed, not with the scheduler's "no
         other host": a user must see that the image is broken, not only that hosts ran out."""
         instance_id = record.server.id
         try:
-            reply = await self._select(record)
+            reply = await self._select(record, revision)
         except StratusError as err:
             refusal = err
         else:
-            return await self._place(record, reply.selected.host)
+            return self._place(reply)
+        if refusal.reason == "SERVER_DELETING":
+            return ""  # the delete that follows removes the record
         code = code_of(refusal).name
         if record.tried_hosts:
             failure = build_failure(list(record.tried_hosts), last)
@@ -112,33 +108,29 @@ class BuildFlow:
             refusal = StratusError(f"{failure.message}; no other host to try: {refusal.message}",
                                    reason=failure.reason, metadata=metadata)  # fmt: skip
             code = code_of(last).name if last is not None else "INTERNAL"
-        await instances.update(self._store, instance_id, lambda r: set_fault(r, refusal, code))
+        deleting = T.TASK_STATE_DELETING  # a delete that came meanwhile stays one
+        refuse = lambda r: False if r.server.task_state == deleting else set_fault(r, refusal, code)  # noqa: E731
+        await instances.update(self._store, instance_id, refuse)
         return ""
 
-    async def _place(self, record: state_pb2.InstanceRecord, host: str) -> str:
-        instance_id = record.server.id
+    @staticmethod
+    def _place(reply: scheduler_pb2.SelectDestinationsResponse) -> str:
+        """The scheduler's host: the record names it already (written with the claim)."""
+        return reply.selected.host
 
-        def place(r: state_pb2.InstanceRecord) -> bool | None:
-            if r.server.task_state == T.TASK_STATE_DELETING:
-                return False
-            r.server.host = host
-            return None
-
-        placed = await instances.update(self._store, instance_id, place)
-        if placed.server.host != host:  # deleted meanwhile: give the claim back
-            await release(self._deps, placed, host)
-            return ""
-        return host
-
-    async def _select(self, record: state_pb2.InstanceRecord) -> scheduler_pb2.SelectDestinationsResponse:
-        """The scheduler's choice; while no scheduler answers, tried again with backoff until the
-        flow's deadline, then Unavailable saying the scheduler was unreachable."""
+    async def _select(
+        self, record: state_pb2.InstanceRecord, revision: int = 0
+    ) -> scheduler_pb2.SelectDestinationsResponse:
+        """The scheduler's choice (its claim and the record's host written in one transaction);
+        while no scheduler answers, tried again with backoff until the flow's deadline, then
+        Unavailable saying the scheduler was unreachable."""
         deadline, delays = flow_deadline(self._deps.limits), backoff()
         spec = await self._deps.specs.for_record(record)
+        request = scheduler_pb2.SelectDestinationsRequest(spec=spec, instance=record, instance_revision=revision)
         while True:
             try:
                 stub = self._deps.peers.scheduler()
-                return await call(stub.SelectDestinations, scheduler_pb2.SelectDestinationsRequest(spec=spec))
+                return await call(stub.SelectDestinations, request)
             except StratusError as err:
                 if not is_transient(err):
                     raise
@@ -152,17 +144,16 @@ class BuildFlow:
                     ) from err
 
     async def _forget_host(self, instance_id: str, host: str) -> None:
-        record, _ = await instances.get(self._store, instance_id)
-        await release(self._deps, record, host)
+        """Takes the server off ``host`` in one transaction (``claims.unplace``): the host cleared
+        and remembered as tried, its claim and group placement released."""
 
         def retry(r: state_pb2.InstanceRecord) -> None:
             r.tried_hosts.append(host)
-            r.server.host = ""
             r.server.vm_state = V.VM_STATE_BUILDING
             if r.server.task_state != T.TASK_STATE_DELETING:
                 r.server.task_state = T.TASK_STATE_SCHEDULING
 
-        await instances.update(self._store, instance_id, retry)
+        await claims.unplace(self._store, instance_id, host, retry)
 
     async def _fail(self, instance_id: str, last: StratusError | None) -> None:
         def fail(r: state_pb2.InstanceRecord) -> bool | None:

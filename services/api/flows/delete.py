@@ -1,5 +1,6 @@
-"""Delete: (after any task in progress on this api) destroy on the host, release the claim and the
-group membership, remove the record with its quota charge. Resumed from DELETING."""
+"""Delete: (after any task in progress on this api) destroy on the host, forget the group
+membership, then remove the record with its quota charge and its claim, in one transaction (so the
+claim goes exactly when the record does). Resumed from DELETING."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import logging
 from services.api import action_log, quota_records, server_groups
 from services.api.flows.base import Deps
 from services.api.peers import call
-from services.core import claims, instances
+from services.core import instances
 from services.core.errors import NotFound, Unavailable
 from services.core.telemetry import tracer
 from stratus.compute.v1 import compute_pb2
@@ -32,8 +33,7 @@ async def delete(deps: Deps, instance_id: str) -> None:
                 log.warning("compute %s is down: deleting %s locally; the host cleans up later", host, instance_id)
                 await action_log.finish_step(deps.store, destroying, error="the compute is down: its domain goes later")
             await action_log.finish_step(deps.store, destroying)
-            await claims.release(deps.store, host, instance_id)
         if record.server.server_group_id:
             await server_groups.forget_member(deps.store, record.server.server_group_id, instance_id)
         await action_log.retire(deps.store, instance_id)  # the actions outlive the record (a retention lease)
-        await quota_records.delete_instance(deps.store, instance_id)  # gives its quota charge back
+        await quota_records.delete_instance(deps.store, instance_id)  # gives its quota charge and claim back

@@ -22,11 +22,12 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from stratus.state.v1 import state_pb2 as stratus_dot_state_dot_v1_dot_state__pb2
 from stratus.v1 import placement_pb2 as stratus_dot_v1_dot_placement__pb2
 from stratus.v1 import servers_pb2 as stratus_dot_v1_dot_servers__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$stratus/scheduler/v1/scheduler.proto\x12\x14stratus.scheduler.v1\x1a\x1astratus/v1/placement.proto\x1a\x18stratus/v1/servers.proto\"\x89\x05\n\x0bRequestSpec\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12\x12\n\nproject_id\x18\x02 \x01(\t\x12.\n\tresources\x18\x03 \x01(\x0b\x32\x1b.stratus.v1.ServerResources\x12S\n\x12\x66lavor_extra_specs\x18\x04 \x03(\x0b\x32\x37.stratus.scheduler.v1.RequestSpec.FlavorExtraSpecsEntry\x12P\n\x10image_properties\x18\x05 \x03(\x0b\x32\x36.stratus.scheduler.v1.RequestSpec.ImagePropertiesEntry\x12\x19\n\x11\x61vailability_zone\x18\x06 \x01(\t\x12\x17\n\x0fserver_group_id\x18\x07 \x01(\t\x12N\n\x0fscheduler_hints\x18\x08 \x03(\x0b\x32\x35.stratus.scheduler.v1.RequestSpec.SchedulerHintsEntry\x12\x14\n\x0cignore_hosts\x18\t \x03(\t\x12\x11\n\tflavor_id\x18\n \x01(\t\x12\x13\n\x0b\x66lavor_name\x18\x0b \x01(\t\x12\x10\n\x08image_id\x18\x0c \x01(\t\x1a\x37\n\x15\x46lavorExtraSpecsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x36\n\x14ImagePropertiesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x35\n\x13SchedulerHintsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"J\n\x17\x45xplainPlacementRequest\x12/\n\x04spec\x18\x01 \x01(\x0b\x32!.stratus.scheduler.v1.RequestSpec\"`\n\x19SelectDestinationsRequest\x12/\n\x04spec\x18\x01 \x01(\x0b\x32!.stratus.scheduler.v1.RequestSpec\x12\x12\n\nalternates\x18\x02 \x01(\x05\"\x1b\n\x0b\x44\x65stination\x12\x0c\n\x04host\x18\x01 \x01(\t\"\x88\x01\n\x1aSelectDestinationsResponse\x12\x33\n\x08selected\x18\x01 \x01(\x0b\x32!.stratus.scheduler.v1.Destination\x12\x35\n\nalternates\x18\x02 \x03(\x0b\x32!.stratus.scheduler.v1.Destination2\xe9\x01\n\tScheduler\x12w\n\x12SelectDestinations\x12/.stratus.scheduler.v1.SelectDestinationsRequest\x1a\x30.stratus.scheduler.v1.SelectDestinationsResponse\x12\x63\n\x10\x45xplainPlacement\x12-.stratus.scheduler.v1.ExplainPlacementRequest\x1a .stratus.v1.PlacementExplanationb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$stratus/scheduler/v1/scheduler.proto\x12\x14stratus.scheduler.v1\x1a\x1cstratus/state/v1/state.proto\x1a\x1astratus/v1/placement.proto\x1a\x18stratus/v1/servers.proto\"\x89\x05\n\x0bRequestSpec\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12\x12\n\nproject_id\x18\x02 \x01(\t\x12.\n\tresources\x18\x03 \x01(\x0b\x32\x1b.stratus.v1.ServerResources\x12S\n\x12\x66lavor_extra_specs\x18\x04 \x03(\x0b\x32\x37.stratus.scheduler.v1.RequestSpec.FlavorExtraSpecsEntry\x12P\n\x10image_properties\x18\x05 \x03(\x0b\x32\x36.stratus.scheduler.v1.RequestSpec.ImagePropertiesEntry\x12\x19\n\x11\x61vailability_zone\x18\x06 \x01(\t\x12\x17\n\x0fserver_group_id\x18\x07 \x01(\t\x12N\n\x0fscheduler_hints\x18\x08 \x03(\x0b\x32\x35.stratus.scheduler.v1.RequestSpec.SchedulerHintsEntry\x12\x14\n\x0cignore_hosts\x18\t \x03(\t\x12\x11\n\tflavor_id\x18\n \x01(\t\x12\x13\n\x0b\x66lavor_name\x18\x0b \x01(\t\x12\x10\n\x08image_id\x18\x0c \x01(\t\x1a\x37\n\x15\x46lavorExtraSpecsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x36\n\x14ImagePropertiesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x35\n\x13SchedulerHintsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"J\n\x17\x45xplainPlacementRequest\x12/\n\x04spec\x18\x01 \x01(\x0b\x32!.stratus.scheduler.v1.RequestSpec\"\xaf\x01\n\x19SelectDestinationsRequest\x12/\n\x04spec\x18\x01 \x01(\x0b\x32!.stratus.scheduler.v1.RequestSpec\x12\x12\n\nalternates\x18\x02 \x01(\x05\x12\x32\n\x08instance\x18\x03 \x01(\x0b\x32 .stratus.state.v1.InstanceRecord\x12\x19\n\x11instance_revision\x18\x04 \x01(\x03\"\x1b\n\x0b\x44\x65stination\x12\x0c\n\x04host\x18\x01 \x01(\t\"\x88\x01\n\x1aSelectDestinationsResponse\x12\x33\n\x08selected\x18\x01 \x01(\x0b\x32!.stratus.scheduler.v1.Destination\x12\x35\n\nalternates\x18\x02 \x03(\x0b\x32!.stratus.scheduler.v1.Destination2\xe9\x01\n\tScheduler\x12w\n\x12SelectDestinations\x12/.stratus.scheduler.v1.SelectDestinationsRequest\x1a\x30.stratus.scheduler.v1.SelectDestinationsResponse\x12\x63\n\x10\x45xplainPlacement\x12-.stratus.scheduler.v1.ExplainPlacementRequest\x1a .stratus.v1.PlacementExplanationb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,22 +40,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REQUESTSPEC_IMAGEPROPERTIESENTRY']._serialized_options = b'8\001'
   _globals['_REQUESTSPEC_SCHEDULERHINTSENTRY']._loaded_options = None
   _globals['_REQUESTSPEC_SCHEDULERHINTSENTRY']._serialized_options = b'8\001'
-  _globals['_REQUESTSPEC']._serialized_start=117
-  _globals['_REQUESTSPEC']._serialized_end=766
-  _globals['_REQUESTSPEC_FLAVOREXTRASPECSENTRY']._serialized_start=600
-  _globals['_REQUESTSPEC_FLAVOREXTRASPECSENTRY']._serialized_end=655
-  _globals['_REQUESTSPEC_IMAGEPROPERTIESENTRY']._serialized_start=657
-  _globals['_REQUESTSPEC_IMAGEPROPERTIESENTRY']._serialized_end=711
-  _globals['_REQUESTSPEC_SCHEDULERHINTSENTRY']._serialized_start=713
-  _globals['_REQUESTSPEC_SCHEDULERHINTSENTRY']._serialized_end=766
-  _globals['_EXPLAINPLACEMENTREQUEST']._serialized_start=768
-  _globals['_EXPLAINPLACEMENTREQUEST']._serialized_end=842
-  _globals['_SELECTDESTINATIONSREQUEST']._serialized_start=844
-  _globals['_SELECTDESTINATIONSREQUEST']._serialized_end=940
-  _globals['_DESTINATION']._serialized_start=942
-  _globals['_DESTINATION']._serialized_end=969
-  _globals['_SELECTDESTINATIONSRESPONSE']._serialized_start=972
-  _globals['_SELECTDESTINATIONSRESPONSE']._serialized_end=1108
-  _globals['_SCHEDULER']._serialized_start=1111
-  _globals['_SCHEDULER']._serialized_end=1344
+  _globals['_REQUESTSPEC']._serialized_start=147
+  _globals['_REQUESTSPEC']._serialized_end=796
+  _globals['_REQUESTSPEC_FLAVOREXTRASPECSENTRY']._serialized_start=630
+  _globals['_REQUESTSPEC_FLAVOREXTRASPECSENTRY']._serialized_end=685
+  _globals['_REQUESTSPEC_IMAGEPROPERTIESENTRY']._serialized_start=687
+  _globals['_REQUESTSPEC_IMAGEPROPERTIESENTRY']._serialized_end=741
+  _globals['_REQUESTSPEC_SCHEDULERHINTSENTRY']._serialized_start=743
+  _globals['_REQUESTSPEC_SCHEDULERHINTSENTRY']._serialized_end=796
+  _globals['_EXPLAINPLACEMENTREQUEST']._serialized_start=798
+  _globals['_EXPLAINPLACEMENTREQUEST']._serialized_end=872
+  _globals['_SELECTDESTINATIONSREQUEST']._serialized_start=875
+  _globals['_SELECTDESTINATIONSREQUEST']._serialized_end=1050
+  _globals['_DESTINATION']._serialized_start=1052
+  _globals['_DESTINATION']._serialized_end=1079
+  _globals['_SELECTDESTINATIONSRESPONSE']._serialized_start=1082
+  _globals['_SELECTDESTINATIONSRESPONSE']._serialized_end=1218
+  _globals['_SCHEDULER']._serialized_start=1221
+  _globals['_SCHEDULER']._serialized_end=1454
 # @@protoc_insertion_point(module_scope)

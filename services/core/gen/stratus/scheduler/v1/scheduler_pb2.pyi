@@ -7,6 +7,7 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
+from stratus.state.v1 import state_pb2 as _state_pb2
 from stratus.v1 import servers_pb2 as _servers_pb2
 import builtins as _builtins
 import sys
@@ -166,19 +167,32 @@ class SelectDestinationsRequest(_message.Message):
 
     SPEC_FIELD_NUMBER: _builtins.int
     ALTERNATES_FIELD_NUMBER: _builtins.int
+    INSTANCE_FIELD_NUMBER: _builtins.int
+    INSTANCE_REVISION_FIELD_NUMBER: _builtins.int
     alternates: _builtins.int
     """How many unclaimed alternates to return beside the claimed host."""
+    instance_revision: _builtins.int
     @_builtins.property
     def spec(self) -> Global___RequestSpec: ...
+    @_builtins.property
+    def instance(self) -> _state_pb2.InstanceRecord:
+        """The server's record as the caller read it, and its mod revision: the claim's transaction
+        writes it back with `server.host` set, compared on that revision (a record changed meanwhile
+        is read again and checked). Without them (revision 0) the scheduler reads the record itself,
+        one more round trip to etcd.
+        """
+
     def __init__(
         self,
         *,
         spec: Global___RequestSpec | None = ...,
         alternates: _builtins.int = ...,
+        instance: _state_pb2.InstanceRecord | None = ...,
+        instance_revision: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["spec", b"spec"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["instance", b"instance", "spec", b"spec"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alternates", b"alternates", "spec", b"spec"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alternates", b"alternates", "instance", b"instance", "instance_revision", b"instance_revision", "spec", b"spec"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

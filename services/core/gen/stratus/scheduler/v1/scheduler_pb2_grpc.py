@@ -53,8 +53,12 @@ class SchedulerServicer:
     """
 
     def SelectDestinations(self, request, context):
-        """Filters and weighs the live hosts, then claims the best one by compare-and-swap.
-        NOT_FOUND-free: when no host fits, RESOURCE_EXHAUSTED with an ErrorInfo that says why.
+        """Filters and weighs the live hosts, then claims the best one by compare-and-swap, in the same
+        etcd transaction as the server's record gets that host (`server.host`): a server holds a claim
+        exactly when its record names the host. NOT_FOUND-free: when no host fits, RESOURCE_EXHAUSTED
+        with an ErrorInfo that says why; FAILED_PRECONDITION (SERVER_DELETING) when the record is gone
+        or being deleted, (ALREADY_PLACED) when it names a host the request ignores. A retried request
+        gets the host the record names.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

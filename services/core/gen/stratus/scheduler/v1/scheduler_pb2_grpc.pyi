@@ -35,8 +35,12 @@ class SchedulerStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> SchedulerAsyncStub: ...
     SelectDestinations: _grpc.UnaryUnaryMultiCallable[_scheduler_pb2.SelectDestinationsRequest, _scheduler_pb2.SelectDestinationsResponse]
-    """Filters and weighs the live hosts, then claims the best one by compare-and-swap.
-    NOT_FOUND-free: when no host fits, RESOURCE_EXHAUSTED with an ErrorInfo that says why.
+    """Filters and weighs the live hosts, then claims the best one by compare-and-swap, in the same
+    etcd transaction as the server's record gets that host (`server.host`): a server holds a claim
+    exactly when its record names the host. NOT_FOUND-free: when no host fits, RESOURCE_EXHAUSTED
+    with an ErrorInfo that says why; FAILED_PRECONDITION (SERVER_DELETING) when the record is gone
+    or being deleted, (ALREADY_PLACED) when it names a host the request ignores. A retried request
+    gets the host the record names.
     """
     ExplainPlacement: _grpc.UnaryUnaryMultiCallable[_scheduler_pb2.ExplainPlacementRequest, _placement_pb2.PlacementExplanation]
     """The same filters and weighers over the same hosts, claiming nothing: which filter removed
@@ -49,8 +53,12 @@ class SchedulerAsyncStub(SchedulerStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     SelectDestinations: _aio.UnaryUnaryMultiCallable[_scheduler_pb2.SelectDestinationsRequest, _scheduler_pb2.SelectDestinationsResponse]  # type: ignore[assignment]
-    """Filters and weighs the live hosts, then claims the best one by compare-and-swap.
-    NOT_FOUND-free: when no host fits, RESOURCE_EXHAUSTED with an ErrorInfo that says why.
+    """Filters and weighs the live hosts, then claims the best one by compare-and-swap, in the same
+    etcd transaction as the server's record gets that host (`server.host`): a server holds a claim
+    exactly when its record names the host. NOT_FOUND-free: when no host fits, RESOURCE_EXHAUSTED
+    with an ErrorInfo that says why; FAILED_PRECONDITION (SERVER_DELETING) when the record is gone
+    or being deleted, (ALREADY_PLACED) when it names a host the request ignores. A retried request
+    gets the host the record names.
     """
     ExplainPlacement: _aio.UnaryUnaryMultiCallable[_scheduler_pb2.ExplainPlacementRequest, _placement_pb2.PlacementExplanation]  # type: ignore[assignment]
     """The same filters and weighers over the same hosts, claiming nothing: which filter removed
@@ -66,8 +74,12 @@ class SchedulerServicer(metaclass=_abc_1.ABCMeta):
         request: _scheduler_pb2.SelectDestinationsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_scheduler_pb2.SelectDestinationsResponse, _abc.Awaitable[_scheduler_pb2.SelectDestinationsResponse]]:
-        """Filters and weighs the live hosts, then claims the best one by compare-and-swap.
-        NOT_FOUND-free: when no host fits, RESOURCE_EXHAUSTED with an ErrorInfo that says why.
+        """Filters and weighs the live hosts, then claims the best one by compare-and-swap, in the same
+        etcd transaction as the server's record gets that host (`server.host`): a server holds a claim
+        exactly when its record names the host. NOT_FOUND-free: when no host fits, RESOURCE_EXHAUSTED
+        with an ErrorInfo that says why; FAILED_PRECONDITION (SERVER_DELETING) when the record is gone
+        or being deleted, (ALREADY_PLACED) when it names a host the request ignores. A retried request
+        gets the host the record names.
         """
 
     @_abc_1.abstractmethod

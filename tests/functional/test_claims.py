@@ -1,0 +1,128 @@
+"""Exact claims through the public API: creates, deletes racing builds, and builds that fail on a
+host and are retried elsewhere, while the claims audit runs against the stack's etcd the whole
+time and once after: it never has anything to repair (a server holds a claim exactly when its
+record names the host, whatever moment it looks at)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from services.api.claim_audit import AuditReport, ClaimAudit, Finding
+from services.core import instances
+from services.core.etcd import Store
+from stratus.v1 import servers_pb2, services_pb2
+from tests.functional.test_faults import list_hosts
+from tests.support.stack import ROOT, Stack
+
+UP = services_pb2.ServiceState.SERVICE_STATE_UP
+
+
+@pytest.fixture
+def failing_compute(stack: Stack, tmp_path: Path) -> Iterator[str]:
+    """A compute of its own name (no build failures counted yet) joins the shared stack as the
+    roomiest host, and fails every spawn."""
+    host = f"failing-{uuid.uuid4().hex[:6]}"
+    cmd = [sys.executable, "-m", "services.core.cli.main", "compute", "--etcd", ",".join(stack.info["etcd"]),
+           "--host", host, "--port", "0", "--state-dir", str(tmp_path), "--fake-fail-spawn",
+           "--fake-host", "vcpus=64,ram_mb=262144,disk_gb=4000"]  # fmt: skip
+    with (tmp_path / "failing.log").open("wb") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while not any(h.host == host and h.state == UP for h in list_hosts(stack)):
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "failing.log").read_text()
+            time.sleep(0.1)
+        yield host
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+
+
+class AuditAlongside:
+    """Audits (no grace) in a thread of its own until stopped; every round's report."""
+
+    def __init__(self, stack: Stack) -> None:
+        self._urls = list(stack.info["etcd"])
+        self.reports: list[AuditReport] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+
+    async def _run(self) -> None:
+        store = Store(self._urls)
+        await store.connect()
+        try:
+            audit = ClaimAudit(store, grace_s=0)
+            while True:
+                self.reports.append(await audit.run_once())
+                if self._stop.is_set():
+                    return
+                await asyncio.sleep(0.05)
+        finally:
+            await store.close()
+
+    def __enter__(self) -> AuditAlongside:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(60)
+
+
+async def tried_hosts(stack: Stack, ids: list[str]) -> list[list[str]]:
+    """The hosts each build failed on, from the records."""
+    store = Store(list(stack.info["etcd"]))
+    await store.connect()
+    try:
+        return [list((await instances.get(store, server_id))[0].tried_hosts) for server_id in ids]
+    finally:
+        await store.close()
+
+
+async def final_check(stack: Stack) -> list[Finding]:
+    store = Store(list(stack.info["etcd"]))
+    await store.connect()
+    try:
+        return await ClaimAudit(store, grace_s=0).check()
+    finally:
+        await store.close()
+
+
+def create(stack: Stack, name: str) -> str:
+    spec = servers_pb2.Server(name=name, flavor_id="m1.tiny", image_id="tiny")
+    request = servers_pb2.CreateServerRequest(server=spec, request_id=str(uuid.uuid4()))
+    return str(stack.servers.CreateServer(request, metadata=stack.md("demo")).id)
+
+
+def test_creates_deletes_and_failed_builds_leave_the_audit_nothing(stack: Stack, failing_compute: str) -> None:
+    md = stack.md("demo")
+    with AuditAlongside(stack) as audit:
+        first = create(stack, "exact-0")  # the failing host is the roomiest: it fails there first
+        assert stack.wait_for_server(first, {"ACTIVE", "ERROR"}, who="demo").host != failing_compute
+        assert asyncio.run(tried_hosts(stack, [first])) == [[failing_compute]]
+        ids = [first, *(create(stack, f"exact-{i}") for i in range(1, 6))]
+        for server_id in ids[-2:]:  # deleted while their builds run
+            stack.servers.DeleteServer(servers_pb2.DeleteServerRequest(id=server_id), metadata=md)
+        for server_id in ids[:-2]:
+            done = stack.wait_for_server(server_id, {"ACTIVE", "ERROR"}, who="demo")
+            assert done.status == servers_pb2.ServerStatus.SERVER_STATUS_ACTIVE, done.fault
+            assert done.host != failing_compute
+        for server_id in ids[:-2]:
+            stack.servers.DeleteServer(servers_pb2.DeleteServerRequest(id=server_id), metadata=md)
+        for server_id in ids:
+            stack.wait_gone(server_id)
+    assert len(audit.reports) >= 2  # it ran during the work and once after all of it
+    assert [f for report in audit.reports for f in report.repaired] == []
+    assert asyncio.run(final_check(stack)) == []
+    failing = next(h for h in list_hosts(stack) if h.host == failing_compute)
+    assert failing.ram_mb_used == 0 and failing.running_servers == 0
