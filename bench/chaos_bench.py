@@ -35,6 +35,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--settle", type=float, default=180.0, help="seconds allowed to settle after the chaos")
     p.add_argument("--spawn-delay", type=float, default=0.3, help="seconds a fake spawn takes")
+    p.add_argument("--orphan-grace", type=float, default=10.0, help="the computes' orphan_grace_s (default 120 s)")
+    p.add_argument("--reconcile-interval", type=float, default=2.0, help="their reconcile_interval_s (default 30 s)")
     p.add_argument("--host-size", default="vcpus=1024,ram_mb=1048576,disk_gb=100000")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--keep", action="store_true", help="keep the state dir (logs, etcd) and print its path")
@@ -55,6 +57,8 @@ def figures(report: ChaosReport, args: argparse.Namespace, apis: int) -> dict[st
         "servers_at_end": dict(report.servers_at_end), "claims_at_end": report.claims_at_end,
         "domains_at_end": report.domains_at_end, "violations": dict(report.violations_by_kind()),
         "active_without_domain": len(report.active_without_domain),
+        "repairs_in_logs": {kind: len(ids) for kind, ids in report.repairs.items()},
+        "orphan_grace_s": args.orphan_grace, "reconcile_interval_s": args.reconcile_interval,
     }  # fmt: skip
 
 
@@ -70,7 +74,7 @@ def main() -> int:
         chaos_interval_s=args.interval, concurrency=args.concurrency, settle_s=args.settle, seed=args.seed,
     )  # fmt: skip
     stack = start_stack(tmp, *chaos_stack_args(args.computes, args.schedulers, apis, args.host_size),
-                        env=chaos_env(tmp, args.spawn_delay))  # fmt: skip
+                        env=chaos_env(tmp, args.spawn_delay, args.orphan_grace, args.reconcile_interval))  # fmt: skip
     try:
         report = run_chaos(stack, plan, progress=print)
     finally:

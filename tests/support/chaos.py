@@ -3,11 +3,11 @@
 Many creates (each with its own ``request_id``) and some deletes go through the public API while a
 chaos task SIGKILLs random api, scheduler, compute and servicegroup processes (by pid, from
 ``stack.json``; the launcher restarts them) and freezes etcd for a few seconds (SIGSTOP, SIGCONT).
-The client behaves as a real one: a create that fails with UNAVAILABLE, DEADLINE_EXCEEDED or
-ABORTED (a connection error is UNAVAILABLE) is sent again with the same ``request_id``, to the
-next api replica when ``stack.json`` lists several; a delete is sent again until the server is
-NOT_FOUND. Then, bounded by ``settle_s``, the invariants of tests/support/chaos_check.py are
-checked until they hold; what still fails at the deadline is reported with its evidence.
+The client (chaos_client.py) behaves as a real one: a create that fails with UNAVAILABLE,
+DEADLINE_EXCEEDED or ABORTED is sent again with the same ``request_id``, to the next api replica;
+a delete is sent again until the server is NOT_FOUND. Then, bounded by ``settle_s``, the
+invariants of tests/support/chaos_check.py are checked until they hold; what still fails at the
+deadline is reported with its evidence.
 
     stack = start_stack(dir, *chaos_stack_args(...), env=chaos_env(dir))
     report = run_chaos(stack, ChaosPlan(creates=150, deletes=50, kills=10, freezes=2))
@@ -25,98 +25,19 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import grpc
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
-
 from services.core.etcd import Store
-from stratus.v1 import servers_pb2, servers_pb2_grpc
-from tests.support import chaos_check
-from tests.support.chaos_check import RID_KEY, Expected, Snapshot, Violation
+from tests.support import chaos_check, chaos_logs
+from tests.support.chaos_check import RID_KEY, Expected, Snapshot
+from tests.support.chaos_client import ApiPool, Client
 from tests.support.chaos_procs import KINDS, StackProcs
+from tests.support.chaos_report import ChaosPlan, ChaosReport
 from tests.support.stack import ROOT, Stack
 
-C = grpc.StatusCode
-RETRYABLE = {C.UNAVAILABLE, C.DEADLINE_EXCEEDED, C.ABORTED}
+__all__ = ["ChaosPlan", "ChaosReport", "chaos_env", "chaos_stack_args", "launcher_supports", "run_chaos"]
 DOMAINS_DIR = "fake-domains"
-
-
-@dataclass
-class ChaosPlan:
-    creates: int = 150
-    deletes: int = 50
-    kills: int = 10
-    freezes: int = 2
-    freeze_s: tuple[float, float] = (2.0, 3.0)
-    chaos_interval_s: float = 3.0  # between two chaos events (kills and freezes), jittered
-    concurrency: int = 24  # client calls in flight at most
-    call_timeout_s: float = 10.0
-    op_budget_s: float = 150.0  # how long the client keeps retrying one create or delete
-    settle_s: float = 120.0
-    seed: int | None = None
-    flavor: str = "m1.tiny"
-    image: str = "tiny"
-
-
-@dataclass
-class ChaosReport:
-    run_id: str
-    plan: ChaosPlan
-    replied: int = 0
-    found_later: int = 0  # creates never answered (or refused) whose server exists
-    refused: Counter[str] = field(default_factory=Counter)  # final error codes of unanswered creates
-    gave_up: int = 0
-    deletes_done: int = 0
-    deletes_unfinished: int = 0
-    retries: Counter[str] = field(default_factory=Counter)  # "create UNAVAILABLE" -> count
-    kills: Counter[str] = field(default_factory=Counter)
-    kill_log: list[str] = field(default_factory=list)
-    freezes: list[float] = field(default_factory=list)
-    workload_s: float = 0.0
-    create_phase_s: float = 0.0
-    settle_s: float | None = None  # None: still violated at the deadline
-    servers_at_end: Counter[str] = field(default_factory=Counter)
-    claims_at_end: int = 0
-    domains_at_end: int = 0
-    violations: list[Violation] = field(default_factory=list)
-    active_without_domain: list[str] = field(default_factory=list)
-
-    @property
-    def creates_per_s(self) -> float:
-        return self.replied / self.create_phase_s if self.create_phase_s else 0.0
-
-    def violations_by_kind(self) -> Counter[str]:
-        return Counter(v.kind for v in self.violations)
-
-    def summary(self, max_listed: int = 20) -> str:
-        p = self.plan
-        lines = [
-            f"chaos run {self.run_id}: {p.creates} creates, {p.deletes} deletes planned",
-            f"  creates: {self.replied} answered, {self.found_later} found later by request_id, "
-            f"{self.gave_up} given up, refused {dict(self.refused) or '{}'}",
-            f"  creates/s (answered, over {self.create_phase_s:.1f}s): {self.creates_per_s:.1f}",
-            f"  deletes: {self.deletes_done} seen through to NOT_FOUND, {self.deletes_unfinished} unfinished",
-            f"  client retries: {dict(self.retries) or '{}'}",
-            f"  kills: {sum(self.kills.values())} {dict(self.kills)}; etcd freezes: {len(self.freezes)} "
-            f"({', '.join(f'{s:.1f}s' for s in self.freezes)})",
-            f"  workload {self.workload_s:.1f}s; settled "
-            + (f"after {self.settle_s:.1f}s" if self.settle_s is not None else f"NOT within {p.settle_s:g}s"),
-            f"  at the end: servers {dict(self.servers_at_end)}, {self.claims_at_end} claims, "
-            f"{self.domains_at_end} fake domains",
-            f"  violations: {len(self.violations)} {dict(self.violations_by_kind()) or ''}",
-        ]
-        lines += [f"    {v.kind} {v.subject}: {v.evidence}" for v in self.violations[:max_listed]]
-        if len(self.violations) > max_listed:
-            lines.append(f"    ... and {len(self.violations) - max_listed} more")
-        if self.active_without_domain:
-            ids = self.active_without_domain
-            lines.append(f"  note: {len(ids)} ACTIVE servers with no domain on their host: {ids[:10]}")
-        lines += [f"  {entry}" for entry in self.kill_log]
-        return "\n".join(lines)
 
 
 # ---- the stack -------------------------------------------------------------------------------
@@ -134,160 +55,19 @@ def chaos_stack_args(computes: int, schedulers: int, apis: int, host_size: str) 
     return args
 
 
-def chaos_env(state_dir: Path, spawn_delay_s: float = 0.3) -> dict[str, str]:
+def chaos_env(
+    state_dir: Path, spawn_delay_s: float = 0.3, orphan_grace_s: float = 10.0, reconcile_interval_s: float = 2.0
+) -> dict[str, str]:
     """Fake domains kept in files (they outlive a killed compute, and the checks read them); builds
-    that take a moment (so kills land mid-build); the computes' orphan sweep within the settle time."""
+    that take a moment (so kills land mid-build); the computes' orphan sweep (by default every 30 s,
+    after 120 s of grace) within the settle time: a delete done while its compute is down leaves
+    the domain to that sweep, as Nova's local delete does."""
     return {
         "STRATUS_FAKE_DOMAINS_DIR": str(state_dir / DOMAINS_DIR),
         "STRATUS_FAKE_SPAWN_DELAY_S": str(spawn_delay_s),
-        "STRATUS_RECONCILE_INTERVAL_S": "2",
-        "STRATUS_ORPHAN_GRACE_S": "10",
+        "STRATUS_RECONCILE_INTERVAL_S": str(reconcile_interval_s),
+        "STRATUS_ORPHAN_GRACE_S": str(orphan_grace_s),
     }
-
-
-# ---- the client ------------------------------------------------------------------------------
-class ApiPool:
-    """aio channels to every api replica ``stack.json`` lists (re-read at most once a second)."""
-
-    def __init__(self, state_dir: Path) -> None:
-        self.state_dir = state_dir
-        self._channels: dict[str, grpc.aio.Channel] = {}
-        self._endpoints: list[str] = []
-        self._read_at = 0.0
-
-    def endpoints(self) -> list[str]:
-        if not self._endpoints or time.monotonic() - self._read_at > 1.0:
-            try:
-                info = json.loads((self.state_dir / "stack.json").read_text())
-                apis = info.get("apis") or [info["api"]]
-                self._endpoints = [a if isinstance(a, str) else str(a["endpoint"]) for a in apis]
-            except (FileNotFoundError, json.JSONDecodeError, KeyError):
-                pass  # the launcher is rewriting it; keep the last we read
-            self._read_at = time.monotonic()
-        return self._endpoints
-
-    def servers(self, n: int) -> servers_pb2_grpc.ServersStub:
-        eps = self.endpoints()
-        ep = eps[n % len(eps)]
-        if ep not in self._channels:
-            self._channels[ep] = grpc.aio.insecure_channel(ep)
-        return servers_pb2_grpc.ServersStub(self._channels[ep])
-
-    async def close(self) -> None:
-        for ch in self._channels.values():
-            await ch.close()
-
-
-def retry_after(exc: grpc.aio.AioRpcError, attempt: int, rng: random.Random) -> float:
-    """The server's RetryInfo delay if it gave one, else capped jittered exponential backoff."""
-    try:
-        status = rpc_status.from_call(exc)  # type: ignore[arg-type]
-    except ValueError:
-        status = None
-    for detail in status.details if status else ():
-        info = error_details_pb2.RetryInfo()
-        if detail.Unpack(info):
-            return float(info.retry_delay.ToNanoseconds() / 1e9)
-    return float(min(0.2 * 2**attempt, 2.0) * rng.uniform(0.5, 1.0))
-
-
-class Client:
-    def __init__(self, pool: ApiPool, token: str, plan: ChaosPlan, report: ChaosReport, rng: random.Random) -> None:
-        self.pool = pool
-        self.md = [("authorization", f"Bearer {token}")]
-        self.plan = plan
-        self.report = report
-        self.rng = rng
-        self.expected = Expected()
-
-    async def create(self, n: int, rid: str) -> str:
-        """The server id the api answered, or "" (refused for good, or given up)."""
-        spec = servers_pb2.Server(
-            name=rid, flavor_id=self.plan.flavor, image_id=self.plan.image, metadata={RID_KEY: rid}
-        )
-        req = servers_pb2.CreateServerRequest(server=spec, request_id=rid)
-        deadline = time.monotonic() + self.plan.op_budget_s
-        attempt = 0
-        while True:
-            try:
-                reply = await self.pool.servers(n + attempt).CreateServer(
-                    req, metadata=self.md, timeout=self.plan.call_timeout_s
-                )
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() not in RETRYABLE:
-                    self.report.refused[f"{exc.code().name}: {exc.details()}"[:120]] += 1
-                    self.expected.unanswered.add(rid)
-                    return ""
-                self.report.retries[f"create {exc.code().name}"] += 1
-                if time.monotonic() > deadline:
-                    self.report.gave_up += 1
-                    self.expected.unanswered.add(rid)
-                    return ""
-                await asyncio.sleep(retry_after(exc, attempt, self.rng))
-                attempt += 1
-                continue
-            self.expected.replied[rid] = reply.id
-            self.report.replied += 1
-            return str(reply.id)
-
-    async def delete(self, n: int, server_id: str, rid: str) -> None:
-        deadline = time.monotonic() + self.plan.op_budget_s
-        attempt = 0
-        while time.monotonic() < deadline:
-            try:
-                await self.pool.servers(n + attempt).DeleteServer(
-                    servers_pb2.DeleteServerRequest(id=server_id), metadata=self.md, timeout=self.plan.call_timeout_s
-                )
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() == C.NOT_FOUND:
-                    break
-                self.report.retries[f"delete {exc.code().name}"] += 1
-                await asyncio.sleep(retry_after(exc, attempt, self.rng))
-                attempt += 1
-                continue
-            if await self._gone(n, server_id, min(20.0, max(0.0, deadline - time.monotonic()))):
-                break
-            attempt += 1
-        else:
-            self.expected.undeleted[server_id] = rid
-            self.report.deletes_unfinished += 1
-            return
-        self.expected.deleted[server_id] = rid
-        self.report.deletes_done += 1
-
-    async def _gone(self, n: int, server_id: str, within_s: float) -> bool:
-        """Polls GetServer until NOT_FOUND (True) or ``within_s`` passes (False)."""
-        deadline = time.monotonic() + within_s
-        while time.monotonic() < deadline:
-            try:
-                await self.pool.servers(n).GetServer(
-                    servers_pb2.GetServerRequest(id=server_id), metadata=self.md, timeout=self.plan.call_timeout_s
-                )
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() == C.NOT_FOUND:
-                    return True
-                n += 1  # another replica
-            await asyncio.sleep(0.5)
-        return False
-
-    async def list_all(self) -> list[servers_pb2.Server]:
-        """Every server of every project (admin), retried while the api answers UNAVAILABLE."""
-        out: list[servers_pb2.Server] = []
-        token, attempt = "", 0
-        while True:
-            req = servers_pb2.ListServersRequest(page_size=1000, page_token=token, all_projects=True)
-            try:
-                page = await self.pool.servers(attempt).ListServers(req, metadata=self.md, timeout=30)
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() not in RETRYABLE or attempt > 60:
-                    raise
-                await asyncio.sleep(retry_after(exc, attempt, self.rng))
-                attempt += 1
-                continue
-            out += page.servers
-            token = page.next_page_token
-            if not token:
-                return out
 
 
 # ---- chaos ------------------------------------------------------------------------------------
@@ -411,6 +191,8 @@ async def run_chaos_async(
         await store.close()
         await pool.close()
     _tally(report, user.expected, snap)
+    report.repairs = chaos_logs.scan_repairs(state_dir / "logs")
+    report.log_errors = chaos_logs.count_errors(state_dir / "logs")
     return report
 
 
