@@ -15,6 +15,7 @@ import argparse
 import json
 import shutil
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 from tests.support.chaos import ChaosPlan, ChaosReport, chaos_env, chaos_stack_args, launcher_supports, run_chaos
@@ -56,6 +57,7 @@ def figures(report: ChaosReport, args: argparse.Namespace, apis: int) -> dict[st
         "settle_s": None if report.settle_s is None else round(report.settle_s, 1),
         "servers_at_end": dict(report.servers_at_end), "claims_at_end": report.claims_at_end,
         "domains_at_end": report.domains_at_end, "violations": dict(report.violations_by_kind()),
+        "violations_before_settling": dict(Counter(v.kind for v in report.first_violations)),
         "active_without_domain": len(report.active_without_domain),
         "repairs_in_logs": {kind: len(ids) for kind, ids in report.repairs.items()},
         "orphan_grace_s": args.orphan_grace, "reconcile_interval_s": args.reconcile_interval,

@@ -152,9 +152,12 @@ async def _snapshot(client: Client, store: Store, domains_dir: Path) -> Snapshot
 
 async def _settle(client: Client, store: Store, domains_dir: Path, report: ChaosReport) -> Snapshot:
     t0 = time.monotonic()
+    first = True
     while True:
         snap = await _snapshot(client, store, domains_dir)
         report.violations = chaos_check.check(client.expected, snap)
+        if first:
+            report.first_violations, first = list(report.violations), False
         if not report.violations:
             report.settle_s = time.monotonic() - t0
             return snap

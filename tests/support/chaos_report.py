@@ -46,6 +46,8 @@ class ChaosReport:
     claims_at_end: int = 0
     domains_at_end: int = 0
     violations: list[Violation] = field(default_factory=list)
+    # what the first check after the workload found (cleared while settling, unless still in violations)
+    first_violations: list[Violation] = field(default_factory=list)
     active_without_domain: list[str] = field(default_factory=list)
     repairs: dict[str, list[str]] = field(default_factory=dict)  # from the logs (chaos_logs.py)
     log_errors: dict[str, int] = field(default_factory=dict)
@@ -75,6 +77,10 @@ class ChaosReport:
             f"  violations: {len(self.violations)} {dict(self.violations_by_kind()) or ''}",
         ]
         lines += [f"    {v.kind} {v.subject}: {v.evidence}" for v in self.violations[:max_listed]]
+        if self.first_violations:
+            first = Counter(v.kind for v in self.first_violations)
+            lines.append(f"  right after the workload (before settling): {len(self.first_violations)} {dict(first)}")
+            lines += [f"    {v.kind} {v.subject}: {v.evidence}" for v in self.first_violations[:5]]
         if len(self.violations) > max_listed:
             lines.append(f"    ... and {len(self.violations) - max_listed} more")
         if self.active_without_domain:
