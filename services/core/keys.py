@@ -14,6 +14,7 @@ hosts/<host>/capabilities              state.HostCapabilities       the compute'
 hosts/<host>/usage                     state.HostUsage              durable, compare-and-swap
 hosts/<host>/stats                     state.HostStats              the compute's lease
 instances/<id>                         state.InstanceRecord         durable, compare-and-swap
+flow_owners/<id>                       '<replica>:<lease hex>'      the owning api replica's lease
 requests/<project>/<request_id>        state.RequestIndex           durable, with the instance
 server_actions/<instance>/<action>     stratus.v1.ServerAction      durable while the instance
                                                                     is; then a retention lease
@@ -41,6 +42,7 @@ SERVICES_ADMIN = "services_admin/"
 SERVICES_SEEN = "services_seen/"
 HOSTS = "hosts/"
 INSTANCES = "instances/"
+FLOW_OWNERS = "flow_owners/"
 REQUESTS = "requests/"
 SERVER_ACTIONS = "server_actions/"
 FLAVORS = "flavors/"
@@ -101,6 +103,11 @@ def split_host(key: str) -> tuple[str, str]:
 
 def instance(instance_id: str) -> str:
     return f"{INSTANCES}{instance_id}"
+
+
+def flow_owner(instance_id: str) -> str:
+    """Which api replica drives the server's unfinished flow (on that replica's lease)."""
+    return f"{FLOW_OWNERS}{instance_id}"
 
 
 def request(project_id: str, request_id: str) -> str:
