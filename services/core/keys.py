@@ -32,6 +32,7 @@ quota_usage/<project>                  stratus.v1.QuotaSet          durable, com
                                                                     the resource's transaction
 deployment                             a random id (utf-8)          durable, written once
 tokens/<id>                            state.TokenRecord            a lease: expiry + 1 day
+seeding/<name>                         the seeding process (utf-8)  its lease, while it seeds
 =====================================  ===========================  ==========================
 """
 
@@ -56,6 +57,7 @@ KEYPAIRS = "keypairs/"
 QUOTAS = "quotas/"
 QUOTA_USAGE = "quota_usage/"
 TOKENS = "tokens/"
+SEEDING = "seeding/"
 # Names this deployment (this etcd and prefix); the libvirt driver tags its domains with it, so
 # two stacks sharing one libvirtd never touch each other's domains.
 DEPLOYMENT = "deployment"
@@ -181,3 +183,7 @@ def quota_usage(project_id: str) -> str:
 
 def token(token_id: str) -> str:
     return f"{TOKENS}{token_id}"
+
+
+def seeding(name: str) -> str:
+    return f"{SEEDING}{name}"
