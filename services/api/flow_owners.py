@@ -173,8 +173,7 @@ class FlowOwners:
     async def scan(self) -> int:
         """Takes the servers that need work and that no live replica drives; returns how many."""
         assert self._plans is not None, "FlowOwners.bind was not called"
-        if self._session is not None and self._session.done.is_set():
-            await self._lease()  # lost: this replica's drivers stop, and it starts again
+        await self._lease()  # a lost one: this replica's drivers stop, and it starts again
         owners, _ = await self._store.get_prefix(keys.FLOW_OWNERS)
         owned = {kv.key.removeprefix(keys.FLOW_OWNERS): kv.value for kv in owners}
         records, _ = await self._store.get_prefix(keys.INSTANCES)
