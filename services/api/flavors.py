@@ -77,6 +77,10 @@ class FlavorsManager:
         )
 
     async def seed(self) -> None:
+        """m1.tiny/small/medium, unless there is a flavor of that name. Safe with api replicas
+        starting together: ``create`` puts the flavor only while its name is absent, in one
+        transaction, so of two replicas seeding at once one writes it and the other is told it
+        exists."""
         for name, vcpus, ram_mb, disk_gb in SEED_FLAVORS:
             if await self._store.get(keys.flavor_name(name)) is None:
                 try:

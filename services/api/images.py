@@ -28,6 +28,7 @@ from services.api.image_access import (
 from services.api.image_files import ImageFiles, read_chunks
 from services.api.image_upload import check_checksum, chunks_of, describe_size, sniffed, validate
 from services.api.quotas import Quotas
+from services.api.seeding import seed_claim
 from services.api.validation import Violations, page_size
 from services.core import context, keys
 from services.core.boot_sector import tiny_image
@@ -288,7 +289,12 @@ class ImagesManager:
     # ---- the api process's own upkeep -----------------------------------------------------
     async def seed(self, seed_file: Path | None = None) -> None:
         """The PUBLIC image ``tiny`` (owned by no project), unless there is one; one seeded before
-        images had a visibility becomes PUBLIC."""
+        images had a visibility becomes PUBLIC. Api replicas starting together make one: each
+        looks and uploads while it holds the seed claim (see seeding)."""
+        async with seed_claim(self._store, "image-tiny", self._lease_ttl_s):
+            await self._seed_tiny(seed_file)
+
+    async def _seed_tiny(self, seed_file: Path | None) -> None:
         seeded = [i for i in await self._all() if i.name == "tiny" and not i.owner_project_id]
         for image in seeded:
             if not image.visibility:

@@ -12,6 +12,7 @@ from services.api.aggregates import AggregatesManager
 from services.api.auth import BearerAuthenticator
 from services.api.claim_audit import ClaimAudit
 from services.api.flavors import FlavorsManager
+from services.api.flow_owners import FlowOwners
 from services.api.flows import Limits, Orchestrator
 from services.api.image_files import ImageFiles
 from services.api.image_store import ImageStoreManager
@@ -81,7 +82,8 @@ class ApiManager:
         self.settings = settings
         self.directory = ServiceDirectory(store)
         self.channels = ChannelPool(settings.internal_tls())
-        self.tasks = InstanceTasks()
+        self.owners = FlowOwners(store, InstanceTasks(), settings.host, settings.lease_ttl_s,
+                                 settings.flow_scan_interval_s)  # fmt: skip
         peers = Peers(self.directory, self.channels)
         self.flavors = FlavorsManager(store)
         self.quotas = Quotas(store, settings.quota.model_dump())
@@ -96,7 +98,7 @@ class ApiManager:
         limits = Limits(settings.max_build_attempts, settings.build_timeout_s, settings.snapshot_timeout_s,
                         settings.flow_deadline_s)  # fmt: skip
         flows = Orchestrator(store, peers, specs, self.images, limits)
-        self.servers = ServersManager(store, specs, self.groups, flows, self.tasks, self.quotas)
+        self.servers = ServersManager(store, specs, self.groups, flows, self.owners, self.quotas)
         self.placement = PlacementManager(specs, peers)
         self.admin = AdminManager(store, peers)
         self.tokens = IssuedTokens(store, settings.token_ttl_min_s)
@@ -110,14 +112,12 @@ class ApiManager:
                 await self.flavors.seed()
                 await self.images.seed(self.settings.seed_image_file)
             self.images.start_sweeping(self.settings.image_sweep_interval_s)
-            resumed = await self.servers.recover()
+            await self.owners.start()  # takes the unfinished flows no live replica drives
         self.claim_audit.start(self.settings.claim_audit_interval_s)
-        if resumed:
-            log.info("resumed %d unfinished server task(s)", resumed)
 
     async def stop(self) -> None:
         await self.claim_audit.stop()
-        await self.tasks.drain(self.settings.drain_s)
+        await self.owners.stop(self.settings.drain_s)
         await self.images.stop_sweeping()
         await self.tokens.stop()
         await self.directory.stop()

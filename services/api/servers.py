@@ -12,12 +12,12 @@ from opentelemetry.propagate import extract, inject
 
 from services.api import action_log, actions, keypairs, quotas, resizing, server_filter, snapshots
 from services.api.actions import POWER_ACTIONS
+from services.api.flow_owners import FlowOwners, LocalFlows
 from services.api.flows import Orchestrator
 from services.api.quotas import Quotas
 from services.api.server_groups import MAX_SWAP_ATTEMPTS, ServerGroupsManager
 from services.api.server_watch import list_servers, watch_servers
 from services.api.specs import SpecResolver, resources_of
-from services.api.tasks import InstanceTasks
 from services.api.validation import ID_CHARS, NAME_MAX, REQUEST_ID, USER_DATA_MAX, Violations, page_size
 from services.core import context, instances, keys
 from services.core.errors import (
@@ -75,15 +75,17 @@ def body_digest(req: servers_pb2.CreateServerRequest) -> str:
 
 class ServersManager:
     def __init__(
-        self, store: Store, specs: SpecResolver, groups: ServerGroupsManager, flows: Orchestrator, tasks: InstanceTasks,
-        ledger: Quotas | None = None,
+        self, store: Store, specs: SpecResolver, groups: ServerGroupsManager, flows: Orchestrator,
+        owners: FlowOwners | LocalFlows, ledger: Quotas | None = None,
     ) -> None:  # fmt: skip
         self._store = store
         self._quotas = ledger or Quotas(store)
         self._specs = specs
         self._groups = groups
         self._flows = flows
-        self.tasks = tasks
+        self._owners = owners
+        self.tasks = owners.tasks
+        owners.bind(self)
 
     # ---- create -------------------------------------------------------------------------
     async def create(self, req: servers_pb2.CreateServerRequest) -> servers_pb2.Server:
@@ -105,7 +107,7 @@ class ServersManager:
             if existing is None:
                 raise FailedPrecondition("request_id collided with a server being deleted; retry")
             return existing
-        self.tasks.start(record.server.id, self._flows.build(record.server.id), "build", project_id=ctx.project_id)
+        await self._owners.kick(record.server.id, ctx.project_id)
         return record.server
 
     def _new_record(
@@ -211,7 +213,7 @@ class ServersManager:
             return None
 
         record = await action_log.update(self._store, instance_id, mark, action_log.DELETE)
-        self.tasks.start(instance_id, self._flows.delete(instance_id), "delete", project_id=record.server.project_id)
+        await self._owners.kick(instance_id, record.server.project_id)
         return record.server
 
     async def action(self, instance_id: str, name: str) -> servers_pb2.Server:
@@ -220,7 +222,7 @@ class ServersManager:
         await self._visible(instance_id)
         start = STARTS.get(name) or (lambda r: actions.begin(name, r.server))
         record = await action_log.update(self._store, instance_id, start, name)
-        self.tasks.start(instance_id, self._flow(name, instance_id), name, project_id=record.server.project_id)
+        await self._owners.kick(instance_id, record.server.project_id)
         return record.server
 
     async def resize(self, instance_id: str, flavor_ref: str) -> servers_pb2.Server:
@@ -238,7 +240,7 @@ class ServersManager:
 
         action = action_log.new_action(instance_id, "resize", visible.server.project_id)
         record = await resizing.with_claim(self._store, instance_id, start, self._quotas, [action_log.write(action)])
-        self.tasks.start(instance_id, self._flows.resize(instance_id), "resize", project_id=record.server.project_id)
+        await self._owners.kick(instance_id, record.server.project_id)
         return record.server
 
     async def snapshot(self, instance_id: str, image_name: str) -> images_pb2.Image:
@@ -248,8 +250,7 @@ class ServersManager:
         image = snapshots.snapshot_image(image_name, server, source, server.project_id)
         action = action_log.new_action(instance_id, "snapshot", server.project_id)
         await snapshots.begin_snapshot(self._store, instance_id, image, self._quotas, action_log.write(action))
-        flow = self._flows.snapshot(instance_id, image.id)
-        self.tasks.start(instance_id, flow, "snapshot", project_id=server.project_id)
+        await self._owners.kick(instance_id, server.project_id)  # its flow copies into the SAVING image
         return image
 
     async def console_output(self, instance_id: str, lines: int) -> str:
@@ -300,26 +301,32 @@ class ServersManager:
         async for event in watch_servers(self._store, req.id, req.revision, in_scope):
             yield event
 
-    # ---- recovery -----------------------------------------------------------------------
-    async def recover(self) -> int:
-        """Resumes the flows a previous api left unfinished (their progress is in task_state, and
-        for a resize in ``record.resize``)."""
-        kvs, _ = await self._store.get_prefix(keys.INSTANCES)
-        resumed = 0
-        for kv in kvs:
-            record = state_pb2.InstanceRecord.FromString(kv.value)
-            if self.tasks.running(record.server.id):
-                continue
-            await action_log.settle(self._store, record, resume_plan(record))
-            for name in resume_plan(record):
-                token = otel_context.attach(extract(dict(record.trace_context)))
-                try:
-                    self.tasks.start(record.server.id, self._flow(name, record.server.id), f"recover {name}",
-                                     project_id=record.server.project_id)  # fmt: skip
-                finally:
-                    otel_context.detach(token)
-                resumed += 1
-        return resumed
+    # ---- the flows' plans (flow_owners.Plans) -----------------------------------------------
+    def needs_work(self, record: state_pb2.InstanceRecord) -> bool:
+        return bool(resume_plan(record))
+
+    async def next_flow(self, record: state_pb2.InstanceRecord) -> Flow | None:
+        """The first flow the record's plan needs, in the trace of the request that made the server
+        when no request's trace is current (a flow taken over from another replica)."""
+        plan = resume_plan(record)
+        if not plan:
+            return None
+        flow = self._flow(plan[0], record.server.id)
+        if trace.get_current_span().get_span_context().is_valid:
+            return flow
+        return traced(flow, dict(record.trace_context))
+
+    async def taking_over(self, record: state_pb2.InstanceRecord) -> None:
+        """Ends the actions whose flow finished before their replica could say so."""
+        await action_log.settle(self._store, record, resume_plan(record))
+
+
+async def traced(flow: Flow, carrier: dict[str, str]) -> None:
+    token = otel_context.attach(extract(carrier))
+    try:
+        await flow
+    finally:
+        otel_context.detach(token)
 
 
 def resume_plan(record: state_pb2.InstanceRecord) -> list[str]:

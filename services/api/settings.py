@@ -55,6 +55,9 @@ class ApiSettings(CommonSettings):
     # How long a flow waits out outages (etcd, the scheduler or a compute unreachable) before it
     # fails with a fault that says so: outages only delay.
     flow_deadline_s: float = Field(default=300.0, gt=0)
+    # How often each api replica looks for unfinished flows no live replica drives (one whose
+    # replica died is taken over within its lease TTL plus this).
+    flow_scan_interval_s: float = Field(default=2.0, gt=0, le=60)
     # Seed flavors m1.tiny/small/medium and the image `tiny` when missing.
     seed: bool = True
     # What `tiny` is seeded from: the built Linux guest (deploy/build-guest.sh) when the file

@@ -49,6 +49,12 @@ class InstanceTasks:
         if self._tasks.get(instance_id) is task:
             del self._tasks[instance_id]
 
+    def cancel(self, instance_id: str) -> None:
+        """Stops the instance's work at its next await (its owner changed)."""
+        task = self._tasks.get(instance_id)
+        if task is not None:
+            task.cancel()
+
     def running(self, instance_id: str) -> bool:
         return instance_id in self._tasks
 

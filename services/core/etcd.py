@@ -189,6 +189,10 @@ class Store:
         """True while ``key`` is unchanged since ``mod_revision`` (0: while it does not exist)."""
         return Compare(result=Compare.EQUAL, target=Compare.MOD, key=self._abs(key), mod_revision=mod_revision)
 
+    def cmp_value(self, key: str, value: bytes) -> Compare:
+        """True while ``key`` holds exactly ``value``."""
+        return Compare(result=Compare.EQUAL, target=Compare.VALUE, key=self._abs(key), value=value)
+
     def cmp_absent(self, key: str) -> Compare:
         return Compare(result=Compare.EQUAL, target=Compare.CREATE, key=self._abs(key), create_revision=0)
 

@@ -14,6 +14,7 @@ hosts/<host>/capabilities              state.HostCapabilities       the compute'
 hosts/<host>/usage                     state.HostUsage              durable, compare-and-swap
 hosts/<host>/stats                     state.HostStats              the compute's lease
 instances/<id>                         state.InstanceRecord         durable, compare-and-swap
+flow_owners/<id>                       '<replica>:<lease hex>'      the owning api replica's lease
 requests/<project>/<request_id>        state.RequestIndex           durable, with the instance
 server_actions/<instance>/<action>     stratus.v1.ServerAction      durable while the instance
                                                                     is; then a retention lease
@@ -31,6 +32,7 @@ quota_usage/<project>                  stratus.v1.QuotaSet          durable, com
                                                                     the resource's transaction
 deployment                             a random id (utf-8)          durable, written once
 tokens/<id>                            state.TokenRecord            a lease: expiry + 1 day
+seeding/<name>                         the seeding process (utf-8)  its lease, while it seeds
 =====================================  ===========================  ==========================
 """
 
@@ -41,6 +43,7 @@ SERVICES_ADMIN = "services_admin/"
 SERVICES_SEEN = "services_seen/"
 HOSTS = "hosts/"
 INSTANCES = "instances/"
+FLOW_OWNERS = "flow_owners/"
 REQUESTS = "requests/"
 SERVER_ACTIONS = "server_actions/"
 FLAVORS = "flavors/"
@@ -54,6 +57,7 @@ KEYPAIRS = "keypairs/"
 QUOTAS = "quotas/"
 QUOTA_USAGE = "quota_usage/"
 TOKENS = "tokens/"
+SEEDING = "seeding/"
 # Names this deployment (this etcd and prefix); the libvirt driver tags its domains with it, so
 # two stacks sharing one libvirtd never touch each other's domains.
 DEPLOYMENT = "deployment"
@@ -101,6 +105,11 @@ def split_host(key: str) -> tuple[str, str]:
 
 def instance(instance_id: str) -> str:
     return f"{INSTANCES}{instance_id}"
+
+
+def flow_owner(instance_id: str) -> str:
+    """Which api replica drives the server's unfinished flow (on that replica's lease)."""
+    return f"{FLOW_OWNERS}{instance_id}"
 
 
 def request(project_id: str, request_id: str) -> str:
@@ -174,3 +183,7 @@ def quota_usage(project_id: str) -> str:
 
 def token(token_id: str) -> str:
     return f"{TOKENS}{token_id}"
+
+
+def seeding(name: str) -> str:
+    return f"{SEEDING}{name}"

@@ -6,46 +6,17 @@ record names the host, whatever moment it looks at)."""
 from __future__ import annotations
 
 import asyncio
-import signal
-import subprocess
-import sys
 import threading
-import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from services.api.claim_audit import AuditReport, ClaimAudit, Finding
 from services.core import instances
 from services.core.etcd import Store
 from stratus.v1 import servers_pb2, services_pb2
-from tests.functional.test_faults import list_hosts
-from tests.support.stack import ROOT, Stack
+from tests.functional.conftest import list_hosts
+from tests.support.stack import Stack
 
 UP = services_pb2.ServiceState.SERVICE_STATE_UP
-
-
-@pytest.fixture
-def failing_compute(stack: Stack, tmp_path: Path) -> Iterator[str]:
-    """A compute of its own name (no build failures counted yet) joins the shared stack as the
-    roomiest host, and fails every spawn."""
-    host = f"failing-{uuid.uuid4().hex[:6]}"
-    cmd = [sys.executable, "-m", "services.core.cli.main", "compute", "--etcd", ",".join(stack.info["etcd"]),
-           "--host", host, "--port", "0", "--state-dir", str(tmp_path), "--fake-fail-spawn",
-           "--fake-host", "vcpus=64,ram_mb=262144,disk_gb=4000"]  # fmt: skip
-    with (tmp_path / "failing.log").open("wb") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
-        while not any(h.host == host and h.state == UP for h in list_hosts(stack)):
-            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "failing.log").read_text()
-            time.sleep(0.1)
-        yield host
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
 
 
 class AuditAlongside:

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from stratus.v1 import hosts_pb2, servers_pb2, services_pb2
-from tests.support.stack import ROOT, Stack, start_stack
+from stratus.v1 import servers_pb2, services_pb2
+from tests.functional.conftest import list_hosts
+from tests.support.stack import Stack, start_stack
 
 S = servers_pb2.ServerStatus
 UP = services_pb2.ServiceState.SERVICE_STATE_UP
@@ -27,30 +26,6 @@ def slow_stack(tmp_path: Path) -> Iterator[Stack]:
                         env={"STRATUS_FAKE_SPAWN_DELAY_S": "2"})  # fmt: skip
     yield stack
     assert stack.stop() == 0, stack.log_tail()
-
-
-@pytest.fixture
-def failing_compute(stack: Stack, tmp_path: Path) -> Iterator[str]:
-    """A compute joins the shared stack as the roomiest host, and fails every spawn."""
-    host = "failing-1"
-    cmd = [sys.executable, "-m", "services.core.cli.main", "compute", "--etcd", ",".join(stack.info["etcd"]),
-           "--host", host, "--port", "0", "--state-dir", str(tmp_path), "--fake-fail-spawn",
-           "--fake-host", "vcpus=64,ram_mb=262144,disk_gb=4000"]  # fmt: skip
-    with (tmp_path / "failing.log").open("wb") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
-        while not any(h.host == host and h.state == UP for h in list_hosts(stack)):
-            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "failing.log").read_text()
-            time.sleep(0.1)
-        yield host
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
-
-
-def list_hosts(stack: Stack) -> list[hosts_pb2.Host]:
-    return list(stack.hosts.ListHosts(hosts_pb2.ListHostsRequest(), metadata=stack.md()).hosts)
 
 
 def test_a_build_that_fails_on_a_host_is_retried_elsewhere(stack: Stack, failing_compute: str) -> None:

@@ -5,6 +5,7 @@ another project's NOT_FOUND, a deleted server's actions still readable, and the 
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from pathlib import Path
 
@@ -14,11 +15,9 @@ import pytest
 from services.api.action_log import RETENTION_S
 from stratus.v1 import servers_pb2 as pb
 from tests.functional.test_cli_actions import stratus
-from tests.functional.test_faults import failing_compute
 from tests.functional.test_policy import create_token
 from tests.support.stack import Stack, start_stack
 
-__all__ = ["failing_compute"]  # the fixture, imported for pytest
 R = pb.ServerActionResult
 SUCCESS, ERROR = R.SERVER_ACTION_RESULT_SUCCESS, R.SERVER_ACTION_RESULT_ERROR
 
@@ -32,8 +31,17 @@ def create(stack: Stack, name: str, request_id: str = "") -> pb.Server:
     return done
 
 
-def actions_of(stack: Stack, sid: str, md: list[tuple[str, str]]) -> list[pb.ServerAction]:
-    return list(stack.servers.ListServerActions(pb.ListServerActionsRequest(id=sid), metadata=md).actions)
+def actions_of(stack: Stack, sid: str, md: list[tuple[str, str]], settle_s: float = 10.0) -> list[pb.ServerAction]:
+    """The server's actions once none is RUNNING (an action ends just after the record it
+    changes: a reader that saw the record first may briefly see the action still running)."""
+    deadline = time.monotonic() + settle_s
+    while True:
+        found = list(stack.servers.ListServerActions(pb.ListServerActionsRequest(id=sid), metadata=md).actions)
+        if all(a.result != pb.ServerActionResult.SERVER_ACTION_RESULT_RUNNING for a in found):
+            return found
+        if time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
 
 
 def delete(stack: Stack, sid: str) -> None:

@@ -26,7 +26,8 @@ GRPCURL = shutil.which("grpcurl", path=str(Path(sys.executable).parent)) or "grp
 
 @pytest.fixture(scope="module")
 def tls_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    s = start_stack(Path(tmp_path_factory.mktemp("tls-stack")), "--driver", "fake", "--tls")
+    # Two api replicas: the computes read and write image bytes through either, over mutual TLS.
+    s = start_stack(Path(tmp_path_factory.mktemp("tls-stack")), "--driver", "fake", "--tls", "--apis", "2")
     yield s
     assert s.stop() == 0, s.log_tail()
 
@@ -51,6 +52,13 @@ def health(channel: grpc.Channel) -> grpc.StatusCode:
     finally:
         channel.close()
     return grpc.StatusCode.OK
+
+
+def test_every_api_replica_serves_the_public_certificate(tls_stack: Stack) -> None:
+    assert len(tls_stack.apis) == 2
+    for replica in tls_stack.replicas:
+        flavors = replica.flavors.ListFlavors(flavors_pb2.ListFlavorsRequest(), metadata=replica.md()).flavors
+        assert "m1.tiny" in {f.name for f in flavors}
 
 
 def test_stack_json_names_the_ca_in_the_state_dir(tls_stack: Stack) -> None:

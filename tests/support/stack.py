@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +44,32 @@ class Stack:
     proc: subprocess.Popen[bytes]
     info: dict[str, Any] = field(default_factory=dict)
     channel: grpc.Channel | None = None
+    replica_channels: dict[str, grpc.Channel] = field(default_factory=dict)  # endpoint -> channel
+    view_of: Stack | None = None  # set on a replica's view: it never stops the stack
 
     @property
     def api(self) -> str:
         return str(self.info["api"])
+
+    @property
+    def apis(self) -> list[str]:
+        """Every api replica's endpoint (api-1 first), as stack.json lists them."""
+        return [str(a) for a in self.info.get("apis") or [self.api]]
+
+    def replica(self, index: int) -> Stack:
+        """The stack through api replica ``index`` (0 is api-1): the same helpers and tokens, that
+        replica's channel. Its channel is closed when the stack stops."""
+        owner = self.view_of or self
+        endpoint = self.apis[index]
+        if endpoint not in owner.replica_channels:
+            ca = self.info.get("ca_cert")
+            owner.replica_channels[endpoint] = sync_channel(endpoint, Path(ca) if ca else None)
+        return replace(owner, channel=owner.replica_channels[endpoint], replica_channels={}, view_of=owner)
+
+    @property
+    def replicas(self) -> list[Stack]:
+        """A view per api replica (see ``replica``)."""
+        return [self.replica(i) for i in range(len(self.apis))]
 
     def md(self, who: str = "admin") -> list[tuple[str, str]]:
         """Call metadata for ``admin``, ``demo`` or ``service`` (the token the computes use)."""
@@ -139,8 +161,11 @@ class Stack:
         raise AssertionError(f"server {server_id} was not deleted:\n{self.log_tail()}")
 
     def stop(self) -> int:
-        if self.channel is not None:
-            self.channel.close()
+        if self.view_of is not None:
+            raise RuntimeError("a replica's view does not stop the stack: stop the stack itself")
+        for channel in [self.channel, *self.replica_channels.values()]:
+            if channel is not None:
+                channel.close()
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:

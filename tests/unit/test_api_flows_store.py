@@ -12,6 +12,7 @@ import pytest
 
 from services.api import actions, snapshots
 from services.api.flavors import FlavorsManager
+from services.api.flow_owners import FlowOwners
 from services.api.flows import Limits, Orchestrator
 from services.api.image_files import ImageFiles
 from services.api.image_store import ImageStoreManager
@@ -111,6 +112,7 @@ class Api:
     image_store: ImageStoreManager
     compute: FakeCompute
     tasks: InstanceTasks
+    owners: FlowOwners
     tiny: flavors_pb2.Flavor
 
 
@@ -128,12 +130,13 @@ async def api(store: Store, tmp_path: Path) -> AsyncIterator[Api]:
     specs = SpecResolver(store, flavors, images, ServerGroupsManager(store))
     flows = Orchestrator(store, cast(Peers, FakePeers(compute)), specs, images, Limits())
     tasks = InstanceTasks()
-    servers = ServersManager(store, specs, ServerGroupsManager(store), flows, tasks)
+    owners = FlowOwners(store, tasks, "api-test", scan_interval_s=60)  # the tests scan themselves
+    servers = ServersManager(store, specs, ServerGroupsManager(store), flows, owners)
     caps = state_pb2.HostCapabilities(host=HOST, vcpus=8, ram_mb=4096, disk_gb=100)
     await store.put(keys.host_capabilities(HOST), caps.SerializeToString())
     context.bind(ALICE)
-    yield Api(store, servers, images, image_store, compute, tasks, await flavors.get("m1.tiny"))
-    await tasks.drain(5)
+    yield Api(store, servers, images, image_store, compute, tasks, owners, await flavors.get("m1.tiny"))
+    await owners.stop(5)
 
 
 async def active_server(api: Api, vm: int = V.VM_STATE_ACTIVE) -> str:
@@ -280,13 +283,13 @@ async def test_recovery_settles_a_resize_the_compute_finished(api: Api) -> None:
     sid = await active_server(api)
     await api.servers.resize(sid, "big")
     await settled(api, sid)
-    assert await api.servers.recover() == 0  # VERIFY_RESIZE waits for the user: nothing to resume
+    assert await api.owners.scan() == 0  # VERIFY_RESIZE waits for the user: nothing to resume
 
     def compute_confirmed(r: state_pb2.InstanceRecord) -> None:  # ... and the api died before settling
         r.server.vm_state, r.server.task_state = V.VM_STATE_ACTIVE, T.TASK_STATE_UNSPECIFIED
 
     await instances.update(api.store, sid, compute_confirmed)
-    assert await api.servers.recover() == 1
+    assert await api.owners.scan() == 1
     await api.tasks.drain(5)
     record, _ = await instances.get(api.store, sid)
     assert not record.HasField("resize") and await held(api, sid) == (2, 2048, 10)
@@ -331,12 +334,12 @@ async def test_a_snapshot_is_resumed_into_its_saving_image(api: Api) -> None:
     server = await api.servers.get(sid)
     image = snapshots.snapshot_image("again", server, None, "alice")
     await snapshots.begin_snapshot(api.store, sid, image)  # what an api wrote before it died
-    assert await api.servers.recover() == 1
+    assert await api.owners.scan() == 1
     done = await settled(api, sid)
     assert done.task_state == T.TASK_STATE_UNSPECIFIED
     assert (await api.images.get(image.id)).status == images_pb2.ImageStatus.IMAGE_STATUS_ACTIVE
     await instances.update(api.store, sid, lambda r: actions.begin("snapshot", r.server))  # no image left
-    assert await api.servers.recover() == 1
+    assert await api.owners.scan() == 1
     assert (await settled(api, sid)).task_state == T.TASK_STATE_UNSPECIFIED
 
 

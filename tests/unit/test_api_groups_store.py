@@ -12,6 +12,7 @@ import pytest
 
 from services.api.aggregates import AggregatesManager
 from services.api.flavors import FlavorsManager
+from services.api.flow_owners import LocalFlows
 from services.api.flows import Limits, Orchestrator
 from services.api.image_files import ImageFiles
 from services.api.images import ImagesManager
@@ -70,7 +71,7 @@ async def api(store: Store, tmp_path: Path) -> AsyncIterator[Api]:
     groups = ServerGroupsManager(store)
     specs = SpecResolver(store, flavors, images, groups)
     tasks = InstanceTasks()
-    servers = ServersManager(store, specs, groups, cast(Orchestrator, NoFlows()), tasks)
+    servers = ServersManager(store, specs, groups, cast(Orchestrator, NoFlows()), LocalFlows(store, tasks))
     yield Api(store, groups, servers, specs, flavors, tasks)
     await tasks.drain(5)
 

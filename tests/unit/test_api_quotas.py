@@ -15,6 +15,7 @@ from google.rpc import error_details_pb2, status_pb2
 
 from services.api import quota_records, quotas
 from services.api.flavors import FlavorsManager
+from services.api.flow_owners import LocalFlows
 from services.api.flows import Orchestrator
 from services.api.image_files import ImageFiles
 from services.api.images import ImagesManager, one_chunk
@@ -209,7 +210,7 @@ async def api(store: Store, tmp_path: Path) -> AsyncIterator[Api]:
     groups = ServerGroupsManager(store, ledger)
     specs = SpecResolver(store, flavors, images, groups)
     tasks = InstanceTasks()
-    servers = ServersManager(store, specs, groups, cast(Orchestrator, NoFlows()), tasks, ledger)
+    servers = ServersManager(store, specs, groups, cast(Orchestrator, NoFlows()), LocalFlows(store, tasks), ledger)
     context.bind(ALICE)
     yield Api(store, ledger, groups, servers, images, QuotaSetsManager(store, ledger), tasks)
     await tasks.drain(5)

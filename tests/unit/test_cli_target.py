@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from services.core.cli.target import NoStack, resolve_target, state_dir_of
+from services.core.cli.target import NoStack, Target, accepts, reachable, resolve_target, state_dir_of
 from services.core.config import DEFAULT_STATE_DIR
 from services.core.launcher.stackfile import StackInfo, stack_path, write_stack
 
@@ -80,3 +82,40 @@ def test_the_ca_comes_from_the_flag_then_the_environment_then_the_stack_file(tmp
 def test_a_stack_without_a_ca_is_plaintext(tmp_path: Path) -> None:
     make_stack(tmp_path)
     assert resolve_target(None, None, tmp_path, {}).ca_cert is None
+
+
+def test_a_stack_of_replicas_gives_the_others_as_alternates(tmp_path: Path) -> None:
+    apis = ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"]
+    write_stack(stack_path(tmp_path), StackInfo(apis[0], [], "t", "d", str(tmp_path), apis=apis))
+    target = resolve_target(None, None, tmp_path, {})
+    assert (target.api, target.alternates) == ("127.0.0.1:1", ("127.0.0.1:2", "127.0.0.1:3"))
+    assert resolve_target("flag:1", None, tmp_path, {}).alternates == ()  # an api named by hand is that one
+
+
+def test_the_first_replica_that_accepts_a_connection_is_used() -> None:
+    target = Target("a:1", "t", "stack.json", None, ("b:2", "c:3"))
+    probed: list[str] = []
+
+    def probe(up: set[str]) -> Callable[[str, float], bool]:
+        def accepts(endpoint: str, _timeout: float) -> bool:
+            probed.append(endpoint)
+            return endpoint in up
+
+        return accepts
+
+    assert reachable(target, 1.0, probe({"a:1", "b:2"})).api == "a:1"
+    assert reachable(target, 1.0, probe({"c:3"})).api == "c:3"
+    assert reachable(target, 1.0, probe(set())).api == "a:1"  # none answers: the error names the first
+    probed.clear()
+    assert reachable(Target("a:1", "t", "--api"), 1.0, probe(set())).api == "a:1"
+    assert probed == []  # one api: nothing is probed
+
+
+def test_a_closed_port_does_not_accept() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        assert not accepts(f"127.0.0.1:{port}", 1.0)  # bound, not listening
+        s.listen()
+        assert accepts(f"127.0.0.1:{port}", 1.0)
+    assert not accepts("no-port", 1.0)

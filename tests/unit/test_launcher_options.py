@@ -46,6 +46,9 @@ def test_etcd_urls_are_split_and_get_a_scheme() -> None:
         ["--fake-host", "vcpus=1"],
         ["--etcd", ","],
         ["--lease-ttl", "1"],
+        ["--apis", "0"],
+        ["--apis", "17"],
+        ["--apis", "2", "--api-port", "65535"],  # api-2 would need port 65536
     ],
 )
 def test_bad_up_options_are_usage_errors(args: list[str]) -> None:

@@ -10,7 +10,7 @@ from typing import cast
 from services.core.etcd import EtcdTls
 from services.core.launcher.etcd_proc import EtcdPorts, etcd_argv
 from services.core.launcher.options import StackOptions
-from services.core.launcher.plan import TlsPlan, plan_services, service_argv, service_hosts
+from services.core.launcher.plan import TlsPlan, api_ports, plan_services, service_argv, service_hosts
 from services.core.launcher.registry import not_serving, take_registrations
 from services.core.launcher.summary import summary_lines
 from services.core.launcher.supervised import Supervised, port_of
@@ -144,3 +144,36 @@ def test_the_summary_names_the_ca_of_a_tls_stack() -> None:
     info = StackInfo("127.0.0.1:5555", list(ETCD), "t", "d", "/s", ca_cert="/s/tls/ca.pem")
     text = "\n".join(summary_lines(info, Path("/s/logs"), local_etcd=True))
     assert "127.0.0.1:5555 (TLS)" in text and "/s/tls/ca.pem" in text
+
+
+def test_api_replicas_are_numbered_and_take_consecutive_ports_from_the_api_port() -> None:
+    opts = StackOptions(state_dir=Path("/s"), apis=3, api_port=9000)
+    assert [h for h in service_hosts(opts) if h[0] == "api"] == [("api", "api-1"), ("api", "api-2"), ("api", "api-3")]
+    assert api_ports(opts) == [9000, 9001, 9002]
+    assert api_ports(StackOptions(state_dir=Path("/s"), apis=3, api_port=0)) == [0, 0, 0]
+    services = {s.host: s for s in plan_services(opts, ETCD)}
+    for i, host in enumerate(("api-1", "api-2", "api-3")):
+        argv = services[host].argv(services[host].port)
+        assert argv[argv.index("--host") + 1] == host
+        assert argv[argv.index("--port") + 1] == str(9000 + i)
+
+
+def test_every_api_replica_serves_the_public_certificate() -> None:
+    tls_dir = Path("/s/tls")
+    internal = TlsFiles(tls_dir / "ca.pem", tls_dir / "internal.pem", tls_dir / "internal-key.pem")
+    public = TlsFiles(tls_dir / "ca.pem", tls_dir / "api.pem", tls_dir / "api-key.pem")
+    opts = StackOptions(state_dir=Path("/s"), apis=2)
+    apis = [s for s in plan_services(opts, ETCD, TlsPlan(internal, public)) if s.binary == "api"]
+    assert len(apis) == 2
+    for api in apis:
+        assert sets_of(api.argv(0))["tls_public_cert"] == "/s/tls/api.pem"
+
+
+def test_the_summary_lists_every_api_replica() -> None:
+    from services.core.launcher.stackfile import StackInfo
+
+    info = StackInfo("127.0.0.1:5555", list(ETCD), "t", "d", "/s", apis=["127.0.0.1:5555", "127.0.0.1:5556"])
+    lines = summary_lines(info, Path("/s/logs"), local_etcd=True)
+    assert "  api-1      127.0.0.1:5555" in lines and "  api-2      127.0.0.1:5556" in lines
+    single = summary_lines(StackInfo("127.0.0.1:5555", list(ETCD), "t", "d", "/s"), Path("/s/logs"), True)
+    assert "  api        127.0.0.1:5555" in single

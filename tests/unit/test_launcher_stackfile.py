@@ -78,3 +78,23 @@ def test_the_ca_cert_is_kept_and_an_older_file_without_it_reads_as_plaintext(tmp
     path.write_text(json.dumps({"api": "127.0.0.1:1"}))
     old = read_stack(path)
     assert old is not None and old.ca_cert == ""
+
+
+def test_every_api_replica_is_listed_with_api_the_first(tmp_path: Path) -> None:
+    path = stack_path(tmp_path)
+    write_stack(path, StackInfo("127.0.0.1:1", [], "t", "d", "/s", apis=["127.0.0.1:1", "127.0.0.1:2"]))
+    assert json.loads(path.read_text())["apis"] == ["127.0.0.1:1", "127.0.0.1:2"]
+    info = read_stack(path)
+    assert info is not None and (info.api, info.apis) == ("127.0.0.1:1", ["127.0.0.1:1", "127.0.0.1:2"])
+
+
+def test_one_api_or_an_older_file_lists_the_api_alone(tmp_path: Path) -> None:
+    assert StackInfo("127.0.0.1:1", [], "t", "d", "/s").apis == ["127.0.0.1:1"]
+    path = stack_path(tmp_path)
+    path.write_text(json.dumps({"api": "127.0.0.1:1"}))
+    old = read_stack(path)
+    assert old is not None and old.apis == ["127.0.0.1:1"]
+    for garbage in ('"x"', "[1]", '[""]'):
+        path.write_text(f'{{"api": "127.0.0.1:1", "apis": {garbage}}}')
+        with pytest.raises(BadStackFile, match="apis"):
+            read_stack(path)

@@ -12,7 +12,7 @@ import grpc
 import typer
 
 from services.core.cli import output, rpc_errors
-from services.core.cli.target import HOW_TO_START, NoStack, Target, resolve_target
+from services.core.cli.target import HOW_TO_START, NoStack, Target, reachable, resolve_target
 from services.core.tls import sync_channel
 from stratus.v1 import (
     aggregates_pb2_grpc,
@@ -72,7 +72,7 @@ def open_api(api: str | None, token: str | None, state_dir: Path | None, ca_cert
     """Finds the stack, connects (over TLS when it has a CA), and maps failures to messages: exit 1
     on any gRPC error."""
     try:
-        target = resolve_target(api, token, state_dir, os.environ, ca_cert)
+        target = reachable(resolve_target(api, token, state_dir, os.environ, ca_cert), CONNECT_TIMEOUT_S)
         channel = sync_channel(target.api, target.ca_cert)
     except NoStack as exc:
         output.err(f"error: {exc}")

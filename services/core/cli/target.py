@@ -4,12 +4,15 @@ Each of the api address, the token and the CA to trust comes from its flag (``--
 ``--token``, ``--ca-cert``), else the environment (``STRATUS_API``, ``STRATUS_TOKEN``,
 ``STRATUS_CA_CERT``), else ``stack.json`` in the state dir (``--state-dir``, else
 ``STRATUS_STATE_DIR``, else ``~/.local/state/stratus``). With a CA the api is spoken to over TLS.
+A stack with several api replicas lists them all; the CLI talks to the first one that accepts a
+connection (``reachable``), so a command still works while api-1 is down or restarting.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from services.core.config import DEFAULT_STATE_DIR
@@ -28,6 +31,7 @@ class Target:
     token: str | None
     source: str  # where the api address came from, for messages
     ca_cert: Path | None = None  # TLS trusting this CA; None: plaintext
+    alternates: tuple[str, ...] = ()  # the stack's other api replicas, tried in order when ``api`` is down
 
 
 def state_dir_of(flag: Path | None, env: Mapping[str, str]) -> Path:
@@ -58,4 +62,28 @@ def resolve_target(
     ca = ca or (Path(stack.ca_cert) if stack.ca_cert else None)
     if api:
         return Target(api, token or stack.token or None, api_source, ca)
-    return Target(stack.api, token or stack.token or None, str(path), ca)
+    others = tuple(a for a in stack.apis if a != stack.api)
+    return Target(stack.api, token or stack.token or None, str(path), ca, others)
+
+
+def accepts(endpoint: str, timeout_s: float) -> bool:
+    """True if ``host:port`` accepts a TCP connection within ``timeout_s``."""
+    host, sep, port = endpoint.rpartition(":")
+    if not sep or not port.isdigit():
+        return False
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def reachable(target: Target, timeout_s: float, probe: Callable[[str, float], bool] = accepts) -> Target:
+    """The target with the first replica (``api``, then the alternates) that accepts a connection;
+    unchanged when there are no alternates (nothing is probed) or none answers."""
+    if not target.alternates:
+        return target
+    for endpoint in (target.api, *target.alternates):
+        if probe(endpoint, timeout_s):
+            return target if endpoint == target.api else replace(target, api=endpoint)
+    return target

@@ -12,7 +12,14 @@ from typing import Annotated
 import typer
 
 from services.core.config import DEFAULT_STATE_DIR
-from services.core.launcher.options import LaunchError, StackOptions, default_prefix, parse_etcd_urls, parse_fake_host
+from services.core.launcher.options import (
+    MAX_APIS,
+    LaunchError,
+    StackOptions,
+    default_prefix,
+    parse_etcd_urls,
+    parse_fake_host,
+)
 
 
 class Driver(StrEnum):
@@ -62,8 +69,14 @@ def up(
             "--fake-host", metavar="vcpus=V,ram_mb=R,disk_gb=D", callback=_fake_host, help="Size of each fake host."
         ),
     ] = None,
+    apis: Annotated[
+        int, typer.Option("--apis", min=1, max=MAX_APIS, help="Api replicas to start (api-1..api-N), each on its port.")
+    ] = 1,
     api_port: Annotated[
-        int, typer.Option("--api-port", min=0, max=65535, help="The api's port (0: a free one).")
+        int,
+        typer.Option(
+            "--api-port", min=0, max=65535, help="The first api's port; the others take the next ones (0: free ports)."
+        ),
     ] = 8774,
     etcd: Annotated[
         str | None,
@@ -91,6 +104,8 @@ def up(
     from services.core.etcd import EtcdTls
     from services.core.launcher.stack import Stack
 
+    if api_port and api_port + apis - 1 > 65535:
+        raise typer.BadParameter(f"--api-port {api_port} leaves no room for {apis} apis (ports up to 65535)")
     if (etcd_cert is None) != (etcd_key is None) or ((etcd_cert or etcd_key) and etcd_ca is None):
         raise typer.BadParameter("--etcd-cert and --etcd-key go together, and with --etcd-ca")
     if etcd_ca is not None and not etcd:
@@ -109,6 +124,7 @@ def up(
         schedulers=schedulers,
         fake_host=fake_host,
         api_port=api_port,
+        apis=apis,
         etcd=parse_etcd_urls(etcd) if etcd else (),
         lease_ttl=lease_ttl,
         prefix=default_prefix(),

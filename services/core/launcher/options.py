@@ -11,6 +11,7 @@ if TYPE_CHECKING:  # not imported at run time: the CLI imports this module and s
     from services.core.etcd import EtcdTls
 
 FAKE_HOST_KEYS = ("vcpus", "ram_mb", "disk_gb")
+MAX_APIS = 16
 
 
 class LaunchError(RuntimeError):
@@ -24,7 +25,8 @@ class StackOptions:
     computes: int = 1
     schedulers: int = 1
     fake_host: str | None = None
-    api_port: int = 8774
+    api_port: int = 8774  # the first api's; the others follow it (8775, ...); 0: free ports for all
+    apis: int = 1  # api replicas, hosts api-1..api-N
     etcd: tuple[str, ...] = ()  # an existing cluster; empty: start a local etcd
     lease_ttl: int | None = None
     prefix: str = "/stratus/"

@@ -61,17 +61,23 @@ def service_hosts(opts: StackOptions) -> list[tuple[str, str]]:
     out = [("servicegroup", "servicegroup-1")]
     out += [("scheduler", f"scheduler-{i}") for i in range(1, opts.schedulers + 1)]
     out += [("compute", f"compute-{i}") for i in range(1, opts.computes + 1)]
-    return [*out, ("api", "api-1")]
+    return [*out, *(("api", f"api-{i}") for i in range(1, opts.apis + 1))]
+
+
+def api_ports(opts: StackOptions) -> list[int]:
+    """The ports of api-1..api-N: ``--api-port`` and the ones after it, or all 0 (free ones) for 0."""
+    return [opts.api_port + i if opts.api_port else 0 for i in range(opts.apis)]
 
 
 def plan_services(opts: StackOptions, etcd_urls: tuple[str, ...], tls: TlsPlan | None = None) -> list[Supervised]:
     services = []
+    ports = iter(api_ports(opts))
     for binary, host in service_hosts(opts):
 
         def argv(port: int, binary: str = binary, host: str = host) -> list[str]:
             return service_argv(binary, host, opts, etcd_urls, port, tls)
 
-        port = opts.api_port if binary == "api" else 0
+        port = next(ports) if binary == "api" else 0
         services.append(Supervised(binary, host, argv, opts.logs_dir / f"{host}.log", port=port))
     return services
 

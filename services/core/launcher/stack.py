@@ -14,7 +14,7 @@ from services.core.launcher.children import log_tail, stop_all
 from services.core.launcher.credentials import SERVICE_TOKEN_FILE, ensure_service_token, ensure_tokens
 from services.core.launcher.lock import StateDirLock
 from services.core.launcher.options import LaunchError, StackOptions
-from services.core.launcher.plan import STOP_ORDER, TlsPlan, plan_etcd, plan_services
+from services.core.launcher.plan import STOP_ORDER, TlsPlan, api_ports, plan_etcd, plan_services
 from services.core.launcher.ports import port_is_free
 from services.core.launcher.registry import ETCD_DOWN, not_serving, read_services, take_registrations
 from services.core.launcher.stackfile import BadStackFile, StackInfo, read_stack, remove_stack, stack_path, write_stack
@@ -66,9 +66,12 @@ class Stack:
             made = ensure_stack_tls(self.opts.state_dir, default_sans())
             self.tls = TlsPlan(internal=made.internal, public=made.api)
         remove_stack(self.path)
-        port = self.opts.api_port
-        if port and not port_is_free(port):
-            raise LaunchError(f"api port {port} is in use (another stack?); use --api-port PORT, or 0 for a free one")
+        taken = [port for port in api_ports(self.opts) if port and not port_is_free(port)]
+        if taken:
+            raise LaunchError(
+                f"api port {', '.join(map(str, taken))} is in use (another stack?); use --api-port PORT, "
+                "or 0 for free ones"
+            )
         await self._start_etcd()
         if self.stop.is_set():
             return False
@@ -159,9 +162,10 @@ class Stack:
                 raise RuntimeError(f"the launcher's {task.get_name()} loop failed") from task.exception()
 
     def _info(self) -> StackInfo:
-        api = next(s for s in self.services if s.binary == "api")
+        apis = [s.endpoint for s in self.services if s.binary == "api"]
         return StackInfo(
-            api=api.endpoint,
+            api=apis[0],
+            apis=apis,
             etcd=list(self.etcd_urls),
             token=self.tokens[0],
             demo_token=self.tokens[1],

@@ -2,7 +2,8 @@
 
 ::
 
-    {"api": "127.0.0.1:8774", "etcd": ["http://127.0.0.1:2379"], "token": "<admin>",
+    {"api": "127.0.0.1:8774", "apis": ["127.0.0.1:8774", "127.0.0.1:8775"],   # every api replica, api-1 first
+     "etcd": ["http://127.0.0.1:2379"], "token": "<admin>",
      "demo_token": "<demo>", "state_dir": "/home/me/.local/state/stratus",
      "ca_cert": "/home/me/.local/state/stratus/tls/ca.pem",   # "" without --tls
      "services": [{"binary": "compute", "host": "compute-1", "endpoint": "127.0.0.1:40123", "pid": 4242}]}
@@ -40,6 +41,11 @@ class StackInfo:
     state_dir: str
     services: list[ServiceEntry] = field(default_factory=list)
     ca_cert: str = ""  # the CA that signed the api's certificate; empty: the api is plaintext
+    apis: list[str] = field(default_factory=list)  # every api replica (api-1..api-N); ``api`` is the first
+
+    def __post_init__(self) -> None:
+        if not self.apis:  # one api, or a file written before there were replicas
+            object.__setattr__(self, "apis", [self.api])
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -57,7 +63,15 @@ class StackInfo:
             state_dir=str(data.get("state_dir", "")),
             services=services,
             ca_cert=str(data.get("ca_cert") or ""),
+            apis=apis_of(data),
         )
+
+
+def apis_of(data: dict[str, Any]) -> list[str]:
+    apis = data.get("apis") or []
+    if not isinstance(apis, list) or not all(isinstance(a, str) and a for a in apis):
+        raise BadStackFile("its apis are not a list of addresses")
+    return list(apis)
 
 
 def stack_path(state_dir: Path) -> Path:

@@ -8,11 +8,19 @@ from services.core.config import DEFAULT_STATE_DIR
 from services.core.launcher.stackfile import StackInfo
 
 
+def api_lines(info: StackInfo) -> list[str]:
+    """``api  ADDR``; with replicas, each on a line of its own (any of them serves any call)."""
+    tls = " (TLS)" if info.ca_cert else ""
+    if len(info.apis) == 1:
+        return [f"  api        {info.api}{tls}"]
+    return [f"  {f'api-{i}':<11}{endpoint}{tls}" for i, endpoint in enumerate(info.apis, 1)]
+
+
 def summary_lines(info: StackInfo, logs_dir: Path, local_etcd: bool) -> list[str]:
     hosts = ", ".join(s.host for s in info.services)
     lines = [
         f"Stratus is up: {len(info.services)} services ({hosts})",
-        f"  api        {info.api}{' (TLS)' if info.ca_cert else ''}",
+        *api_lines(info),
         *([f"  ca cert    {info.ca_cert} (for grpcurl -cacert; the CLI reads stack.json)"] if info.ca_cert else []),
         f"  etcd       {', '.join(info.etcd)}{' (local)' if local_etcd else ''}",
         f"  state dir  {info.state_dir} (stack.json, tokens.json)",
