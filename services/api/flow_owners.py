@@ -159,7 +159,10 @@ class FlowOwners:
         if flow is None:
             return await self._let_go(instance_id, revision)
         await flow
-        _, after = await instances.get(self._store, instance_id)
+        try:
+            _, after = await instances.get(self._store, instance_id)
+        except NotFound:  # the flow was a delete
+            return await self._let_go(instance_id, None)
         if after == revision:  # the flow changed nothing (waiting on a peer): do not spin
             await asyncio.sleep(next(idle))
         return False

@@ -278,6 +278,16 @@ def is_unavailable(exc: BaseException) -> bool:
     )
 
 
+def is_lease_gone(exc: BaseException) -> bool:
+    """True when etcd refused a write because its lease expired first (e.g. etcd was frozen for
+    longer than the lease's TTL between the grant and the write): grant a new one and try again."""
+    return (
+        isinstance(exc, grpc.aio.AioRpcError)
+        and exc.code() == grpc.StatusCode.NOT_FOUND
+        and "lease not found" in (exc.details() or "")
+    )
+
+
 def is_store_outage(exc: BaseException) -> bool:
     """True when ``exc`` says etcd could not be reached or did not answer in time (stopped, frozen,
     partitioned): a reason to wait and try again, not a bug."""

@@ -17,11 +17,14 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from services.core.etcd import AMBIGUOUS, Store, is_unavailable
+import grpc
+
+from services.core.etcd import AMBIGUOUS, Store, is_lease_gone, is_unavailable
 from services.core.lease import LeaseSession
 
 log = logging.getLogger(__name__)
 POLL_S = 0.5
+START_ATTEMPTS = 10  # each a new lease: the ones an etcd freeze let expire before the write
 
 
 class DuplicateService(RuntimeError):
@@ -57,7 +60,16 @@ class Registration:
                 "pick another --host")  # fmt: skip
 
     async def start(self) -> None:
-        await self._claim_name()
+        for attempt in range(START_ATTEMPTS):
+            try:
+                await self._claim_name()
+                break
+            except grpc.aio.AioRpcError as exc:  # etcd outlived the lease (a long freeze): a new one
+                if not is_lease_gone(exc) or attempt == START_ATTEMPTS - 1:
+                    raise
+                log.warning("registering %s: the lease expired before the write (%s); again", self.host,
+                            exc.details())  # fmt: skip
+                await asyncio.sleep(POLL_S)
         self._task = asyncio.create_task(self._keep(), name="registration")
 
     async def _claim_name(self) -> None:
@@ -150,7 +162,7 @@ class Registration:
                     log.info("registered again with lease %x", self.session.lease_id if self.session else 0)
                     break
                 except Exception as exc:
-                    if not is_unavailable(exc) and not isinstance(exc, ConnectionError):
+                    if not (is_unavailable(exc) or is_lease_gone(exc) or isinstance(exc, ConnectionError)):
                         raise
                     await asyncio.sleep(delay * (0.5 + random.random()))
                     delay = min(delay * 2, 3.0)

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import asyncio
 
+import grpc
 import pytest
 
-from services.core.etcd import Store
+from services.core.etcd import Store, is_lease_gone
 from services.core.registration import DuplicateService, Registration
 
 TTL_S = 2
@@ -82,3 +83,13 @@ async def test_a_lost_lease_registers_again_when_the_name_is_free(store: Store) 
     else:
         pytest.fail("did not register again")
     await mine.close()
+
+
+async def test_a_write_on_an_expired_lease_is_told_apart(store: Store) -> None:
+    """What an etcd frozen past a lease's TTL leaves a registration with: a new lease is the cure."""
+    lease = await store.grant(2)
+    await store.revoke(lease)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await store.put("k", b"v", lease)
+    assert is_lease_gone(info.value)
+    assert not is_lease_gone(grpc.aio.AioRpcError(grpc.StatusCode.NOT_FOUND, None, None, "key not found"))

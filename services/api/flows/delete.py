@@ -4,10 +4,11 @@ claim goes exactly when the record does). Resumed from DELETING."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from services.api import action_log, quota_records, server_groups
-from services.api.flows.base import Deps
+from services.api.flows.base import Deps, backoff, pause
 from services.api.peers import call
 from services.core import instances
 from services.core.errors import NotFound, Unavailable
@@ -15,6 +16,9 @@ from services.core.telemetry import tracer
 from stratus.compute.v1 import compute_pb2
 
 log = logging.getLogger(__name__)
+# How long a delete waits for an unreachable compute (a restart takes seconds) before it deletes
+# the record without it.
+COMPUTE_DOWN_WAIT_S = 30.0
 
 
 async def delete(deps: Deps, instance_id: str) -> None:
@@ -26,10 +30,7 @@ async def delete(deps: Deps, instance_id: str) -> None:
         host = record.server.host
         if host:
             destroying = await action_log.start_step(deps.store, instance_id, "delete", "destroy", host)
-            try:
-                await call(deps.compute(host).DestroyInstance,
-                           compute_pb2.DestroyInstanceRequest(instance_id=instance_id))  # fmt: skip
-            except Unavailable:
+            if not await _destroy(deps, host, instance_id):
                 log.warning("compute %s is down: deleting %s locally; the host cleans up later", host, instance_id)
                 await action_log.finish_step(deps.store, destroying, error="the compute is down: its domain goes later")
             await action_log.finish_step(deps.store, destroying)
@@ -37,3 +38,19 @@ async def delete(deps: Deps, instance_id: str) -> None:
             await server_groups.forget_member(deps.store, record.server.server_group_id, instance_id)
         await action_log.retire(deps.store, instance_id)  # the actions outlive the record (a retention lease)
         await quota_records.delete_instance(deps.store, instance_id)  # gives its quota charge and claim back
+
+
+async def _destroy(deps: Deps, host: str, instance_id: str) -> bool:
+    """Destroys the domain on ``host``; a compute that is unreachable (restarting, most often) is
+    asked again with backoff for up to ``COMPUTE_DOWN_WAIT_S``. False when it never answered: the
+    record goes anyway and the host's orphan sweep removes the domain when it is back."""
+    deadline = asyncio.get_running_loop().time() + min(COMPUTE_DOWN_WAIT_S, deps.limits.flow_deadline_s)
+    delays = backoff()
+    while True:
+        try:
+            await call(deps.compute(host).DestroyInstance, compute_pb2.DestroyInstanceRequest(instance_id=instance_id))
+            return True
+        except Unavailable as err:
+            if not await pause(delays, deadline):
+                return False
+            log.info("delete of %s: compute %s unreachable (%s); asking again", instance_id, host, err.message)
