@@ -18,12 +18,14 @@ class ComputeSettings(CommonSettings):
     libvirt: LibvirtSettings = Field(default_factory=LibvirtSettings)
     # The stack's service token, for the api's internal ImageStore; default <state_dir>/service.token.
     service_token_file: Path | None = None
-    # How often the hypervisor is compared with the records; a domain with no record is removed
-    # once it has been seen orphaned for orphan_grace_s.
     # A stop asks the guest to shut down (ACPI) and destroys it after this long.
     shutdown_timeout_s: float = Field(default=30.0, ge=0, le=3600)
-    reconcile_interval_s: float = Field(default=30.0, gt=0)
-    orphan_grace_s: float = Field(default=120.0, ge=0)
+    # How often the hypervisor is compared with the records; a domain no record places here (and
+    # no operation of this compute holds) is removed once it has been seen so for orphan_grace_s.
+    # A record names its host in the claim's own transaction, so the grace only covers a record
+    # read a moment too early: short, so a copy left by a compute killed mid-build goes soon.
+    reconcile_interval_s: float = Field(default=10.0, gt=0)
+    orphan_grace_s: float = Field(default=30.0, ge=0)
     # Size of a fake host: vcpus=V,ram_mb=R,disk_gb=D
     fake_host: str = "vcpus=16,ram_mb=32768,disk_gb=1000"
     # Seconds the fake driver takes to spawn; makes BUILD visible in tests.
