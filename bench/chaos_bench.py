@@ -37,7 +37,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--settle", type=float, default=180.0, help="seconds allowed to settle after the chaos")
     p.add_argument("--spawn-delay", type=float, default=0.3, help="seconds a fake spawn takes")
     p.add_argument("--orphan-grace", type=float, default=30.0, help="the computes' orphan_grace_s (as shipped: 30 s)")
-    p.add_argument("--reconcile-interval", type=float, default=10.0, help="their reconcile_interval_s (as shipped: 10 s)")
+    p.add_argument("--reconcile-interval", type=float, default=10.0, help="their reconcile_interval_s (shipped: 10 s)")
     p.add_argument("--host-size", default="vcpus=1024,ram_mb=1048576,disk_gb=100000")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--keep", action="store_true", help="keep the state dir (logs, etcd) and print its path")
