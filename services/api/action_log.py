@@ -146,11 +146,12 @@ class Step:
 
 
 async def _change(store: Store, key: str, change: Callable[[servers_pb2.ServerAction], bool | None],
-                  lease: int | None = None) -> servers_pb2.ServerAction | None:  # fmt: skip
+                  lease: int | None = None, read: KV | None = None) -> servers_pb2.ServerAction | None:  # fmt: skip
     """Applies ``change`` to the action at ``key`` by compare-and-swap (keeping its lease unless
-    given one); None when there is no such action or the swap kept losing."""
+    given one), starting from ``read`` when the caller has just read it; None when there is no
+    such action or the swap kept losing."""
     for _ in range(MAX_SWAP_ATTEMPTS):
-        kv = await store.get(key)
+        kv, read = read or await store.get(key), None
         if kv is None:
             return None
         action = servers_pb2.ServerAction.FromString(kv.value)
@@ -168,19 +169,24 @@ async def _all(store: Store, instance_id: str) -> list[KV]:
     return kvs
 
 
-async def _running(store: Store, instance_id: str, kind: str) -> str | None:
-    """The key of the server's newest RUNNING action of ``kind``."""
-    for kv in reversed(await _all(store, instance_id)):
+def _newest_running(kvs: Sequence[KV], kind: str) -> KV | None:
+    """Of a server's actions (oldest first), its newest RUNNING one of ``kind``."""
+    for kv in reversed(kvs):
         action = servers_pb2.ServerAction.FromString(kv.value)
         if action.action == kind and action.result == R.SERVER_ACTION_RESULT_RUNNING:
-            return kv.key
+            return kv
     return None
+
+
+async def _running(store: Store, instance_id: str, kind: str) -> KV | None:
+    """The server's newest RUNNING action of ``kind``, as just read."""
+    return _newest_running(await _all(store, instance_id), kind)
 
 
 async def start_step(store: Store, instance_id: str, name: str, step: str, host: str = "") -> Step | None:
     """Appends a RUNNING step to the server's running action ``name``; None when there is none."""
-    key = await _running(store, instance_id, kind_of(name))
-    if key is None:
+    found = await _running(store, instance_id, kind_of(name))
+    if found is None:
         return None
     event = servers_pb2.ServerActionEvent(name=step, host=host, start_time=instances.now(),
                                           result=R.SERVER_ACTION_RESULT_RUNNING)  # fmt: skip
@@ -192,8 +198,8 @@ async def start_step(store: Store, instance_id: str, name: str, step: str, host:
             del action.events[:overflow]
             action.events_dropped += overflow
 
-    action = await _change(store, key, add)
-    return None if action is None else Step(key, action.events_dropped + len(action.events) - 1)
+    action = await _change(store, found.key, add, read=found)
+    return None if action is None else Step(found.key, action.events_dropped + len(action.events) - 1)
 
 
 async def start_call_step(store: Store, server: servers_pb2.Server, method: str) -> Step | None:
@@ -259,10 +265,10 @@ def _ended(result: int, message: str) -> Callable[[servers_pb2.ServerAction], bo
 
 async def finish_action(store: Store, instance_id: str, name: str, *, error: Error = None) -> None:
     """Ends the server's running action ``name``: SUCCESS, or ERROR with ``error``'s text."""
-    key = await _running(store, instance_id, kind_of(name))
-    if key is not None:
+    found = await _running(store, instance_id, kind_of(name))
+    if found is not None:
         result = R.SERVER_ACTION_RESULT_ERROR if error else R.SERVER_ACTION_RESULT_SUCCESS
-        await _change(store, key, _ended(result, text(error)))
+        await _change(store, found.key, _ended(result, text(error)), read=found)
 
 
 def outcome(record: state_pb2.InstanceRecord | None, kind: str) -> tuple[int, str] | None:
@@ -290,12 +296,13 @@ async def _record(store: Store, instance_id: str) -> state_pb2.InstanceRecord | 
 async def conclude(store: Store, instance_id: str, name: str) -> None:
     """After the flow of ``name``: ends its action as the record says (``outcome``) if nothing
     ended it yet, then prunes the server's oldest actions."""
-    key = await _running(store, instance_id, kind_of(name))
-    if key is not None:
+    kvs = await _all(store, instance_id)
+    found = _newest_running(kvs, kind_of(name))
+    if found is not None:
         ended = outcome(await _record(store, instance_id), kind_of(name))
         if ended is not None:
-            await _change(store, key, _ended(*ended))
-    await prune(store, instance_id)
+            await _change(store, found.key, _ended(*ended), read=found)
+    await prune(store, instance_id, kvs)
 
 
 async def settle(store: Store, record: state_pb2.InstanceRecord, resuming: Sequence[str]) -> int:
@@ -308,14 +315,15 @@ async def settle(store: Store, record: state_pb2.InstanceRecord, resuming: Seque
         if action.result != R.SERVER_ACTION_RESULT_RUNNING or action.action in kinds:
             continue
         ended = outcome(record, action.action)
-        if ended is not None and await _change(store, kv.key, _ended(*ended)) is not None:
+        if ended is not None and await _change(store, kv.key, _ended(*ended), read=kv) is not None:
             settled += 1
     return settled
 
 
-async def prune(store: Store, instance_id: str) -> None:
-    """Keeps the newest ``MAX_ACTIONS`` finished actions of the server (running ones all stay)."""
-    kvs = await _all(store, instance_id)
+async def prune(store: Store, instance_id: str, kvs: Sequence[KV] | None = None) -> None:
+    """Keeps the newest ``MAX_ACTIONS`` finished actions of the server (running ones all stay);
+    ``kvs``: its actions as the caller just read them (a finished action stays finished)."""
+    kvs = await _all(store, instance_id) if kvs is None else kvs
     extra = len(kvs) - MAX_ACTIONS
     for kv in kvs:  # oldest first
         if extra <= 0:
@@ -341,7 +349,7 @@ async def retire(store: Store, instance_id: str, retention_s: int = RETENTION_S)
             _ended(R.SERVER_ACTION_RESULT_CANCELLED, "the server was deleted")(action)
 
     for kv in kvs:
-        await _change(store, kv.key, end, lease=lease)
+        await _change(store, kv.key, end, lease=lease, read=kv)
 
 
 # ---- reading --------------------------------------------------------------------------------

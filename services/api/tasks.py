@@ -55,11 +55,8 @@ class InstanceTasks:
         if task is not None:
             task.cancel()
 
-    def running(self, instance_id: str) -> bool:
-        return instance_id in self._tasks
-
     async def drain(self, timeout_s: float) -> None:
-        """Waits for the work in flight; what is left is finished by recovery after a restart."""
+        """Waits for the work in flight; what is left another replica takes over (flow_owners.py)."""
         pending = list(self._tasks.values())
         if pending:
             await asyncio.wait(pending, timeout=timeout_s)

@@ -5,6 +5,7 @@ remembered as tried, the claim and the group placement released: one transaction
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 
@@ -52,24 +53,45 @@ class BuildFlow:
                     return
                 if len(record.tried_hosts) >= self._deps.limits.max_build_attempts:
                     break
-                scheduling = await action_log.start_schedule(self._store, record)
-                host = record.server.host or await self._schedule(record, last, revision)
-                await action_log.finish_schedule(self._store, scheduling, instance_id, host)
+                host = await self._placed(record, revision, last)
                 if not host:
                     return  # refused: the record is in ERROR already
                 trace.get_current_span().set_attribute("stratus.host", host)
-                spawning = await action_log.start_step(self._store, instance_id, "create", "spawn", host)
-                try:
-                    await self._spawn(host, instance_id)
+                err = await self._attempt(host, instance_id)
+                if err is None:
                     return  # the spawn step ends with the action (action_log.conclude)
-                except StratusError as err:
-                    await action_log.finish_step(self._store, spawning, error=err)
-                    last = err
-                    log.warning("build of %s failed on %s: %s", instance_id, host, err.message)
-                    await self._forget_host(instance_id, host)
-                    if err.reason in NOT_RETRYABLE:
-                        break
+                last = err
+                log.warning("build of %s failed on %s: %s", instance_id, host, err.message)
+                await self._forget_host(instance_id, host)
+                if err.reason in NOT_RETRYABLE:
+                    break
             await self._fail(instance_id, last)
+
+    async def _placed(self, record: state_pb2.InstanceRecord, revision: int, last: StratusError | None) -> str:
+        """The server's host: the one its record names, or one scheduled now ("" when refused).
+        The action's schedule step is written beside the scheduling, not before it."""
+        step = asyncio.create_task(action_log.start_schedule(self._store, record))
+        try:
+            host = record.server.host or await self._schedule(record, last, revision)
+        finally:
+            scheduling = await step
+        await action_log.finish_schedule(self._store, scheduling, record.server.id, host)
+        return host
+
+    async def _attempt(self, host: str, instance_id: str) -> StratusError | None:
+        """One spawn on ``host``; the error it failed with. The action's spawn step is written
+        beside the compute call, not before it."""
+        step = asyncio.create_task(action_log.start_step(self._store, instance_id, "create", "spawn", host))
+        error: StratusError | None = None
+        try:
+            await self._spawn(host, instance_id)
+        except StratusError as err:
+            error = err
+        finally:
+            spawning = await step
+        if error is not None:
+            await action_log.finish_step(self._store, spawning, error=error)
+        return error
 
     async def _spawn(self, host: str, instance_id: str) -> None:
         """The compute answers once the server is ACTIVE, which may take a whole image download.

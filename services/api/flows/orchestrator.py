@@ -94,16 +94,8 @@ class Orchestrator:
     async def settle_resize(self, instance_id: str) -> None:
         await self._run(instance_id, "settle-resize", lambda: resize.settle(self._deps, instance_id), settling_or())
 
-    async def snapshot(self, instance_id: str, image_id: str) -> None:
-        attempts = iter([lambda: snapshot.snapshot(self._deps, instance_id, image_id)])
-
-        def attempt() -> Awaitable[None]:  # after an outage: resume into the SAVING image, if still there
-            return next(attempts, lambda: snapshot.resume(self._deps, instance_id))()
-
-        await self._run(instance_id, "snapshot", attempt, in_task(T.TASK_STATE_IMAGE_SNAPSHOT))
-        await self._conclude(instance_id, "snapshot")
-
     async def resume_snapshot(self, instance_id: str) -> None:
+        """Copies the server's disk into its SAVING snapshot image (or clears the task when none is left)."""
         await self._run(instance_id, "snapshot", lambda: snapshot.resume(self._deps, instance_id),
                         in_task(T.TASK_STATE_IMAGE_SNAPSHOT))  # fmt: skip
         await self._conclude(instance_id, "snapshot")
