@@ -24,11 +24,11 @@ import logging
 from collections.abc import Coroutine, Iterator
 from typing import Any, Protocol
 
-from services.api.flows.base import backoff
+from services.api.flows.base import backoff, is_outage
 from services.api.tasks import InstanceTasks
 from services.core import instances, keys
-from services.core.errors import NotFound, is_transient
-from services.core.etcd import Store, is_store_outage
+from services.core.errors import NotFound
+from services.core.etcd import Store
 from services.core.lease import LeaseSession
 from stratus.state.v1 import state_pb2
 
@@ -45,6 +45,16 @@ class Plans(Protocol):
     async def next_flow(self, record: state_pb2.InstanceRecord) -> Flow | None: ...
 
     async def taking_over(self, record: state_pb2.InstanceRecord) -> None: ...
+
+
+class Drivers(Protocol):
+    """Who runs the flows a request set (FlowOwners; a one-process stand-in in the unit tests)."""
+
+    tasks: InstanceTasks
+
+    def bind(self, plans: Plans) -> None: ...
+
+    async def kick(self, instance_id: str, project_id: str) -> None: ...
 
 
 class FlowOwners:
@@ -121,7 +131,7 @@ class FlowOwners:
             if not await self._take(instance_id):
                 return
         except Exception as exc:
-            if not (is_store_outage(exc) or is_transient(exc)):
+            if not is_outage(exc):
                 raise
             log.warning("could not take the flow of %s now (%s); the scan will", instance_id, exc)
             return
@@ -142,7 +152,7 @@ class FlowOwners:
                     if await self._step(instance_id, idle):
                         return
                 except Exception as exc:  # a flow that failed is tried again: its steps are idempotent
-                    if not (is_store_outage(exc) or is_transient(exc)):
+                    if not is_outage(exc):
                         log.exception("the flow of %s failed; trying again", instance_id)
                     await asyncio.sleep(next(idle))
         finally:
@@ -204,7 +214,7 @@ class FlowOwners:
                 delays = backoff(self._scan_interval_s, 10 * self._scan_interval_s)
                 await asyncio.sleep(self._scan_interval_s)
             except Exception as exc:
-                if not (is_store_outage(exc) or is_transient(exc)):
+                if not is_outage(exc):
                     raise
                 await asyncio.sleep(next(delays))
 
@@ -221,25 +231,3 @@ class FlowOwners:
             await self._session.close()
 
 
-
-class LocalFlows:
-    """One process and no replicas (unit tests of the managers): each kick runs the record's next
-    flow once, with no ownership and no takeover."""
-
-    def __init__(self, store: Store, tasks: InstanceTasks | None = None) -> None:
-        self._store = store
-        self.tasks = tasks or InstanceTasks()
-        self._plans: Plans | None = None
-
-    def bind(self, plans: Plans) -> None:
-        self._plans = plans
-
-    async def kick(self, instance_id: str, project_id: str) -> None:
-        self.tasks.start(instance_id, self._once(instance_id), "flow", project_id=project_id)
-
-    async def _once(self, instance_id: str) -> None:
-        assert self._plans is not None, "LocalFlows.bind was not called"
-        record, _ = await instances.get(self._store, instance_id)
-        flow = await self._plans.next_flow(record)
-        if flow is not None:
-            await flow

@@ -12,7 +12,7 @@ from opentelemetry.propagate import extract, inject
 
 from services.api import action_log, actions, keypairs, quotas, resizing, server_filter, snapshots
 from services.api.actions import POWER_ACTIONS
-from services.api.flow_owners import FlowOwners, LocalFlows
+from services.api.flow_owners import Drivers
 from services.api.flows import Orchestrator
 from services.api.quotas import Quotas
 from services.api.server_groups import MAX_SWAP_ATTEMPTS, ServerGroupsManager
@@ -76,7 +76,7 @@ def body_digest(req: servers_pb2.CreateServerRequest) -> str:
 class ServersManager:
     def __init__(
         self, store: Store, specs: SpecResolver, groups: ServerGroupsManager, flows: Orchestrator,
-        owners: FlowOwners | LocalFlows, ledger: Quotas | None = None,
+        owners: Drivers, ledger: Quotas | None = None,
     ) -> None:  # fmt: skip
         self._store = store
         self._quotas = ledger or Quotas(store)

@@ -12,7 +12,6 @@ import pytest
 
 from services.api.aggregates import AggregatesManager
 from services.api.flavors import FlavorsManager
-from services.api.flow_owners import LocalFlows
 from services.api.flows import Limits, Orchestrator
 from services.api.image_files import ImageFiles
 from services.api.images import ImagesManager
@@ -27,6 +26,7 @@ from services.core.errors import AlreadyExists, FailedPrecondition, InvalidArgum
 from services.core.etcd import Store
 from stratus.state.v1 import state_pb2
 from stratus.v1 import aggregates_pb2, flavors_pb2, servergroups_pb2, servers_pb2
+from tests.support.local_flows import LocalFlows
 
 P = servergroups_pb2.ServerGroupPolicy
 ALICE = RequestContext("alice", "alice", frozenset({"member"}))

@@ -15,7 +15,6 @@ from google.rpc import error_details_pb2, status_pb2
 
 from services.api import quota_records, quotas
 from services.api.flavors import FlavorsManager
-from services.api.flow_owners import LocalFlows
 from services.api.flows import Orchestrator
 from services.api.image_files import ImageFiles
 from services.api.images import ImagesManager, one_chunk
@@ -31,6 +30,7 @@ from services.core.errors import InvalidArgument, PermissionDenied, QuotaExceede
 from services.core.etcd import Store
 from stratus.state.v1 import state_pb2
 from stratus.v1 import images_pb2, quotas_pb2, servergroups_pb2, servers_pb2
+from tests.support.local_flows import LocalFlows
 
 ALICE = RequestContext("alice", "alice", frozenset({"member"}))
 BOB = RequestContext("bob", "bob", frozenset({"member"}))
