@@ -78,7 +78,11 @@ class ImagesManager:
         self._lease_ttl_s = lease_ttl_s
         self._sweeper: asyncio.Task[None] | None = None
 
-    async def upload(self, messages: AsyncIterator[images_pb2.UploadImageRequest]) -> images_pb2.Image:
+    async def upload(
+        self, messages: AsyncIterator[images_pb2.UploadImageRequest], max_bytes: int | None = None
+    ) -> images_pb2.Image:
+        """A user's upload, bound by the ``max_image_bytes`` setting (``max_bytes``: the stack's
+        own seeding, which is the operator's and not bound by the users' limit)."""
         first = await anext(messages, None)
         if first is None or first.WhichOneof("data") != "metadata":
             raise InvalidArgument([("metadata", "the first message must carry the image metadata")])
@@ -98,7 +102,7 @@ class ImagesManager:
         try:
             await self.put(image, lease.lease_id)
             try:
-                await self.receive(image, sniffed(chunks_of(messages, "metadata"), image.disk_format))
+                await self.receive(image, sniffed(chunks_of(messages, "metadata"), image.disk_format), max_bytes)
                 check_checksum(first.metadata.checksum, image.checksum)
                 await self.activate(image)
             except BaseException:
@@ -110,13 +114,13 @@ class ImagesManager:
             await asyncio.shield(lease.close())
         return image
 
-    async def receive(self, image: images_pb2.Image, chunks: AsyncIterator[bytes]) -> None:
+    async def receive(
+        self, image: images_pb2.Image, chunks: AsyncIterator[bytes], max_bytes: int | None = None
+    ) -> None:
         """Writes the image's bytes (at least one, at most the size limit) and marks ``image`` ACTIVE
         with their size and sha256; storing the record is the caller's. On any failure the part
         file is removed and ``image`` is left as it was."""
-        # The stack's own images (seeded, owned by no project) are the operator's: not bound by
-        # the limit set for users' uploads.
-        limit = self._max_bytes if image.owner_project_id else max(self._max_bytes, MAX_IMAGE_BYTES)
+        limit = self._max_bytes if max_bytes is None else max_bytes
         writer = self._files.writer(image.id)
         try:
             async for chunk in chunks:
@@ -309,7 +313,7 @@ class ImagesManager:
             async for chunk in chunks:
                 yield images_pb2.UploadImageRequest(chunk=chunk)
 
-        await self.upload(stream())
+        await self.upload(stream(), max_bytes=max(self._max_bytes, MAX_IMAGE_BYTES))
         log.info("seeded the image 'tiny' from %s", source)
 
     async def sweep(self) -> int:
