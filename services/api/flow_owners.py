@@ -24,9 +24,10 @@ import logging
 from collections.abc import Coroutine, Iterator
 from typing import Any, Protocol
 
-from services.api.flows.base import backoff, is_outage
+from services.api.flows.base import is_outage
 from services.api.tasks import InstanceTasks
 from services.core import instances, keys
+from services.core.backoff import backoff
 from services.core.errors import NotFound
 from services.core.etcd import Store
 from services.core.lease import LeaseSession
@@ -229,5 +230,3 @@ class FlowOwners:
         self._abandon("the api is stopping")
         if self._session is not None:
             await self._session.close()
-
-

@@ -23,6 +23,7 @@ from services.api.placement import PlacementManager
 from services.api.policy import Policy, PolicyError
 from services.api.quota_sets import QuotaSetsManager
 from services.api.quotas import Quotas
+from services.api.record_events import RecordEvents
 from services.api.server_groups import ServerGroupsManager
 from services.api.servers import ServersManager
 from services.api.servicers import (
@@ -97,7 +98,8 @@ class ApiManager:
         specs = SpecResolver(store, self.flavors, self.images, self.groups)
         limits = Limits(settings.max_build_attempts, settings.build_timeout_s, settings.snapshot_timeout_s,
                         settings.flow_deadline_s)  # fmt: skip
-        flows = Orchestrator(store, peers, specs, self.images, limits)
+        self.record_events = RecordEvents(store)
+        flows = Orchestrator(store, peers, specs, self.images, limits, self.record_events)
         self.servers = ServersManager(store, specs, self.groups, flows, self.owners, self.quotas)
         self.placement = PlacementManager(specs, peers)
         self.admin = AdminManager(store, peers)
@@ -106,6 +108,7 @@ class ApiManager:
 
     async def start(self) -> None:
         await self.directory.start()
+        await self.record_events.start()
         await self.tokens.start()
         with context.bound(context.SYSTEM):  # no caller: the stack seeds and resumes on its own
             if self.settings.seed:
@@ -120,6 +123,7 @@ class ApiManager:
         await self.owners.stop(self.settings.drain_s)
         await self.images.stop_sweeping()
         await self.tokens.stop()
+        await self.record_events.stop()
         await self.directory.stop()
         await self.channels.close()
 

@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 import grpc
 
+from services.core import keys
 from services.core.channels import ChannelPool, ServiceDirectory
 from services.core.errors import StratusError, Unavailable, from_rpc_error
 from stratus.compute.v1 import compute_pb2_grpc
@@ -41,6 +42,12 @@ class Peers:
 
     def compute(self, host: str) -> compute_pb2_grpc.ComputeStub:
         return compute_pb2_grpc.ComputeStub(self._channels.get(self._endpoint("compute", host)))
+
+    def incarnation(self, binary: str, host: str) -> int:
+        """Which process serves ``binary`` on ``host`` (the lease it registered with), 0 if none:
+        a different number later means the process that was asked is gone."""
+        entry = self.directory.cache.entries.get(keys.service(binary, host))
+        return entry.lease if entry else 0
 
     def servicegroup(self) -> servicegroup_pb2_grpc.ServiceGroupStub:
         return servicegroup_pb2_grpc.ServiceGroupStub(self._channels.get(self._endpoint("servicegroup")))

@@ -14,15 +14,16 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
-from services.compute import transitions
+from services.compute import reports, transitions
 from services.compute.drivers.base import BadImage, DriverError, InstanceNotFound, InstanceSpec, VirtDriver
+from services.compute.jobs import Jobs
 from services.compute.locks import KeyedLocks
 from services.compute.reconcile import Reconciler
 from services.compute.settings import ComputeSettings
 from services.compute.stats import HostStatsTracker
-from services.core import instances, keys
+from services.core import compute_report, instances, keys
 from services.core.deployment import deployment_id
-from services.core.errors import FailedPrecondition, Internal, InvalidArgument, NotFound
+from services.core.errors import FailedPrecondition, Internal, InvalidArgument, NotFound, StratusError
 from services.core.etcd import Store
 from services.core.telemetry import tracer
 from stratus.state.v1 import state_pb2
@@ -86,6 +87,7 @@ class ComputeManager:
         self.host = settings.host
         self._capabilities: state_pb2.HostCapabilities | None = None
         self._locks = KeyedLocks()
+        self._jobs = Jobs()
         self.stats = HostStatsTracker(self.host)
         self.reconciler = Reconciler(settings, store, driver, self._locks)
         self._helpers = helpers
@@ -123,6 +125,7 @@ class ComputeManager:
         )
 
     async def stop(self) -> None:
+        await self._jobs.stop()
         await self.reconciler.stop()
         await self.stats.close()
         await self.driver.close()
@@ -140,22 +143,63 @@ class ComputeManager:
         }
 
     # ---- operations ---------------------------------------------------------------------------
-    async def build_instance(self, instance_id: str) -> None:
-        async with self._operation("build_instance", instance_id):
-            record, _ = await instances.get(self.store, instance_id)
-            transitions.check_owned(record, self.host, instance_id)
-            if await self._already_built(instance_id, record):
-                log.info("server %s is already active on %s", instance_id, self.host)
+    async def accept_build(self, instance_id: str) -> None:
+        """BuildInstance: the record SPAWNING, then the spawn runs on after the answer and records
+        its outcome (ACTIVE, or the report's fault). Asked again while it runs or after it
+        reported (a flow taken over by another api), it changes nothing."""
+        if self._jobs.running(instance_id):
+            return
+        async with self._operation("accept_build", instance_id):
+            if self._jobs.running(instance_id):
                 return
-            record = await self._update(instance_id, transitions.to_spawning)
-            with self.stats.io_op(instance_id):
-                await self._spawn(spec_of(instance_id, record))
-            await self._finish_build(instance_id)
-            self.stats.build_succeeded()
-            log.info("server %s spawned on %s", instance_id, self.host)
+            record = await self._prepare_build(instance_id)
+            if record is not None:
+                self._jobs.start(instance_id, "build", self._build_job(instance_id, record))
+
+    async def build_instance(self, instance_id: str) -> None:
+        """The whole build in one call, its failure raised (what the accepted job runs)."""
+        async with self._operation("build_instance", instance_id):
+            record = await self._prepare_build(instance_id)
+            if record is not None:
+                await self._spawn_and_finish(instance_id, record)
+
+    async def _prepare_build(self, instance_id: str) -> state_pb2.InstanceRecord | None:
+        """The record turned SPAWNING (its old report cleared), or None when there is nothing to
+        build: active here already, or the outcome reported and waiting for the api."""
+        record, _ = await instances.get(self.store, instance_id)
+        transitions.check_owned(record, self.host, instance_id)
+        if compute_report.reported(record, self.host, compute_report.BUILD):
+            return None
+        if await self._already_built(instance_id, record):
+            log.info("server %s is already active on %s", instance_id, self.host)
+            return None
+        return await self._update_record(instance_id, transitions.spawning(self.host, instance_id))
+
+    async def _build_job(self, instance_id: str, record: state_pb2.InstanceRecord) -> None:
+        with tracer().start_as_current_span("compute.spawn", attributes={"stratus.instance_id": instance_id}):
+            try:
+                async with self._locks.hold(instance_id):
+                    await self._spawn_and_finish(instance_id, record)
+            except StratusError as err:
+                await self._report(instance_id, compute_report.BUILD, err)
+
+    async def _spawn_and_finish(self, instance_id: str, record: state_pb2.InstanceRecord) -> None:
+        with self.stats.io_op(instance_id):
+            await self._spawn(spec_of(instance_id, record))
+        await self._finish_build(instance_id)
+        self.stats.build_succeeded()
+        log.info("server %s spawned on %s", instance_id, self.host)
+
+    async def _report(self, instance_id: str, call: str, err: StratusError | None, image_id: str = "") -> None:
+        """Writes the outcome for the flow that waits for it; a record that moved on needs none."""
+        try:
+            await reports.write(self.store, instance_id, reports.report(self.host, instance_id, call, err, image_id))
+        except (NotFound, FailedPrecondition) as gone:
+            log.info("server %s: %s outcome not recorded (%s)", instance_id, call, gone.message)
 
     async def destroy_instance(self, instance_id: str) -> None:
         """Removes the domain if there is one; the record is the api's to delete."""
+        await self._jobs.cancel(instance_id)  # a spawn or copy under way cleans up as it stops
         async with self._operation("destroy_instance", instance_id):
             await self._driver_call("destroy", instance_id, functools.partial(self.driver.destroy, instance_id))
 
@@ -204,6 +248,27 @@ class ComputeManager:
         op = ignoring_record(self.driver.revert_resize, instance_id)
         await self._action("revert_resize", instance_id, op, transitions.to_started)
 
+    async def accept_snapshot(self, instance_id: str, image_id: str) -> None:
+        """SnapshotInstance: checks the record places the server here, then copies on after the
+        answer and reports the outcome. Asked again while it runs or after it reported, nothing."""
+        if self._jobs.running(instance_id):
+            return
+        async with self._operation("accept_snapshot", instance_id):
+            record, _ = await instances.get(self.store, instance_id)
+            transitions.check_owned(record, self.host, instance_id)
+            done = compute_report.reported(record, self.host, compute_report.SNAPSHOT, image_id)
+            if done or self._jobs.running(instance_id):
+                return
+            self._jobs.start(instance_id, "snapshot", self._snapshot_job(instance_id, image_id))
+
+    async def _snapshot_job(self, instance_id: str, image_id: str) -> None:
+        error: StratusError | None = None
+        try:
+            await self.snapshot(instance_id, image_id)
+        except StratusError as err:
+            error = err
+        await self._report(instance_id, compute_report.SNAPSHOT, error, image_id)
+
     async def snapshot(self, instance_id: str, image_id: str) -> None:
         """Copies the disk into the image; the record is the api's to change."""
         async with self._operation("snapshot", instance_id):
@@ -212,6 +277,10 @@ class ComputeManager:
             with self.stats.io_op(instance_id):
                 snap = functools.partial(self.driver.snapshot, instance_id, image_id)
                 await self._driver_call("snapshot", instance_id, snap)
+
+    async def wait_idle(self, instance_id: str) -> None:
+        """Until the accepted call running for the instance (if any) is over."""
+        await self._jobs.wait(instance_id)
 
     async def console_output(self, instance_id: str, lines: int) -> str:
         """Needs no lock: reading the console never changes the domain."""
@@ -238,8 +307,12 @@ class ComputeManager:
                 yield
 
     async def _update(self, instance_id: str, change: transitions.Change) -> state_pb2.InstanceRecord:
-        """Applies ``change`` to the record if it still names this host and is not being deleted."""
-        return await instances.update(self.store, instance_id, transitions.guarded(self.host, instance_id, change))
+        """Applies ``change`` to the record if it still names this host and is not being deleted
+        (through an etcd outage: what the hypervisor did is recorded, not dropped)."""
+        return await self._update_record(instance_id, transitions.guarded(self.host, instance_id, change))
+
+    async def _update_record(self, instance_id: str, mutation: transitions.Mutation) -> state_pb2.InstanceRecord:
+        return await reports.write(self.store, instance_id, mutation)
 
     async def _already_built(self, instance_id: str, record: state_pb2.InstanceRecord) -> bool:
         if record.server.vm_state != V.VM_STATE_ACTIVE:
@@ -265,7 +338,8 @@ class ComputeManager:
             raise
 
     async def _finish_build(self, instance_id: str) -> None:
-        """Marks the record ACTIVE; if it was deleted or moved meanwhile, removes the domain."""
+        """Marks the record ACTIVE (through an etcd outage); if it was deleted or moved meanwhile,
+        removes the domain: a host never keeps a copy the records place elsewhere."""
         try:
             await self._update(instance_id, transitions.to_active)
         except (NotFound, FailedPrecondition) as err:

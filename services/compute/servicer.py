@@ -15,7 +15,7 @@ class ComputeServicer(compute_pb2_grpc.ComputeServicer):
     async def BuildInstance(
         self, request: compute_pb2.BuildInstanceRequest, context: grpc.aio.ServicerContext
     ) -> compute_pb2.BuildInstanceResponse:
-        await self._manager.build_instance(request.instance_id)
+        await self._manager.accept_build(request.instance_id)
         return compute_pb2.BuildInstanceResponse()
 
     async def DestroyInstance(
@@ -93,5 +93,5 @@ class ComputeServicer(compute_pb2_grpc.ComputeServicer):
     async def SnapshotInstance(
         self, request: compute_pb2.SnapshotInstanceRequest, context: grpc.aio.ServicerContext
     ) -> compute_pb2.SnapshotInstanceResponse:
-        await self._manager.snapshot(request.instance_id, request.image_id)
+        await self._manager.accept_snapshot(request.instance_id, request.image_id)
         return compute_pb2.SnapshotInstanceResponse()

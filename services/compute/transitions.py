@@ -52,6 +52,17 @@ def to_spawning(server: servers_pb2.Server) -> None:
     server.task_state = T.TASK_STATE_SPAWNING
 
 
+def spawning(host: str, instance_id: str) -> Mutation:
+    """A build accepted here: SPAWNING, any earlier report cleared (it was about another call)."""
+
+    def mutate(record: state_pb2.InstanceRecord) -> None:
+        check_owned(record, host, instance_id)
+        to_spawning(record.server)
+        record.ClearField("report")
+
+    return mutate
+
+
 def to_active(server: servers_pb2.Server) -> None:
     """Spawned: running, nothing in progress, any fault from an earlier host cleared."""
     server.vm_state = V.VM_STATE_ACTIVE

@@ -8,7 +8,7 @@ receives such a status can turn it back with ``from_rpc_error``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
@@ -241,8 +241,18 @@ def from_rpc_error(exc: grpc.aio.AioRpcError) -> StratusError:
                 reason, metadata = info.reason, dict(info.metadata)
             elif detail.Unpack(retry):
                 retry_after_s = retry.retry_delay.ToNanoseconds() / 1e9
-    err = cls.__new__(cls)
-    StratusError.__init__(err, exc.details() or exc.code().name, reason=reason, metadata=metadata)
+    err = error_from(exc.code().name, exc.details() or exc.code().name, reason, metadata)
     if isinstance(err, Unavailable):
         err.retry_after_s = retry_after_s
+    return err
+
+
+def error_from(code: str, message: str, reason: str = "", metadata: Mapping[str, str] | None = None) -> StratusError:
+    """The domain error a status code's name stands for (``FAILED_PRECONDITION`` from a fault a
+    compute recorded, say), with its message, reason and metadata."""
+    cls = BY_CODE.get(getattr(grpc.StatusCode, code, grpc.StatusCode.INTERNAL), Internal)
+    err = cls.__new__(cls)
+    StratusError.__init__(err, message, reason=reason or cls.reason, metadata=dict(metadata or {}))
+    if isinstance(err, Unavailable):
+        err.retry_after_s = None
     return err

@@ -89,6 +89,8 @@ class FakeCompute:
                 yield imagestore_pb2.WriteImageRequest(chunk=DISK[i : i + 4096])
 
         await self.images.write(stream())
+        outcome = state_pb2.ComputeReport(host=HOST, call="snapshot", image_id=request.image_id)
+        await instances.update(self.store, request.instance_id, lambda r: r.report.CopyFrom(outcome))
 
     async def GetConsoleOutput(self, request: Any, **_: Any) -> Any:
         self._called("GetConsoleOutput")
@@ -98,6 +100,9 @@ class FakeCompute:
 class FakePeers:
     def __init__(self, compute: FakeCompute) -> None:
         self._compute = compute
+
+    def incarnation(self, binary: str, host: str) -> int:
+        return 1  # one compute process, never restarted
 
     def compute(self, host: str) -> FakeCompute:
         assert host == HOST

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 
 import grpc
 import pytest
@@ -11,7 +13,7 @@ from services.compute.main import build
 from services.compute.manager import ComputeManager
 from services.compute.settings import ComputeSettings
 from services.core import instances, keys
-from services.core.errors import FailedPrecondition, Internal, from_rpc_error
+from services.core.errors import FailedPrecondition, from_rpc_error
 from services.core.etcd import Store
 from services.core.interceptors import RequestInterceptor
 from stratus.compute.v1 import compute_pb2, compute_pb2_grpc
@@ -22,6 +24,7 @@ HOST = "compute-grpc"
 ID = "inst-grpc"
 V = servers_pb2.VmState
 P = servers_pb2.PowerState
+T = servers_pb2.TaskState
 
 
 async def serve(settings: ComputeSettings, store: Store) -> tuple[grpc.aio.Server, ComputeManager, str]:
@@ -35,15 +38,35 @@ async def serve(settings: ComputeSettings, store: Store) -> tuple[grpc.aio.Serve
     return server, manager, f"127.0.0.1:{port}"
 
 
+@dataclass
+class Served:
+    stub: compute_pb2_grpc.ComputeStub
+    manager: ComputeManager
+
+
 @pytest.fixture
-async def stub(store: Store, request: pytest.FixtureRequest) -> AsyncIterator[compute_pb2_grpc.ComputeStub]:
-    fail = bool(getattr(request, "param", False))
-    settings = ComputeSettings(host=HOST, fake_fail_spawn=fail)
+async def served(store: Store, request: pytest.FixtureRequest) -> AsyncIterator[Served]:
+    """A compute over gRPC; ``request.param`` holds ComputeSettings fields (e.g. fake_fail_spawn)."""
+    settings = ComputeSettings(host=HOST, **getattr(request, "param", {}))
     server, manager, endpoint = await serve(settings, store)
     async with grpc.aio.insecure_channel(endpoint) as channel:
-        yield compute_pb2_grpc.ComputeStub(channel)
+        yield Served(compute_pb2_grpc.ComputeStub(channel), manager)
     await server.stop(None)
     await manager.stop()
+
+
+@pytest.fixture
+def stub(served: Served) -> compute_pb2_grpc.ComputeStub:
+    return served.stub
+
+
+async def record_when(store: Store, done: Callable[[state_pb2.InstanceRecord], bool]) -> state_pb2.InstanceRecord:
+    """The record once ``done`` holds for it (polled; the test's timeout bounds the wait)."""
+    while True:
+        record, _ = await instances.get(store, ID)
+        if done(record):
+            return record
+        await asyncio.sleep(0.02)
 
 
 async def put_record(store: Store) -> None:
@@ -60,6 +83,7 @@ async def test_build_names_the_compute_service(store: Store) -> None:
 async def test_every_call_round_trips(store: Store, stub: compute_pb2_grpc.ComputeStub) -> None:
     await put_record(store)
     await stub.BuildInstance(compute_pb2.BuildInstanceRequest(instance_id=ID))
+    await record_when(store, lambda r: r.server.vm_state == V.VM_STATE_ACTIVE)
     await stub.PowerOffInstance(compute_pb2.PowerOffInstanceRequest(instance_id=ID))
     record, _ = await instances.get(store, ID)
     assert record.server.power_state == P.POWER_STATE_SHUTDOWN
@@ -71,18 +95,35 @@ async def test_every_call_round_trips(store: Store, stub: compute_pb2_grpc.Compu
     await stub.DestroyInstance(compute_pb2.DestroyInstanceRequest(instance_id=ID))
 
 
-@pytest.mark.parametrize("stub", [True], indirect=True)
-async def test_failed_spawn_reaches_the_caller_as_internal_spawn_failed(
-    store: Store, stub: compute_pb2_grpc.ComputeStub
-) -> None:
+@pytest.mark.parametrize("served", [{"fake_fail_spawn": True}], indirect=True)
+async def test_a_failed_spawn_is_reported_in_the_record_as_internal_spawn_failed(store: Store, served: Served) -> None:
     await put_record(store)
-    with pytest.raises(grpc.aio.AioRpcError) as exc:
-        await stub.BuildInstance(compute_pb2.BuildInstanceRequest(instance_id=ID))
-    assert exc.value.code() == grpc.StatusCode.INTERNAL
-    err = from_rpc_error(exc.value)
-    assert isinstance(err, Internal)
-    assert err.reason == "SPAWN_FAILED"
-    assert HOST in err.message
+    await served.stub.BuildInstance(compute_pb2.BuildInstanceRequest(instance_id=ID))  # accepted at once
+    record = await record_when(store, lambda r: r.HasField("report"))
+    assert (record.report.host, record.report.call) == (HOST, "build")
+    assert (record.report.fault.code, record.report.fault.reason) == ("INTERNAL", "SPAWN_FAILED")
+    assert HOST in record.report.fault.message
+    assert record.server.task_state == T.TASK_STATE_SPAWNING  # the api decides what comes next
+    assert not await served.manager.driver.list_instances()  # the compute cleaned up what it made
+    # Asked again (another api took the flow over): the report stands, nothing is spawned again.
+    await served.stub.BuildInstance(compute_pb2.BuildInstanceRequest(instance_id=ID))
+    await served.manager.wait_idle(ID)
+    again, _ = await instances.get(store, ID)
+    assert again.report == record.report
+
+
+@pytest.mark.parametrize("served", [{"fake_spawn_delay_s": 60.0}], indirect=True)
+async def test_build_answers_before_the_spawn_ends_and_a_destroy_cancels_it(store: Store, served: Served) -> None:
+    await put_record(store)
+    await served.stub.BuildInstance(compute_pb2.BuildInstanceRequest(instance_id=ID))
+    record, _ = await instances.get(store, ID)
+    assert record.server.task_state == T.TASK_STATE_SPAWNING  # accepted: the 60 s spawn runs on
+    await served.stub.BuildInstance(compute_pb2.BuildInstanceRequest(instance_id=ID))  # a re-ask finds it
+    await served.stub.DestroyInstance(compute_pb2.DestroyInstanceRequest(instance_id=ID))
+    await served.manager.wait_idle(ID)
+    record, _ = await instances.get(store, ID)
+    assert record.server.vm_state == V.VM_STATE_BUILDING and not record.HasField("report")
+    assert not await served.manager.driver.list_instances()
 
 
 async def test_power_on_without_a_domain_is_failed_precondition(

@@ -6,15 +6,16 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-import random
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from services.api.images import ImagesManager
 from services.api.peers import CALL_TIMEOUT_S, Peers, call
+from services.api.record_events import RecordEvents
 from services.api.specs import SpecResolver
 from services.core import instances
+from services.core.backoff import backoff
 from services.core.errors import NotFound, StratusError, Unavailable, code_of, is_transient, state_store_down
 from services.core.etcd import Store, is_store_outage
 from stratus.compute.v1 import compute_pb2_grpc
@@ -35,6 +36,9 @@ class Limits:
     snapshot_timeout_s: float = 1800.0
     # How long a flow waits out outages (etcd, the scheduler, a compute unreachable) before it fails.
     flow_deadline_s: float = 300.0
+    # How long a host may have no compute process during a call before the call counts as failed
+    # (a restart re-registers within a lease TTL or two).
+    compute_down_grace_s: float = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +48,8 @@ class Deps:
     specs: SpecResolver
     images: ImagesManager
     limits: Limits
+    # Wakes a flow waiting for a compute's outcome when the record changes (None: it polls).
+    events: RecordEvents | None = None
 
     def compute(self, host: str) -> compute_pb2_grpc.ComputeStub:
         return self.peers.compute(host)
@@ -90,30 +96,21 @@ def task_failed(task: int, what: str, cause: StratusError) -> Mutation:
 
 
 def clear_task(task: int) -> Mutation:
-    """Clears ``task`` if it is still the one in progress."""
+    """Clears ``task`` if it is still the one in progress (and the compute's report of it)."""
 
     def clear(record: state_pb2.InstanceRecord) -> bool | None:
         if record.server.task_state != task:
             return False
         record.server.task_state = T.TASK_STATE_UNSPECIFIED
+        record.ClearField("report")
         return None
 
     return clear
 
 
 # ---- outages only delay -----------------------------------------------------------------------
-BACKOFF_FIRST_S = 0.5
-BACKOFF_CAP_S = 5.0
 # The loop time by which the flow running in this task must be done (set by ``retrying``).
 _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("flow_deadline", default=None)
-
-
-def backoff(first_s: float = BACKOFF_FIRST_S, cap_s: float = BACKOFF_CAP_S) -> Iterator[float]:
-    """Capped exponential delays with jitter (each between half and all of its step)."""
-    step = first_s
-    while True:
-        yield step * random.uniform(0.5, 1.0)
-        step = min(step * 2, cap_s)
 
 
 def is_outage(exc: BaseException) -> bool:

@@ -12,9 +12,11 @@ from collections.abc import Sequence
 from opentelemetry import trace
 
 from services.api import action_log
-from services.api.flows.base import Deps, backoff, flow_deadline, pause, set_fault
+from services.api.flows.base import Deps, flow_deadline, pause, set_fault
+from services.api.flows.compute_wait import Decide, Ended, on_compute, reported_error
 from services.api.peers import call
-from services.core import claims, instances
+from services.core import claims, compute_report, instances
+from services.core.backoff import backoff
 from services.core.errors import STATE_STORE_UNAVAILABLE, StratusError, Unavailable, code_of, is_transient
 from services.core.telemetry import tracer
 from stratus.compute.v1 import compute_pb2
@@ -37,6 +39,25 @@ def build_failure(tried: Sequence[str], last: StratusError | None) -> StratusErr
         metadata["last_reason"] = last.reason
     return StratusError(f"build failed on {len(tried)} host(s) ({', '.join(tried)}); last error: {why}",
                         reason="BUILD_FAILED", metadata=metadata)  # fmt: skip
+
+
+def built_on(host: str) -> Decide:
+    """The build on ``host`` ended: ACTIVE, or the compute reported its fault, or the record
+    moved on without it (deleted, deleting, taken off the host): the flow re-reads it."""
+
+    def decide(record: state_pb2.InstanceRecord | None) -> Ended | None:
+        if record is None:
+            return Ended()
+        server = record.server
+        if server.task_state == T.TASK_STATE_DELETING or server.host != host:
+            return Ended()
+        if server.vm_state == V.VM_STATE_ACTIVE and server.task_state == T.TASK_STATE_UNSPECIFIED:
+            return Ended()
+        if compute_report.reported(record, host, compute_report.BUILD):
+            return Ended(reported_error(record) if record.report.HasField("fault") else None)
+        return None
+
+    return decide
 
 
 class BuildFlow:
@@ -94,14 +115,23 @@ class BuildFlow:
         return error
 
     async def _spawn(self, host: str, instance_id: str) -> None:
-        """The compute answers once the server is ACTIVE, which may take a whole image download.
-        A compute that could not reach etcd is not a failed host: it is asked again (a spawn
-        redefines a domain it made already) until the flow's deadline."""
+        """Asks the compute to build (it answers at once) and waits for the outcome it records:
+        raises what the spawn failed with (the compute cleaned up), or COMPUTE_DOWN when the host
+        lost its compute meanwhile, or COMPUTE_TIMEOUT past ``build_timeout_s``."""
+        ask = lambda: self._ask(host, instance_id)  # noqa: E731
+        ended = await on_compute(self._deps, host, instance_id, "build", ask, built_on(host),
+                                 self._deps.limits.build_timeout_s)  # fmt: skip
+        if ended.error is not None:
+            raise ended.error
+
+    async def _ask(self, host: str, instance_id: str) -> None:
+        """A compute that could not reach etcd is not a failed host: it is asked again until the
+        flow's deadline."""
         request = compute_pb2.BuildInstanceRequest(instance_id=instance_id)
         deadline, delays = flow_deadline(self._deps.limits), backoff()
         while True:
             try:
-                await call(self._deps.compute(host).BuildInstance, request, self._deps.limits.build_timeout_s)
+                await call(self._deps.compute(host).BuildInstance, request)
                 return
             except Unavailable as err:
                 if err.reason != STATE_STORE_UNAVAILABLE or not await pause(delays, deadline):
@@ -171,6 +201,7 @@ class BuildFlow:
 
         def retry(r: state_pb2.InstanceRecord) -> None:
             r.tried_hosts.append(host)
+            r.ClearField("report")
             r.server.vm_state = V.VM_STATE_BUILDING
             if r.server.task_state != T.TASK_STATE_DELETING:
                 r.server.task_state = T.TASK_STATE_SCHEDULING

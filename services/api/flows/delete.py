@@ -8,9 +8,10 @@ import asyncio
 import logging
 
 from services.api import action_log, quota_records, server_groups
-from services.api.flows.base import Deps, backoff, pause
+from services.api.flows.base import Deps, pause
 from services.api.peers import call
 from services.core import instances
+from services.core.backoff import backoff
 from services.core.errors import NotFound, Unavailable
 from services.core.telemetry import tracer
 from stratus.compute.v1 import compute_pb2

@@ -15,6 +15,7 @@ from services.api.flows.base import Deps, Limits, Mutation, in_task, retrying, s
 from services.api.flows.build import BuildFlow
 from services.api.images import ImagesManager
 from services.api.peers import Peers, call
+from services.api.record_events import RecordEvents
 from services.api.specs import SpecResolver
 from services.core.errors import StratusError, code_of
 from services.core.etcd import Store
@@ -46,9 +47,10 @@ def settling_or(*tasks: int) -> Pending:
 
 class Orchestrator:
     def __init__(
-        self, store: Store, peers: Peers, specs: SpecResolver, images: ImagesManager, limits: Limits | None = None
-    ) -> None:
-        self._deps = Deps(store, peers, specs, images, limits or Limits())
+        self, store: Store, peers: Peers, specs: SpecResolver, images: ImagesManager, limits: Limits | None = None,
+        events: RecordEvents | None = None,
+    ) -> None:  # fmt: skip
+        self._deps = Deps(store, peers, specs, images, limits or Limits(), events)
         self._build = BuildFlow(self._deps)
 
     async def _run(

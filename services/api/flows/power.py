@@ -10,8 +10,9 @@ from typing import Any
 
 from services.api import action_log
 from services.api.actions import ACTIONS
-from services.api.flows.base import Deps, backoff, call_compute, flow_deadline, pause, task_failed
+from services.api.flows.base import Deps, call_compute, flow_deadline, pause, task_failed
 from services.core import instances
+from services.core.backoff import backoff
 from services.core.errors import NotFound, StratusError, is_transient
 from services.core.telemetry import tracer
 from stratus.compute.v1 import compute_pb2

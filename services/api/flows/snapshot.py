@@ -9,11 +9,13 @@ import logging
 
 from services.api import action_log
 from services.api.flows.base import Deps, clear_task
+from services.api.flows.compute_wait import Decide, Ended, on_compute, reported_error
 from services.api.peers import call
-from services.core import instances
-from services.core.errors import Internal, NotFound, StratusError
+from services.core import compute_report, instances
+from services.core.errors import FailedPrecondition, Internal, NotFound, StratusError
 from services.core.telemetry import tracer
 from stratus.compute.v1 import compute_pb2
+from stratus.state.v1 import state_pb2
 from stratus.v1 import images_pb2, servers_pb2
 
 log = logging.getLogger(__name__)
@@ -34,14 +36,33 @@ async def snapshot(deps: Deps, instance_id: str, image_id: str) -> None:
 
 
 async def _copy(deps: Deps, instance_id: str, image_id: str) -> None:
+    """Asks the compute to copy (it answers at once) and waits for the outcome it records."""
     record, _ = await instances.get(deps.store, instance_id)
+    host = record.server.host
     request = compute_pb2.SnapshotInstanceRequest(instance_id=instance_id, image_id=image_id)
-    stub = deps.compute(record.server.host)
-    await action_log.start_step(deps.store, instance_id, "snapshot", "snapshot", record.server.host)
-    await call(stub.SnapshotInstance, request, deps.limits.snapshot_timeout_s)
+    await action_log.start_step(deps.store, instance_id, "snapshot", "snapshot", host)
+    ask = lambda: call(deps.compute(host).SnapshotInstance, request)  # noqa: E731
+    ended = await on_compute(deps, host, instance_id, "snapshot", ask, copied(host, image_id),
+                             deps.limits.snapshot_timeout_s)  # fmt: skip
+    if ended.error is not None:
+        raise ended.error
     found = await deps.images.find(image_id)
     if found is None or found[0].status != images_pb2.ImageStatus.IMAGE_STATUS_ACTIVE:
         raise Internal(f"the compute reported the snapshot done but image {image_id} is not ACTIVE")
+
+
+def copied(host: str, image_id: str) -> Decide:
+    """The copy into ``image_id`` on ``host`` ended: the compute reported, or the server was
+    deleted or moved meanwhile (the image is not finished then)."""
+
+    def decide(record: state_pb2.InstanceRecord | None) -> Ended | None:
+        if record is None or record.server.task_state == T.TASK_STATE_DELETING or record.server.host != host:
+            return Ended(FailedPrecondition("the server was deleted or moved during the snapshot"))
+        if compute_report.reported(record, host, compute_report.SNAPSHOT, image_id):
+            return Ended(reported_error(record) if record.report.HasField("fault") else None)
+        return None
+
+    return decide
 
 
 async def resume(deps: Deps, instance_id: str) -> None:

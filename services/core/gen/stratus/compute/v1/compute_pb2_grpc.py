@@ -114,8 +114,10 @@ class ComputeServicer:
     """
 
     def BuildInstance(self, request, context):
-        """Spawns the instance (task SPAWNING) and returns once it is ACTIVE, or fails having
-        cleaned up what it made, so the caller can try another host.
+        """Accepts the build (the record's task SPAWNING) and answers at once; the spawn runs on. The
+        compute records the outcome: the server ACTIVE, or the record's `report` with the fault
+        (having cleaned up what it made, so the caller can try another host). Asking again while the
+        spawn runs, or after it reported, changes nothing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -198,7 +200,9 @@ class ComputeServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SnapshotInstance(self, request, context):
-        """Copies the instance's disk into the image `image_id` (SAVING) through the api's ImageStore.
+        """Accepts the copy of the instance's disk into the image `image_id` (SAVING, through the api's
+        ImageStore) and answers at once; the outcome is written to the record's `report`. Asking
+        again while the copy runs, or after it reported, changes nothing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -36,8 +36,10 @@ class ComputeStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> ComputeAsyncStub: ...
     BuildInstance: _grpc.UnaryUnaryMultiCallable[_compute_pb2.BuildInstanceRequest, _compute_pb2.BuildInstanceResponse]
-    """Spawns the instance (task SPAWNING) and returns once it is ACTIVE, or fails having
-    cleaned up what it made, so the caller can try another host.
+    """Accepts the build (the record's task SPAWNING) and answers at once; the spawn runs on. The
+    compute records the outcome: the server ACTIVE, or the record's `report` with the fault
+    (having cleaned up what it made, so the caller can try another host). Asking again while the
+    spawn runs, or after it reported, changes nothing.
     """
     DestroyInstance: _grpc.UnaryUnaryMultiCallable[_compute_pb2.DestroyInstanceRequest, _compute_pb2.DestroyInstanceResponse]
     """Destroys the domain and its disks if present. Succeeds when there is nothing to destroy."""
@@ -57,7 +59,10 @@ class ComputeStub:
     RevertResizeInstance: _grpc.UnaryUnaryMultiCallable[_compute_pb2.RevertResizeInstanceRequest, _compute_pb2.RevertResizeInstanceResponse]
     GetConsoleOutput: _grpc.UnaryUnaryMultiCallable[_compute_pb2.GetConsoleOutputRequest, _compute_pb2.GetConsoleOutputResponse]
     SnapshotInstance: _grpc.UnaryUnaryMultiCallable[_compute_pb2.SnapshotInstanceRequest, _compute_pb2.SnapshotInstanceResponse]
-    """Copies the instance's disk into the image `image_id` (SAVING) through the api's ImageStore."""
+    """Accepts the copy of the instance's disk into the image `image_id` (SAVING, through the api's
+    ImageStore) and answers at once; the outcome is written to the record's `report`. Asking
+    again while the copy runs, or after it reported, changes nothing.
+    """
 
 @_typing.type_check_only
 class ComputeAsyncStub(ComputeStub):
@@ -67,8 +72,10 @@ class ComputeAsyncStub(ComputeStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     BuildInstance: _aio.UnaryUnaryMultiCallable[_compute_pb2.BuildInstanceRequest, _compute_pb2.BuildInstanceResponse]  # type: ignore[assignment]
-    """Spawns the instance (task SPAWNING) and returns once it is ACTIVE, or fails having
-    cleaned up what it made, so the caller can try another host.
+    """Accepts the build (the record's task SPAWNING) and answers at once; the spawn runs on. The
+    compute records the outcome: the server ACTIVE, or the record's `report` with the fault
+    (having cleaned up what it made, so the caller can try another host). Asking again while the
+    spawn runs, or after it reported, changes nothing.
     """
     DestroyInstance: _aio.UnaryUnaryMultiCallable[_compute_pb2.DestroyInstanceRequest, _compute_pb2.DestroyInstanceResponse]  # type: ignore[assignment]
     """Destroys the domain and its disks if present. Succeeds when there is nothing to destroy."""
@@ -88,7 +95,10 @@ class ComputeAsyncStub(ComputeStub):
     RevertResizeInstance: _aio.UnaryUnaryMultiCallable[_compute_pb2.RevertResizeInstanceRequest, _compute_pb2.RevertResizeInstanceResponse]  # type: ignore[assignment]
     GetConsoleOutput: _aio.UnaryUnaryMultiCallable[_compute_pb2.GetConsoleOutputRequest, _compute_pb2.GetConsoleOutputResponse]  # type: ignore[assignment]
     SnapshotInstance: _aio.UnaryUnaryMultiCallable[_compute_pb2.SnapshotInstanceRequest, _compute_pb2.SnapshotInstanceResponse]  # type: ignore[assignment]
-    """Copies the instance's disk into the image `image_id` (SAVING) through the api's ImageStore."""
+    """Accepts the copy of the instance's disk into the image `image_id` (SAVING, through the api's
+    ImageStore) and answers at once; the outcome is written to the record's `report`. Asking
+    again while the copy runs, or after it reported, changes nothing.
+    """
 
 class ComputeServicer(metaclass=_abc_1.ABCMeta):
     """One compute service per node; it drives that node's hypervisor. Every call names an instance
@@ -101,8 +111,10 @@ class ComputeServicer(metaclass=_abc_1.ABCMeta):
         request: _compute_pb2.BuildInstanceRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_compute_pb2.BuildInstanceResponse, _abc.Awaitable[_compute_pb2.BuildInstanceResponse]]:
-        """Spawns the instance (task SPAWNING) and returns once it is ACTIVE, or fails having
-        cleaned up what it made, so the caller can try another host.
+        """Accepts the build (the record's task SPAWNING) and answers at once; the spawn runs on. The
+        compute records the outcome: the server ACTIVE, or the record's `report` with the fault
+        (having cleaned up what it made, so the caller can try another host). Asking again while the
+        spawn runs, or after it reported, changes nothing.
         """
 
     @_abc_1.abstractmethod
@@ -200,6 +212,9 @@ class ComputeServicer(metaclass=_abc_1.ABCMeta):
         request: _compute_pb2.SnapshotInstanceRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_compute_pb2.SnapshotInstanceResponse, _abc.Awaitable[_compute_pb2.SnapshotInstanceResponse]]:
-        """Copies the instance's disk into the image `image_id` (SAVING) through the api's ImageStore."""
+        """Accepts the copy of the instance's disk into the image `image_id` (SAVING, through the api's
+        ImageStore) and answers at once; the outcome is written to the record's `report`. Asking
+        again while the copy runs, or after it reported, changes nothing.
+        """
 
 def add_ComputeServicer_to_server(servicer: ComputeServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

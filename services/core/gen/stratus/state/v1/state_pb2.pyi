@@ -356,6 +356,7 @@ class InstanceRecord(_message.Message):
     TRACE_CONTEXT_FIELD_NUMBER: _builtins.int
     RESIZE_FIELD_NUMBER: _builtins.int
     KEY_FIELD_NUMBER: _builtins.int
+    REPORT_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     @_builtins.property
     def server(self) -> _servers_pb2.Server: ...
@@ -378,6 +379,10 @@ class InstanceRecord(_message.Message):
     def key(self) -> Global___InstanceKey:
         """The public key of the server's key_name, copied at creation (the keypair may be deleted later)."""
 
+    @_builtins.property
+    def report(self) -> Global___ComputeReport:
+        """How the last long compute call on the server ended, written by the compute that ran it."""
+
     def __init__(
         self,
         *,
@@ -387,14 +392,53 @@ class InstanceRecord(_message.Message):
         trace_context: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         resize: Global___ResizeRecord | None = ...,
         key: Global___InstanceKey | None = ...,
+        report: Global___ComputeReport | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "resize", b"resize", "server", b"server"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "report", b"report", "resize", b"resize", "server", b"server"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "request_id", b"request_id", "resize", b"resize", "server", b"server", "trace_context", b"trace_context", "tried_hosts", b"tried_hosts"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "report", b"report", "request_id", b"request_id", "resize", b"resize", "server", b"server", "trace_context", b"trace_context", "tried_hosts", b"tried_hosts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___InstanceRecord: _TypeAlias = InstanceRecord  # noqa: Y015
+
+@_typing.final
+class ComputeReport(_message.Message):
+    """BuildInstance and SnapshotInstance answer as soon as the compute has accepted the call; the
+    compute runs it and writes here how it ended (a build that succeeds also makes the server
+    ACTIVE). The flow that asked waits for it on a watch and clears it when it moves on.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOST_FIELD_NUMBER: _builtins.int
+    CALL_FIELD_NUMBER: _builtins.int
+    IMAGE_ID_FIELD_NUMBER: _builtins.int
+    FAULT_FIELD_NUMBER: _builtins.int
+    host: _builtins.str
+    call: _builtins.str
+    """The call: "build" or "snapshot"."""
+    image_id: _builtins.str
+    """The snapshot's image, for "snapshot"."""
+    @_builtins.property
+    def fault(self) -> _servers_pb2.Fault:
+        """Why the call failed; absent when it succeeded."""
+
+    def __init__(
+        self,
+        *,
+        host: _builtins.str = ...,
+        call: _builtins.str = ...,
+        image_id: _builtins.str = ...,
+        fault: _servers_pb2.Fault | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["fault", b"fault"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call", b"call", "fault", b"fault", "host", b"host", "image_id", b"image_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ComputeReport: _TypeAlias = ComputeReport  # noqa: Y015
 
 @_typing.final
 class InstanceKey(_message.Message):

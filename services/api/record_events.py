@@ -1,0 +1,77 @@
+"""Wakes whoever waits on an instance record when it changes: one etcd watch on ``instances/``
+per api process, however many flows wait. A waiter re-reads the record when woken, so a missed
+wake-up only delays it until its next poll (after a compaction every waiter is woken)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
+
+from services.core import keys
+from services.core.etcd import Store, is_store_outage
+from services.core.watch import WatchCompacted
+
+log = logging.getLogger(__name__)
+
+
+class RecordEvents:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._waiting: dict[str, set[asyncio.Event]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        _, revision = await self._store.get_with_revision(keys.DEPLOYMENT)
+        self._task = asyncio.create_task(self._follow(revision), name="watch:instances")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    @contextlib.contextmanager
+    def watching(self, instance_id: str) -> Iterator[asyncio.Event]:
+        """An event set when the instance's record changes, while the block runs."""
+        event = asyncio.Event()
+        waiters = self._waiting.setdefault(instance_id, set())
+        waiters.add(event)
+        try:
+            yield event
+        finally:
+            waiters.discard(event)
+            if not waiters:
+                self._waiting.pop(instance_id, None)
+
+    def _wake(self, instance_id: str) -> None:
+        for event in self._waiting.get(instance_id, ()):
+            event.set()
+
+    async def _follow(self, revision: int) -> None:
+        while True:
+            try:
+                async for batch in self._store.watch_prefix(keys.INSTANCES, revision + 1):
+                    for change in batch.events:
+                        self._wake(change.key.removeprefix(keys.INSTANCES))
+                    revision = batch.revision
+            except WatchCompacted as exc:
+                log.warning("watch on instances: %s; waking every waiter", exc)
+            except Exception as exc:
+                if not is_store_outage(exc):
+                    raise
+                log.warning("watch on instances lost (%s); waking every waiter", exc)
+                await asyncio.sleep(1.0)
+            revision = await self._current_revision(revision)
+            for instance_id in list(self._waiting):
+                self._wake(instance_id)
+
+    async def _current_revision(self, last: int) -> int:
+        try:
+            _, revision = await self._store.get_with_revision(keys.DEPLOYMENT)
+        except Exception as exc:
+            if not is_store_outage(exc):
+                raise
+            return last
+        return revision
