@@ -182,6 +182,10 @@ class ComputeManager:
                     await self._spawn_and_finish(instance_id, record)
             except StratusError as err:
                 await self._report(instance_id, compute_report.BUILD, err)
+            except Exception as exc:  # a bug: say so, and still tell the flow (it would wait for hours)
+                log.exception("build of server %s on %s broke", instance_id, self.host)
+                why = Internal(f"spawn failed on {self.host}: {exc}", reason="SPAWN_FAILED")
+                await self._report(instance_id, compute_report.BUILD, why)
 
     async def _spawn_and_finish(self, instance_id: str, record: state_pb2.InstanceRecord) -> None:
         with self.stats.io_op(instance_id):
@@ -267,6 +271,9 @@ class ComputeManager:
             await self.snapshot(instance_id, image_id)
         except StratusError as err:
             error = err
+        except Exception as exc:  # a bug: say so, and still tell the flow (it would wait for hours)
+            log.exception("snapshot of server %s on %s broke", instance_id, self.host)
+            error = Internal(f"snapshot failed on {self.host}: {exc}", reason="SNAPSHOT_FAILED")
         await self._report(instance_id, compute_report.SNAPSHOT, error, image_id)
 
     async def snapshot(self, instance_id: str, image_id: str) -> None:
