@@ -97,7 +97,7 @@ class ApiManager:
         self.keypairs = KeypairsManager(store, self.quotas)
         specs = SpecResolver(store, self.flavors, self.images, self.groups)
         limits = Limits(settings.max_build_attempts, settings.build_timeout_s, settings.snapshot_timeout_s,
-                        settings.flow_deadline_s)  # fmt: skip
+                        settings.flow_deadline_s, settings.compute_down_grace_s)  # fmt: skip
         self.record_events = RecordEvents(store)
         flows = Orchestrator(store, peers, specs, self.images, limits, self.record_events)
         self.servers = ServersManager(store, specs, self.groups, flows, self.owners, self.quotas)

@@ -48,10 +48,14 @@ class ApiSettings(CommonSettings):
     image_sweep_interval_s: float = Field(default=60.0, gt=0)
     # Hosts a build may try before the server goes to ERROR.
     max_build_attempts: int = Field(default=3, ge=1, le=20)
-    # Deadline of the compute's BuildInstance call, which may download a big image first.
+    # How long a build waits for the compute's outcome (BuildInstance answers at once; the spawn
+    # may download a big image first) before the attempt counts as failed (COMPUTE_TIMEOUT).
     build_timeout_s: float = Field(default=1800.0, gt=0)
-    # Deadline of the compute's SnapshotInstance call, which copies a whole disk.
+    # The same for a snapshot, which copies a whole disk.
     snapshot_timeout_s: float = Field(default=1800.0, gt=0)
+    # How long a host may have no compute process while a build or snapshot waits for it before
+    # the attempt counts as failed (COMPUTE_DOWN); a compute back sooner is asked again.
+    compute_down_grace_s: float = Field(default=15.0, gt=0, le=600)
     # How long a flow waits out outages (etcd, the scheduler or a compute unreachable) before it
     # fails with a fault that says so: outages only delay.
     flow_deadline_s: float = Field(default=300.0, gt=0)

@@ -154,7 +154,8 @@ class ComputeManager:
                 return
             record = await self._prepare_build(instance_id)
             if record is not None:
-                self._jobs.start(instance_id, "build", self._build_job(instance_id, record))
+                job = self._reporting(compute_report.BUILD, instance_id, self._locked_spawn(instance_id, record))
+                self._jobs.start(instance_id, "build", job)
 
     async def build_instance(self, instance_id: str) -> None:
         """The whole build in one call, its failure raised (what the accepted job runs)."""
@@ -175,17 +176,10 @@ class ComputeManager:
             return None
         return await self._update_record(instance_id, transitions.spawning(self.host, instance_id))
 
-    async def _build_job(self, instance_id: str, record: state_pb2.InstanceRecord) -> None:
+    async def _locked_spawn(self, instance_id: str, record: state_pb2.InstanceRecord) -> None:
         with tracer().start_as_current_span("compute.spawn", attributes={"stratus.instance_id": instance_id}):
-            try:
-                async with self._locks.hold(instance_id):
-                    await self._spawn_and_finish(instance_id, record)
-            except StratusError as err:
-                await self._report(instance_id, compute_report.BUILD, err)
-            except Exception as exc:  # a bug: say so, and still tell the flow (it would wait for hours)
-                log.exception("build of server %s on %s broke", instance_id, self.host)
-                why = Internal(f"spawn failed on {self.host}: {exc}", reason="SPAWN_FAILED")
-                await self._report(instance_id, compute_report.BUILD, why)
+            async with self._locks.hold(instance_id):
+                await self._spawn_and_finish(instance_id, record)
 
     async def _spawn_and_finish(self, instance_id: str, record: state_pb2.InstanceRecord) -> None:
         with self.stats.io_op(instance_id):
@@ -235,6 +229,19 @@ class ComputeManager:
         op = ignoring_record(self.driver.resume, instance_id)
         await self._action("resume", instance_id, op, transitions.to_started)
 
+    async def accept_resize(self, instance_id: str) -> None:
+        """ResizeInstance: checks the record places the server here, then resizes on after the
+        answer (RESIZED, or the report's fault). Asked again while it runs or after it reported, nothing."""
+        if self._jobs.running(instance_id):
+            return
+        async with self._operation("accept_resize", instance_id):
+            record, _ = await instances.get(self.store, instance_id)
+            transitions.check_owned(record, self.host, instance_id)
+            if compute_report.reported(record, self.host, compute_report.RESIZE) or self._jobs.running(instance_id):
+                return
+            self._jobs.start(instance_id, "resize", self._reporting(compute_report.RESIZE, instance_id,
+                                                                    self.resize(instance_id)))  # fmt: skip
+
     async def resize(self, instance_id: str) -> None:
         """Restarts the domain with the resources the record now holds (the api changed them)."""
 
@@ -263,18 +270,22 @@ class ComputeManager:
             done = compute_report.reported(record, self.host, compute_report.SNAPSHOT, image_id)
             if done or self._jobs.running(instance_id):
                 return
-            self._jobs.start(instance_id, "snapshot", self._snapshot_job(instance_id, image_id))
+            job = self._reporting(compute_report.SNAPSHOT, instance_id, self.snapshot(instance_id, image_id), image_id)
+            self._jobs.start(instance_id, "snapshot", job)
 
-    async def _snapshot_job(self, instance_id: str, image_id: str) -> None:
+    async def _reporting(self, call: str, instance_id: str, job: Awaitable[None], image_id: str = "") -> None:
+        """Runs an accepted call's ``job`` and reports its fault; a snapshot reports its success too
+        (a resize's success is the record RESIZED)."""
         error: StratusError | None = None
         try:
-            await self.snapshot(instance_id, image_id)
+            await job
         except StratusError as err:
             error = err
         except Exception as exc:  # a bug: say so, and still tell the flow (it would wait for hours)
-            log.exception("snapshot of server %s on %s broke", instance_id, self.host)
-            error = Internal(f"snapshot failed on {self.host}: {exc}", reason="SNAPSHOT_FAILED")
-        await self._report(instance_id, compute_report.SNAPSHOT, error, image_id)
+            log.exception("%s of server %s on %s broke", call, instance_id, self.host)
+            error = Internal(f"{call} failed on {self.host}: {exc}", reason=f"{call.upper()}_FAILED")
+        if error is not None or call == compute_report.SNAPSHOT:
+            await self._report(instance_id, call, error, image_id)
 
     async def snapshot(self, instance_id: str, image_id: str) -> None:
         """Copies the disk into the image; the record is the api's to change."""

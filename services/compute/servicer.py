@@ -69,7 +69,7 @@ class ComputeServicer(compute_pb2_grpc.ComputeServicer):
     async def ResizeInstance(
         self, request: compute_pb2.ResizeInstanceRequest, context: grpc.aio.ServicerContext
     ) -> compute_pb2.ResizeInstanceResponse:
-        await self._manager.resize(request.instance_id)
+        await self._manager.accept_resize(request.instance_id)
         return compute_pb2.ResizeInstanceResponse()
 
     async def ConfirmResizeInstance(

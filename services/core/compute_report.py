@@ -10,6 +10,7 @@ from stratus.v1 import servers_pb2
 
 BUILD = "build"
 SNAPSHOT = "snapshot"
+RESIZE = "resize"
 
 
 def reported(record: state_pb2.InstanceRecord, host: str, call: str, image_id: str = "") -> bool:

@@ -31,7 +31,7 @@ Mutation = Callable[[state_pb2.InstanceRecord], bool | None]
 @dataclass(frozen=True, slots=True)
 class Limits:
     max_build_attempts: int = 3
-    # Deadlines of the compute calls that copy whole disks (a first build downloads the image).
+    # How long a build or snapshot waits for the compute's outcome (a first build downloads the image).
     build_timeout_s: float = 1800.0
     snapshot_timeout_s: float = 1800.0
     # How long a flow waits out outages (etcd, the scheduler, a compute unreachable) before it fails.
@@ -88,6 +88,7 @@ def task_failed(task: int, what: str, cause: StratusError) -> Mutation:
         if record.server.task_state != task:
             return False
         record.server.task_state = T.TASK_STATE_UNSPECIFIED
+        record.ClearField("report")
         record.server.fault.CopyFrom(fault)
         record.server.fault.created_at.CopyFrom(instances.now())
         return None

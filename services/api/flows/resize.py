@@ -18,7 +18,9 @@ from typing import Any
 
 from services.api import action_log, resizing
 from services.api.flows.base import Deps, call_compute, task_failed
-from services.core import instances
+from services.api.flows.compute_wait import Decide, Ended, on_compute, reported_error
+from services.api.peers import call
+from services.core import compute_report, instances
 from services.core.errors import NotFound, StratusError
 from services.core.telemetry import tracer
 from stratus.compute.v1 import compute_pb2
@@ -43,9 +45,38 @@ async def _compute_step(
         if server.vm_state != starts_from or server.task_state != task:
             return None
         recorded = await action_log.start_call_step(deps.store, server, step)
-        err = await call_compute(deps, server, step, request, deps.limits.build_timeout_s)
+        if step == "ResizeInstance":  # accepted at once: the outcome comes through the record
+            err = await _resized(deps, server)
+        else:
+            err = await call_compute(deps, server, step, request, deps.limits.build_timeout_s)
         await action_log.finish_step(deps.store, recorded, error=err)
         return err
+
+
+async def _resized(deps: Deps, server: servers_pb2.Server) -> StratusError | None:
+    """Asks the compute to resize and waits for the outcome it records (or for its host to go)."""
+    request = compute_pb2.ResizeInstanceRequest(instance_id=server.id)
+    ask = lambda: call(deps.compute(server.host).ResizeInstance, request)  # noqa: E731
+    try:
+        ended = await on_compute(deps, server.host, server.id, "resize", ask, resized_on(server.host),
+                                 deps.limits.build_timeout_s)  # fmt: skip
+    except StratusError as err:
+        return err
+    return ended.error
+
+
+def resized_on(host: str) -> Decide:
+    """The resize on ``host`` ended: the compute recorded RESIZED (the task is no longer
+    RESIZE_PREP) or reported its fault, or the record moved on (deleted, deleting)."""
+
+    def decide(record: state_pb2.InstanceRecord | None) -> Ended | None:
+        if record is None or record.server.task_state != T.TASK_STATE_RESIZE_PREP or record.server.host != host:
+            return Ended()
+        if compute_report.reported(record, host, compute_report.RESIZE):
+            return Ended(reported_error(record))
+        return None
+
+    return decide
 
 
 async def resize(deps: Deps, instance_id: str) -> None:

@@ -175,7 +175,8 @@ class ComputeServicer:
 
     def ResizeInstance(self, request, context):
         """Cold resize on this host to the resources now in the record; the old disk and domain
-        definition are kept until ConfirmResizeInstance, restored by RevertResizeInstance.
+        definition are kept until ConfirmResizeInstance, restored by RevertResizeInstance. Accepted
+        at once, as BuildInstance: the record goes RESIZED, or its `report` gets the fault.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

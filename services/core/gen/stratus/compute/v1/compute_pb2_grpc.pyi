@@ -53,7 +53,8 @@ class ComputeStub:
     ResumeInstance: _grpc.UnaryUnaryMultiCallable[_compute_pb2.ResumeInstanceRequest, _compute_pb2.ResumeInstanceResponse]
     ResizeInstance: _grpc.UnaryUnaryMultiCallable[_compute_pb2.ResizeInstanceRequest, _compute_pb2.ResizeInstanceResponse]
     """Cold resize on this host to the resources now in the record; the old disk and domain
-    definition are kept until ConfirmResizeInstance, restored by RevertResizeInstance.
+    definition are kept until ConfirmResizeInstance, restored by RevertResizeInstance. Accepted
+    at once, as BuildInstance: the record goes RESIZED, or its `report` gets the fault.
     """
     ConfirmResizeInstance: _grpc.UnaryUnaryMultiCallable[_compute_pb2.ConfirmResizeInstanceRequest, _compute_pb2.ConfirmResizeInstanceResponse]
     RevertResizeInstance: _grpc.UnaryUnaryMultiCallable[_compute_pb2.RevertResizeInstanceRequest, _compute_pb2.RevertResizeInstanceResponse]
@@ -89,7 +90,8 @@ class ComputeAsyncStub(ComputeStub):
     ResumeInstance: _aio.UnaryUnaryMultiCallable[_compute_pb2.ResumeInstanceRequest, _compute_pb2.ResumeInstanceResponse]  # type: ignore[assignment]
     ResizeInstance: _aio.UnaryUnaryMultiCallable[_compute_pb2.ResizeInstanceRequest, _compute_pb2.ResizeInstanceResponse]  # type: ignore[assignment]
     """Cold resize on this host to the resources now in the record; the old disk and domain
-    definition are kept until ConfirmResizeInstance, restored by RevertResizeInstance.
+    definition are kept until ConfirmResizeInstance, restored by RevertResizeInstance. Accepted
+    at once, as BuildInstance: the record goes RESIZED, or its `report` gets the fault.
     """
     ConfirmResizeInstance: _aio.UnaryUnaryMultiCallable[_compute_pb2.ConfirmResizeInstanceRequest, _compute_pb2.ConfirmResizeInstanceResponse]  # type: ignore[assignment]
     RevertResizeInstance: _aio.UnaryUnaryMultiCallable[_compute_pb2.RevertResizeInstanceRequest, _compute_pb2.RevertResizeInstanceResponse]  # type: ignore[assignment]
@@ -182,7 +184,8 @@ class ComputeServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_compute_pb2.ResizeInstanceResponse, _abc.Awaitable[_compute_pb2.ResizeInstanceResponse]]:
         """Cold resize on this host to the resources now in the record; the old disk and domain
-        definition are kept until ConfirmResizeInstance, restored by RevertResizeInstance.
+        definition are kept until ConfirmResizeInstance, restored by RevertResizeInstance. Accepted
+        at once, as BuildInstance: the record goes RESIZED, or its `report` gets the fault.
         """
 
     @_abc_1.abstractmethod

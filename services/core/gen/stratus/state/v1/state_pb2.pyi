@@ -404,9 +404,9 @@ Global___InstanceRecord: _TypeAlias = InstanceRecord  # noqa: Y015
 
 @_typing.final
 class ComputeReport(_message.Message):
-    """BuildInstance and SnapshotInstance answer as soon as the compute has accepted the call; the
-    compute runs it and writes here how it ended (a build that succeeds also makes the server
-    ACTIVE). The flow that asked waits for it on a watch and clears it when it moves on.
+    """BuildInstance, ResizeInstance and SnapshotInstance answer as soon as the compute has accepted
+    the call; the compute runs it and writes here how it ended (a build or resize that succeeds
+    moves the server to ACTIVE or RESIZED instead). The flow that asked waits for it on a watch and clears it when it moves on.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -417,7 +417,7 @@ class ComputeReport(_message.Message):
     FAULT_FIELD_NUMBER: _builtins.int
     host: _builtins.str
     call: _builtins.str
-    """The call: "build" or "snapshot"."""
+    """The call: "build", "resize" or "snapshot"."""
     image_id: _builtins.str
     """The snapshot's image, for "snapshot"."""
     @_builtins.property
