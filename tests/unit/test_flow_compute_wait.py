@@ -141,3 +141,30 @@ async def test_a_record_deleted_or_moved_meanwhile_ends_the_wait_without_error(s
     failed(elsewhere)
     elsewhere.report.host = "h0"  # an earlier host's report is not this attempt's outcome
     assert decide(elsewhere) is None
+
+
+async def test_a_compute_that_does_not_answer_for_a_moment_is_asked_again(store: Store, events: RecordEvents) -> None:
+    await spawning(store)
+    asked: list[int] = []
+
+    async def ask() -> None:  # restarting: the first two asks find nobody listening
+        asked.append(1)
+        if len(asked) < 3:
+            raise Unavailable("connection refused", reason="COMPUTE_DOWN")
+        await instances.update(store, ID, active)
+
+    ended = await on_compute(deps(store, events, Processes()), HOST, ID, "build", ask, built_on(HOST), 30)
+    assert ended == Ended() and len(asked) == 3
+
+
+async def test_a_compute_that_never_answers_fails_the_attempt_after_the_grace(
+    store: Store, events: RecordEvents
+) -> None:
+    await spawning(store)
+
+    async def ask() -> None:
+        raise Unavailable("connection refused", reason="COMPUTE_DOWN")
+
+    with pytest.raises(Unavailable) as exc:
+        await on_compute(deps(store, events, Processes(), grace_s=0.3), HOST, ID, "build", ask, built_on(HOST), 30)
+    assert exc.value.reason == "COMPUTE_DOWN"

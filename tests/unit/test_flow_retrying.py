@@ -9,8 +9,9 @@ from typing import Any, cast
 import pytest
 from etcd3aio import EtcdConnectionError
 
-from services.api.flows.base import Deps, Limits, backoff, in_task, retrying, task_failed
+from services.api.flows.base import Deps, Limits, in_task, retrying, task_failed
 from services.core import instances, keys
+from services.core.backoff import backoff
 from services.core.errors import FailedPrecondition, Unavailable
 from services.core.etcd import Store
 from stratus.state.v1 import state_pb2

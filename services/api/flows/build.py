@@ -17,7 +17,7 @@ from services.api.flows.compute_wait import Decide, Ended, on_compute, reported_
 from services.api.peers import call
 from services.core import claims, compute_report, instances
 from services.core.backoff import backoff
-from services.core.errors import STATE_STORE_UNAVAILABLE, StratusError, Unavailable, code_of, is_transient
+from services.core.errors import StratusError, Unavailable, code_of, is_transient
 from services.core.telemetry import tracer
 from stratus.compute.v1 import compute_pb2
 from stratus.scheduler.v1 import scheduler_pb2
@@ -125,18 +125,7 @@ class BuildFlow:
             raise ended.error
 
     async def _ask(self, host: str, instance_id: str) -> None:
-        """A compute that could not reach etcd is not a failed host: it is asked again until the
-        flow's deadline."""
-        request = compute_pb2.BuildInstanceRequest(instance_id=instance_id)
-        deadline, delays = flow_deadline(self._deps.limits), backoff()
-        while True:
-            try:
-                await call(self._deps.compute(host).BuildInstance, request)
-                return
-            except Unavailable as err:
-                if err.reason != STATE_STORE_UNAVAILABLE or not await pause(delays, deadline):
-                    raise
-                log.warning("build of %s: %s could not reach etcd; asking it again", instance_id, host)
+        await call(self._deps.compute(host).BuildInstance, compute_pb2.BuildInstanceRequest(instance_id=instance_id))
 
     async def _schedule(self, record: state_pb2.InstanceRecord, last: StratusError | None, revision: int = 0) -> str:
         """A host claimed for the server (its record naming it, written with the claim from the

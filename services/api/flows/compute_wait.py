@@ -1,10 +1,11 @@
-"""A long compute call as a flow step: ask the compute (it answers at once), then wait for the
-outcome it writes into the record. The wait is woken by the record's changes (``RecordEvents``)
-and bounded by the call's deadline; it also watches the compute process that was asked:
+"""A long compute call as a flow step: ask the compute (it answers at once; one that does not
+answer is asked again with backoff), then wait for the outcome it writes into the record. The
+wait is woken by the record's changes (``RecordEvents``) and bounded by the call's deadline; it
+also watches the compute process that was asked:
 
 - the same host back under a new process (a restart): asked again, the call is idempotent;
-- no process on the host for ``down_grace_s``: the attempt failed (COMPUTE_DOWN), the flow
-  moves on (a build tries another host); the host, when back, removes what it had made."""
+- no process on the host for ``compute_down_grace_s``: the attempt failed (COMPUTE_DOWN), the
+  flow moves on (a build tries another host); the host, when back, removes what it had made."""
 
 from __future__ import annotations
 
@@ -14,9 +15,17 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from services.api.flows.base import Deps
+from services.api.flows.base import Deps, flow_deadline, pause
 from services.core import instances
-from services.core.errors import DeadlineExceeded, NotFound, StratusError, Unavailable, error_from
+from services.core.backoff import backoff
+from services.core.errors import (
+    STATE_STORE_UNAVAILABLE,
+    DeadlineExceeded,
+    NotFound,
+    StratusError,
+    Unavailable,
+    error_from,
+)
 from services.core.etcd import is_store_outage
 from stratus.state.v1 import state_pb2
 
@@ -51,11 +60,29 @@ async def on_compute(
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
         incarnation = deps.peers.incarnation("compute", host)
-        await ask()
+        await _asked(deps, host, instance_id, what, ask)
         ended = await _wait(deps, host, instance_id, incarnation, decide, deadline, what)
         if ended is not None:
             return ended
         log.warning("%s of %s: compute %s restarted; asking it again", what, instance_id, host)
+
+
+async def _asked(deps: Deps, host: str, instance_id: str, what: str, ask: Callable[[], Awaitable[None]]) -> None:
+    """``ask`` until the compute answers: one that cannot reach etcd is asked again until the
+    flow's deadline, one that cannot be reached (restarting) for ``compute_down_grace_s``."""
+    loop = asyncio.get_running_loop()
+    down_until, delays = loop.time() + deps.limits.compute_down_grace_s, backoff()
+    flow_until = flow_deadline(deps.limits)
+    while True:
+        try:
+            await ask()
+            return
+        except Unavailable as err:
+            until = flow_until if err.reason == STATE_STORE_UNAVAILABLE else min(down_until, flow_until)
+            if not await pause(delays, until):
+                raise
+            log.warning("%s of %s: compute %s did not answer (%s); asking again", what, instance_id, host,
+                        err.message)  # fmt: skip
 
 
 async def _wait(
