@@ -471,8 +471,8 @@ def list_all(api: Grpcurl) -> list[dict[str, Any]] | None:
     return None
 
 
-def admin_list(api: Grpcurl, method: str, key: str) -> list[dict[str, Any]] | None:
-    for attempt in range(30):
+def admin_list(api: Grpcurl, method: str, key: str, attempts: int = 30) -> list[dict[str, Any]] | None:
+    for attempt in range(attempts):
         r = api.call(method, {}, who="admin", n=attempt)
         if r.code == "OK":
             return list(r.body.get(key, []))
@@ -719,8 +719,12 @@ def settle(api: Grpcurl, seen: Seen, args: argparse.Namespace, out: Outcome) -> 
     first = True
     while True:
         out.servers = list_all(api) or []
-        out.hosts = admin_list(api, "Hosts/ListHosts", "hosts") or []
+        hosts = admin_list(api, "Hosts/ListHosts", "hosts", attempts=5)
+        out.hosts = hosts or []
         out.violations = check(seen, out.servers, out.hosts)
+        if hosts is None:  # e.g. the servicegroup is restarting: ListHosts is UNAVAILABLE meanwhile
+            out.violations = [v for v in out.violations if v[0] not in {"claims_differ", "placed_on_unknown_host"}]
+            out.violations.append(("hosts_unreadable", "Hosts/ListHosts answered no hosts (see its codes)"))
         if first:
             out.first, first = list(out.violations), False
         if not out.violations:
@@ -800,6 +804,10 @@ def report(args: argparse.Namespace, stack: Stack, calls: Calls, seen: Seen, out
         print(f"  latency {method}: {latency(values)}")
     states = Counter(s.get("status", "").removeprefix(S) for s in out.servers)
     print(f"servers at the end {dict(states)}; hosts {[(h['host'], h.get('running_servers', 0)) for h in out.hosts]}")
+    faults = Counter(re.sub(r"[0-9a-f-]{36}|127\.0\.0\.1:\d+", "<x>", s.get("fault", {}).get("message", ""))[:220]
+                     for s in out.servers if s.get("status") == S + "ERROR")  # fmt: skip
+    for message, count in faults.most_common(8):
+        print(f"  ERROR x{count}: {message}")
     settled = "NEVER" if out.settle_s is None else f"in {out.settle_s:.1f}s"
     print(f"settled {settled}; at the first look: {dict(Counter(k for k, _ in out.first))}")
     print(f"ListServerActions tally {dict(out.tally)}; retried builds seen in the chaos: {len(out.retried)}"
