@@ -305,12 +305,15 @@ async def conclude(store: Store, instance_id: str, name: str) -> None:
     await prune(store, instance_id, kvs)
 
 
-async def settle(store: Store, record: state_pb2.InstanceRecord, resuming: Sequence[str]) -> int:
-    """At an api's start-up: ends the running actions of a server whose flows ended before their
-    action did (the api stopped between the two), except those of the flows being resumed."""
+async def settle(
+    store: Store, record: state_pb2.InstanceRecord, resuming: Sequence[str], kvs: Sequence[KV] | None = None
+) -> int:
+    """Ends the running actions of a server whose flows ended before their action did (the api
+    that drove them died between the two), except those of the flows being resumed. ``kvs``: its
+    actions as read BEFORE ``record`` (an action written later may belong to a newer task)."""
     kinds = {kind_of(name) for name in resuming}
     settled = 0
-    for kv in await _all(store, record.server.id):
+    for kv in await _all(store, record.server.id) if kvs is None else kvs:
         action = servers_pb2.ServerAction.FromString(kv.value)
         if action.result != R.SERVER_ACTION_RESULT_RUNNING or action.action in kinds:
             continue
@@ -353,9 +356,14 @@ async def retire(store: Store, instance_id: str, retention_s: int = RETENTION_S)
 
 
 # ---- reading --------------------------------------------------------------------------------
-async def listed(store: Store, instance_id: str) -> list[servers_pb2.ServerAction]:
-    """The server's actions, newest first."""
-    return [servers_pb2.ServerAction.FromString(kv.value) for kv in reversed(await _all(store, instance_id))]
+async def read(store: Store, instance_id: str) -> list[KV]:
+    """The server's actions as stored, oldest first."""
+    return await _all(store, instance_id)
+
+
+def listed(kvs: Sequence[KV]) -> list[servers_pb2.ServerAction]:
+    """The actions of ``read``, newest first."""
+    return [servers_pb2.ServerAction.FromString(kv.value) for kv in reversed(kvs)]
 
 
 def page(

@@ -283,13 +283,18 @@ class ServersManager:
         """The server's actions, newest first; a deleted server's while they are retained (its
         project's, or an admin's, as the server was)."""
         limit = page_size(req.page_size)
-        found = await action_log.listed(self._store, req.id) if req.id else []
+        kvs = await action_log.read(self._store, req.id) if req.id else []  # before the record: see settle
+        found = action_log.listed(kvs)
         try:
-            await self._visible(req.id)
+            record = await self._visible(req.id)
         except NotFound:
             ctx = context.current()
             if not found or not (ctx.is_admin or found[0].project_id == ctx.project_id):
                 raise
+        else:
+            running = any(a.result == servers_pb2.ServerActionResult.SERVER_ACTION_RESULT_RUNNING for a in found)
+            if running and not self.needs_work(record) and await action_log.settle(self._store, record, (), kvs):
+                found = action_log.listed(await action_log.read(self._store, req.id))
         return action_log.page(found, req.id, limit, req.page_token)
 
     # ---- watch (server_watch.py) ------------------------------------------------------------

@@ -87,7 +87,7 @@ async def test_an_action_is_written_with_its_state_change_or_not_at_all(store: S
         await action_log.update(store, sid, start_stop, "stop")
         await action_log.update(store, sid, start_stop, "stop")  # changes nothing: no second action
         action_log._request_id.reset(token)
-    found = await action_log.listed(store, sid)
+    found = action_log.listed(await action_log.read(store, sid))
     assert len(found) == 1
     action = found[0]
     assert (action.action, action.user_id, action.project_id) == ("stop", "alice", "alice")
@@ -107,7 +107,7 @@ async def test_steps_are_bounded_and_end_with_their_action(store: Store) -> None
     await action_log.finish_step(store, steps[-2], error=Internal("x" * 5000))
     await action_log.finish_action(store, sid, "stop", error="power off failed")
     await action_log.finish_action(store, sid, "stop")  # ended already: nothing changes
-    (action,) = await action_log.listed(store, sid)
+    (action,) = action_log.listed(await action_log.read(store, sid))
     assert len(action.events) == action_log.MAX_STEPS and action.events_dropped == 1
     assert action.events[0].name == "s0"
     failed, open_one = action.events[-2], action.events[-1]
@@ -122,7 +122,7 @@ async def test_conclude_judges_by_the_record_once_the_task_is_over(store: Store)
     with context.bound(ALICE):
         await action_log.update(store, sid, start_stop, "stop")
     await action_log.conclude(store, sid, "stop")  # still POWERING_OFF: stays running
-    assert (await action_log.listed(store, sid))[0].result == R.SERVER_ACTION_RESULT_RUNNING
+    assert (action_log.listed(await action_log.read(store, sid)))[0].result == R.SERVER_ACTION_RESULT_RUNNING
 
     def stopped(r: state_pb2.InstanceRecord) -> None:
         r.server.task_state = T.TASK_STATE_UNSPECIFIED
@@ -130,7 +130,7 @@ async def test_conclude_judges_by_the_record_once_the_task_is_over(store: Store)
 
     await instances.update(store, sid, stopped)
     await action_log.conclude(store, sid, "stop")
-    assert (await action_log.listed(store, sid))[0].result == R.SERVER_ACTION_RESULT_SUCCESS
+    assert (action_log.listed(await action_log.read(store, sid)))[0].result == R.SERVER_ACTION_RESULT_SUCCESS
 
 
 async def test_settle_ends_what_a_stopped_api_left_running_but_not_what_it_resumes(store: Store) -> None:
@@ -141,7 +141,7 @@ async def test_settle_ends_what_a_stopped_api_left_running_but_not_what_it_resum
     assert await action_log.settle(store, record, ["stop"]) == 0
     record.server.task_state = T.TASK_STATE_UNSPECIFIED  # the compute finished; the api died before concluding
     assert await action_log.settle(store, record, []) == 1
-    assert (await action_log.listed(store, sid))[0].result == R.SERVER_ACTION_RESULT_SUCCESS
+    assert (action_log.listed(await action_log.read(store, sid)))[0].result == R.SERVER_ACTION_RESULT_SUCCESS
 
 
 async def test_prune_keeps_the_newest_finished_and_every_running(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -154,7 +154,7 @@ async def test_prune_keeps_the_newest_finished_and_every_running(store: Store, m
         key, value, _ = action_log.write(action)
         await store.put(key, value)
     await action_log.prune(store, sid)
-    assert [a.action for a in await action_log.listed(store, sid)] == ["4", "3", "2"]
+    assert [a.action for a in action_log.listed(await action_log.read(store, sid))] == ["4", "3", "2"]
 
 
 async def test_retire_ends_everything_and_puts_it_under_a_lease(store: Store) -> None:
@@ -166,7 +166,7 @@ async def test_retire_ends_everything_and_puts_it_under_a_lease(store: Store) ->
     await action_log.retire(store, sid, retention_s=600)
     kvs, _ = await store.get_prefix(keys.server_actions(sid))
     assert all(kv.lease for kv in kvs) and len({kv.lease for kv in kvs}) == 1
-    results = {a.action: (a.result, a.message) for a in await action_log.listed(store, sid)}
+    results = {a.action: (a.result, a.message) for a in action_log.listed(await action_log.read(store, sid))}
     assert results == {"delete": (R.SERVER_ACTION_RESULT_SUCCESS, ""),
                        "stop": (R.SERVER_ACTION_RESULT_CANCELLED, "the server was deleted")}  # fmt: skip
     await action_log.finish_action(store, sid, "stop")  # a later write keeps the lease
@@ -236,3 +236,21 @@ async def test_another_project_sees_nothing_and_a_deleted_servers_actions_stay(a
         await actions_of(api, sid)
     with pytest.raises(NotFound):
         await actions_of(api, new_id())
+
+
+async def test_listing_ends_an_action_whose_driver_died_after_the_compute_finished(api: Api) -> None:
+    """The compute wrote ACTIVE, then the replica that drove the build died before it concluded
+    the action: no flow is left to end it (the server needs no work), so the listing does."""
+    sid = await active_server(api)
+    await instances.update(api.store, sid, start_stop)
+    with context.bound(ALICE):
+        await action_log.update(api.store, sid, lambda r: False, "stop")  # nothing changes: no action
+    found = await action_log.read(api.store, sid)
+    assert found == []
+    with context.bound(ALICE):
+        await action_log.update(api.store, sid, lambda r: None, "stop")  # the request's action, RUNNING
+    await instances.update(api.store, sid, lambda r: setattr(r.server, "task_state", T.TASK_STATE_UNSPECIFIED))
+    (stop,) = await actions_of(api, sid)  # the compute finished; the driver died before concluding
+    assert stop.result == R.SERVER_ACTION_RESULT_SUCCESS
+    (stored,) = action_log.listed(await action_log.read(api.store, sid))
+    assert stored.result == R.SERVER_ACTION_RESULT_SUCCESS  # written, not only shown
