@@ -20,7 +20,14 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from opentelemetry import trace
 
 from services.core import instances
-from services.core.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+from services.core.errors import (
+    Aborted,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    StratusError,
+    Unavailable,
+)
 from services.core.etcd import Store
 from services.scheduler.claimer import Claimer, Outcome
 from services.scheduler.engine import Engine
@@ -169,11 +176,17 @@ class SchedulerManager:
         filters = config.chance_filters if config.driver == "chance" else config.filters
         return all(f.host_passes(state, request) is None for f in filters if f.is_relevant(request))
 
-    def _no_valid_host(self, config: EngineConfig, request: SchedulingRequest) -> ResourceExhausted:
+    def _no_valid_host(self, config: EngineConfig, request: SchedulingRequest) -> StratusError:
+        """Why no host was chosen. With no compute up at all it is an outage, not a verdict on the
+        request (UNAVAILABLE, NO_COMPUTE_UP): the build waits for one until its deadline."""
         filters = config.chance_filters if config.driver == "chance" else config.filters
         run = FilterRun(filters, request)
-        run.run(self.states())
-        return run.no_valid_host()
+        states = self.states()
+        run.run(states)
+        refusal = run.no_valid_host()
+        if not any(state.alive for state in states):
+            return Unavailable(f"no compute host is up ({refusal.message})", reason="NO_COMPUTE_UP")
+        return refusal
 
     async def _placed_on(self, spec: scheduler_pb2.RequestSpec) -> str:
         """The host the server's record names, when another decision placed it first (a retried

@@ -117,3 +117,28 @@ async def test_explain_placement_over_grpc(store: Store) -> None:
     assert out.selected_host == "" and out.metadata["filter"] == "RamFilter"
     assert "4096 MB RAM needed, at most 2048 MB free" in out.message
     assert fits.selected_host == "h1" and [h.host for h in fits.hosts] == ["h1"]
+
+
+async def test_no_compute_up_is_an_outage_not_a_verdict(store: Store) -> None:
+    """A host that reported capabilities but whose compute is gone (or no host at all): the build
+    waits for one (UNAVAILABLE, NO_COMPUTE_UP) instead of going to ERROR at once."""
+    caps = state_pb2.HostCapabilities(host="h1", vcpus=4, ram_mb=2048, disk_gb=40)
+    await store.put(keys.host_capabilities("h1"), caps.SerializeToString())  # no services/compute/h1
+    await building(store, "i-1")
+    manager, spec = build(SchedulerSettings(host="s1"), store)
+    await manager.start()
+    try:
+        async with serving(spec) as channel:
+            stub = scheduler_pb2_grpc.SchedulerStub(channel)
+            resources = servers_pb2.ServerResources(vcpus=1, ram_mb=512, disk_gb=1)
+            request = scheduler_pb2.SelectDestinationsRequest(
+                spec=scheduler_pb2.RequestSpec(instance_id="i-1", resources=resources)
+            )
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await stub.SelectDestinations(request)
+    finally:
+        await manager.stop()
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    err = from_rpc_error(info.value)
+    assert err.reason == "NO_COMPUTE_UP"
+    assert "ComputeFilter removed 1 of 1 host (h1: compute service is down)" in err.message

@@ -175,14 +175,14 @@ class BuildFlow:
             except StratusError as err:
                 if not is_transient(err):
                     raise
-                log.warning("scheduling %s: the scheduler is unreachable (%s); trying again", record.server.id,
-                            err.message)  # fmt: skip
+                log.warning("scheduling %s: not now (%s); trying again", record.server.id, err.message)
                 if not await pause(delays, deadline):
-                    raise Unavailable(
-                        f"the scheduler was unreachable for {self._deps.limits.flow_deadline_s:.0f}s "
-                        f"(last error: {err.message})",
-                        reason="SCHEDULER_UNREACHABLE",
-                    ) from err
+                    waited = f"{self._deps.limits.flow_deadline_s:.0f}s"
+                    if err.reason == "NO_COMPUTE_UP":
+                        raise Unavailable(f"no compute host was up for {waited} ({err.message})",
+                                          reason="NO_COMPUTE_UP") from err  # fmt: skip
+                    raise Unavailable(f"the scheduler was unreachable for {waited} (last error: {err.message})",
+                                      reason="SCHEDULER_UNREACHABLE") from err  # fmt: skip
 
     async def _forget_host(self, instance_id: str, host: str) -> None:
         """Takes the server off ``host`` in one transaction (``claims.unplace``): the host cleared
