@@ -1,16 +1,23 @@
-"""Services and Hosts (admin): membership from the servicegroup, host sizes and claims from etcd."""
+"""Services and Hosts (admin): membership from the servicegroup (from the records in etcd while it
+is restarting), host sizes and claims from etcd."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from typing import TypeVar
+
 from services.api.aggregates import aggregates_of, host_zones
 from services.api.peers import Peers, call
-from services.core import claims, keys
-from services.core.errors import InvalidArgument, NotFound
+from services.core import claims, instances, keys, service_members
+from services.core.errors import STATE_STORE_UNAVAILABLE, InvalidArgument, NotFound, Unavailable
 from services.core.etcd import Store
 from stratus.servicegroup.v1 import servicegroup_pb2
 from stratus.state.v1 import state_pb2
 from stratus.v1 import hosts_pb2, services_pb2
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 State = services_pb2.ServiceState
 Status = services_pb2.ServiceStatus
 
@@ -21,9 +28,34 @@ class AdminManager:
         self._peers = peers
 
     async def list_services(self, binary: str = "", host: str = "") -> list[services_pb2.Service]:
-        reply = await call(self._peers.servicegroup().ListMembers,
-                           servicegroup_pb2.ListMembersRequest(binary=binary, host=host))  # fmt: skip
+        """The servicegroup's view; while no servicegroup answers (restarting), the same rules
+        over the records in etcd, so ListServices and ListHosts keep answering."""
+        request = servicegroup_pb2.ListMembersRequest(binary=binary, host=host)
+        try:
+            reply = await call(self._peers.servicegroup().ListMembers, request)
+        except Unavailable as err:
+            if err.reason == STATE_STORE_UNAVAILABLE:
+                raise
+            log.warning("no servicegroup answers (%s); reading the service records directly", err.message)
+            return await self._members_from_store(binary, host)
         return list(reply.members)
+
+    async def _members_from_store(self, binary: str, host: str) -> list[services_pb2.Service]:
+        live = await self._by_service(keys.SERVICES, state_pb2.ServiceRecord.FromString)
+        admin = await self._by_service(keys.SERVICES_ADMIN, state_pb2.ServiceAdmin.FromString)
+        seen = await self._by_service(keys.SERVICES_SEEN, state_pb2.ServiceSeen.FromString)
+        now = instances.now()
+        return [
+            service_members.compose(
+                b, h, record=live.get((b, h)), admin=admin.get((b, h)), seen=seen.get((b, h)), now=now
+            )
+            for b, h in sorted({*live, *seen})
+            if (not binary or b == binary) and (not host or h == host)
+        ]
+
+    async def _by_service(self, prefix: str, decode: Callable[[bytes], T]) -> dict[tuple[str, str], T]:
+        kvs, _ = await self._store.get_prefix(prefix)
+        return {keys.split_service(kv.key): decode(kv.value) for kv in kvs}
 
     async def update_service(self, req: services_pb2.UpdateServiceRequest) -> services_pb2.Service:
         missing = [(f, "is required") for f in ("binary", "host") if not getattr(req, f)]

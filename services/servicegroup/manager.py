@@ -12,10 +12,10 @@ import asyncio
 import logging
 
 from services.core import instances, keys
+from services.core import service_members as members
 from services.core.errors import Aborted, InvalidArgument, NotFound
 from services.core.etcd import Store
 from services.core.watchcache import Entry, PrefixCache
-from services.servicegroup import members
 from services.servicegroup.events import MemberEvents, Subscription
 from services.servicegroup.seen import SeenWriter
 from stratus.servicegroup.v1 import servicegroup_pb2

@@ -10,9 +10,9 @@ import pytest
 from services.core import keys
 from services.core.errors import InvalidArgument, NotFound
 from services.core.etcd import Store
+from services.core.service_members import DISABLED, DOWN, ENABLED, UP
 from services.servicegroup.events import Subscription
 from services.servicegroup.manager import ServiceGroupManager
-from services.servicegroup.members import DISABLED, DOWN, ENABLED, UP
 from stratus.servicegroup.v1 import servicegroup_pb2
 from stratus.state.v1 import state_pb2
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from google.protobuf import timestamp_pb2
 
+from services.core import service_members as members
 from services.core.errors import Unavailable
-from services.servicegroup import events, members
-from services.servicegroup.members import DISABLED, DOWN, ENABLED, UNSPECIFIED, UP
+from services.core.service_members import DISABLED, DOWN, ENABLED, UNSPECIFIED, UP
+from services.servicegroup import events
 from stratus.servicegroup.v1 import servicegroup_pb2
 from stratus.state.v1 import state_pb2
 from stratus.v1 import services_pb2

@@ -13,8 +13,8 @@ from services.core import keys
 from services.core.etcd import Store
 from services.core.interceptors import RequestInterceptor
 from services.core.runner import ServiceSpec
+from services.core.service_members import DISABLED, UP
 from services.servicegroup.main import SERVICE_NAME, build
-from services.servicegroup.members import DISABLED, UP
 from services.servicegroup.settings import ServiceGroupSettings
 from stratus.servicegroup.v1 import servicegroup_pb2, servicegroup_pb2_grpc
 from stratus.state.v1 import state_pb2
