@@ -24,7 +24,10 @@ import logging
 from collections.abc import Coroutine, Iterator
 from typing import Any, Protocol
 
+from google.protobuf.message import DecodeError
+
 from services.api.flows.base import is_outage
+from services.api.record_events import MISSED, RecordEvents
 from services.api.tasks import InstanceTasks
 from services.core import instances, keys
 from services.core.backoff import backoff
@@ -36,6 +39,7 @@ from stratus.state.v1 import state_pb2
 log = logging.getLogger(__name__)
 Flow = Coroutine[Any, Any, None]
 IDLE_CAP_S = 5.0
+FULL_SCAN_S = 60.0  # with record events, how often a scan still reads every record (a safety net)
 
 
 class Plans(Protocol):
@@ -60,9 +64,19 @@ class Drivers(Protocol):
 
 class FlowOwners:
     def __init__(
-        self, store: Store, tasks: InstanceTasks, replica: str, lease_ttl_s: int = 6, scan_interval_s: float = 2.0
-    ) -> None:
+        self, store: Store, tasks: InstanceTasks, replica: str, lease_ttl_s: int = 6, scan_interval_s: float = 2.0,
+        events: RecordEvents | None = None,
+    ) -> None:  # fmt: skip
+        """``events``: the record changes, so a scan reads only the servers with work (a full read
+        every ``FULL_SCAN_S`` and after a gap in the changes); without, every scan reads them all."""
         self._store = store
+        self._events = events
+        self._candidates: set[str] = set()
+        self._missed = False
+        self._full_at = -FULL_SCAN_S
+        self._full_revision = 0
+        if events is not None:
+            events.listen(self._on_record)
         self.tasks = tasks
         self._replica = replica
         self._ttl_s = lease_ttl_s
@@ -190,20 +204,71 @@ class FlowOwners:
         await self._lease()  # a lost one: this replica's drivers stop, and it starts again
         owners, _ = await self._store.get_prefix(keys.FLOW_OWNERS)
         owned = {kv.key.removeprefix(keys.FLOW_OWNERS): kv.value for kv in owners}
-        records, _ = await self._store.get_prefix(keys.INSTANCES)
+        unowned = lambda i: i not in self._driving and owned.get(i, self._mark) == self._mark  # noqa: E731
+        if self._full_scan_due():
+            records = [r for r in await self._read_all() if unowned(r.server.id)]
+        else:
+            records = await self._read_candidates([i for i in self._candidates if unowned(i)])
         taken = 0
-        for kv in records:
-            record = state_pb2.InstanceRecord.FromString(kv.value)
-            instance_id = record.server.id
-            if not self._plans.needs_work(record) or instance_id in self._driving:
-                continue
-            if instance_id in owned and owned[instance_id] != self._mark:
-                continue
-            if await self._take(instance_id):
+        for record in records:
+            if await self._take(record.server.id):
                 await self._plans.taking_over(record)
-                self._start(instance_id, record.server.project_id)
+                self._start(record.server.id, record.server.project_id)
                 taken += 1
         return taken
+
+    # ---- which servers have work: a full read now and then, else the changes seen since ----------
+    def _full_scan_due(self) -> bool:
+        now = asyncio.get_running_loop().time()
+        if self._events is None or self._missed or now - self._full_at >= FULL_SCAN_S:
+            self._missed, self._full_at = False, now  # a gap during the read sets it again
+            return True
+        return False
+
+    async def _read_all(self) -> list[state_pb2.InstanceRecord]:
+        """Every record with work (and they become the candidates)."""
+        assert self._plans is not None
+        kvs, revision = await self._store.get_prefix(keys.INSTANCES)
+        records = [state_pb2.InstanceRecord.FromString(kv.value) for kv in kvs]
+        working = [r for r in records if self._plans.needs_work(r)]
+        self._candidates.update(r.server.id for r in working)
+        self._full_revision = revision
+        return working
+
+    async def _read_candidates(self, ids: list[str]) -> list[state_pb2.InstanceRecord]:
+        """The candidates' records that still have work; the others stop being candidates."""
+        assert self._plans is not None
+        working = []
+        for instance_id in ids:
+            try:
+                record, _ = await instances.get(self._store, instance_id)
+            except NotFound:
+                self._candidates.discard(instance_id)
+                continue
+            if self._plans.needs_work(record):
+                working.append(record)
+            else:
+                self._candidates.discard(instance_id)
+        return working
+
+    def _on_record(self, instance_id: str, value: bytes | None, revision: int) -> None:
+        """A record changed (RecordEvents): a server with work becomes a candidate; one without
+        stops being one, unless the change is older than the last full read (which knows better)."""
+        if instance_id == MISSED:
+            self._missed = True
+            return
+        needs = False
+        if value is not None and self._plans is not None:
+            try:
+                needs = self._plans.needs_work(state_pb2.InstanceRecord.FromString(value))
+            except DecodeError:
+                log.error("record of %s does not decode; the next scan reads every record", instance_id)
+                self._missed = True
+                return
+        if needs:
+            self._candidates.add(instance_id)
+        elif revision > self._full_revision:
+            self._candidates.discard(instance_id)
 
     async def _scan_forever(self) -> None:
         delays = backoff(self._scan_interval_s, 10 * self._scan_interval_s)

@@ -83,8 +83,9 @@ class ApiManager:
         self.settings = settings
         self.directory = ServiceDirectory(store)
         self.channels = ChannelPool(settings.internal_tls())
+        self.record_events = RecordEvents(store)
         self.owners = FlowOwners(store, InstanceTasks(), settings.host, settings.lease_ttl_s,
-                                 settings.flow_scan_interval_s)  # fmt: skip
+                                 settings.flow_scan_interval_s, self.record_events)  # fmt: skip
         peers = Peers(self.directory, self.channels)
         self.flavors = FlavorsManager(store)
         self.quotas = Quotas(store, settings.quota.model_dump())
@@ -98,7 +99,6 @@ class ApiManager:
         specs = SpecResolver(store, self.flavors, self.images, self.groups)
         limits = Limits(settings.max_build_attempts, settings.build_timeout_s, settings.snapshot_timeout_s,
                         settings.flow_deadline_s, settings.compute_down_grace_s)  # fmt: skip
-        self.record_events = RecordEvents(store)
         flows = Orchestrator(store, peers, specs, self.images, limits, self.record_events)
         self.servers = ServersManager(store, specs, self.groups, flows, self.owners, self.quotas)
         self.placement = PlacementManager(specs, peers)

@@ -1,13 +1,14 @@
 """Wakes whoever waits on an instance record when it changes: one etcd watch on ``instances/``
 per api process, however many flows wait. A waiter re-reads the record when woken, so a missed
-wake-up only delays it until its next poll (after a compaction every waiter is woken)."""
+wake-up only delays it until its next poll (after a compaction every waiter is woken). Listeners
+see every change (FlowOwners keeps its list of servers with work from them)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from services.core import keys
 from services.core.etcd import Store, is_store_outage
@@ -16,11 +17,21 @@ from services.core.watch import WatchCompacted
 log = logging.getLogger(__name__)
 
 
+# Told of every record change (its id, its value or None when deleted, the change's revision);
+# and, with id "", that changes may have been missed (a compaction or a lost watch).
+Listener = Callable[[str, bytes | None, int], None]
+MISSED = ""
+
+
 class RecordEvents:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._waiting: dict[str, set[asyncio.Event]] = {}
+        self._listeners: list[Listener] = []
         self._task: asyncio.Task[None] | None = None
+
+    def listen(self, listener: Listener) -> None:
+        self._listeners.append(listener)
 
     async def start(self) -> None:
         _, revision = await self._store.get_with_revision(keys.DEPLOYMENT)
@@ -54,7 +65,10 @@ class RecordEvents:
             try:
                 async for batch in self._store.watch_prefix(keys.INSTANCES, revision + 1):
                     for change in batch.events:
-                        self._wake(change.key.removeprefix(keys.INSTANCES))
+                        instance_id = change.key.removeprefix(keys.INSTANCES)
+                        self._wake(instance_id)
+                        for listener in self._listeners:
+                            listener(instance_id, None if change.deleted else change.value, change.mod_revision)
                     revision = batch.revision
             except WatchCompacted as exc:
                 log.warning("watch on instances: %s; waking every waiter", exc)
@@ -66,6 +80,8 @@ class RecordEvents:
             revision = await self._current_revision(revision)
             for instance_id in list(self._waiting):
                 self._wake(instance_id)
+            for listener in self._listeners:
+                listener(MISSED, None, revision)
 
     async def _current_revision(self, last: int) -> int:
         try:

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from services.api.flow_owners import Flow, FlowOwners
+from services.api.record_events import RecordEvents
 from services.api.tasks import InstanceTasks
 from services.core import instances, keys
 from services.core.etcd import Store
@@ -142,3 +143,40 @@ async def test_an_unowned_flow_left_by_a_crash_is_found_by_the_scan(
     await b.start()
     await settled(store, "s5")
     assert runs == ["api-2"]
+
+
+async def test_with_record_events_a_scan_reads_only_the_servers_with_work(
+    store: Store, gate: asyncio.Event, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = RecordEvents(store)
+    await events.start()
+    runs: list[str] = []
+    owners = FlowOwners(store, InstanceTasks(), "api-1", lease_ttl_s=2, scan_interval_s=60, events=events)
+    owners.bind(Plans(store, "api-1", runs, gate))
+    try:
+        for i in range(20):
+            await put_server(store, f"idle-{i}", T.TASK_STATE_UNSPECIFIED)
+        assert await owners.scan() == 0  # the first scan reads every record
+        listed: list[str] = []
+        list_prefix = store.get_prefix
+
+        async def counting(prefix: str, **kwargs: object) -> object:
+            listed.append(prefix)
+            return await list_prefix(prefix, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(store, "get_prefix", counting)
+        await put_server(store, "s6")  # work written by an api that died before it took it
+        taken = 0
+        for _ in range(100):  # until the change has reached the listener
+            taken = await owners.scan()
+            if taken:
+                break
+            await asyncio.sleep(0.05)
+        assert taken == 1
+        gate.set()
+        await settled(store, "s6")
+        assert runs == ["api-1"]
+        assert keys.INSTANCES not in listed  # the later scans read the owners and s6 only
+    finally:
+        await owners.stop(2)
+        await events.stop()
