@@ -56,7 +56,7 @@ async def on_compute(
 ) -> Ended:  # fmt: skip
     """Asks (``ask`` raises what the compute refused with), then waits for ``decide`` to say the
     call ended. Raises DeadlineExceeded past ``timeout_s``, Unavailable(COMPUTE_DOWN) when the
-    host has no compute for ``down_grace_s``."""
+    host has no compute for ``compute_down_grace_s``."""
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
         incarnation = deps.peers.incarnation("compute", host)
