@@ -230,17 +230,8 @@ class ComputeManager:
         await self._action("resume", instance_id, op, transitions.to_started)
 
     async def accept_resize(self, instance_id: str) -> None:
-        """ResizeInstance: checks the record places the server here, then resizes on after the
-        answer (RESIZED, or the report's fault). Asked again while it runs or after it reported, nothing."""
-        if self._jobs.running(instance_id):
-            return
-        async with self._operation("accept_resize", instance_id):
-            record, _ = await instances.get(self.store, instance_id)
-            transitions.check_owned(record, self.host, instance_id)
-            if compute_report.reported(record, self.host, compute_report.RESIZE) or self._jobs.running(instance_id):
-                return
-            self._jobs.start(instance_id, "resize", self._reporting(compute_report.RESIZE, instance_id,
-                                                                    self.resize(instance_id)))  # fmt: skip
+        """ResizeInstance, accepted at once: RESIZED, or the report's fault."""
+        await self._accept(compute_report.RESIZE, instance_id, lambda: self.resize(instance_id))
 
     async def resize(self, instance_id: str) -> None:
         """Restarts the domain with the resources the record now holds (the api changed them)."""
@@ -260,18 +251,22 @@ class ComputeManager:
         await self._action("revert_resize", instance_id, op, transitions.to_started)
 
     async def accept_snapshot(self, instance_id: str, image_id: str) -> None:
-        """SnapshotInstance: checks the record places the server here, then copies on after the
-        answer and reports the outcome. Asked again while it runs or after it reported, nothing."""
+        """SnapshotInstance, accepted at once: the report says how the copy ended."""
+        await self._accept(compute_report.SNAPSHOT, instance_id, lambda: self.snapshot(instance_id, image_id), image_id)
+
+    async def _accept(
+        self, call: str, instance_id: str, job: Callable[[], Awaitable[None]], image_id: str = ""
+    ) -> None:
+        """Checks the record places the server here, then runs ``job`` after the answer and
+        reports its outcome. Asked again while it runs or after it reported, it changes nothing."""
         if self._jobs.running(instance_id):
             return
-        async with self._operation("accept_snapshot", instance_id):
+        async with self._operation(f"accept_{call}", instance_id):
             record, _ = await instances.get(self.store, instance_id)
             transitions.check_owned(record, self.host, instance_id)
-            done = compute_report.reported(record, self.host, compute_report.SNAPSHOT, image_id)
-            if done or self._jobs.running(instance_id):
+            if compute_report.reported(record, self.host, call, image_id) or self._jobs.running(instance_id):
                 return
-            job = self._reporting(compute_report.SNAPSHOT, instance_id, self.snapshot(instance_id, image_id), image_id)
-            self._jobs.start(instance_id, "snapshot", job)
+            self._jobs.start(instance_id, call, self._reporting(call, instance_id, job(), image_id))
 
     async def _reporting(self, call: str, instance_id: str, job: Awaitable[None], image_id: str = "") -> None:
         """Runs an accepted call's ``job`` and reports its fault; a snapshot reports its success too

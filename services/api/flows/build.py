@@ -54,7 +54,7 @@ def built_on(host: str) -> Decide:
         if server.vm_state == V.VM_STATE_ACTIVE and server.task_state == T.TASK_STATE_UNSPECIFIED:
             return Ended()
         if compute_report.reported(record, host, compute_report.BUILD):
-            return Ended(reported_error(record) if record.report.HasField("fault") else None)
+            return Ended(reported_error(record))
         return None
 
     return decide

@@ -45,7 +45,10 @@ class Ended:
 Decide = Callable[[state_pb2.InstanceRecord | None], Ended | None]
 
 
-def reported_error(record: state_pb2.InstanceRecord) -> StratusError:
+def reported_error(record: state_pb2.InstanceRecord) -> StratusError | None:
+    """The fault the compute reported, None for a reported success."""
+    if not record.report.HasField("fault"):
+        return None
     fault = record.report.fault
     return error_from(fault.code, fault.message, fault.reason, fault.metadata)
 

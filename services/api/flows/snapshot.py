@@ -59,7 +59,7 @@ def copied(host: str, image_id: str) -> Decide:
         if record is None or record.server.task_state == T.TASK_STATE_DELETING or record.server.host != host:
             return Ended(FailedPrecondition("the server was deleted or moved during the snapshot"))
         if compute_report.reported(record, host, compute_report.SNAPSHOT, image_id):
-            return Ended(reported_error(record) if record.report.HasField("fault") else None)
+            return Ended(reported_error(record))
         return None
 
     return decide
