@@ -100,13 +100,20 @@ def text(error: Error) -> str:
 
 
 # ---- the action's record, written with the request's state change ---------------------------
-def new_action(instance_id: str, name: str, project_id: str, given_request_id: str = "") -> servers_pb2.ServerAction:
-    """A RUNNING action by the caller on a server of ``project_id`` (the server's project)."""
-    return servers_pb2.ServerAction(
+def new_action(
+    instance_id: str, name: str, project_id: str, given_request_id: str = "", deadline_s: float | None = None
+) -> servers_pb2.ServerAction:
+    """A RUNNING action by the caller on a server of ``project_id`` (the server's project), that
+    gives up ``deadline_s`` from now (None: it has no deadline)."""
+    started = instances.now()
+    action = servers_pb2.ServerAction(
         id=action_id(), server_id=instance_id, action=kind_of(name), request_id=request_id(given_request_id),
-        user_id=context.current().user_id, project_id=project_id, start_time=instances.now(),
+        user_id=context.current().user_id, project_id=project_id, start_time=started,
         result=R.SERVER_ACTION_RESULT_RUNNING,
     )  # fmt: skip
+    if deadline_s is not None:
+        action.deadline.FromNanoseconds(started.ToNanoseconds() + int(deadline_s * 1e9))
+    return action
 
 
 def write(action: servers_pb2.ServerAction) -> tuple[str, bytes, int]:
@@ -114,15 +121,16 @@ def write(action: servers_pb2.ServerAction) -> tuple[str, bytes, int]:
     return keys.server_action(action.server_id, action.id), action.SerializeToString(), 0
 
 
-def op_create(store: Store, record: state_pb2.InstanceRecord) -> RequestOp:
+def op_create(store: Store, record: state_pb2.InstanceRecord, deadline_s: float | None = None) -> RequestOp:
     """The create action of a new server, as a transaction op (CreateServer's transaction)."""
     server = record.server
-    key, value, _ = write(new_action(server.id, CREATE, server.project_id, record.request_id))
+    key, value, _ = write(new_action(server.id, CREATE, server.project_id, record.request_id, deadline_s))
     return store.op_put(key, value)
 
 
 async def update(
-    store: Store, instance_id: str, mutate: Callable[[state_pb2.InstanceRecord], bool | None], name: str
+    store: Store, instance_id: str, mutate: Callable[[state_pb2.InstanceRecord], bool | None], name: str,
+    deadline_s: float | None = None,
 ) -> state_pb2.InstanceRecord:
     """``instances.update`` that also creates the action ``name`` in the same transaction, when
     ``mutate`` changes the record (it returns False to change nothing: then no action either)."""
@@ -132,7 +140,7 @@ async def update(
         if mutate(record) is False:
             return record
         instances.stamp(record)
-        action = action or new_action(instance_id, name, record.server.project_id)
+        action = action or new_action(instance_id, name, record.server.project_id, deadline_s=deadline_s)
         if await store.swap_many([(keys.instance(instance_id), record.SerializeToString(), revision), write(action)]):
             return record
     raise Aborted(f"server {instance_id} is changing too fast; try again")
@@ -181,6 +189,16 @@ def _newest_running(kvs: Sequence[KV], kind: str) -> KV | None:
 async def _running(store: Store, instance_id: str, kind: str) -> KV | None:
     """The server's newest RUNNING action of ``kind``, as just read."""
     return _newest_running(await _all(store, instance_id), kind)
+
+
+async def deadline(store: Store, instance_id: str, name: str) -> float | None:
+    """The wall-clock time (seconds since the epoch) the server's running action ``name`` gives up
+    at; None when it has none (or there is no such action)."""
+    found = await _running(store, instance_id, kind_of(name))
+    if found is None:
+        return None
+    action = servers_pb2.ServerAction.FromString(found.value)
+    return action.deadline.ToNanoseconds() / 1e9 if action.HasField("deadline") else None
 
 
 async def start_step(store: Store, instance_id: str, name: str, step: str, host: str = "") -> Step | None:

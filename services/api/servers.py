@@ -87,6 +87,10 @@ class ServersManager:
         self.tasks = owners.tasks
         owners.bind(self)
 
+    def _deadline_s(self, name: str) -> float | None:
+        """How long the action ``name`` may take in all (its ``ServerAction.deadline``)."""
+        return self._flows.limits.deadline_s(action_log.kind_of(name))
+
     # ---- create -------------------------------------------------------------------------
     async def create(self, req: servers_pb2.CreateServerRequest) -> servers_pb2.Server:
         validate_create(req)
@@ -137,7 +141,8 @@ class ServersManager:
         for _ in range(MAX_SWAP_ATTEMPTS):
             key = keys.instance(record.server.id)
             compares = [self._store.cmp_absent(key)]
-            ops = [self._store.op_put(key, record.SerializeToString()), action_log.op_create(self._store, record)]
+            action = action_log.op_create(self._store, record, self._deadline_s(action_log.CREATE))
+            ops = [self._store.op_put(key, record.SerializeToString()), action]
             if record.request_id:
                 req_key = keys.request(project_id, record.request_id)
                 compares.append(self._store.cmp_absent(req_key))
@@ -221,7 +226,7 @@ class ServersManager:
         refused) at once, and the flow runs after the reply."""
         await self._visible(instance_id)
         start = STARTS.get(name) or (lambda r: actions.begin(name, r.server))
-        record = await action_log.update(self._store, instance_id, start, name)
+        record = await action_log.update(self._store, instance_id, start, name, self._deadline_s(name))
         await self._owners.kick(instance_id, record.server.project_id)
         return record.server
 
@@ -238,7 +243,9 @@ class ServersManager:
         def start(r: state_pb2.InstanceRecord, usage: state_pb2.HostUsage, caps: Any) -> None:
             resizing.start_resize(r, usage, caps, flavor)
 
-        action = action_log.new_action(instance_id, "resize", visible.server.project_id)
+        action = action_log.new_action(
+            instance_id, "resize", visible.server.project_id, deadline_s=self._deadline_s("resize")
+        )
         record = await resizing.with_claim(self._store, instance_id, start, self._quotas, [action_log.write(action)])
         await self._owners.kick(instance_id, record.server.project_id)
         return record.server
@@ -248,7 +255,9 @@ class ServersManager:
         server = (await self._visible(instance_id)).server
         source = await self._specs.optional_image(server.image_id)
         image = snapshots.snapshot_image(image_name, server, source, server.project_id)
-        action = action_log.new_action(instance_id, "snapshot", server.project_id)
+        action = action_log.new_action(
+            instance_id, "snapshot", server.project_id, deadline_s=self._deadline_s("snapshot")
+        )
         await snapshots.begin_snapshot(self._store, instance_id, image, self._quotas, action_log.write(action))
         await self._owners.kick(instance_id, server.project_id)  # its flow copies into the SAVING image
         return image

@@ -47,6 +47,8 @@ def as_user() -> Any:
 class NoFlows:
     """Stands in for the orchestrator: the tests look at records, not builds."""
 
+    limits = Limits()
+
     async def build(self, instance_id: str) -> None:
         return None
 

@@ -16,6 +16,7 @@ from google.rpc import error_details_pb2, status_pb2
 from services.api import quota_records, quotas
 from services.api.flavors import FlavorsManager
 from services.api.flows import Orchestrator
+from services.api.flows.base import Limits
 from services.api.image_files import ImageFiles
 from services.api.images import ImagesManager, one_chunk
 from services.api.quota_sets import QuotaSetsManager
@@ -183,6 +184,8 @@ async def test_updates_are_bounded(store: Store) -> None:
 
 # ---- server groups and their members, images -----------------------------------------------------
 class NoFlows:
+    limits = Limits()
+
     async def build(self, instance_id: str) -> None:
         return None
 

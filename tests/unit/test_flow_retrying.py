@@ -92,4 +92,4 @@ async def test_past_the_deadline_the_record_gets_the_fault(store: Store) -> None
     record, _ = await instances.get(store, instance_id)
     assert record.server.task_state == 0
     assert record.server.fault.code == "UNAVAILABLE"
-    assert record.server.fault.message.startswith("stop failed: gave up after 0s of outage: no compute service")
+    assert record.server.fault.message.startswith("stop failed: gave up after an outage for 0s: no compute service")

@@ -6,10 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import math
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from services.api import action_log
 from services.api.images import ImagesManager
 from services.api.peers import CALL_TIMEOUT_S, Peers, call
 from services.api.record_events import RecordEvents
@@ -26,6 +29,8 @@ log = logging.getLogger(__name__)
 V = servers_pb2.VmState
 T = servers_pb2.TaskState
 Mutation = Callable[[state_pb2.InstanceRecord], bool | None]
+# The actions with no deadline: undoing or settling what was done, never failed half-way.
+ALWAYS_FINISH = frozenset({"delete", "confirm-resize", "revert-resize"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +44,15 @@ class Limits:
     # How long a host may have no compute process during a call before the call counts as failed
     # (a restart re-registers within a lease TTL or two).
     compute_down_grace_s: float = 15.0
+
+    def deadline_s(self, kind: str) -> float | None:
+        """How long an action of ``kind`` may take in all, whichever replica drives it and whatever
+        dies meanwhile (its ``ServerAction.deadline``): the compute's part plus the outage budget.
+        None for those that always finish (they wait out outages for as long as they last)."""
+        if kind in ALWAYS_FINISH:
+            return None
+        compute = {"create": self.build_timeout_s, "resize": self.build_timeout_s, "snapshot": self.snapshot_timeout_s}
+        return compute.get(kind, CALL_TIMEOUT_S) + self.flow_deadline_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,9 +123,12 @@ def clear_task(task: int) -> Mutation:
     return clear
 
 
-# ---- outages only delay -----------------------------------------------------------------------
-# The loop time by which the flow running in this task must be done (set by ``retrying``).
+# ---- outages only delay, up to the deadlines ---------------------------------------------------
+# The loop time by which the flow running in this task must be over an outage (set by ``retrying``:
+# ``flow_deadline_s`` from its start, never past its action's deadline).
 _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("flow_deadline", default=None)
+# The loop time of the running flow's action deadline (``ServerAction.deadline``), if it has one.
+_action_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("action_deadline", default=None)
 
 
 def is_outage(exc: BaseException) -> bool:
@@ -120,9 +137,19 @@ def is_outage(exc: BaseException) -> bool:
 
 
 def flow_deadline(limits: Limits) -> float:
-    """The loop time by which the running flow must be done: ``retrying``'s, or one from now."""
+    """The loop time by which the running flow must be over an outage: ``retrying``'s, or one from now."""
     deadline = _deadline.get()
     return deadline if deadline is not None else asyncio.get_running_loop().time() + limits.flow_deadline_s
+
+
+def action_deadline() -> float:
+    """The loop time of the running flow's action deadline (infinity when it has none)."""
+    deadline = _action_deadline.get()
+    return math.inf if deadline is None else deadline
+
+
+def past_action_deadline() -> bool:
+    return asyncio.get_running_loop().time() >= action_deadline()
 
 
 async def pause(delays: Iterator[float], deadline: float) -> bool:
@@ -132,6 +159,18 @@ async def pause(delays: Iterator[float], deadline: float) -> bool:
         return False
     await asyncio.sleep(min(next(delays), left))
     return True
+
+
+async def _bind_action_deadline(deps: Deps, instance_id: str, what: str, outage_until: float) -> None:
+    """Reads the flow's action deadline (kept in etcd, so a replica taking the flow over keeps it)
+    into this task's context, and bounds the outage deadline by it."""
+    wall = await action_log.deadline(deps.store, instance_id, what)
+    if wall is None:
+        return
+    loop = asyncio.get_running_loop()
+    at = loop.time() + (wall - time.time())
+    _action_deadline.set(at)
+    _deadline.set(min(outage_until, at))
 
 
 async def retrying(
@@ -144,16 +183,19 @@ async def retrying(
 ) -> None:
     """Runs ``attempt`` (a flow, which resumes from the record) until it ends without an outage; an
     outage pauses it with backoff, and it resumes only while ``pending`` says the record still
-    needs it. Past ``flow_deadline_s`` the record gets ``give_up``'s fault (if etcd takes it) and
-    the last error is raised; a flow left in its task is resumed by recovery when the api restarts.
-    A non-transient error is raised at once."""
-    deadline = asyncio.get_running_loop().time() + deps.limits.flow_deadline_s
-    token = _deadline.set(deadline)
+    needs it. Past ``flow_deadline_s`` (or the action's deadline, whichever comes first) the record
+    gets ``give_up``'s fault (if etcd takes it) and the last error is raised; a flow left in its
+    task is taken up again by its owner. A non-transient error is raised at once."""
+    outage_until = asyncio.get_running_loop().time() + deps.limits.flow_deadline_s
+    tokens = _deadline.set(outage_until), _action_deadline.set(None)
     delays = backoff()
     try:
-        first = True
+        first, bound = True, False
         while True:
             try:
+                if not bound:
+                    await _bind_action_deadline(deps, instance_id, what, outage_until)
+                    bound = True
                 if not first and not await _still_pending(deps, instance_id, pending):
                     return
                 first = False
@@ -162,21 +204,30 @@ async def retrying(
             except Exception as exc:
                 if not is_outage(exc):
                     raise
-                if not await pause(delays, deadline):
-                    log.error("%s of server %s gave up after %.0fs of outage: %s", what, instance_id,
-                              deps.limits.flow_deadline_s, exc)  # fmt: skip
+                if not await pause(delays, flow_deadline(deps.limits)):
+                    why = waited_for(deps.limits)
+                    log.error("%s of server %s gave up after an outage %s: %s", what, instance_id, why, exc)
                     if give_up is not None:
-                        await _give_up(deps, instance_id, give_up, exc)
+                        await _give_up(deps, instance_id, give_up, exc, why)
                     raise
                 log.warning("%s of server %s paused (%s: %s); resuming", what, instance_id, type(exc).__name__, exc)
     finally:
-        _deadline.reset(token)
+        _deadline.reset(tokens[0])
+        _action_deadline.reset(tokens[1])
 
 
-async def _give_up(deps: Deps, instance_id: str, give_up: Callable[[StratusError], Mutation], exc: Exception) -> None:
+def waited_for(limits: Limits) -> str:
+    """What ran out: the action's deadline, or the outage budget."""
+    return "until its action's deadline" if past_action_deadline() else f"for {limits.flow_deadline_s:.0f}s"
+
+
+async def _give_up(
+    deps: Deps, instance_id: str, give_up: Callable[[StratusError], Mutation], exc: Exception, waited: str
+) -> None:
     cause = exc if isinstance(exc, StratusError) else state_store_down()
-    why = Unavailable(f"gave up after {deps.limits.flow_deadline_s:.0f}s of outage: {cause.message}",
-                      reason=cause.reason, metadata=cause.metadata)  # fmt: skip
+    why = Unavailable(
+        f"gave up after an outage {waited}: {cause.message}", reason=cause.reason, metadata=cause.metadata
+    )
     try:
         await instances.update(deps.store, instance_id, give_up(why))
     except NotFound:

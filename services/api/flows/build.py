@@ -12,12 +12,12 @@ from collections.abc import Sequence
 from opentelemetry import trace
 
 from services.api import action_log
-from services.api.flows.base import Deps, flow_deadline, pause, set_fault
+from services.api.flows.base import Deps, flow_deadline, past_action_deadline, pause, set_fault, waited_for
 from services.api.flows.compute_wait import Decide, Ended, on_compute, reported_error
 from services.api.peers import call
 from services.core import claims, compute_report, instances
 from services.core.backoff import backoff
-from services.core.errors import StratusError, Unavailable, code_of, is_transient
+from services.core.errors import DeadlineExceeded, StratusError, Unavailable, code_of, is_transient
 from services.core.telemetry import tracer
 from stratus.compute.v1 import compute_pb2
 from stratus.scheduler.v1 import scheduler_pb2
@@ -34,6 +34,8 @@ NOT_RETRYABLE = frozenset({"IMAGE_UNUSABLE"})
 def build_failure(tried: Sequence[str], last: StratusError | None) -> StratusError:
     """BUILD_FAILED after every attempt failed, naming the hosts tried."""
     why = last.message if last else "no detail"
+    if not tried:
+        return StratusError(f"build failed: {why}", reason=last.reason if last else "BUILD_FAILED")
     metadata = {"hosts_tried": ",".join(tried), "attempts": str(len(tried))}
     if last is not None:
         metadata["last_reason"] = last.reason
@@ -73,6 +75,9 @@ class BuildFlow:
                 if record.server.task_state == T.TASK_STATE_DELETING:
                     return
                 if len(record.tried_hosts) >= self._deps.limits.max_build_attempts:
+                    break
+                if past_action_deadline() and not record.server.host:
+                    last = DeadlineExceeded("the build did not finish by its deadline", reason="BUILD_DEADLINE")
                     break
                 host = await self._placed(record, revision, last)
                 if not host:
@@ -177,11 +182,11 @@ class BuildFlow:
                     raise
                 log.warning("scheduling %s: not now (%s); trying again", record.server.id, err.message)
                 if not await pause(delays, deadline):
-                    waited = f"{self._deps.limits.flow_deadline_s:.0f}s"
+                    waited = waited_for(self._deps.limits)
                     if err.reason == "NO_COMPUTE_UP":
-                        raise Unavailable(f"no compute host was up for {waited} ({err.message})",
+                        raise Unavailable(f"no compute host was up {waited} ({err.message})",
                                           reason="NO_COMPUTE_UP") from err  # fmt: skip
-                    raise Unavailable(f"the scheduler was unreachable for {waited} (last error: {err.message})",
+                    raise Unavailable(f"the scheduler was unreachable {waited} (last error: {err.message})",
                                       reason="SCHEDULER_UNREACHABLE") from err  # fmt: skip
 
     async def _forget_host(self, instance_id: str, host: str) -> None:

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from services.api.flows.base import Deps, flow_deadline, pause
+from services.api.flows.base import Deps, action_deadline, flow_deadline, pause
 from services.core import instances
 from services.core.backoff import backoff
 from services.core.errors import (
@@ -58,12 +58,15 @@ async def on_compute(
     what: str, ask: Callable[[], Awaitable[None]], decide: Decide, timeout_s: float,
 ) -> Ended:  # fmt: skip
     """Asks (``ask`` raises what the compute refused with), then waits for ``decide`` to say the
-    call ended. Raises DeadlineExceeded past ``timeout_s``, Unavailable(COMPUTE_DOWN) when the
-    host has no compute for ``compute_down_grace_s``."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
+    call ended. Raises DeadlineExceeded past ``timeout_s`` or the action's deadline (past it the
+    compute is not asked again: only the record's outcome still counts), Unavailable(COMPUTE_DOWN)
+    when the host has no compute for ``compute_down_grace_s``."""
+    loop = asyncio.get_running_loop()
+    deadline = min(loop.time() + timeout_s, action_deadline())
     while True:
         incarnation = deps.peers.incarnation("compute", host)
-        await _asked(deps, host, instance_id, what, ask)
+        if loop.time() < deadline:
+            await _asked(deps, host, instance_id, what, ask)
         ended = await _wait(deps, host, instance_id, incarnation, decide, deadline, what)
         if ended is not None:
             return ended

@@ -53,6 +53,10 @@ class Orchestrator:
         self._deps = Deps(store, peers, specs, images, limits or Limits(), events)
         self._build = BuildFlow(self._deps)
 
+    @property
+    def limits(self) -> Limits:
+        return self._deps.limits
+
     async def _run(
         self,
         instance_id: str,

@@ -19,6 +19,7 @@ from stratus.v1 import servers_pb2
 
 Action = servers_pb2.ServerAction
 Event = servers_pb2.ServerActionEvent
+RUNNING = servers_pb2.ServerActionResult.SERVER_ACTION_RESULT_RUNNING
 
 ACTION_COLUMNS: list[output.Column] = [
     ("ACTION", lambda a: a.action),
@@ -27,6 +28,7 @@ ACTION_COLUMNS: list[output.Column] = [
     ("START", lambda a: output.timestamp(a.start_time)),
     ("FINISH", lambda a: output.timestamp(a.finish_time)),
     ("RESULT", lambda a: output.enum_label(a, "result")),
+    ("GIVES UP AT", lambda a: output.timestamp(a.deadline) if a.result == RUNNING else ""),
     ("MESSAGE", lambda a: a.message),
 ]
 # one row per step: (its action, the step)

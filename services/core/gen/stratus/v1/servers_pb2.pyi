@@ -951,6 +951,7 @@ class ServerAction(_message.Message):
     MESSAGE_FIELD_NUMBER: _builtins.int
     EVENTS_FIELD_NUMBER: _builtins.int
     EVENTS_DROPPED_FIELD_NUMBER: _builtins.int
+    DEADLINE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     server_id: _builtins.str
     action: _builtins.str
@@ -975,6 +976,14 @@ class ServerAction(_message.Message):
     def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___ServerActionEvent]:
         """The steps in order, at most 50: older ones are dropped first and counted in events_dropped."""
 
+    @_builtins.property
+    def deadline(self) -> _timestamp_pb2.Timestamp:
+        """When the action gives up if it has not finished, whichever api replica drives it and whatever
+        dies meanwhile: a build goes to ERROR, a power action, resize or snapshot fails with a fault
+        saying so. Unset for actions that always finish (delete, confirm-resize, revert-resize): they
+        wait out outages for as long as they last.
+        """
+
     def __init__(
         self,
         *,
@@ -990,10 +999,11 @@ class ServerAction(_message.Message):
         message: _builtins.str = ...,
         events: _abc.Iterable[Global___ServerActionEvent] | None = ...,
         events_dropped: _builtins.int = ...,
+        deadline: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["finish_time", b"finish_time", "start_time", b"start_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "finish_time", b"finish_time", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "events", b"events", "events_dropped", b"events_dropped", "finish_time", b"finish_time", "id", b"id", "message", b"message", "project_id", b"project_id", "request_id", b"request_id", "result", b"result", "server_id", b"server_id", "start_time", b"start_time", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "deadline", b"deadline", "events", b"events", "events_dropped", b"events_dropped", "finish_time", b"finish_time", "id", b"id", "message", b"message", "project_id", b"project_id", "request_id", b"request_id", "result", b"result", "server_id", b"server_id", "start_time", b"start_time", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
