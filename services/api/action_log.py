@@ -129,7 +129,10 @@ def op_create(store: Store, record: state_pb2.InstanceRecord, deadline_s: float 
 
 
 async def update(
-    store: Store, instance_id: str, mutate: Callable[[state_pb2.InstanceRecord], bool | None], name: str,
+    store: Store,
+    instance_id: str,
+    mutate: Callable[[state_pb2.InstanceRecord], bool | None],
+    name: str,
     deadline_s: float | None = None,
 ) -> state_pb2.InstanceRecord:
     """``instances.update`` that also creates the action ``name`` in the same transaction, when

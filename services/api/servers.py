@@ -225,7 +225,12 @@ class ServersManager:
         """A power action, or confirming or reverting a resize: the task is set (or the action
         refused) at once, and the flow runs after the reply."""
         await self._visible(instance_id)
-        start = STARTS.get(name) or (lambda r: actions.begin(name, r.server))
+        begin = STARTS.get(name) or (lambda r: actions.begin(name, r.server))
+
+        def start(r: state_pb2.InstanceRecord) -> None:
+            begin(r)
+            r.ClearField("report")  # the compute's last report was about another call
+
         record = await action_log.update(self._store, instance_id, start, name, self._deadline_s(name))
         await self._owners.kick(instance_id, record.server.project_id)
         return record.server

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 V = servers_pb2.VmState
 P = servers_pb2.PowerState
+T = servers_pb2.TaskState
 
 DriverCall = Callable[[], Awaitable[None]]
 # A build failure no other host would avoid: the api does not reschedule it.
@@ -46,6 +47,17 @@ class Helper(Protocol):
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
 
+
+# power call -> the tasks the api sets for it (services/api/actions.py): it runs only in them
+POWER_TASKS: dict[str, tuple[int, ...]] = {
+    "power_off": (T.TASK_STATE_POWERING_OFF,),
+    "power_on": (T.TASK_STATE_POWERING_ON,),
+    "reboot": (T.TASK_STATE_REBOOTING, T.TASK_STATE_REBOOTING_HARD),
+    "pause": (T.TASK_STATE_PAUSING,),
+    "unpause": (T.TASK_STATE_UNPAUSING,),
+    "suspend": (T.TASK_STATE_SUSPENDING,),
+    "resume": (T.TASK_STATE_RESUMING,),
+}
 
 # Guest modes every driver so far runs (full hardware virtualisation).
 VM_MODES = ("hvm",)
@@ -229,6 +241,14 @@ class ComputeManager:
         op = ignoring_record(self.driver.resume, instance_id)
         await self._action("resume", instance_id, op, transitions.to_started)
 
+    async def accept_power(self, name: str, instance_id: str, *args: Any) -> None:
+        """A power call (``power_off``, ``reboot`` ...), accepted at once: the record's new state,
+        or the report's fault. Only while the record is in the call's task: a late ask (that
+        action over, another begun) changes nothing."""
+        method = getattr(self, name)
+        await self._accept(compute_report.POWER, instance_id, lambda: method(instance_id, *args),
+                           tasks=POWER_TASKS[name])  # fmt: skip
+
     async def accept_resize(self, instance_id: str) -> None:
         """ResizeInstance, accepted at once: RESIZED, or the report's fault."""
         await self._accept(compute_report.RESIZE, instance_id, lambda: self.resize(instance_id))
@@ -255,15 +275,20 @@ class ComputeManager:
         await self._accept(compute_report.SNAPSHOT, instance_id, lambda: self.snapshot(instance_id, image_id), image_id)
 
     async def _accept(
-        self, call: str, instance_id: str, job: Callable[[], Awaitable[None]], image_id: str = ""
-    ) -> None:
-        """Checks the record places the server here, then runs ``job`` after the answer and
-        reports its outcome. Asked again while it runs or after it reported, it changes nothing."""
+        self, call: str, instance_id: str, job: Callable[[], Awaitable[None]], image_id: str = "",
+        tasks: tuple[int, ...] = (),
+    ) -> None:  # fmt: skip
+        """Checks the record places the server here (in one of ``tasks``, if given), then runs
+        ``job`` after the answer and reports its outcome. Asked again while it runs or after it
+        reported, it changes nothing."""
         if self._jobs.running(instance_id):
             return
         async with self._operation(f"accept_{call}", instance_id):
             record, _ = await instances.get(self.store, instance_id)
             transitions.check_owned(record, self.host, instance_id)
+            if tasks and record.server.task_state not in tasks:
+                log.info("server %s: %s asked with the record in another task; nothing to do", instance_id, call)
+                return
             if compute_report.reported(record, self.host, call, image_id) or self._jobs.running(instance_id):
                 return
             self._jobs.start(instance_id, call, self._reporting(call, instance_id, job(), image_id))

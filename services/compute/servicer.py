@@ -27,43 +27,43 @@ class ComputeServicer(compute_pb2_grpc.ComputeServicer):
     async def PowerOnInstance(
         self, request: compute_pb2.PowerOnInstanceRequest, context: grpc.aio.ServicerContext
     ) -> compute_pb2.PowerOnInstanceResponse:
-        await self._manager.power_on(request.instance_id)
+        await self._manager.accept_power("power_on", request.instance_id)
         return compute_pb2.PowerOnInstanceResponse()
 
     async def PowerOffInstance(
         self, request: compute_pb2.PowerOffInstanceRequest, context: grpc.aio.ServicerContext
     ) -> compute_pb2.PowerOffInstanceResponse:
-        await self._manager.power_off(request.instance_id)
+        await self._manager.accept_power("power_off", request.instance_id)
         return compute_pb2.PowerOffInstanceResponse()
 
     async def RebootInstance(
         self, request: compute_pb2.RebootInstanceRequest, context: grpc.aio.ServicerContext
     ) -> compute_pb2.RebootInstanceResponse:
-        await self._manager.reboot(request.instance_id, request.hard)
+        await self._manager.accept_power("reboot", request.instance_id, request.hard)
         return compute_pb2.RebootInstanceResponse()
 
     async def PauseInstance(
         self, request: compute_pb2.PauseInstanceRequest, context: grpc.aio.ServicerContext
     ) -> compute_pb2.PauseInstanceResponse:
-        await self._manager.pause(request.instance_id)
+        await self._manager.accept_power("pause", request.instance_id)
         return compute_pb2.PauseInstanceResponse()
 
     async def UnpauseInstance(
         self, request: compute_pb2.UnpauseInstanceRequest, context: grpc.aio.ServicerContext
     ) -> compute_pb2.UnpauseInstanceResponse:
-        await self._manager.unpause(request.instance_id)
+        await self._manager.accept_power("unpause", request.instance_id)
         return compute_pb2.UnpauseInstanceResponse()
 
     async def SuspendInstance(
         self, request: compute_pb2.SuspendInstanceRequest, context: grpc.aio.ServicerContext
     ) -> compute_pb2.SuspendInstanceResponse:
-        await self._manager.suspend(request.instance_id)
+        await self._manager.accept_power("suspend", request.instance_id)
         return compute_pb2.SuspendInstanceResponse()
 
     async def ResumeInstance(
         self, request: compute_pb2.ResumeInstanceRequest, context: grpc.aio.ServicerContext
     ) -> compute_pb2.ResumeInstanceResponse:
-        await self._manager.resume(request.instance_id)
+        await self._manager.accept_power("resume", request.instance_id)
         return compute_pb2.ResumeInstanceResponse()
 
     async def ResizeInstance(

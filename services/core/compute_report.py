@@ -11,6 +11,7 @@ from stratus.v1 import servers_pb2
 BUILD = "build"
 SNAPSHOT = "snapshot"
 RESIZE = "resize"
+POWER = "power"  # stop, start, reboot, pause, unpause, suspend, resume: a success is the new state
 
 
 def reported(record: state_pb2.InstanceRecord, host: str, call: str, image_id: str = "") -> bool:

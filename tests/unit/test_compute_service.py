@@ -13,7 +13,6 @@ from services.compute.main import build
 from services.compute.manager import ComputeManager
 from services.compute.settings import ComputeSettings
 from services.core import instances, keys
-from services.core.errors import FailedPrecondition, from_rpc_error
 from services.core.etcd import Store
 from services.core.interceptors import RequestInterceptor
 from stratus.compute.v1 import compute_pb2, compute_pb2_grpc
@@ -80,19 +79,55 @@ async def test_build_names_the_compute_service(store: Store) -> None:
     assert list(spec.service_names) == ["stratus.compute.v1.Compute"]
 
 
-async def test_every_call_round_trips(store: Store, stub: compute_pb2_grpc.ComputeStub) -> None:
+async def in_task(store: Store, task: T.ValueType) -> None:
+    """What the api does before a power call: the record in the call's task."""
+    await instances.update(store, ID, lambda r: setattr(r.server, "task_state", task))
+
+
+async def test_every_call_round_trips(store: Store, served: Served) -> None:
+    stub = served.stub
     await put_record(store)
     await stub.BuildInstance(compute_pb2.BuildInstanceRequest(instance_id=ID))
     await record_when(store, lambda r: r.server.vm_state == V.VM_STATE_ACTIVE)
-    await stub.PowerOffInstance(compute_pb2.PowerOffInstanceRequest(instance_id=ID))
-    record, _ = await instances.get(store, ID)
-    assert record.server.power_state == P.POWER_STATE_SHUTDOWN
+    await in_task(store, T.TASK_STATE_POWERING_OFF)
+    await stub.PowerOffInstance(compute_pb2.PowerOffInstanceRequest(instance_id=ID))  # accepted at once
+    record = await record_when(store, lambda r: r.server.task_state == T.TASK_STATE_UNSPECIFIED)
+    assert (record.server.vm_state, record.server.power_state) == (V.VM_STATE_STOPPED, P.POWER_STATE_SHUTDOWN)
+    await in_task(store, T.TASK_STATE_POWERING_ON)
     await stub.PowerOnInstance(compute_pb2.PowerOnInstanceRequest(instance_id=ID))
+    await record_when(store, lambda r: r.server.task_state == T.TASK_STATE_UNSPECIFIED)
+    await in_task(store, T.TASK_STATE_REBOOTING)
     await stub.RebootInstance(compute_pb2.RebootInstanceRequest(instance_id=ID, hard=False))
-    record, _ = await instances.get(store, ID)
+    record = await record_when(store, lambda r: r.server.task_state == T.TASK_STATE_UNSPECIFIED)
     assert (record.server.vm_state, record.server.power_state) == (V.VM_STATE_ACTIVE, P.POWER_STATE_RUNNING)
     await stub.DestroyInstance(compute_pb2.DestroyInstanceRequest(instance_id=ID))
     await stub.DestroyInstance(compute_pb2.DestroyInstanceRequest(instance_id=ID))
+
+
+async def test_a_power_call_asked_late_changes_nothing(store: Store, served: Served) -> None:
+    """A stop asked after its task ended (a stale api's ask, the user started the server since):
+    accepted, and the running server is left alone."""
+    await put_record(store)
+    await served.stub.BuildInstance(compute_pb2.BuildInstanceRequest(instance_id=ID))
+    await record_when(store, lambda r: r.server.vm_state == V.VM_STATE_ACTIVE)
+    await served.stub.PowerOffInstance(compute_pb2.PowerOffInstanceRequest(instance_id=ID))
+    await served.manager.wait_idle(ID)
+    record, _ = await instances.get(store, ID)
+    assert (record.server.vm_state, record.server.power_state) == (V.VM_STATE_ACTIVE, P.POWER_STATE_RUNNING)
+    assert await served.manager.driver.get_power_state(ID) == P.POWER_STATE_RUNNING
+
+
+async def test_a_failed_power_call_is_reported(store: Store, served: Served) -> None:
+    await put_record(store)
+    await served.stub.BuildInstance(compute_pb2.BuildInstanceRequest(instance_id=ID))
+    await record_when(store, lambda r: r.server.vm_state == V.VM_STATE_ACTIVE)
+    await served.manager.driver.destroy(ID)  # the domain went away behind the compute's back
+    await in_task(store, T.TASK_STATE_PAUSING)
+    await served.stub.PauseInstance(compute_pb2.PauseInstanceRequest(instance_id=ID))
+    record = await record_when(store, lambda r: r.HasField("report"))
+    assert (record.report.host, record.report.call) == (HOST, "power")
+    assert (record.report.fault.code, record.report.fault.reason) == ("FAILED_PRECONDITION", "DOMAIN_NOT_FOUND")
+    assert record.server.task_state == T.TASK_STATE_PAUSING  # the api clears it, with the fault
 
 
 @pytest.mark.parametrize("served", [{"fake_fail_spawn": True}], indirect=True)
@@ -124,15 +159,3 @@ async def test_build_answers_before_the_spawn_ends_and_a_destroy_cancels_it(stor
     record, _ = await instances.get(store, ID)
     assert record.server.vm_state == V.VM_STATE_BUILDING and not record.HasField("report")
     assert not await served.manager.driver.list_instances()
-
-
-async def test_power_on_without_a_domain_is_failed_precondition(
-    store: Store, stub: compute_pb2_grpc.ComputeStub
-) -> None:
-    await put_record(store)
-    with pytest.raises(grpc.aio.AioRpcError) as exc:
-        await stub.PowerOnInstance(compute_pb2.PowerOnInstanceRequest(instance_id=ID))
-    assert exc.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    err = from_rpc_error(exc.value)
-    assert isinstance(err, FailedPrecondition)
-    assert err.reason == "DOMAIN_NOT_FOUND"

@@ -36,7 +36,7 @@ def deps(store: Store) -> Deps:
     return Deps(store, cast(Any, OneProcess()), NONE, NONE, Limits(flow_deadline_s=60.0))
 
 
-async def server(store: Store, task: int, vm_state: int = V.VM_STATE_ACTIVE, host: str = "h1") -> None:
+async def server(store: Store, task: T.ValueType, vm_state: V.ValueType = V.VM_STATE_ACTIVE, host: str = "h1") -> None:
     record = state_pb2.InstanceRecord(server=servers_pb2.Server(id=ID, host=host, vm_state=vm_state,
                                                                 task_state=task))  # fmt: skip
     await store.put(keys.instance(ID), record.SerializeToString())

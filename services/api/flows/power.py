@@ -1,6 +1,8 @@
-"""Power actions (stop, start, reboot, pause, unpause, suspend, resume): one compute call, and the
-compute records the outcome. On a failure the task is cleared and the fault says why. Resumed
-from the action's task."""
+"""Power actions (stop, start, reboot, pause, unpause, suspend, resume): one compute call, accepted
+at once; the compute records the outcome (the server's new state, or the report's fault) and the
+flow waits for it on the record. On a failure the task is cleared and the fault says why; a
+compute that cannot be reached is asked again until the flow's deadline. Resumed from the
+action's task."""
 
 from __future__ import annotations
 
@@ -10,12 +12,14 @@ from typing import Any
 
 from services.api import action_log
 from services.api.actions import ACTIONS
-from services.api.flows.base import Deps, call_compute, flow_deadline, pause, task_failed
-from services.core import instances
-from services.core.backoff import backoff
+from services.api.flows.base import Deps, task_failed
+from services.api.flows.compute_wait import Decide, Ended, on_compute, reported_error
+from services.api.peers import CALL_TIMEOUT_S, call
+from services.core import compute_report, instances
 from services.core.errors import NotFound, StratusError, is_transient
 from services.core.telemetry import tracer
 from stratus.compute.v1 import compute_pb2
+from stratus.state.v1 import state_pb2
 
 # action -> (Compute method, its request for an instance id)
 COMPUTE_CALLS: dict[str, tuple[str, Callable[..., Any]]] = {
@@ -30,6 +34,20 @@ COMPUTE_CALLS: dict[str, tuple[str, Callable[..., Any]]] = {
 }
 
 
+def powered(host: str, task: int) -> Decide:
+    """The call on ``host`` ended: the task is over (the compute recorded the new state, or the
+    record moved on: deleted, deleting), or the compute reported its fault."""
+
+    def decide(record: state_pb2.InstanceRecord | None) -> Ended | None:
+        if record is None or record.server.task_state != task or record.server.host != host:
+            return Ended()
+        if compute_report.reported(record, host, compute_report.POWER):
+            return Ended(reported_error(record))
+        return None
+
+    return decide
+
+
 async def power(deps: Deps, instance_id: str, action: str) -> None:
     with tracer().start_as_current_span(f"api.{action}", attributes={"stratus.instance_id": instance_id}):
         err = await _call(deps, instance_id, action)
@@ -38,21 +56,27 @@ async def power(deps: Deps, instance_id: str, action: str) -> None:
 
 
 async def _call(deps: Deps, instance_id: str, action: str) -> StratusError | None:
-    """The compute call, tried again with backoff while the compute is unreachable (until the
-    flow's deadline) and the server is still in the action's task; the error it ends with."""
+    """Asks the compute and waits for its outcome; the error it failed with. A compute that could
+    not be reached (or never finished) is raised: ``retrying`` asks again until the deadline."""
     method, request = COMPUTE_CALLS[action]
-    deadline, delays = flow_deadline(deps.limits), backoff()
-    first = True
-    while True:
-        try:
-            record, _ = await instances.get(deps.store, instance_id)
-        except NotFound:
-            return None
-        if not first and record.server.task_state != ACTIONS[action].task:
-            return None  # the compute finished it; only its reply was lost
-        first = False
-        step = await action_log.start_call_step(deps.store, record.server, method)
-        err = await call_compute(deps, record.server, method, request)
-        await action_log.finish_step(deps.store, step, error=err)
-        if err is None or not is_transient(err) or not await pause(delays, deadline):
-            return err
+    task = ACTIONS[action].task
+    try:
+        record, _ = await instances.get(deps.store, instance_id)
+    except NotFound:
+        return None
+    server = record.server
+    if server.task_state != task:
+        return None  # the compute finished it before this flow (taken over) came to it
+    step = await action_log.start_call_step(deps.store, server, method)
+    ask = lambda: call(getattr(deps.compute(server.host), method), request(instance_id=instance_id))  # noqa: E731
+    try:
+        ended = await on_compute(
+            deps, server.host, instance_id, action, ask, powered(server.host, task), CALL_TIMEOUT_S
+        )
+        err = ended.error
+    except StratusError as failed:
+        err = failed
+    await action_log.finish_step(deps.store, step, error=err)
+    if err is not None and is_transient(err):
+        raise err
+    return err

@@ -131,7 +131,11 @@ class ComputeServicer:
         raise NotImplementedError('Method not implemented!')
 
     def PowerOnInstance(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The power calls are accepted at once too, while the record is in the call's task (a late
+        ask, after that task ended, changes nothing): the compute records the new state, or the
+        record's `report` (call "power") with the fault. A shutdown waits up to the compute's
+        shutdown_timeout_s for the guest.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')

@@ -44,6 +44,11 @@ class ComputeStub:
     DestroyInstance: _grpc.UnaryUnaryMultiCallable[_compute_pb2.DestroyInstanceRequest, _compute_pb2.DestroyInstanceResponse]
     """Destroys the domain and its disks if present. Succeeds when there is nothing to destroy."""
     PowerOnInstance: _grpc.UnaryUnaryMultiCallable[_compute_pb2.PowerOnInstanceRequest, _compute_pb2.PowerOnInstanceResponse]
+    """The power calls are accepted at once too, while the record is in the call's task (a late
+    ask, after that task ended, changes nothing): the compute records the new state, or the
+    record's `report` (call "power") with the fault. A shutdown waits up to the compute's
+    shutdown_timeout_s for the guest.
+    """
     PowerOffInstance: _grpc.UnaryUnaryMultiCallable[_compute_pb2.PowerOffInstanceRequest, _compute_pb2.PowerOffInstanceResponse]
     RebootInstance: _grpc.UnaryUnaryMultiCallable[_compute_pb2.RebootInstanceRequest, _compute_pb2.RebootInstanceResponse]
     PauseInstance: _grpc.UnaryUnaryMultiCallable[_compute_pb2.PauseInstanceRequest, _compute_pb2.PauseInstanceResponse]
@@ -81,6 +86,11 @@ class ComputeAsyncStub(ComputeStub):
     DestroyInstance: _aio.UnaryUnaryMultiCallable[_compute_pb2.DestroyInstanceRequest, _compute_pb2.DestroyInstanceResponse]  # type: ignore[assignment]
     """Destroys the domain and its disks if present. Succeeds when there is nothing to destroy."""
     PowerOnInstance: _aio.UnaryUnaryMultiCallable[_compute_pb2.PowerOnInstanceRequest, _compute_pb2.PowerOnInstanceResponse]  # type: ignore[assignment]
+    """The power calls are accepted at once too, while the record is in the call's task (a late
+    ask, after that task ended, changes nothing): the compute records the new state, or the
+    record's `report` (call "power") with the fault. A shutdown waits up to the compute's
+    shutdown_timeout_s for the guest.
+    """
     PowerOffInstance: _aio.UnaryUnaryMultiCallable[_compute_pb2.PowerOffInstanceRequest, _compute_pb2.PowerOffInstanceResponse]  # type: ignore[assignment]
     RebootInstance: _aio.UnaryUnaryMultiCallable[_compute_pb2.RebootInstanceRequest, _compute_pb2.RebootInstanceResponse]  # type: ignore[assignment]
     PauseInstance: _aio.UnaryUnaryMultiCallable[_compute_pb2.PauseInstanceRequest, _compute_pb2.PauseInstanceResponse]  # type: ignore[assignment]
@@ -132,7 +142,12 @@ class ComputeServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _compute_pb2.PowerOnInstanceRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_compute_pb2.PowerOnInstanceResponse, _abc.Awaitable[_compute_pb2.PowerOnInstanceResponse]]: ...
+    ) -> _typing.Union[_compute_pb2.PowerOnInstanceResponse, _abc.Awaitable[_compute_pb2.PowerOnInstanceResponse]]:
+        """The power calls are accepted at once too, while the record is in the call's task (a late
+        ask, after that task ended, changes nothing): the compute records the new state, or the
+        record's `report` (call "power") with the fault. A shutdown waits up to the compute's
+        shutdown_timeout_s for the guest.
+        """
 
     @_abc_1.abstractmethod
     def PowerOffInstance(

@@ -404,9 +404,9 @@ Global___InstanceRecord: _TypeAlias = InstanceRecord  # noqa: Y015
 
 @_typing.final
 class ComputeReport(_message.Message):
-    """BuildInstance, ResizeInstance and SnapshotInstance answer as soon as the compute has accepted
-    the call; the compute runs it and writes here how it ended (a build or resize that succeeds
-    moves the server to ACTIVE or RESIZED instead). The flow that asked waits for it on a watch and clears it when it moves on.
+    """BuildInstance, ResizeInstance, SnapshotInstance and the power calls answer as soon as the
+    compute has accepted the call; the compute runs it and writes here how it ended (a build,
+    resize or power call that succeeds moves the server to its new state instead). The flow that asked waits for it on a watch and clears it when it moves on.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -417,7 +417,7 @@ class ComputeReport(_message.Message):
     FAULT_FIELD_NUMBER: _builtins.int
     host: _builtins.str
     call: _builtins.str
-    """The call: "build", "resize" or "snapshot"."""
+    """The call: "build", "resize", "snapshot" or "power"."""
     image_id: _builtins.str
     """The snapshot's image, for "snapshot"."""
     @_builtins.property
