@@ -33,11 +33,9 @@ def crowded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 def test_exactly_the_capacity_becomes_active(crowded: Stack) -> None:
     stack = crowded
     flavor = stack.flavors.CreateFlavor(
-        flavors_pb2.CreateFlavorRequest(
-            flavor=flavors_pb2.Flavor(
-                name=f"crowd-{uuid.uuid4().hex[:6]}", vcpus=FLAVOR_VCPUS, ram_mb=FLAVOR_RAM_MB, disk_gb=FLAVOR_DISK_GB
-            )
-        ),
+        flavors_pb2.CreateFlavorRequest(flavor=flavors_pb2.Flavor(
+            name=f"crowd-{uuid.uuid4().hex[:6]}", vcpus=FLAVOR_VCPUS, ram_mb=FLAVOR_RAM_MB, disk_gb=FLAVOR_DISK_GB
+        )),
         metadata=stack.md(),
     )
 

@@ -388,11 +388,8 @@ async def test_image_store_writes_saving_images_and_deletes_a_failed_one(
     with pytest.raises(InvalidArgument):
         await api.image_store.write(writes(imagestore_pb2.WriteImageRequest(chunk=b"x")))
     for image_id in ("img-ok", "img-big"):
-        await api.images.put(
-            images_pb2.Image(
-                id=image_id, name="w", owner_project_id="demo", status=images_pb2.ImageStatus.IMAGE_STATUS_SAVING
-            )
-        )
+        await api.images.put(images_pb2.Image(id=image_id, name="w", owner_project_id="demo",
+                                              status=images_pb2.ImageStatus.IMAGE_STATUS_SAVING))
     saved = await api.image_store.write(writes(imagestore_pb2.WriteImageRequest(image_id="img-ok"),
                                                imagestore_pb2.WriteImageRequest(chunk=b"0123456789")))  # fmt: skip
     assert (saved.status, saved.size_bytes) == (images_pb2.ImageStatus.IMAGE_STATUS_ACTIVE, 10)

@@ -77,17 +77,11 @@ CASES: dict[str, tuple[Sequence[Weigher], Sequence[HostState], SchedulingRequest
     ),
     # free = vcpus * cpu_allocation_ratio - used, as Nova's: 16 * 4.0 - 12 = 52 beats 8 * 4.0 = 32 ...
     "cpu-counts-free-after-ratio": (
-        [CPUWeigher()],
-        [host("a", vcpus=16, instances=12), host("b", vcpus=8)],
-        PLAIN,
-        ["a", "b"],
+        [CPUWeigher()], [host("a", vcpus=16, instances=12), host("b", vcpus=8)], PLAIN, ["a", "b"]
     ),
     # ... and at 1.0, 16 - 12 = 4 loses to 8.
     "cpu-counts-free": (
-        [CPUWeigher(allocation_ratio=1.0)],
-        [host("a", vcpus=16, instances=12), host("b", vcpus=8)],
-        PLAIN,
-        ["b", "a"],
+        [CPUWeigher(allocation_ratio=1.0)], [host("a", vcpus=16, instances=12), host("b", vcpus=8)], PLAIN, ["b", "a"]
     ),
     # an over-committed host scores 0 (Nova's minval), not below: it ties with a full one
     "cpu-over-committed-scores-zero": (

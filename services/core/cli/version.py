@@ -33,12 +33,9 @@ def root_options(
     ] = False,
     ca_cert: Annotated[
         Path | None,
-        typer.Option(
-            "--ca-cert",
-            metavar="PEM",
-            show_default=False,
-            help="Speak TLS to the api, trusting this CA (default: $STRATUS_CA_CERT, else stack.json's ca_cert).",
-        ),
+        typer.Option("--ca-cert", metavar="PEM", show_default=False,
+                     help="Speak TLS to the api, trusting this CA (default: $STRATUS_CA_CERT, else stack.json's "
+                          "ca_cert)."),
     ] = None,
 ) -> None:
     """Options before any command."""

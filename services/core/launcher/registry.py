@@ -24,7 +24,9 @@ async def read_services(store: Store) -> dict[tuple[str, str], state_pb2.Service
     return records
 
 
-def take_registrations(records: dict[tuple[str, str], state_pb2.ServiceRecord], services: Sequence[Supervised]) -> bool:
+def take_registrations(
+    records: dict[tuple[str, str], state_pb2.ServiceRecord], services: Sequence[Supervised]
+) -> bool:
     """Updates each service from its record (of its current pid only); True if anything changed."""
     changed = False
     for service in services:
