@@ -28,8 +28,7 @@ ACTION_COLUMNS: list[output.Column] = [
     ("START", lambda a: output.timestamp(a.start_time)),
     ("FINISH", lambda a: output.timestamp(a.finish_time)),
     ("RESULT", lambda a: output.enum_label(a, "result")),
-    ("GIVES UP AT", lambda a: output.timestamp(a.deadline) if a.result == RUNNING else ""),
-    ("MESSAGE", lambda a: a.message),
+    ("MESSAGE", lambda a: a.message or running_note(a)),
 ]
 # one row per step: (its action, the step)
 STEP_COLUMNS: list[output.Column] = [
@@ -42,6 +41,13 @@ STEP_COLUMNS: list[output.Column] = [
     ("RESULT", lambda row: output.enum_label(row[1], "result")),
     ("MESSAGE", lambda row: row[1].message),
 ]
+
+
+def running_note(action: Action) -> str:
+    """For an action under way: when it gives up if it has not finished."""
+    if action.result != RUNNING or not action.HasField("deadline"):
+        return ""
+    return f"gives up at {output.timestamp(action.deadline)}"
 
 
 def step_rows(actions: list[Action]) -> list[tuple[Action, Event]]:
