@@ -250,8 +250,10 @@ class ComputeManager:
                            tasks=POWER_TASKS[name])  # fmt: skip
 
     async def accept_resize(self, instance_id: str) -> None:
-        """ResizeInstance, accepted at once: RESIZED, or the report's fault."""
-        await self._accept(compute_report.RESIZE, instance_id, lambda: self.resize(instance_id))
+        """ResizeInstance, accepted at once while the record is RESIZE_PREP (a late ask must not
+        resize again over the disk kept for a revert): RESIZED, or the report's fault."""
+        await self._accept(compute_report.RESIZE, instance_id, lambda: self.resize(instance_id),
+                           tasks=(T.TASK_STATE_RESIZE_PREP,))  # fmt: skip
 
     async def resize(self, instance_id: str) -> None:
         """Restarts the domain with the resources the record now holds (the api changed them)."""
@@ -271,8 +273,10 @@ class ComputeManager:
         await self._action("revert_resize", instance_id, op, transitions.to_started)
 
     async def accept_snapshot(self, instance_id: str, image_id: str) -> None:
-        """SnapshotInstance, accepted at once: the report says how the copy ended."""
-        await self._accept(compute_report.SNAPSHOT, instance_id, lambda: self.snapshot(instance_id, image_id), image_id)
+        """SnapshotInstance, accepted at once while the record is IMAGE_SNAPSHOT: the report says
+        how the copy ended."""
+        copy = lambda: self.snapshot(instance_id, image_id)  # noqa: E731
+        await self._accept(compute_report.SNAPSHOT, instance_id, copy, image_id, (T.TASK_STATE_IMAGE_SNAPSHOT,))
 
     async def _accept(
         self, call: str, instance_id: str, job: Callable[[], Awaitable[None]], image_id: str = "",

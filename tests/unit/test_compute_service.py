@@ -159,3 +159,19 @@ async def test_build_answers_before_the_spawn_ends_and_a_destroy_cancels_it(stor
     record, _ = await instances.get(store, ID)
     assert record.server.vm_state == V.VM_STATE_BUILDING and not record.HasField("report")
     assert not await served.manager.driver.list_instances()
+
+
+async def test_a_resize_asked_outside_its_task_changes_nothing(store: Store, served: Served) -> None:
+    """A late ResizeInstance (its resize over, or never begun) must not resize again: the disk kept
+    for a revert would be overwritten."""
+    await put_record(store)
+    await served.stub.BuildInstance(compute_pb2.BuildInstanceRequest(instance_id=ID))
+    await record_when(store, lambda r: r.server.vm_state == V.VM_STATE_ACTIVE)
+    await served.stub.ResizeInstance(compute_pb2.ResizeInstanceRequest(instance_id=ID))
+    await served.manager.wait_idle(ID)
+    record, _ = await instances.get(store, ID)
+    assert (record.server.vm_state, record.server.task_state) == (V.VM_STATE_ACTIVE, T.TASK_STATE_UNSPECIFIED)
+    assert not record.HasField("report")
+    await in_task(store, T.TASK_STATE_RESIZE_PREP)  # the same ask in its task resizes
+    await served.stub.ResizeInstance(compute_pb2.ResizeInstanceRequest(instance_id=ID))
+    await record_when(store, lambda r: r.server.vm_state == V.VM_STATE_RESIZED)
