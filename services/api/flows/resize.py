@@ -13,7 +13,7 @@ state the call starts from, so a resumed flow whose compute finished only settle
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from services.api import action_log, resizing
@@ -31,10 +31,18 @@ V = servers_pb2.VmState
 T = servers_pb2.TaskState
 
 
+Run = Callable[[Deps, servers_pb2.Server], Awaitable[StratusError | None]]
+
+
+def called(step: str, request: Callable[..., Any]) -> Run:
+    """A compute call that answers when it is done (confirm, revert): the error it failed with."""
+    return lambda deps, server: call_compute(deps, server, step, request, deps.limits.build_timeout_s)
+
+
 async def _compute_step(
-    deps: Deps, instance_id: str, step: str, request: Callable[..., Any], starts_from: int, task: int
+    deps: Deps, instance_id: str, step: str, run: Run, starts_from: int, task: int
 ) -> StratusError | None:
-    """Calls the compute's ``step`` if the server is still in ``starts_from`` with ``task``; the
+    """Runs the compute's ``step`` if the server is still in ``starts_from`` with ``task``; the
     error it failed with, if it did. The compute records a success itself."""
     with tracer().start_as_current_span(f"api.{step}", attributes={"stratus.instance_id": instance_id}):
         try:
@@ -45,16 +53,14 @@ async def _compute_step(
         if server.vm_state != starts_from or server.task_state != task:
             return None
         recorded = await action_log.start_call_step(deps.store, server, step)
-        if step == "ResizeInstance":  # accepted at once: the outcome comes through the record
-            err = await _resized(deps, server)
-        else:
-            err = await call_compute(deps, server, step, request, deps.limits.build_timeout_s)
+        err = await run(deps, server)
         await action_log.finish_step(deps.store, recorded, error=err)
         return err
 
 
 async def _resized(deps: Deps, server: servers_pb2.Server) -> StratusError | None:
-    """Asks the compute to resize and waits for the outcome it records (or for its host to go)."""
+    """Asks the compute to resize (it answers at once) and waits for the outcome it records (or
+    for its host to go)."""
     request = compute_pb2.ResizeInstanceRequest(instance_id=server.id)
     ask = lambda: call(deps.compute(server.host).ResizeInstance, request)  # noqa: E731
     try:
@@ -81,8 +87,7 @@ def resized_on(host: str) -> Decide:
 
 async def resize(deps: Deps, instance_id: str) -> None:
     task = T.TASK_STATE_RESIZE_PREP
-    err = await _compute_step(deps, instance_id, "ResizeInstance", compute_pb2.ResizeInstanceRequest,
-                              V.VM_STATE_ACTIVE, task)  # fmt: skip
+    err = await _compute_step(deps, instance_id, "ResizeInstance", _resized, V.VM_STATE_ACTIVE, task)
     if err is not None:
         fail = task_failed(task, "resize", err)
 
@@ -97,8 +102,8 @@ async def resize(deps: Deps, instance_id: str) -> None:
 
 async def confirm(deps: Deps, instance_id: str) -> None:
     task = T.TASK_STATE_RESIZE_CONFIRMING
-    err = await _compute_step(deps, instance_id, "ConfirmResizeInstance",
-                              compute_pb2.ConfirmResizeInstanceRequest, V.VM_STATE_RESIZED, task)  # fmt: skip
+    confirming = called("ConfirmResizeInstance", compute_pb2.ConfirmResizeInstanceRequest)
+    err = await _compute_step(deps, instance_id, "ConfirmResizeInstance", confirming, V.VM_STATE_RESIZED, task)
     if err is not None:
         await instances.update(deps.store, instance_id, task_failed(task, "confirm resize", err))
     await settle(deps, instance_id)
@@ -106,8 +111,8 @@ async def confirm(deps: Deps, instance_id: str) -> None:
 
 async def revert(deps: Deps, instance_id: str) -> None:
     task = T.TASK_STATE_RESIZE_REVERTING
-    err = await _compute_step(deps, instance_id, "RevertResizeInstance",
-                              compute_pb2.RevertResizeInstanceRequest, V.VM_STATE_RESIZED, task)  # fmt: skip
+    reverting = called("RevertResizeInstance", compute_pb2.RevertResizeInstanceRequest)
+    err = await _compute_step(deps, instance_id, "RevertResizeInstance", reverting, V.VM_STATE_RESIZED, task)
     if err is not None:
         fail = task_failed(task, "revert resize", err)
 
