@@ -79,6 +79,13 @@ async def test_build_names_the_compute_service(store: Store) -> None:
     assert list(spec.service_names) == ["stratus.compute.v1.Compute"]
 
 
+async def built(store: Store, stub: compute_pb2_grpc.ComputeStub) -> None:
+    """The server ACTIVE on the compute."""
+    await put_record(store)
+    await stub.BuildInstance(compute_pb2.BuildInstanceRequest(instance_id=ID))
+    await record_when(store, lambda r: r.server.vm_state == V.VM_STATE_ACTIVE)
+
+
 async def in_task(store: Store, task: T.ValueType) -> None:
     """What the api does before a power call: the record in the call's task."""
     await instances.update(store, ID, lambda r: setattr(r.server, "task_state", task))
@@ -86,9 +93,7 @@ async def in_task(store: Store, task: T.ValueType) -> None:
 
 async def test_every_call_round_trips(store: Store, served: Served) -> None:
     stub = served.stub
-    await put_record(store)
-    await stub.BuildInstance(compute_pb2.BuildInstanceRequest(instance_id=ID))
-    await record_when(store, lambda r: r.server.vm_state == V.VM_STATE_ACTIVE)
+    await built(store, stub)
     await in_task(store, T.TASK_STATE_POWERING_OFF)
     await stub.PowerOffInstance(compute_pb2.PowerOffInstanceRequest(instance_id=ID))  # accepted at once
     record = await record_when(store, lambda r: r.server.task_state == T.TASK_STATE_UNSPECIFIED)
@@ -107,9 +112,7 @@ async def test_every_call_round_trips(store: Store, served: Served) -> None:
 async def test_a_power_call_asked_late_changes_nothing(store: Store, served: Served) -> None:
     """A stop asked after its task ended (a stale api's ask, the user started the server since):
     accepted, and the running server is left alone."""
-    await put_record(store)
-    await served.stub.BuildInstance(compute_pb2.BuildInstanceRequest(instance_id=ID))
-    await record_when(store, lambda r: r.server.vm_state == V.VM_STATE_ACTIVE)
+    await built(store, served.stub)
     await served.stub.PowerOffInstance(compute_pb2.PowerOffInstanceRequest(instance_id=ID))
     await served.manager.wait_idle(ID)
     record, _ = await instances.get(store, ID)
@@ -118,9 +121,7 @@ async def test_a_power_call_asked_late_changes_nothing(store: Store, served: Ser
 
 
 async def test_a_failed_power_call_is_reported(store: Store, served: Served) -> None:
-    await put_record(store)
-    await served.stub.BuildInstance(compute_pb2.BuildInstanceRequest(instance_id=ID))
-    await record_when(store, lambda r: r.server.vm_state == V.VM_STATE_ACTIVE)
+    await built(store, served.stub)
     await served.manager.driver.destroy(ID)  # the domain went away behind the compute's back
     await in_task(store, T.TASK_STATE_PAUSING)
     await served.stub.PauseInstance(compute_pb2.PauseInstanceRequest(instance_id=ID))
@@ -164,9 +165,7 @@ async def test_build_answers_before_the_spawn_ends_and_a_destroy_cancels_it(stor
 async def test_a_resize_asked_outside_its_task_changes_nothing(store: Store, served: Served) -> None:
     """A late ResizeInstance (its resize over, or never begun) must not resize again: the disk kept
     for a revert would be overwritten."""
-    await put_record(store)
-    await served.stub.BuildInstance(compute_pb2.BuildInstanceRequest(instance_id=ID))
-    await record_when(store, lambda r: r.server.vm_state == V.VM_STATE_ACTIVE)
+    await built(store, served.stub)
     await served.stub.ResizeInstance(compute_pb2.ResizeInstanceRequest(instance_id=ID))
     await served.manager.wait_idle(ID)
     record, _ = await instances.get(store, ID)
