@@ -979,9 +979,10 @@ class ServerAction(_message.Message):
     @_builtins.property
     def deadline(self) -> _timestamp_pb2.Timestamp:
         """When the action gives up if it has not finished, whichever api replica drives it and whatever
-        dies meanwhile: a build goes to ERROR, a power action, resize or snapshot fails with a fault
-        saying so. Unset for actions that always finish (delete, confirm-resize, revert-resize): they
-        wait out outages for as long as they last.
+        dies meanwhile: it ends ERROR saying so (a build leaves the server in ERROR, a power action or
+        resize leaves a fault on it, a failed snapshot's image is removed). Unset for actions that
+        always finish (delete, confirm-resize, revert-resize): they wait out outages for as long as
+        they last.
         """
 
     def __init__(
