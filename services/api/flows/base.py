@@ -10,11 +10,10 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from services.api import action_log
 from services.api.images import ImagesManager
-from services.api.peers import CALL_TIMEOUT_S, Peers, call
+from services.api.peers import CALL_TIMEOUT_S, Peers
 from services.api.record_events import RecordEvents
 from services.api.specs import SpecResolver
 from services.core import instances
@@ -29,8 +28,9 @@ log = logging.getLogger(__name__)
 V = servers_pb2.VmState
 T = servers_pb2.TaskState
 Mutation = Callable[[state_pb2.InstanceRecord], bool | None]
-# The actions with no deadline: undoing or settling what was done, never failed half-way.
-ALWAYS_FINISH = frozenset({"delete", "confirm-resize", "revert-resize"})
+# The actions (and settle-resize, a flow with no action) that have no deadline: undoing or settling
+# what was done, never failed half-way.
+ALWAYS_FINISH = frozenset({"delete", "confirm-resize", "revert-resize", "settle-resize"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,19 +67,6 @@ class Deps:
 
     def compute(self, host: str) -> compute_pb2_grpc.ComputeStub:
         return self.peers.compute(host)
-
-
-async def call_compute(
-    deps: Deps, server: servers_pb2.Server, method: str, request: Callable[..., Any], timeout_s: float = CALL_TIMEOUT_S
-) -> StratusError | None:
-    """Calls ``method`` of the server's compute for the server; the error it failed with, if it
-    did (the compute records a success itself)."""
-    try:
-        await call(getattr(deps.compute(server.host), method), request(instance_id=server.id), timeout_s)
-    except StratusError as err:
-        log.warning("%s of server %s failed: %s", method, server.id, err.message)
-        return err
-    return None
 
 
 def set_fault(record: state_pb2.InstanceRecord, err: StratusError, code: str) -> None:
@@ -163,7 +150,9 @@ async def pause(delays: Iterator[float], deadline: float) -> bool:
 
 async def _bind_action_deadline(deps: Deps, instance_id: str, what: str, outage_until: float) -> None:
     """Reads the flow's action deadline (kept in etcd, so a replica taking the flow over keeps it)
-    into this task's context, and bounds the outage deadline by it."""
+    into this task's context, and bounds the outage deadline by it. A kind with no deadline reads nothing."""
+    if deps.limits.deadline_s(action_log.kind_of(what)) is None:
+        return
     wall = await action_log.deadline(deps.store, instance_id, what)
     if wall is None:
         return

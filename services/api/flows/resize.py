@@ -13,16 +13,13 @@ state the call starts from, so a resumed flow whose compute finished only settle
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-from services.api import action_log, resizing
-from services.api.flows.base import Deps, call_compute, task_failed
-from services.api.flows.compute_wait import Decide, Ended, on_compute, reported_error
-from services.api.peers import call
+from services.api import resizing
+from services.api.flows.base import Deps, Limits, task_failed
+from services.api.flows.compute_step import accepted, called, compute_step
 from services.core import compute_report, instances
-from services.core.errors import NotFound, StratusError
-from services.core.telemetry import tracer
+from services.core.errors import NotFound
 from stratus.compute.v1 import compute_pb2
 from stratus.state.v1 import state_pb2
 from stratus.v1 import servers_pb2
@@ -31,63 +28,18 @@ V = servers_pb2.VmState
 T = servers_pb2.TaskState
 
 
-Run = Callable[[Deps, servers_pb2.Server], Awaitable[StratusError | None]]
+def _timeout(limits: Limits) -> float:
+    return limits.build_timeout_s  # a resize copies the whole disk
 
 
-def called(step: str, request: Callable[..., Any]) -> Run:
-    """A compute call that answers when it is done (confirm, revert): the error it failed with."""
-    return lambda deps, server: call_compute(deps, server, step, request, deps.limits.build_timeout_s)
-
-
-async def _compute_step(
-    deps: Deps, instance_id: str, step: str, run: Run, starts_from: int, task: int
-) -> StratusError | None:
-    """Runs the compute's ``step`` if the server is still in ``starts_from`` with ``task``; the
-    error it failed with, if it did. The compute records a success itself."""
-    with tracer().start_as_current_span(f"api.{step}", attributes={"stratus.instance_id": instance_id}):
-        try:
-            record, _ = await instances.get(deps.store, instance_id)
-        except NotFound:
-            return None
-        server = record.server
-        if server.vm_state != starts_from or server.task_state != task:
-            return None
-        recorded = await action_log.start_call_step(deps.store, server, step)
-        err = await run(deps, server)
-        await action_log.finish_step(deps.store, recorded, error=err)
-        return err
-
-
-async def _resized(deps: Deps, server: servers_pb2.Server) -> StratusError | None:
-    """Asks the compute to resize (it answers at once) and waits for the outcome it records (or
-    for its host to go)."""
-    request = compute_pb2.ResizeInstanceRequest(instance_id=server.id)
-    ask = lambda: call(deps.compute(server.host).ResizeInstance, request)  # noqa: E731
-    try:
-        ended = await on_compute(deps, server.host, server.id, "resize", ask, resized_on(server.host),
-                                 deps.limits.build_timeout_s)  # fmt: skip
-    except StratusError as err:
-        return err
-    return ended.error
-
-
-def resized_on(host: str) -> Decide:
-    """The resize on ``host`` ended: the compute recorded RESIZED (the task is no longer
-    RESIZE_PREP) or reported its fault, or the record moved on (deleted, deleting)."""
-
-    def decide(record: state_pb2.InstanceRecord | None) -> Ended | None:
-        if record is None or record.server.task_state != T.TASK_STATE_RESIZE_PREP or record.server.host != host:
-            return Ended()
-        if compute_report.reported(record, host, compute_report.RESIZE):
-            return Ended(reported_error(record))
-        return None
-
-    return decide
+RESIZING = accepted("ResizeInstance", compute_pb2.ResizeInstanceRequest, compute_report.RESIZE, _timeout)
+CONFIRMING = called("ConfirmResizeInstance", compute_pb2.ConfirmResizeInstanceRequest, _timeout)
+REVERTING = called("RevertResizeInstance", compute_pb2.RevertResizeInstanceRequest, _timeout)
 
 
 async def resize(deps: Deps, instance_id: str) -> None:
     task = T.TASK_STATE_RESIZE_PREP
-    err = await _compute_step(deps, instance_id, "ResizeInstance", _resized, V.VM_STATE_ACTIVE, task)
+    err = await compute_step(deps, instance_id, "ResizeInstance", RESIZING, task, V.VM_STATE_ACTIVE)
     if err is not None:
         fail = task_failed(task, "resize", err)
 
@@ -102,8 +54,7 @@ async def resize(deps: Deps, instance_id: str) -> None:
 
 async def confirm(deps: Deps, instance_id: str) -> None:
     task = T.TASK_STATE_RESIZE_CONFIRMING
-    confirming = called("ConfirmResizeInstance", compute_pb2.ConfirmResizeInstanceRequest)
-    err = await _compute_step(deps, instance_id, "ConfirmResizeInstance", confirming, V.VM_STATE_RESIZED, task)
+    err = await compute_step(deps, instance_id, "ConfirmResizeInstance", CONFIRMING, task, V.VM_STATE_RESIZED)
     if err is not None:
         await instances.update(deps.store, instance_id, task_failed(task, "confirm resize", err))
     await settle(deps, instance_id)
@@ -111,8 +62,7 @@ async def confirm(deps: Deps, instance_id: str) -> None:
 
 async def revert(deps: Deps, instance_id: str) -> None:
     task = T.TASK_STATE_RESIZE_REVERTING
-    reverting = called("RevertResizeInstance", compute_pb2.RevertResizeInstanceRequest)
-    err = await _compute_step(deps, instance_id, "RevertResizeInstance", reverting, V.VM_STATE_RESIZED, task)
+    err = await compute_step(deps, instance_id, "RevertResizeInstance", REVERTING, task, V.VM_STATE_RESIZED)
     if err is not None:
         fail = task_failed(task, "revert resize", err)
 
