@@ -209,7 +209,7 @@ class Stack:
 
     def start(self) -> None:
         a = self.args
-        argv = [sys.executable, "-m", "services.core.cli.main", "up", "--state-dir", str(self.state_dir),
+        argv = [sys.executable, "-m", "services.cli.main", "up", "--state-dir", str(self.state_dir),
                 "--driver", "fake", "--apis", str(a.apis), "--schedulers", str(a.schedulers),
                 "--computes", str(a.computes), "--api-port", "0", "--fake-host", a.host_size]  # fmt: skip
         log = open(self.state_dir / "launcher.out", "wb")  # noqa: SIM115 - lives as long as the launcher
@@ -234,7 +234,7 @@ class Stack:
     def start_flaky(self) -> None:
         """One compute run alone (as `stratus compute` documents), every spawn failing."""
         info = self.info()
-        argv = [sys.executable, "-m", "services.core.cli.main", "compute", "--host", FLAKY,
+        argv = [sys.executable, "-m", "services.cli.main", "compute", "--host", FLAKY,
                 "--state-dir", str(self.state_dir), "--etcd", ",".join(info["etcd"]), "--port", "0",
                 "--driver", "fake", "--fake-host", self.args.host_size, "--fake-fail-spawn"]  # fmt: skip
         log = open(self.state_dir / "logs" / f"{FLAKY}.log", "ab")  # noqa: SIM115

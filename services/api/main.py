@@ -7,43 +7,37 @@ from typing import Any
 
 from google.protobuf import descriptor_pool
 
-from services.api.admin import AdminManager
-from services.api.aggregates import AggregatesManager
-from services.api.auth import BearerAuthenticator
-from services.api.claim_audit import ClaimAudit
-from services.api.flavors import FlavorsManager
-from services.api.flow_owners import FlowOwners
-from services.api.flows import Limits, Orchestrator
-from services.api.image_files import ImageFiles
-from services.api.image_store import ImageStoreManager
-from services.api.images import ImagesManager
-from services.api.keypairs import KeypairsManager
+from services.api.admin.aggregates import AggregatesManager
+from services.api.admin.claim_audit import ClaimAudit
+from services.api.admin.handlers import AggregatesServicer, HostsServicer, PlacementServicer, ServicesServicer
+from services.api.admin.hosts import AdminManager
+from services.api.admin.placement import PlacementManager
+from services.api.flavors.handlers import FlavorsServicer
+from services.api.flavors.manager import FlavorsManager
+from services.api.flows.base import Limits
+from services.api.flows.orchestrator import Orchestrator
+from services.api.flows.owners import FlowOwners
+from services.api.flows.record_events import RecordEvents
+from services.api.flows.request_spec import SpecResolver
+from services.api.flows.tasks import InstanceTasks
+from services.api.identity.auth import BearerAuthenticator
+from services.api.identity.handlers import KeypairsServicer, TokensServicer
+from services.api.identity.keypairs import KeypairsManager
+from services.api.identity.policy import Policy, PolicyError
+from services.api.identity.tokens import IssuedTokens
+from services.api.images.files import ImageFiles
+from services.api.images.handlers import ImagesServicer, ImageStoreServicer
+from services.api.images.manager import ImagesManager
+from services.api.images.store import ImageStoreManager
 from services.api.peers import Peers
-from services.api.placement import PlacementManager
-from services.api.policy import Policy, PolicyError
-from services.api.quota_sets import QuotaSetsManager
-from services.api.quotas import Quotas
-from services.api.record_events import RecordEvents
-from services.api.server_groups import ServerGroupsManager
-from services.api.servers import ServersManager
-from services.api.servicers import (
-    AggregatesServicer,
-    FlavorsServicer,
-    HostsServicer,
-    ImagesServicer,
-    ImageStoreServicer,
-    KeypairsServicer,
-    PlacementServicer,
-    QuotasServicer,
-    ServerGroupsServicer,
-    ServersServicer,
-    ServicesServicer,
-)
+from services.api.quotas.handlers import QuotasServicer
+from services.api.quotas.quota import Quotas
+from services.api.quotas.sets import QuotaSetsManager
+from services.api.server_groups.handlers import ServerGroupsServicer
+from services.api.server_groups.manager import ServerGroupsManager
+from services.api.servers.handlers import ServersServicer
+from services.api.servers.manager import ServersManager
 from services.api.settings import ApiSettings
-from services.api.specs import SpecResolver
-from services.api.tasks import InstanceTasks
-from services.api.tokens import IssuedTokens
-from services.api.tokens_servicer import TokensServicer
 from services.core import context
 from services.core.channels import ChannelPool, ServiceDirectory
 from services.core.etcd import Store

@@ -36,7 +36,7 @@ class ApiSettings(CommonSettings):
     port: int = Field(default=8774, ge=0, le=65535)
     # Bearer tokens (see services/core/tokens.py); default <state_dir>/tokens.json.
     tokens_file: Path | None = None
-    # The operator's policy rules (services/api/policy.toml's shape), replacing the shipped ones per method.
+    # The operator's policy rules (services/api/identity/policy.toml's shape), replacing the shipped ones per method.
     policy_file: Path | None = None
     # The shortest lifetime CreateToken gives a token (the longest is 30 days).
     token_ttl_min_s: int = Field(default=60, ge=1, le=3600)
@@ -67,9 +67,9 @@ class ApiSettings(CommonSettings):
     # What `tiny` is seeded from: the built Linux guest (deploy/build-guest.sh) when the file
     # exists, else a 1 MiB boot sector that only prints a line.
     seed_image_file: Path | None = REPO_ROOT / "build/guest/tiny.qcow2"
-    # How often the claims audit (services/api/claim_audit.py) checks claims against the records.
+    # How often the claims audit (services/api/admin/claim_audit.py) checks claims against the records.
     claim_audit_interval_s: float = Field(default=60.0, gt=0)
-    # Per-project limits (services/api/quotas.py).
+    # Per-project limits (services/api/quotas/quota.py).
     quota: QuotaDefaults = QuotaDefaults()
 
     def tokens_path(self) -> Path:

@@ -5,8 +5,8 @@ The invariant: a server holds a claim on host H exactly when its record names H.
 the record's host change together, in ONE transaction, everywhere: the scheduler claims and sets
 ``server.host`` at once (``services/scheduler/claimer.py``); ``unplace`` takes a server off a
 host (a failed build); the delete removes the claim with the record (``release_ops`` in
-``services/api/quota_records.delete_instance``); a resize changes the claim with the record
-(``services/api/resizing.with_claim``). ``services/api/claim_audit.py`` checks it."""
+``services/api/quotas/counted.delete_instance``); a resize changes the claim with the record
+(``services/api/flows/resize_claims.with_claim``). ``services/api/admin/claim_audit.py`` checks it."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 With no TLS files given, ports and channels are plaintext, as before. A process's settings
 (``CommonSettings.internal_tls``/``server_tls``) say which files to use; ``stratus up --tls``
-makes them with ``services/core/certs.py``. Kept free of ``cryptography`` so the CLI starts fast.
+makes them with ``services/launcher/certs.py``. Kept free of ``cryptography`` so the CLI starts fast.
 """
 
 from __future__ import annotations

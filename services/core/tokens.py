@@ -1,5 +1,5 @@
 """Bearer tokens: their digests, the stack's bootstrap tokens kept in a JSON file in the state dir,
-and the shape of the tokens the api issues (``Tokens/CreateToken``, kept in etcd: services/api/tokens.py).
+and the shape of the tokens the api issues (``Tokens/CreateToken``, kept in etcd: services/api/identity/tokens.py).
 
 The file holds only sha256 digests of the tokens::
 

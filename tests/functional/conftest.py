@@ -34,7 +34,7 @@ def failing_compute(stack: Stack, tmp_path: Path) -> Iterator[str]:
     """A compute of its own name (no build failures counted against it yet, so the scheduler
     tries it first) joins the shared stack as the roomiest host, and fails every spawn."""
     host = f"failing-{uuid.uuid4().hex[:6]}"
-    cmd = [sys.executable, "-m", "services.core.cli.main", "compute", "--etcd", ",".join(stack.info["etcd"]),
+    cmd = [sys.executable, "-m", "services.cli.main", "compute", "--etcd", ",".join(stack.info["etcd"]),
            "--host", host, "--port", "0", "--state-dir", str(tmp_path), "--fake-fail-spawn",
            "--fake-host", "vcpus=64,ram_mb=262144,disk_gb=4000"]  # fmt: skip
     with (tmp_path / "failing.log").open("wb") as log:

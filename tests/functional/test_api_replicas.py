@@ -17,9 +17,9 @@ from pathlib import Path
 import grpc
 import pytest
 
-from services.api.flavors import SEED_FLAVORS
-from services.core.launcher.ports import free_port
-from services.core.launcher.stackfile import StackInfo, stack_path, write_stack
+from services.api.flavors.manager import SEED_FLAVORS
+from services.launcher.ports import free_port
+from services.launcher.stackfile import StackInfo, stack_path, write_stack
 from stratus.v1 import flavors_pb2, images_pb2, servers_pb2, services_pb2
 from tests.support.stack import ROOT, Stack, start_stack
 
@@ -98,7 +98,7 @@ def test_the_cli_uses_the_next_replica_when_the_first_is_down(replicated: Stack,
     info = replicated.reload()
     dead = f"127.0.0.1:{free_port()}"  # nothing listens there: as an api that is down
     write_stack(stack_path(tmp_path), StackInfo.from_json({**info, "api": dead, "apis": [dead, *replicated.apis]}))
-    cmd = [sys.executable, "-m", "services.core.cli.main", "flavor", "list", "-f", "json", "--state-dir", str(tmp_path)]
+    cmd = [sys.executable, "-m", "services.cli.main", "flavor", "list", "-f", "json", "--state-dir", str(tmp_path)]
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, timeout=120, check=False)
     assert out.returncode == 0, out.stderr.decode()
     assert "m1.tiny" in {f["name"] for f in json.loads(out.stdout)}

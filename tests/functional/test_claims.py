@@ -9,7 +9,7 @@ import asyncio
 import threading
 import uuid
 
-from services.api.claim_audit import AuditReport, ClaimAudit, Finding
+from services.api.admin.claim_audit import AuditResult, ClaimAudit, Finding
 from services.core import instances
 from services.core.etcd import Store
 from stratus.v1 import servers_pb2, services_pb2
@@ -20,11 +20,11 @@ UP = services_pb2.ServiceState.SERVICE_STATE_UP
 
 
 class AuditAlongside:
-    """Audits (no grace) in a thread of its own until stopped; every round's report."""
+    """Audits (no grace) in a thread of its own until stopped; every round's result."""
 
     def __init__(self, stack: Stack) -> None:
         self._urls = list(stack.info["etcd"])
-        self.reports: list[AuditReport] = []
+        self.results: list[AuditResult] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
 
@@ -34,7 +34,7 @@ class AuditAlongside:
         try:
             audit = ClaimAudit(store, grace_s=0)
             while True:
-                self.reports.append(await audit.run_once())
+                self.results.append(await audit.run_once())
                 if self._stop.is_set():
                     return
                 await asyncio.sleep(0.05)
@@ -92,8 +92,8 @@ def test_creates_deletes_and_failed_builds_leave_the_audit_nothing(stack: Stack,
             stack.servers.DeleteServer(servers_pb2.DeleteServerRequest(id=server_id), metadata=md)
         for server_id in ids:
             stack.wait_gone(server_id)
-    assert len(audit.reports) >= 2  # it ran during the work and once after all of it
-    assert [f for report in audit.reports for f in report.repaired] == []
+    assert len(audit.results) >= 2  # it ran during the work and once after all of it
+    assert [f for result in audit.results for f in result.repaired] == []
     assert asyncio.run(final_check(stack)) == []
     failing = next(h for h in list_hosts(stack) if h.host == failing_compute)
     assert failing.ram_mb_used == 0 and failing.running_servers == 0

@@ -13,7 +13,7 @@ from tests.support.stack import ROOT, Stack
 
 
 def stratus(stack: Stack, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
-    cmd = [sys.executable, "-m", "services.core.cli.main", *args, "--state-dir", str(stack.state_dir)]
+    cmd = [sys.executable, "-m", "services.cli.main", *args, "--state-dir", str(stack.state_dir)]
     return subprocess.run(cmd, cwd=ROOT, input=stdin, capture_output=True, timeout=120, check=False)
 
 

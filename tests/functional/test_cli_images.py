@@ -16,7 +16,7 @@ from tests.support.stack import ROOT, Stack
 
 
 def stratus(stack: Stack, token: str, *args: str) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "services.core.cli.main", *args, "--state-dir", str(stack.state_dir),
+    cmd = [sys.executable, "-m", "services.cli.main", *args, "--state-dir", str(stack.state_dir),
            "--token", token]  # fmt: skip
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, timeout=120, check=False, text=True)
 

@@ -19,7 +19,7 @@ from tests.support.stack import ROOT, Stack
 
 
 def stratus(stack: Stack | None, *args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "services.core.cli.main", *args]
+    cmd = [sys.executable, "-m", "services.cli.main", *args]
     if stack is not None:
         cmd += ["--state-dir", str(stack.state_dir)]
     if token is not None:

@@ -12,7 +12,7 @@ from tests.support.stack import ROOT, Stack
 
 
 def stratus(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "services.core.cli.main", *args, "--state-dir", str(stack.state_dir)]
+    cmd = [sys.executable, "-m", "services.cli.main", *args, "--state-dir", str(stack.state_dir)]
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
 
 

@@ -136,7 +136,7 @@ def test_a_second_process_with_a_live_host_name_is_refused(
     outage_stack: tuple[Stack, EtcdServer], tmp_path: Path
 ) -> None:
     stack, etcd = outage_stack
-    cmd = [sys.executable, "-m", "services.core.cli.main", "compute", "--etcd", etcd.client_url,
+    cmd = [sys.executable, "-m", "services.cli.main", "compute", "--etcd", etcd.client_url,
            "--host", "compute-1", "--port", "0", "--state-dir", str(tmp_path), "--lease-ttl", LEASE_TTL_S]  # fmt: skip
     done = subprocess.run(cmd, check=False, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1, done.stderr[-2000:]

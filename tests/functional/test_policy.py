@@ -21,7 +21,7 @@ from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
-from services.api.policy import Policy
+from services.api.identity.policy import Policy
 from stratus.v1 import servergroups_pb2, servers_pb2, tokens_pb2, tokens_pb2_grpc
 from tests.support.stack import Stack
 

@@ -160,7 +160,7 @@ def test_quotas_are_read_by_their_project_and_set_by_admins(roomy: Stack) -> Non
 
 def test_the_cli_shows_and_sets_quotas(roomy: Stack) -> None:
     def stratus(*args: str) -> subprocess.CompletedProcess[str]:
-        cmd = [sys.executable, "-m", "services.core.cli.main", "quota", *args, "--state-dir", str(roomy.state_dir)]
+        cmd = [sys.executable, "-m", "services.cli.main", "quota", *args, "--state-dir", str(roomy.state_dir)]
         return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
 
     out = stratus("set", "demo", "--keypairs", "7", "--server-groups", "-1", "-f", "json")

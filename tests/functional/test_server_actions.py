@@ -12,7 +12,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from services.api.action_log import RETENTION_S
+from services.api.flows.action_log import RETENTION_S
 from stratus.v1 import servers_pb2 as pb
 from tests.functional.test_cli_actions import stratus
 from tests.functional.test_policy import create_token

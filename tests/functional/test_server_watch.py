@@ -138,7 +138,7 @@ def test_a_revision_not_reached_or_negative_is_invalid(stack: Stack) -> None:
 
 def test_cli_list_watch_follows_from_the_listing(stack: Stack) -> None:
     sid = create(stack, f"cli-watch-{uuid.uuid4().hex[:6]}")
-    cmd = [sys.executable, "-m", "services.core.cli.main", "server", "list", "--watch", "-f", "value",
+    cmd = [sys.executable, "-m", "services.cli.main", "server", "list", "--watch", "-f", "value",
            "--token", stack.info["demo_token"], "--state-dir", str(stack.state_dir)]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

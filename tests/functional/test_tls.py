@@ -84,14 +84,14 @@ def test_plaintext_to_the_tls_api_fails(tls_stack: Stack) -> None:
 
 
 def test_the_cli_finds_the_ca_in_stack_json(tls_stack: Stack) -> None:
-    cmd = [sys.executable, "-m", "services.core.cli.main", "flavor", "list", "--state-dir", str(tls_stack.state_dir)]
+    cmd = [sys.executable, "-m", "services.cli.main", "flavor", "list", "--state-dir", str(tls_stack.state_dir)]
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
     assert out.returncode == 0, out.stderr
     assert "m1.tiny" in out.stdout
 
 
 def test_the_cli_takes_the_ca_as_an_option_without_a_stack_json(tls_stack: Stack, tmp_path: Path) -> None:
-    base = [sys.executable, "-m", "services.core.cli.main"]
+    base = [sys.executable, "-m", "services.cli.main"]
     args = ["flavor", "list", "--api", tls_stack.api, "--token", tls_stack.info["token"], "--state-dir", str(tmp_path)]
     env = {k: v for k, v in os.environ.items() if k != "STRATUS_CA_CERT"}
     out = subprocess.run([*base, "--ca-cert", str(ca_of(tls_stack)), *args], cwd=ROOT, env=env,

@@ -99,7 +99,7 @@ def test_only_admins_manage_tokens_and_inputs_are_bounded(stack: Stack) -> None:
 
 
 def stratus(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "services.core.cli.main", *args, "--state-dir", str(stack.state_dir)]
+    cmd = [sys.executable, "-m", "services.cli.main", *args, "--state-dir", str(stack.state_dir)]
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
 
 
@@ -130,7 +130,7 @@ def test_the_token_cli(stack: Stack) -> None:
 def test_a_bad_policy_file_keeps_the_api_from_starting(stack: Stack, tmp_path: Path) -> None:
     policy = tmp_path / "policy.toml"
     policy.write_text('[methods."stratus.v1.Servers"]\nGetServer = "superuser"\nGetSever = "reader"\n')
-    cmd = [sys.executable, "-m", "services.core.cli.main", "api", "--etcd", ",".join(stack.info["etcd"]),
+    cmd = [sys.executable, "-m", "services.cli.main", "api", "--etcd", ",".join(stack.info["etcd"]),
            "--host", "policy-check", "--port", "0", "--state-dir", str(tmp_path), "--no-seed",
            "--set", f"policy_file={policy}", "--set", "prefix=/policy-check/"]  # fmt: skip
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)

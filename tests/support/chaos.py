@@ -43,7 +43,7 @@ DOMAINS_DIR = "fake-domains"
 # ---- the stack -------------------------------------------------------------------------------
 def launcher_supports(flag: str) -> bool:
     """Whether ``stratus up`` takes ``flag`` (e.g. ``--apis``) in this checkout."""
-    out = subprocess.run([sys.executable, "-m", "services.core.cli.main", "up", "--help"], cwd=ROOT,
+    out = subprocess.run([sys.executable, "-m", "services.cli.main", "up", "--help"], cwd=ROOT,
                          capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}, check=False)  # fmt: skip
     return flag in out.stdout
 

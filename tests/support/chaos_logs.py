@@ -13,7 +13,7 @@ REPAIRS = {
     # the compute's sweep removed a domain no record places on its host (a second copy, or a delete
     # that was done while the host was down)
     "orphan_domain_removed": re.compile(r"removing the orphaned domain of (\S+) from"),
-    # the api's claims audit (services/api/claim_audit.py) found a claim and a record out of step
+    # the api's claims audit (services/api/admin/claim_audit.py) found a claim and a record out of step
     "audit_released_claim": re.compile(r"claim audit: released the orphan claim of server (\S+)"),
     "audit_readded_claim": re.compile(r"claim audit: re-added the missing claim of server (\S+)"),
     # a delete while the server's compute was down: the record goes, the host cleans up later

@@ -3,8 +3,8 @@ record's next flow once, with no ownership, no lease and no takeover."""
 
 from __future__ import annotations
 
-from services.api.flow_owners import Plans
-from services.api.tasks import InstanceTasks
+from services.api.flows.owners import Plans
+from services.api.flows.tasks import InstanceTasks
 from services.core import instances
 from services.core.etcd import Store
 

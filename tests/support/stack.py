@@ -178,7 +178,7 @@ class Stack:
 
 def start_stack(state_dir: Path, *args: str, env: dict[str, str] | None = None) -> Stack:
     state_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "services.core.cli.main", "up", "--state-dir", str(state_dir), "--api-port", "0"]
+    cmd = [sys.executable, "-m", "services.cli.main", "up", "--state-dir", str(state_dir), "--api-port", "0"]
     log = (state_dir / "launcher.log").open("wb")
     proc = subprocess.Popen(
         [*cmd, *args], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**ROOMY_QUOTAS, **os.environ, **(env or {})}

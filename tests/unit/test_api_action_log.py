@@ -1,4 +1,4 @@
-"""The action log (services/api/action_log.py): records written with the state change, bounded
+"""The action log (services/api/flows/action_log.py): records written with the state change, bounded
 steps, how actions end, retention after delete, paging; and through the Servers manager with the
 flows against a real etcd (the fixture of test_api_flows_store)."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.api import action_log
+from services.api.flows import action_log
 from services.api.flows.power import COMPUTE_CALLS
 from services.core import context, instances, keys
 from services.core.context import RequestContext
@@ -138,9 +138,9 @@ async def test_settle_ends_what_a_stopped_api_left_running_but_not_what_it_resum
     with context.bound(ALICE):
         await action_log.update(store, sid, start_stop, "stop")
     record, _ = await instances.get(store, sid)
-    assert await action_log.settle(store, record, ["stop"]) == 0
+    assert await action_log.end_orphaned(store, record, ["stop"]) == 0
     record.server.task_state = T.TASK_STATE_UNSPECIFIED  # the compute finished; the api died before concluding
-    assert await action_log.settle(store, record, []) == 1
+    assert await action_log.end_orphaned(store, record, []) == 1
     assert (action_log.listed(await action_log.read(store, sid)))[0].result == R.SERVER_ACTION_RESULT_SUCCESS
 
 

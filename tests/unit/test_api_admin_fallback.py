@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from services.api.admin import AdminManager
+from services.api.admin.hosts import AdminManager
 from services.core import keys
 from services.core.errors import Unavailable
 from services.core.etcd import Store

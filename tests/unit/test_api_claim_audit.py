@@ -10,7 +10,7 @@ from collections import Counter
 
 import pytest
 
-from services.api.claim_audit import MISSING, ORPHAN, ClaimAudit
+from services.api.admin.claim_audit import MISSING, ORPHAN, ClaimAudit
 from services.core import claims, instances, keys
 from services.core.etcd import Store
 from stratus.state.v1 import state_pb2
@@ -58,9 +58,9 @@ async def test_orphans_and_a_missing_claim_are_repaired_counted_and_logged(
     await plant(store)
     audit = ClaimAudit(store, grace_s=0)
     assert len(await audit.check()) == 3 and sum(audit.repairs.values()) == 0  # check repairs nothing
-    with caplog.at_level(logging.WARNING, logger="services.api.claim_audit"):
-        report = await audit.run_once()
-    assert sorted((f.kind, f.instance_id, f.host) for f in report.repaired) == [
+    with caplog.at_level(logging.WARNING, logger="services.api.admin.claim_audit"):
+        result = await audit.run_once()
+    assert sorted((f.kind, f.instance_id, f.host) for f in result.repaired) == [
         (MISSING, "bare", "h1"), (ORPHAN, "ghost", "h1"), (ORPHAN, "moved", "h1"),
     ]  # fmt: skip
     assert audit.repairs == Counter({ORPHAN: 2, MISSING: 1})
@@ -101,8 +101,8 @@ async def test_a_claim_during_a_resize_holds_both_sizes(store: Store) -> None:
 async def test_the_grace_leaves_what_changed_just_now(store: Store) -> None:
     await plant(store)
     audit = ClaimAudit(store, grace_s=60)
-    report = await audit.run_once()
-    assert report.repaired == [] and sum(audit.repairs.values()) == 0
+    result = await audit.run_once()
+    assert result.repaired == [] and sum(audit.repairs.values()) == 0
     assert sorted(await claimed(store, "h1")) == ["ghost", "moved", "ok"]
 
 

@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from services.api.flow_owners import Flow, FlowOwners
-from services.api.record_events import RecordEvents
-from services.api.tasks import InstanceTasks
+from services.api.flows.owners import Flow, FlowOwners
+from services.api.flows.record_events import RecordEvents
+from services.api.flows.tasks import InstanceTasks
 from services.core import instances, keys
 from services.core.etcd import Store
 from stratus.state.v1 import state_pb2

@@ -10,18 +10,19 @@ from typing import Any, cast
 
 import pytest
 
-from services.api import actions, snapshots
-from services.api.flavors import FlavorsManager
-from services.api.flow_owners import FlowOwners
-from services.api.flows import Limits, Orchestrator
-from services.api.image_files import ImageFiles
-from services.api.image_store import ImageStoreManager
-from services.api.images import ImagesManager
+from services.api.flavors.manager import FlavorsManager
+from services.api.flows import actions, snapshot_start
+from services.api.flows.base import Limits
+from services.api.flows.orchestrator import Orchestrator
+from services.api.flows.owners import FlowOwners
+from services.api.flows.request_spec import SpecResolver, resources_of
+from services.api.flows.tasks import InstanceTasks
+from services.api.images.files import ImageFiles
+from services.api.images.manager import ImagesManager
+from services.api.images.store import ImageStoreManager
 from services.api.peers import Peers
-from services.api.server_groups import ServerGroupsManager
-from services.api.servers import ServersManager
-from services.api.specs import SpecResolver, resources_of
-from services.api.tasks import InstanceTasks
+from services.api.server_groups.manager import ServerGroupsManager
+from services.api.servers.manager import ServersManager
 from services.core import claims, context, instances, keys
 from services.core.context import RequestContext
 from services.core.errors import FailedPrecondition, Internal, InvalidArgument, NotFound, ResourceExhausted
@@ -337,8 +338,8 @@ async def test_snapshot_refusals(api: Api) -> None:
 async def test_a_snapshot_is_resumed_into_its_saving_image(api: Api) -> None:
     sid = await active_server(api)
     server = await api.servers.get(sid)
-    image = snapshots.snapshot_image("again", server, None, "alice")
-    await snapshots.begin_snapshot(api.store, sid, image)  # what an api wrote before it died
+    image = snapshot_start.snapshot_image("again", server, None, "alice")
+    await snapshot_start.begin_snapshot(api.store, sid, image)  # what an api wrote before it died
     assert await api.owners.scan() == 1
     done = await settled(api, sid)
     assert done.task_state == T.TASK_STATE_UNSPECIFIED

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from services.api import aggregates as agg
+from services.api.admin import aggregates as agg
+from services.api.admin.placement import validate_explain
 from services.api.flows.base import set_fault
 from services.api.flows.build import build_failure
-from services.api.placement import validate_explain
-from services.api.server_groups import validate as validate_group
-from services.api.servers import validate_create
-from services.api.specs import request_spec
+from services.api.flows.request_spec import request_spec
+from services.api.server_groups.manager import validate as validate_group
+from services.api.servers.manager import validate_create
 from services.api.validation import Violations
+from services.api.zones import host_zones
 from services.core.errors import FailedPrecondition, InvalidArgument, ResourceExhausted, StratusError
 from stratus.state.v1 import state_pb2
 from stratus.v1 import aggregates_pb2, flavors_pb2, images_pb2, placement_pb2, servergroups_pb2, servers_pb2
@@ -129,7 +130,7 @@ def aggregate(agg_id: str, zone: str, *hosts: str) -> aggregates_pb2.Aggregate:
 
 
 def test_host_zones_take_the_first_aggregate_by_id_with_a_zone() -> None:
-    zones = agg.host_zones([aggregate("b", "az2", "h1", "h2"), aggregate("a", "", "h1"), aggregate("c", "az3", "h1")])
+    zones = host_zones([aggregate("b", "az2", "h1", "h2"), aggregate("a", "", "h1"), aggregate("c", "az3", "h1")])
     assert zones == {"h1": "az2", "h2": "az2"}
 
 

@@ -10,16 +10,17 @@ from typing import Any, cast
 
 import pytest
 
-from services.api.aggregates import AggregatesManager
-from services.api.flavors import FlavorsManager
-from services.api.flows import Limits, Orchestrator
-from services.api.image_files import ImageFiles
-from services.api.images import ImagesManager
+from services.api.admin.aggregates import AggregatesManager
+from services.api.flavors.manager import FlavorsManager
+from services.api.flows.base import Limits
+from services.api.flows.orchestrator import Orchestrator
+from services.api.flows.request_spec import SpecResolver
+from services.api.flows.tasks import InstanceTasks
+from services.api.images.files import ImageFiles
+from services.api.images.manager import ImagesManager
 from services.api.peers import Peers
-from services.api.server_groups import ServerGroupsManager, read
-from services.api.servers import ServersManager
-from services.api.specs import SpecResolver
-from services.api.tasks import InstanceTasks
+from services.api.server_groups.manager import ServerGroupsManager, read
+from services.api.servers.manager import ServersManager
 from services.core import context, instances, keys
 from services.core.context import RequestContext
 from services.core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied

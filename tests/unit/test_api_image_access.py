@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.api.image_access import Viewer, by_name, can_read, check_owner, check_visibility
-from services.api.image_upload import describe_size
+from services.api.images.access import Viewer, by_name, can_read, check_owner, check_visibility
+from services.api.images.upload import describe_size
 from services.core.errors import InvalidArgument, NotFound, PermissionDenied
 from stratus.v1 import images_pb2
 

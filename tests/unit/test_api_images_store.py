@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from services.api import image_members
-from services.api.image_files import ImageFiles
-from services.api.images import ImagesManager
+from services.api.images import members as image_members
+from services.api.images.files import ImageFiles
+from services.api.images.manager import ImagesManager
 from services.core import context, keys
 from services.core.context import RequestContext
 from services.core.errors import Aborted, NotFound, ResourceExhausted

@@ -7,9 +7,9 @@ from contextlib import contextmanager
 
 import pytest
 
-from services.api import keypairs
-from services.api.keypairs import KeypairsManager, instance_key
-from services.api.quotas import Quotas
+from services.api.identity import keypairs
+from services.api.identity.keypairs import KeypairsManager, instance_key
+from services.api.quotas.quota import Quotas
 from services.api.settings import QuotaDefaults
 from services.api.validation import NAME_MAX, Violations
 from services.core import context, keys

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from google.protobuf import descriptor_pool
 
-from services.api.auth import BearerAuthenticator
+from services.api.identity.auth import BearerAuthenticator
+from services.api.identity.policy import DEFAULT_FILE, Policy, PolicyError, Rule, granted, parse_rule, read_rules
 from services.api.main import build
-from services.api.policy import DEFAULT_FILE, Policy, PolicyError, Rule, granted, parse_rule, read_rules
 from services.api.settings import ApiSettings
 from services.core import context
 from services.core.context import RequestContext

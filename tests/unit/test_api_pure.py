@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from services.api import paging, server_filter
-from services.api.images import seed_source
-from services.api.servers import validate_create
+from services.api import paging
+from services.api.images.manager import seed_source
+from services.api.servers import list_filter
+from services.api.servers.manager import validate_create
 from services.api.settings import ApiSettings
 from services.core.boot_sector import MESSAGE, boot_sector, tiny_image
 from services.core.errors import InvalidArgument
@@ -45,13 +46,13 @@ def test_create_validation_names_every_bad_field() -> None:
 )
 def test_filter(expr: str, matches: bool) -> None:
     server = pb.Server(name="web", host="h1", status=pb.ServerStatus.SERVER_STATUS_ACTIVE)
-    assert server_filter.parse(expr)(server) is matches
+    assert list_filter.parse(expr)(server) is matches
 
 
 @pytest.mark.parametrize("expr", ["colour=red", "name", "name=a OR name=b"])
 def test_bad_filter_names_the_filter_field(expr: str) -> None:
     with pytest.raises(InvalidArgument) as info:
-        server_filter.parse(expr)
+        list_filter.parse(expr)
     assert info.value.violations[0][0] == "filter"
 
 

@@ -13,18 +13,18 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
 
-from services.api import quota_records, quotas
-from services.api.flavors import FlavorsManager
-from services.api.flows import Orchestrator
+from services.api.flavors.manager import FlavorsManager
 from services.api.flows.base import Limits
-from services.api.image_files import ImageFiles
-from services.api.images import ImagesManager, one_chunk
-from services.api.quota_sets import QuotaSetsManager
-from services.api.quotas import Quotas
-from services.api.server_groups import ServerGroupsManager
-from services.api.servers import ServersManager
-from services.api.specs import SpecResolver
-from services.api.tasks import InstanceTasks
+from services.api.flows.orchestrator import Orchestrator
+from services.api.flows.request_spec import SpecResolver
+from services.api.flows.tasks import InstanceTasks
+from services.api.images.files import ImageFiles
+from services.api.images.manager import ImagesManager, one_chunk
+from services.api.quotas import counted, quota
+from services.api.quotas.quota import Quotas
+from services.api.quotas.sets import QuotaSetsManager
+from services.api.server_groups.manager import ServerGroupsManager
+from services.api.servers.manager import ServersManager
 from services.core import context, keys
 from services.core.context import RequestContext
 from services.core.errors import InvalidArgument, PermissionDenied, QuotaExceeded, code_of, to_status
@@ -36,7 +36,7 @@ from tests.support.local_flows import LocalFlows
 ALICE = RequestContext("alice", "alice", frozenset({"member"}))
 BOB = RequestContext("bob", "bob", frozenset({"member"}))
 ADMIN = RequestContext("admin", "admin", frozenset({"admin"}))
-DEFAULTS = {**{r: 10 for r in quotas.RESOURCES}, "ram_mb": 10_000}
+DEFAULTS = {**{r: 10 for r in quota.RESOURCES}, "ram_mb": 10_000}
 Q = quotas_pb2.QuotaSet
 
 
@@ -44,37 +44,37 @@ Q = quotas_pb2.QuotaSet
 def test_over_checks_growth_only_and_knows_unlimited() -> None:
     limits = Q(instances=2, cores=-1, ram_mb=100)
     usage = Q(instances=2, cores=1000, ram_mb=50)
-    assert quotas.over(limits, usage, {"instances": 1, "cores": 64, "ram_mb": 50}) == [("instances", 2, 2, 1)]
-    assert quotas.over(limits, usage, {"ram_mb": 51}) == [("ram_mb", 100, 50, 51)]
-    assert quotas.over(limits, Q(instances=5), {"instances": -1}) == []  # above a lowered limit: a release fits
+    assert quota.over(limits, usage, {"instances": 1, "cores": 64, "ram_mb": 50}) == [("instances", 2, 2, 1)]
+    assert quota.over(limits, usage, {"ram_mb": 51}) == [("ram_mb", 100, 50, 51)]
+    assert quota.over(limits, Q(instances=5), {"instances": -1}) == []  # above a lowered limit: a release fits
 
 
 def test_limits_are_the_defaults_with_the_overrides() -> None:
-    limits = quotas.limits_of(DEFAULTS, Q(cores=-1, instances=0))
+    limits = quota.limits_of(DEFAULTS, Q(cores=-1, instances=0))
     assert (limits.instances, limits.cores, limits.ram_mb, limits.keypairs) == (0, -1, 10_000, 10)
-    assert all(limits.HasField(r) for r in quotas.RESOURCES)  # type: ignore[arg-type]
+    assert all(limits.HasField(r) for r in quota.RESOURCES)  # type: ignore[arg-type]
 
 
 def test_applied_never_goes_below_zero() -> None:
-    usage = quotas.applied(Q(instances=1, cores=2), {"instances": -1, "cores": -4, "ram_mb": 3})
+    usage = quota.applied(Q(instances=1, cores=2), {"instances": -1, "cores": -4, "ram_mb": 3})
     assert (usage.instances, usage.cores, usage.ram_mb, usage.images) == (0, 0, 3, 0)
 
 
 def test_deltas_name_project_wide_resources_only() -> None:
-    assert quotas.check_delta({"instances": 1, "cores": 0}) == {"instances": 1}
+    assert quota.check_delta({"instances": 1, "cores": 0}) == {"instances": 1}
     for bad in ({"disks": 1}, {"server_group_members": 1}):
         with pytest.raises(ValueError):
-            quotas.check_delta(bad)
-    assert quotas.difference({"cores": 2, "ram_mb": 64}, {"cores": 4, "ram_mb": 64}) == {"cores": -2}
+            quota.check_delta(bad)
+    assert quota.difference({"cores": 2, "ram_mb": 64}, {"cores": 4, "ram_mb": 64}) == {"cores": -2}
 
 
 def test_a_resizing_server_holds_the_larger_size_of_each() -> None:
     record = state_pb2.InstanceRecord(
         server=servers_pb2.Server(resources=servers_pb2.ServerResources(vcpus=4, ram_mb=512))
     )
-    assert quotas.instance_charge(record) == {"instances": 1, "cores": 4, "ram_mb": 512}
+    assert quota.instance_charge(record) == {"instances": 1, "cores": 4, "ram_mb": 512}
     record.resize.old_resources.CopyFrom(servers_pb2.ServerResources(vcpus=2, ram_mb=2048))
-    assert quotas.instance_charge(record) == {"instances": 1, "cores": 4, "ram_mb": 2048}
+    assert quota.instance_charge(record) == {"instances": 1, "cores": 4, "ram_mb": 2048}
 
 
 def test_quota_exceeded_carries_a_quota_failure_naming_the_resource() -> None:
@@ -242,7 +242,7 @@ async def test_server_groups_count_and_their_members_are_bounded(api: Api) -> No
     assert (reply.usage.server_groups, reply.usage.server_group_members, reply.usage.instances) == (2, 2, 2)
     assert reply.usage.cores == 2 and reply.usage.ram_mb == 256
     for server_id in created:
-        await quota_records.delete_instance(api.store, server_id)
+        await counted.delete_instance(api.store, server_id)
     await api.groups.delete(made[1].id)
     reply = await api.quota_sets.get("")
     assert (reply.usage.server_groups, reply.usage.instances, reply.usage.cores, reply.usage.ram_mb) == (1, 0, 0, 0)

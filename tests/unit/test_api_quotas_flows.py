@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.api import quota_records, quotas
-from services.api.quotas import Quotas
+from services.api.quotas import counted, quota
+from services.api.quotas.quota import Quotas
 from services.core import instances, keys
 from services.core.errors import QuotaExceeded
 from stratus.v1 import quotas_pb2
@@ -19,7 +19,7 @@ async def charged_server(api: Api) -> str:
     """An ACTIVE m1.tiny server (1 vCPU, 128 MiB) of alice, charged as a create charges it."""
     sid = await active_server(api)
     record, _ = await instances.get(api.store, sid)
-    assert await Quotas(api.store).commit("alice", quotas.instance_charge(record), [], [])
+    assert await Quotas(api.store).commit("alice", quota.instance_charge(record), [], [])
     return sid
 
 
@@ -41,7 +41,7 @@ async def test_a_resize_charges_the_larger_size_until_confirmed(api: Api) -> Non
     await api.servers.action(sid, "confirm-resize")
     await settled(api, sid)
     assert await used(api) == (1, 2, 2048)
-    await quota_records.delete_instance(api.store, sid)
+    await counted.delete_instance(api.store, sid)
     assert await used(api) == (0, 0, 0)
 
 

@@ -7,9 +7,9 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from services.api.flavors import SEED_FLAVORS, FlavorsManager
-from services.api.image_files import ImageFiles
-from services.api.images import ImagesManager
+from services.api.flavors.manager import SEED_FLAVORS, FlavorsManager
+from services.api.images.files import ImageFiles
+from services.api.images.manager import ImagesManager
 from services.api.seeding import seed_claim
 from services.core import context, keys
 from services.core.context import RequestContext

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.api import resizing
+from services.api.flows import resize_claims
 from services.core import claims
 from services.core.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
 from stratus.state.v1 import state_pb2
@@ -58,7 +58,7 @@ def test_shortfall_never_blames_a_resource_the_claim_does_not_grow() -> None:
 
 def test_start_resize_keeps_the_old_size_and_holds_the_max_of_both() -> None:
     record, usage = setup()
-    resizing.start_resize(record, usage, caps(), WIDE)
+    resize_claims.start_resize(record, usage, caps(), WIDE)
     server = record.server
     assert (server.flavor_id, server.resources, server.task_state) == ("wide", res(4, 64, 1), T.TASK_STATE_RESIZE_PREP)
     assert record.resize == state_pb2.ResizeRecord(old_flavor_id="tiny", old_resources=SMALL)
@@ -71,7 +71,7 @@ def test_the_same_flavor_is_refused_naming_flavor_id() -> None:
     record, usage = setup()
     same = flavors_pb2.Flavor(id="tiny", name="m1.tiny", vcpus=1, ram_mb=128, disk_gb=1)
     with pytest.raises(InvalidArgument) as info:
-        resizing.start_resize(record, usage, caps(), same)
+        resize_claims.start_resize(record, usage, caps(), same)
     assert [f for f, _ in info.value.violations] == ["flavor_id"]
 
 
@@ -79,30 +79,30 @@ def test_a_smaller_disk_is_refused_naming_flavor_id() -> None:
     record, usage = setup()
     record.server.resources.disk_gb = 40
     with pytest.raises(InvalidArgument) as info:
-        resizing.start_resize(record, usage, caps(), BIG)
+        resize_claims.start_resize(record, usage, caps(), BIG)
     assert [f for f, _ in info.value.violations] == ["flavor_id"] and "20 GB" in info.value.message
 
 
 def test_no_room_for_both_sizes_is_resource_exhausted() -> None:
     record, usage = setup()
     with pytest.raises(ResourceExhausted) as info:
-        resizing.start_resize(record, usage, caps(ram_mb=2048), BIG)
+        resize_claims.start_resize(record, usage, caps(ram_mb=2048), BIG)
     assert info.value.metadata["resources"] == "ram_mb"
 
 
 def test_resize_needs_active_and_no_resize_being_settled() -> None:
     record, usage = setup(V.VM_STATE_STOPPED)
     with pytest.raises(FailedPrecondition):
-        resizing.start_resize(record, usage, caps(), BIG)
+        resize_claims.start_resize(record, usage, caps(), BIG)
     record, usage = setup()
     record.resize.old_flavor_id = "older"
     with pytest.raises(FailedPrecondition, match="settled"):
-        resizing.start_resize(record, usage, caps(), BIG)
+        resize_claims.start_resize(record, usage, caps(), BIG)
 
 
 def resized() -> tuple[state_pb2.InstanceRecord, state_pb2.HostUsage]:
     record, usage = setup()
-    resizing.start_resize(record, usage, caps(), BIG)
+    resize_claims.start_resize(record, usage, caps(), BIG)
     record.server.vm_state = V.VM_STATE_RESIZED  # what the compute writes
     record.server.task_state = T.TASK_STATE_UNSPECIFIED
     return record, usage
@@ -110,12 +110,12 @@ def resized() -> tuple[state_pb2.InstanceRecord, state_pb2.HostUsage]:
 
 def test_confirm_then_settle_leaves_the_new_size_in_the_claim() -> None:
     record, usage = resized()
-    resizing.start_confirm(record)
+    resize_claims.start_confirm(record)
     assert record.server.task_state == T.TASK_STATE_RESIZE_CONFIRMING
-    assert resizing.settle(record, usage) is False  # not before the compute confirmed
+    assert resize_claims.settle_claim(record, usage) is False  # not before the compute confirmed
     record.server.vm_state, record.server.task_state = V.VM_STATE_ACTIVE, T.TASK_STATE_UNSPECIFIED
-    assert resizing.needs_settling(record)
-    resizing.settle(record, usage)
+    assert resize_claims.needs_settling(record)
+    resize_claims.settle_claim(record, usage)
     assert not record.HasField("resize") and record.server.flavor_id == "big"
     assert claims.totals(state_pb2.HostUsage(claims={"s1": usage.claims["s1"]})).ram_mb == 2048
     assert usage.claims["s1"].flavor_id == "big"
@@ -123,37 +123,37 @@ def test_confirm_then_settle_leaves_the_new_size_in_the_claim() -> None:
 
 def test_revert_puts_the_old_size_back_at_once_and_settle_gives_the_claim_back() -> None:
     record, usage = resized()
-    resizing.start_revert(record)
+    resize_claims.start_revert(record)
     assert (record.server.flavor_id, record.server.resources) == ("tiny", SMALL)
     assert record.resize.old_flavor_id == "big"  # what a failed revert goes back to
     record.server.vm_state, record.server.task_state = V.VM_STATE_ACTIVE, T.TASK_STATE_UNSPECIFIED
-    resizing.settle(record, usage)
+    resize_claims.settle_claim(record, usage)
     assert not record.HasField("resize")
     assert usage.claims["s1"] == claim("s1", SMALL, "tiny")
 
 
 def test_confirm_or_revert_without_a_resize_is_refused() -> None:
     record, _ = setup(V.VM_STATE_RESIZED)
-    for start in (resizing.start_confirm, resizing.start_revert):
+    for start in (resize_claims.start_confirm, resize_claims.start_revert):
         with pytest.raises(FailedPrecondition):
             start(record)
 
 
 def test_undo_after_a_failed_resize_restores_the_old_size_and_claim() -> None:
     record, usage = setup()
-    resizing.start_resize(record, usage, caps(), BIG)
-    resizing.undo(record, usage)
+    resize_claims.start_resize(record, usage, caps(), BIG)
+    resize_claims.undo(record, usage)
     assert (record.server.flavor_id, record.server.resources) == ("tiny", SMALL)
     assert not record.HasField("resize") and usage.claims["s1"] == claim("s1", SMALL, "tiny")
 
 
 def test_undo_leaves_a_server_the_compute_did_resize() -> None:
     record, usage = resized()
-    assert resizing.undo(record, usage) is False and record.server.flavor_id == "big"
+    assert resize_claims.undo(record, usage) is False and record.server.flavor_id == "big"
 
 
 def test_a_resize_in_progress_is_never_settled() -> None:
     record, usage = setup()
-    resizing.start_resize(record, usage, caps(), BIG)
-    assert not resizing.needs_settling(record)
-    assert resizing.settle(record, usage) is False
+    resize_claims.start_resize(record, usage, caps(), BIG)
+    assert not resize_claims.needs_settling(record)
+    assert resize_claims.settle_claim(record, usage) is False

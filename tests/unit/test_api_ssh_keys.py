@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from services.api.ssh_keys import BadKey, parse
+from services.api.identity.ssh_keys import BadKey, parse
 from services.api.validation import PUBLIC_KEY_MAX
 from tests.support import ssh_keys as keys
 

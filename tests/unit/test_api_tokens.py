@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 from google.protobuf import duration_pb2
 
-from services.api.tokens import TTL_DEFAULT_S, IssuedTokens
+from services.api.identity.tokens import TTL_DEFAULT_S, IssuedTokens
 from services.core import context, keys
 from services.core.context import RequestContext
 from services.core.errors import FailedPrecondition, InvalidArgument, NotFound, Unauthenticated

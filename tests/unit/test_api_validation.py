@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from services.api.image_upload import check_checksum, check_magic, sniffed
-from services.api.servers import body_digest
+from services.api.images.upload import check_checksum, check_magic, sniffed
+from services.api.servers.manager import body_digest
 from services.api.validation import Violations, check_request, unreadable
 from services.core.errors import AlreadyExists, InvalidArgument, NotFound, shorten, to_status
 from stratus.v1 import flavors_pb2, images_pb2, servergroups_pb2, servers_pb2, services_pb2

@@ -1,12 +1,12 @@
 """A claim and the record's host change in one transaction: taking a server off a host after a
 failed build (``claims.unplace``) and removing a deleted server's record
-(``quota_records.delete_instance``), against a real etcd."""
+(``counted.delete_instance``), against a real etcd."""
 
 from __future__ import annotations
 
 import pytest
 
-from services.api import quota_records
+from services.api.quotas import counted
 from services.core import claims, instances, keys
 from services.core.errors import NotFound
 from services.core.etcd import Store
@@ -74,7 +74,7 @@ async def test_unplace_releases_a_claim_no_record_names(store: Store) -> None:
 async def test_a_deleted_server_takes_its_claim_with_its_record(store: Store) -> None:
     await placed(store, "i-1", "h1")
     await placed(store, "i-2", "h1")
-    await quota_records.delete_instance(store, "i-1")
+    await counted.delete_instance(store, "i-1")
     with pytest.raises(NotFound):
         await instances.get(store, "i-1")
     assert await claimed(store, "h1") == ["i-2"]
@@ -83,5 +83,5 @@ async def test_a_deleted_server_takes_its_claim_with_its_record(store: Store) ->
 async def test_a_server_deleted_before_placement_has_no_claim_to_release(store: Store) -> None:
     server = servers_pb2.Server(id="i-1", project_id="p-1", vm_state=servers_pb2.VmState.VM_STATE_BUILDING)
     await store.put(keys.instance("i-1"), state_pb2.InstanceRecord(server=server).SerializeToString())
-    await quota_records.delete_instance(store, "i-1")
+    await counted.delete_instance(store, "i-1")
     assert await store.get(keys.instance("i-1")) is None

@@ -6,8 +6,8 @@ import grpc
 import pytest
 import typer
 
-from services.core.cli import batch
-from services.core.cli.lookup import resolve_id
+from services.cli import batch
+from services.cli.lookup import resolve_id
 
 
 class NotFound(grpc.RpcError):  # type: ignore[misc]

@@ -11,10 +11,10 @@ import typer
 import yaml
 from typer.testing import CliRunner
 
-from services.core.cli import columns, output
-from services.core.cli.main import app
-from services.core.cli.output import Format
-from services.core.cli.servers import server_columns, server_rows
+from services.cli import columns, output
+from services.cli.main import app
+from services.cli.output import Format
+from services.cli.servers import server_columns, server_rows
 from stratus.v1 import servers_pb2
 
 ACTIVE = servers_pb2.SERVER_STATUS_ACTIVE

@@ -7,8 +7,8 @@ from typing import Any, cast
 
 import pytest
 
-from services.core.cli.client import Api
-from services.core.cli.lookup import Ambiguous, list_all, resolve_id
+from services.cli.client import Api
+from services.cli.lookup import Ambiguous, list_all, resolve_id
 from stratus.v1 import flavors_pb2
 
 

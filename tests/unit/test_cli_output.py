@@ -7,9 +7,9 @@ from typing import Any, cast
 
 import pytest
 
-from services.core.cli import output
-from services.core.cli.output import Format
-from services.core.cli.servers import COLUMNS, server_rows
+from services.cli import output
+from services.cli.output import Format
+from services.cli.servers import COLUMNS, server_rows
 from stratus.v1 import hosts_pb2, servers_pb2, services_pb2
 
 

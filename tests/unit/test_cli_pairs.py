@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import typer
 
-from services.core.cli.pairs import pairs_option, parse_pair, parse_pairs
+from services.cli.pairs import pairs_option, parse_pair, parse_pairs
 
 
 def test_a_pair_splits_on_the_first_equals_sign() -> None:

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from services.cli import process_run
+from services.cli.main import app
+from services.cli.process_run import load_or_exit, merge_flags
 from services.compute.settings import ComputeSettings
-from services.core.cli import process_run
-from services.core.cli.main import app
-from services.core.cli.process_run import load_or_exit, merge_flags
 
 runner = CliRunner()
 

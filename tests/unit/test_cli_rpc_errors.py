@@ -5,7 +5,7 @@ from __future__ import annotations
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
-from services.core.cli.rpc_errors import describe, field_violations
+from services.cli.rpc_errors import describe, field_violations
 
 
 def bad_request(*violations: tuple[str, str]) -> status_pb2.Status:

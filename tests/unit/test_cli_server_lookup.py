@@ -8,8 +8,8 @@ from typing import Any, cast
 import pytest
 import typer
 
-from services.core.cli.client import Api
-from services.core.cli.server_lookup import resolve_server
+from services.cli.client import Api
+from services.cli.server_lookup import resolve_server
 from stratus.v1 import servers_pb2
 
 

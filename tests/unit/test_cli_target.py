@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from services.core.cli.target import NoStack, Target, accepts, reachable, resolve_target, state_dir_of
+from services.cli.target import NoStack, Target, accepts, reachable, resolve_target, state_dir_of
 from services.core.config import DEFAULT_STATE_DIR
-from services.core.launcher.stackfile import StackInfo, stack_path, write_stack
+from services.launcher.stackfile import StackInfo, stack_path, write_stack
 
 
 def make_stack(state_dir: Path, api: str = "127.0.0.1:1111", token: str = "file-token") -> None:

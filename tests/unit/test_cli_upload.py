@@ -6,7 +6,7 @@ import hashlib
 import io
 from pathlib import Path
 
-from services.core.cli.upload import file_sha256, guess_disk_format, upload_requests
+from services.cli.upload import file_sha256, guess_disk_format, upload_requests
 from stratus.v1 import images_pb2
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from services.core.cli.main import app
+from services.cli.main import app
 
 runner = CliRunner()
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from services.core.certs import ensure_stack_tls
 from services.core.config import CommonSettings
 from services.core.etcd import EtcdTls, Store
+from services.launcher.certs import ensure_stack_tls
 from tests.support.etcd_server import EtcdServer, start_etcd
 
 

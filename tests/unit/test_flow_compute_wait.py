@@ -14,7 +14,7 @@ from services.api.flows import compute_wait
 from services.api.flows.base import Deps, Limits
 from services.api.flows.build import built_on
 from services.api.flows.compute_wait import Ended, on_compute
-from services.api.record_events import RecordEvents
+from services.api.flows.record_events import RecordEvents
 from services.core import instances, keys
 from services.core.errors import DeadlineExceeded, Internal, Unavailable
 from services.core.etcd import Store

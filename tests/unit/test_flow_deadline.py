@@ -8,8 +8,7 @@ from typing import Any, cast
 
 import pytest
 
-from services.api import action_log
-from services.api.flows import compute_wait
+from services.api.flows import action_log, compute_wait
 from services.api.flows.base import Deps, Limits, in_task, retrying, task_failed
 from services.api.flows.build import built_on
 from services.api.flows.compute_wait import on_compute

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.core.launcher.backoff import Backoff
+from services.launcher.backoff import Backoff
 
 
 def test_delays_double_up_to_the_cap() -> None:

@@ -6,9 +6,9 @@ import json
 import stat
 from pathlib import Path
 
-from services.core.launcher.credentials import ensure_service_token, ensure_tokens
-from services.core.launcher.stackfile import StackInfo
 from services.core.tokens import TokenFile, add_token
+from services.launcher.credentials import ensure_service_token, ensure_tokens
+from services.launcher.stackfile import StackInfo
 
 
 def previous(admin: str, demo: str) -> StackInfo:

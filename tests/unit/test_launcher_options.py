@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from services.core.cli.main import app
-from services.core.launcher.options import parse_etcd_urls, parse_fake_host
+from services.cli.main import app
+from services.launcher.options import parse_etcd_urls, parse_fake_host
 
 runner = CliRunner()
 

@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import cast
 
 from services.core.etcd import EtcdTls
-from services.core.launcher.etcd_proc import EtcdPorts, etcd_argv
-from services.core.launcher.options import StackOptions
-from services.core.launcher.plan import TlsPlan, api_ports, plan_services, service_argv, service_hosts
-from services.core.launcher.registry import not_serving, take_registrations
-from services.core.launcher.summary import summary_lines
-from services.core.launcher.supervised import Supervised, port_of
 from services.core.tls import TlsFiles
+from services.launcher.etcd_proc import EtcdPorts, etcd_argv
+from services.launcher.options import StackOptions
+from services.launcher.plan import TlsPlan, api_ports, plan_services, service_argv, service_hosts
+from services.launcher.registry import not_serving, take_registrations
+from services.launcher.summary import summary_lines
+from services.launcher.supervised import Supervised, port_of
 from stratus.state.v1 import state_pb2
 
 OPTS = StackOptions(state_dir=Path("/s"), computes=2, schedulers=2, fake_host="vcpus=2,ram_mb=512,disk_gb=5")
@@ -34,7 +34,7 @@ def test_hosts_are_numbered_in_start_order() -> None:
 
 def test_a_compute_gets_the_driver_size_etcd_and_its_port() -> None:
     argv = service_argv("compute", "compute-2", OPTS, ETCD, 0)
-    assert argv[:4] == [sys.executable, "-m", "services.core.cli.main", "compute"]
+    assert argv[:4] == [sys.executable, "-m", "services.cli.main", "compute"]
     flags = dict(zip(argv[4::2], argv[5::2], strict=True))
     assert flags == {
         "--host": "compute-2",
@@ -106,7 +106,7 @@ def test_etcd_runs_on_loopback_with_fast_elections() -> None:
 
 
 def test_the_summary_names_the_api_and_how_to_reach_a_non_default_stack() -> None:
-    from services.core.launcher.stackfile import StackInfo
+    from services.launcher.stackfile import StackInfo
 
     info = StackInfo("127.0.0.1:5555", list(ETCD), "t", "d", "/s")
     text = "\n".join(summary_lines(info, Path("/s/logs"), local_etcd=True))
@@ -139,7 +139,7 @@ def test_etcd_client_tls_reaches_every_process() -> None:
 
 
 def test_the_summary_names_the_ca_of_a_tls_stack() -> None:
-    from services.core.launcher.stackfile import StackInfo
+    from services.launcher.stackfile import StackInfo
 
     info = StackInfo("127.0.0.1:5555", list(ETCD), "t", "d", "/s", ca_cert="/s/tls/ca.pem")
     text = "\n".join(summary_lines(info, Path("/s/logs"), local_etcd=True))
@@ -170,7 +170,7 @@ def test_every_api_replica_serves_the_public_certificate() -> None:
 
 
 def test_the_summary_lists_every_api_replica() -> None:
-    from services.core.launcher.stackfile import StackInfo
+    from services.launcher.stackfile import StackInfo
 
     info = StackInfo("127.0.0.1:5555", list(ETCD), "t", "d", "/s", apis=["127.0.0.1:5555", "127.0.0.1:5556"])
     lines = summary_lines(info, Path("/s/logs"), local_etcd=True)

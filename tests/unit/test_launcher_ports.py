@@ -6,8 +6,8 @@ import json
 import socket
 from pathlib import Path
 
-from services.core.launcher.etcd_proc import EtcdPorts, choose_ports, load_ports
-from services.core.launcher.ports import free_ports, port_is_free
+from services.launcher.etcd_proc import EtcdPorts, choose_ports, load_ports
+from services.launcher.ports import free_ports, port_is_free
 
 
 def test_free_ports_are_distinct_and_free() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from services.core.launcher.stackfile import (
+from services.launcher.stackfile import (
     BadStackFile,
     ServiceEntry,
     StackInfo,

@@ -12,7 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from services.core.certs import (
+from services.launcher.certs import (
     API_CERT,
     CA_KEY,
     INTERNAL_CERT,

@@ -10,9 +10,9 @@ import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from services.core.certs import StackTls, ensure_stack_tls, make_ca, write_pair
 from services.core.config import CommonSettings
 from services.core.tls import ServerTls, TlsFiles, add_port, aio_channel, channel_credentials
+from services.launcher.certs import StackTls, ensure_stack_tls, make_ca, write_pair
 
 SANS = ["localhost", "127.0.0.1", "::1"]
 

@@ -11,11 +11,11 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
-from services.api import action_log
-from services.api.images import ImagesManager
+from services.api.flows import action_log
+from services.api.flows.record_events import RecordEvents
+from services.api.flows.request_spec import SpecResolver
+from services.api.images.manager import ImagesManager
 from services.api.peers import CALL_TIMEOUT_S, Peers
-from services.api.record_events import RecordEvents
-from services.api.specs import SpecResolver
 from services.core import instances
 from services.core.backoff import backoff
 from services.core.errors import NotFound, StratusError, Unavailable, code_of, is_transient, state_store_down

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from opentelemetry import trace
 
-from services.api import action_log
+from services.api.flows import action_log
 from services.api.flows.base import Deps, flow_deadline, past_action_deadline, pause, set_fault, waited_for
 from services.api.flows.compute_wait import Decide, Ended, on_compute, reported_error
 from services.api.peers import call

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from services.api import action_log
+from services.api.flows import action_log
 from services.api.flows.base import Deps, Limits
 from services.api.flows.compute_wait import Decide, Ended, on_compute, reported_error
 from services.api.peers import call

@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from services.api import action_log, quota_records, server_groups
+from services.api.flows import action_log
 from services.api.flows.base import Deps, pause
 from services.api.peers import call
+from services.api.quotas import counted
+from services.api.server_groups.manager import forget_member
 from services.core import instances
 from services.core.backoff import backoff
 from services.core.errors import NotFound, Unavailable
@@ -36,9 +38,9 @@ async def delete(deps: Deps, instance_id: str) -> None:
                 await action_log.finish_step(deps.store, destroying, error="the compute is down: its domain goes later")
             await action_log.finish_step(deps.store, destroying)
         if record.server.server_group_id:
-            await server_groups.forget_member(deps.store, record.server.server_group_id, instance_id)
+            await forget_member(deps.store, record.server.server_group_id, instance_id)
         await action_log.retire(deps.store, instance_id)  # the actions outlive the record (a retention lease)
-        await quota_records.delete_instance(deps.store, instance_id)  # gives its quota charge and claim back
+        await counted.delete_instance(deps.store, instance_id)  # gives its quota charge and claim back
 
 
 async def _destroy(deps: Deps, host: str, instance_id: str) -> bool:

@@ -2,21 +2,20 @@
 
 Each flow runs under ``retrying``: an outage (etcd, the scheduler or a compute unreachable)
 pauses it, and it resumes from the record while the record still needs it, until the deadline.
-Once a flow is over its action is concluded from the record (services/api/action_log.py)."""
+Once a flow is over its action is concluded from the record (services/api/flows/action_log.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from services.api import action_log, resizing
-from services.api.actions import ACTIONS
-from services.api.flows import delete, power, resize, snapshot
+from services.api.flows import action_log, delete, power, resize, resize_claims, snapshot
+from services.api.flows.actions import ACTIONS
 from services.api.flows.base import Deps, Limits, Mutation, in_task, retrying, set_fault, task_failed
 from services.api.flows.build import BuildFlow
-from services.api.images import ImagesManager
+from services.api.flows.record_events import RecordEvents
+from services.api.flows.request_spec import SpecResolver
+from services.api.images.manager import ImagesManager
 from services.api.peers import Peers, call
-from services.api.record_events import RecordEvents
-from services.api.specs import SpecResolver
 from services.core.errors import StratusError, code_of
 from services.core.etcd import Store
 from stratus.compute.v1 import compute_pb2
@@ -42,7 +41,7 @@ def build_gave_up(why: StratusError) -> Mutation:
 
 
 def settling_or(*tasks: int) -> Pending:
-    return lambda record: record.server.task_state in tasks or resizing.needs_settling(record)
+    return lambda record: record.server.task_state in tasks or resize_claims.needs_settling(record)
 
 
 class Orchestrator:
@@ -98,7 +97,8 @@ class Orchestrator:
         await self._conclude(instance_id, "revert-resize")
 
     async def settle_resize(self, instance_id: str) -> None:
-        await self._run(instance_id, "settle-resize", lambda: resize.settle(self._deps, instance_id), settling_or())
+        settle = lambda: resize.settle_resize(self._deps, instance_id)  # noqa: E731
+        await self._run(instance_id, "settle-resize", settle, settling_or())
 
     async def resume_snapshot(self, instance_id: str) -> None:
         """Copies the server's disk into its SAVING snapshot image (or clears the task when none is left)."""

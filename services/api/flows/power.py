@@ -10,7 +10,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from services.api.actions import ACTIONS
+from services.api.flows.actions import ACTIONS
 from services.api.flows.base import Deps, task_failed
 from services.api.flows.compute_step import accepted, compute_step
 from services.api.peers import CALL_TIMEOUT_S

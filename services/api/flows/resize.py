@@ -1,4 +1,4 @@
-"""Resize on the server's own host (see services/api/resizing.py for the record and the claim):
+"""Resize on the server's own host (see services/api/flows/resize_claims.py for the record and the claim):
 
 - resize (RESIZE_PREP): the compute restarts the server with the size now in the record and
   leaves it RESIZED (VERIFY_RESIZE); if it fails, the old size goes back into the server and the
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.api import resizing
+from services.api.flows import resize_claims
 from services.api.flows.base import Deps, Limits, task_failed
 from services.api.flows.compute_step import accepted, called, compute_step
 from services.core import compute_report, instances
@@ -46,10 +46,10 @@ async def resize(deps: Deps, instance_id: str) -> None:
         def undo(r: state_pb2.InstanceRecord, usage: state_pb2.HostUsage, _c: Any) -> bool | None:
             if r.server.task_state != task:
                 return False
-            resizing.undo(r, usage)
+            resize_claims.undo(r, usage)
             return fail(r)
 
-        await resizing.with_claim(deps.store, instance_id, undo)
+        await resize_claims.with_claim(deps.store, instance_id, undo)
 
 
 async def confirm(deps: Deps, instance_id: str) -> None:
@@ -57,7 +57,7 @@ async def confirm(deps: Deps, instance_id: str) -> None:
     err = await compute_step(deps, instance_id, "ConfirmResizeInstance", CONFIRMING, task, V.VM_STATE_RESIZED)
     if err is not None:
         await instances.update(deps.store, instance_id, task_failed(task, "confirm resize", err))
-    await settle(deps, instance_id)
+    await settle_resize(deps, instance_id)
 
 
 async def revert(deps: Deps, instance_id: str) -> None:
@@ -69,16 +69,16 @@ async def revert(deps: Deps, instance_id: str) -> None:
         def back(r: state_pb2.InstanceRecord) -> bool | None:
             if r.server.task_state != task:
                 return False
-            resizing.swap_sizes(r)  # the new size again: the server still runs it
+            resize_claims.swap_sizes(r)  # the new size again: the server still runs it
             return fail(r)
 
         await instances.update(deps.store, instance_id, back)
-    await settle(deps, instance_id)
+    await settle_resize(deps, instance_id)
 
 
-async def settle(deps: Deps, instance_id: str) -> None:
+async def settle_resize(deps: Deps, instance_id: str) -> None:
     """The claim becomes the server's size once the compute confirmed or reverted (else nothing)."""
     try:
-        await resizing.with_claim(deps.store, instance_id, resizing.settle)
+        await resize_claims.with_claim(deps.store, instance_id, resize_claims.settle_claim)
     except NotFound:
         return

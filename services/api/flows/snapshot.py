@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 
-from services.api import action_log
+from services.api.flows import action_log
 from services.api.flows.base import Deps, clear_task
 from services.api.flows.compute_wait import Decide, Ended, on_compute, reported_error
 from services.api.peers import call

@@ -1,0 +1,114 @@
+"""Services and Hosts (admin): membership from the servicegroup (from the records in etcd while it
+is restarting), host sizes and claims from etcd."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TypeVar
+
+from services.api.peers import Peers, call
+from services.api.zones import aggregates_of, host_zones
+from services.core import claims, instances, keys, service_members
+from services.core.errors import STATE_STORE_UNAVAILABLE, InvalidArgument, NotFound, Unavailable
+from services.core.etcd import Store
+from stratus.servicegroup.v1 import servicegroup_pb2
+from stratus.state.v1 import state_pb2
+from stratus.v1 import hosts_pb2, services_pb2
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+State = services_pb2.ServiceState
+Status = services_pb2.ServiceStatus
+
+
+class AdminManager:
+    def __init__(self, store: Store, peers: Peers) -> None:
+        self._store = store
+        self._peers = peers
+
+    async def list_services(self, binary: str = "", host: str = "") -> list[services_pb2.Service]:
+        """The servicegroup's view; while no servicegroup answers (restarting), the same rules
+        over the records in etcd, so ListServices and ListHosts keep answering."""
+        request = servicegroup_pb2.ListMembersRequest(binary=binary, host=host)
+        try:
+            reply = await call(self._peers.servicegroup().ListMembers, request)
+        except Unavailable as err:
+            if err.reason == STATE_STORE_UNAVAILABLE:
+                raise
+            log.warning("no servicegroup answers (%s); reading the service records directly", err.message)
+            return await self._members_from_store(binary, host)
+        return list(reply.members)
+
+    async def _members_from_store(self, binary: str, host: str) -> list[services_pb2.Service]:
+        live = await self._by_service(keys.SERVICES, state_pb2.ServiceRecord.FromString)
+        admin = await self._by_service(keys.SERVICES_ADMIN, state_pb2.ServiceAdmin.FromString)
+        seen = await self._by_service(keys.SERVICES_SEEN, state_pb2.ServiceSeen.FromString)
+        now = instances.now()
+        return [
+            service_members.compose(
+                b, h, record=live.get((b, h)), admin=admin.get((b, h)), seen=seen.get((b, h)), now=now
+            )
+            for b, h in sorted({*live, *seen})
+            if (not binary or b == binary) and (not host or h == host)
+        ]
+
+    async def _by_service(self, prefix: str, decode: Callable[[bytes], T]) -> dict[tuple[str, str], T]:
+        kvs, _ = await self._store.get_prefix(prefix)
+        return {keys.split_service(kv.key): decode(kv.value) for kv in kvs}
+
+    async def update_service(self, req: services_pb2.UpdateServiceRequest) -> services_pb2.Service:
+        missing = [(f, "is required") for f in ("binary", "host") if not getattr(req, f)]
+        if missing:
+            raise InvalidArgument(missing)
+        update = servicegroup_pb2.UpdateMemberRequest(binary=req.binary, host=req.host, status=req.status)
+        if req.HasField("disabled_reason"):
+            update.disabled_reason = req.disabled_reason
+        if req.HasField("forced_down"):
+            update.forced_down = req.forced_down
+        return await call(self._peers.servicegroup().UpdateMember, update)
+
+    async def list_hosts(self) -> list[hosts_pb2.Host]:
+        kvs, _ = await self._store.get_prefix(keys.HOSTS)
+        caps: dict[str, state_pb2.HostCapabilities] = {}
+        usage: dict[str, state_pb2.HostUsage] = {}
+        for kv in kvs:
+            host, kind = keys.split_host(kv.key)
+            if kind == keys.CAPABILITIES:
+                caps[host] = state_pb2.HostCapabilities.FromString(kv.value)
+            elif kind == keys.USAGE:
+                usage[host] = state_pb2.HostUsage.FromString(kv.value)
+        members = {m.host: m for m in await self.list_services(binary="compute")}
+        aggregates, _ = await self._store.get_prefix(keys.AGGREGATES)
+        zones = host_zones(aggregates_of(aggregates))
+        names = sorted(set(caps) | set(usage) | set(members))
+        return [self._host(n, caps.get(n), usage.get(n), members.get(n), zones.get(n, "")) for n in names]
+
+    async def get_host(self, name: str) -> hosts_pb2.Host:
+        if not name:
+            raise InvalidArgument([("host", "is required")])
+        for host in await self.list_hosts():
+            if host.host == name:
+                return host
+        raise NotFound("host", name)
+
+    @staticmethod
+    def _host(
+        name: str,
+        caps: state_pb2.HostCapabilities | None,
+        usage: state_pb2.HostUsage | None,
+        member: services_pb2.Service | None,
+        aggregate_zone: str = "",
+    ) -> hosts_pb2.Host:
+        """``aggregate_zone``: the zone an aggregate gives the host, which wins over the one it reports."""
+        used = claims.totals(usage or state_pb2.HostUsage())
+        caps = caps or state_pb2.HostCapabilities()
+        up = member is not None and member.state == State.SERVICE_STATE_UP and bool(caps.host)
+        return hosts_pb2.Host(
+            host=name, state=State.SERVICE_STATE_UP if up else State.SERVICE_STATE_DOWN,
+            status=member.status if member else Status.SERVICE_STATUS_ENABLED,
+            vcpus=caps.vcpus, vcpus_used=used.vcpus, ram_mb=caps.ram_mb, ram_mb_used=used.ram_mb,
+            disk_gb=caps.disk_gb, disk_gb_used=used.disk_gb, running_servers=used.instances,
+            hypervisor_type=caps.hypervisor_type, hypervisor_version=caps.hypervisor_version,
+            cpu_model=caps.cpu_model, availability_zone=aggregate_zone or caps.availability_zone,
+        )  # fmt: skip

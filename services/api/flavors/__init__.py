@@ -1,0 +1,1 @@
+"""Flavors: sizes a server is created with, names unique (manager.py); gRPC handlers in handlers.py."""

@@ -1,0 +1,352 @@
+"""Images: a record in etcd (SAVING, then ACTIVE with size and checksum) and the bytes on disk.
+An upload that fails or is cancelled leaves neither behind; while SAVING its record is bound to a
+lease the uploading api keeps alive, so an api that dies mid-upload leaves no SAVING record either
+(and its bytes are swept). Who sees and changes what: access.py; members: members.py."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+
+from services.api import paging
+from services.api.images import members
+from services.api.images.access import (
+    PRIVATE,
+    PUBLIC,
+    SHARED,
+    Viewer,
+    by_name,
+    can_read,
+    check_owner,
+    check_visibility,
+    visibility_of,
+)
+from services.api.images.files import ImageFiles, read_chunks
+from services.api.images.upload import check_checksum, chunks_of, describe_size, sniffed, validate
+from services.api.quotas import counted
+from services.api.quotas.quota import Quotas
+from services.api.seeding import seed_claim
+from services.api.validation import Violations, page_size
+from services.core import context, keys
+from services.core.boot_sector import tiny_image
+from services.core.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
+from services.core.etcd import AMBIGUOUS, Store
+from services.core.ids import new_id
+from services.core.instances import MAX_SWAP_ATTEMPTS, now
+from services.core.lease import LeaseSession
+from stratus.v1 import images_pb2
+
+log = logging.getLogger(__name__)
+MAX_IMAGE_BYTES = 64 * 1024**3  # the default of ApiSettings.max_image_bytes
+UPLOAD_LEASE_TTL_S = 6
+LIST_BATCH = 500  # records read at a time while a page of visible images fills
+Status = images_pb2.ImageStatus
+# A snapshot's properties name the server it was taken of (as Nova's do).
+INSTANCE_PROPERTY = "instance_uuid"
+GUEST_PROPERTIES = {"architecture": "x86_64", "hw_firmware_type": "bios", "os_distro": "stratus-tiny"}
+BOOT_SECTOR_PROPERTIES = {"architecture": "x86_64", "hw_firmware_type": "bios"}
+
+
+async def one_chunk(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+def seed_source(seed_file: Path | None) -> tuple[images_pb2.Image, AsyncIterator[bytes], str]:
+    """What ``tiny`` is made of: the built guest (qcow2, streamed from disk) if it is there, else the
+    built-in boot sector. Returns the metadata, the bytes and where they come from."""
+    if seed_file is not None and seed_file.is_file():
+        meta = images_pb2.Image(name="tiny", disk_format="qcow2", properties=GUEST_PROPERTIES)
+        return meta, read_chunks(seed_file), str(seed_file)
+    log.warning("no guest image at %s (deploy/build-guest.sh makes one): the image 'tiny' is a boot sector "
+                "that only prints a line", seed_file)  # fmt: skip
+    meta = images_pb2.Image(name="tiny", disk_format="raw", properties=BOOT_SECTOR_PROPERTIES)
+    return meta, one_chunk(tiny_image()), "the built-in boot sector"
+
+
+class ImagesManager:
+    def __init__(
+        self, store: Store, files: ImageFiles, ledger: Quotas | None = None, max_bytes: int = MAX_IMAGE_BYTES,
+        lease_ttl_s: int = UPLOAD_LEASE_TTL_S,
+    ) -> None:  # fmt: skip
+        self._store = store
+        self._files = files
+        self.quotas = ledger or Quotas(store)
+        self._max_bytes = max_bytes
+        self._lease_ttl_s = lease_ttl_s
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def upload(
+        self, messages: AsyncIterator[images_pb2.UploadImageRequest], max_bytes: int | None = None
+    ) -> images_pb2.Image:
+        """A user's upload, bound by the ``max_image_bytes`` setting (``max_bytes``: the stack's
+        own seeding, which is the operator's and not bound by the users' limit)."""
+        first = await anext(messages, None)
+        if first is None or first.WhichOneof("data") != "metadata":
+            raise InvalidArgument([("metadata", "the first message must carry the image metadata")])
+        validate(first.metadata)
+        check_visibility(first.metadata.visibility, Viewer.current(), "metadata.visibility")
+        image = images_pb2.Image(
+            id=new_id(), name=first.metadata.name, status=Status.IMAGE_STATUS_SAVING,
+            disk_format=first.metadata.disk_format, container_format=first.metadata.container_format or "bare",
+            properties=first.metadata.properties, owner_project_id=context.current().project_id,
+            created_at=now(), updated_at=now(), visibility=first.metadata.visibility or PRIVATE,
+        )  # fmt: skip
+        # Refused at once when the owner has no image left; the binding check is at activate().
+        await self.quotas.charge(image.owner_project_id, {"images": 1})
+        # SAVING only while this process keeps the lease alive: if it dies the record goes with it.
+        lease = LeaseSession(self._store, self._lease_ttl_s)
+        await lease.open()
+        try:
+            await self.put(image, lease.lease_id)
+            try:
+                await self.receive(image, sniffed(chunks_of(messages, "metadata"), image.disk_format), max_bytes)
+                check_checksum(first.metadata.checksum, image.checksum)
+                await self.activate(image)
+            except BaseException:
+                # Failed, refused or cancelled (the client went away): neither the record nor the
+                # bytes stay; shielded so a second cancellation cannot leave it SAVING.
+                await asyncio.shield(self.discard(image.id))
+                raise
+        finally:
+            await asyncio.shield(lease.close())
+        return image
+
+    async def receive(
+        self, image: images_pb2.Image, chunks: AsyncIterator[bytes], max_bytes: int | None = None
+    ) -> None:
+        """Writes the image's bytes (at least one, at most the size limit) and marks ``image`` ACTIVE
+        with their size and sha256; storing the record is the caller's. On any failure the part
+        file is removed and ``image`` is left as it was."""
+        limit = self._max_bytes if max_bytes is None else max_bytes
+        writer = self._files.writer(image.id)
+        try:
+            async for chunk in chunks:
+                if writer.size + len(chunk) > limit:
+                    raise InvalidArgument([("chunk", f"images are limited to {limit} bytes "
+                                                     f"({describe_size(limit)})")])  # fmt: skip
+                await writer.write(chunk)
+            if writer.size == 0:
+                raise InvalidArgument([("chunk", "the image has no bytes")])
+            checksum = await writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
+        image.checksum, image.size_bytes, image.status = checksum, writer.size, Status.IMAGE_STATUS_ACTIVE
+        image.updated_at.CopyFrom(now())
+
+    async def activate(self, image: images_pb2.Image) -> None:
+        """Stores what ``receive`` made of ``image`` (ACTIVE, size, checksum) on its record as the record
+        is now (renamed or shared meanwhile), no longer bound to an upload's lease, and charges its
+        owner's images and image_bytes quotas in the same transaction (QuotaExceeded: nothing
+        written); ``image`` becomes the stored record. Aborted if the record is gone (deleted, or its
+        upload's lease lost)."""
+        key = keys.image(image.id)
+        for _ in range(MAX_SWAP_ATTEMPTS):
+            kv = await self._store.get(key)
+            if kv is None:
+                raise Aborted(f"image {image.id} was deleted while its bytes were written")
+            old = images_pb2.Image.FromString(kv.value)
+            current = images_pb2.Image()
+            current.CopyFrom(old)
+            current.status, current.size_bytes, current.checksum = image.status, image.size_bytes, image.checksum
+            current.updated_at.CopyFrom(image.updated_at)
+            if await counted.write_image(self.quotas, current, image.id, old, kv.mod_revision):
+                image.CopyFrom(current)
+                return
+        raise Aborted(f"image {image.id} is changing too fast; try again")
+
+    async def put(self, image: images_pb2.Image, lease: int = 0) -> None:
+        """Writes a record that holds no quota yet (SAVING: charged when it becomes ACTIVE)."""
+        if counted.image_charge(image):
+            raise ValueError(f"image {image.id}: only a SAVING record is put directly")
+        await self._store.put(keys.image(image.id), image.SerializeToString(), lease)
+
+    async def find(self, image_id: str) -> tuple[images_pb2.Image, int] | None:
+        """The image with this id (not a name) and its record's mod revision, or None; whoever asks."""
+        kv = await self._store.get(keys.image(image_id))
+        return (images_pb2.Image.FromString(kv.value), kv.mod_revision) if kv else None
+
+    async def discard(self, image_id: str) -> None:
+        """Removes the record, its members and the bytes, whoever owns them (a snapshot that failed),
+        giving back what the image held of its owner's quota."""
+        await counted.remove_image(self.quotas, image_id)
+        self._files.remove(image_id)
+
+    async def saving_snapshot_of(self, instance_id: str) -> images_pb2.Image | None:
+        """The snapshot of this server still being saved, if there is one."""
+        for image in await self._all():
+            if image.status == Status.IMAGE_STATUS_SAVING and image.properties.get(INSTANCE_PROPERTY) == instance_id:
+                return image
+        return None
+
+    def read_bytes(self, image_id: str) -> AsyncIterator[bytes]:
+        """The bytes of an image, in 1 MiB chunks."""
+        return self._files.read(image_id)
+
+    # ---- what a caller may see ------------------------------------------------------------
+    async def get(self, id_or_name: str, field: str = "id", viewer: Viewer | None = None) -> images_pb2.Image:
+        """The image ``viewer`` (default: the caller) may see with this id, or else this name
+        (resolved in tiers, see access.py); NOT_FOUND for one it may not see."""
+        if not id_or_name:
+            raise InvalidArgument([(field, "is required")])
+        viewer = viewer or Viewer.current()
+        kv = await self._store.get(keys.image(id_or_name))
+        if kv is not None:
+            image = images_pb2.Image.FromString(kv.value)
+            if await self._can_read(image, viewer):
+                return image
+        shared = await members.shared_with(self._store, viewer.project_id)
+        return by_name(await self._all(), id_or_name, viewer, shared.__contains__, field)
+
+    async def _can_read(self, image: images_pb2.Image, viewer: Viewer) -> bool:
+        if can_read(image, viewer, is_member=False):
+            return True
+        return visibility_of(image) == SHARED and await members.is_member(self._store, image.id,
+                                                                                viewer.project_id)  # fmt: skip
+
+    async def _all(self) -> list[images_pb2.Image]:
+        kvs, _ = await self._store.get_prefix(keys.IMAGES)
+        return [images_pb2.Image.FromString(kv.value) for kv in kvs]
+
+    async def list(self, size: int, token: str) -> images_pb2.ListImagesResponse:
+        """The images the caller may see, a page at a time in id order."""
+        limit = page_size(size)
+        after = paging.decode(token, keys.IMAGES)
+        viewer = Viewer.current()
+        shared = await members.shared_with(self._store, viewer.project_id)
+        images: list[images_pb2.Image] = []
+        last_key, more = "", False
+        while not more:
+            kvs, _ = await self._store.get_prefix(keys.IMAGES, start_after=after, limit=LIST_BATCH)
+            for kv in kvs:
+                image = images_pb2.Image.FromString(kv.value)
+                if not can_read(image, viewer, image.id in shared):
+                    continue
+                if len(images) == limit:
+                    more = True
+                    break
+                images.append(image)
+                last_key = kv.key
+            if len(kvs) < LIST_BATCH:
+                break
+            after = kvs[-1].key
+        return images_pb2.ListImagesResponse(images=images, next_page_token=paging.encode(last_key) if more else "")
+
+    async def download(self, id_or_name: str) -> AsyncIterator[bytes]:
+        image = await self.get(id_or_name)
+        if image.status != Status.IMAGE_STATUS_ACTIVE:
+            raise FailedPrecondition(f"image {image.id} is not ACTIVE yet")
+        async for chunk in self._files.read(image.id):
+            yield chunk
+
+    # ---- what the owner (or an admin) may change ------------------------------------------
+    async def update(self, req: images_pb2.UpdateImageRequest) -> images_pb2.Image:
+        v = Violations()
+        v.required("id", req.id)
+        if req.name:
+            v.name("name", req.name)
+        v.raise_if_any()
+        viewer = Viewer.current()
+        image = await self.get(req.id, "id", viewer)
+        check_owner(image, viewer, "change it")
+        check_visibility(req.visibility, viewer, "visibility")
+        key = keys.image(image.id)
+        for _ in range(MAX_SWAP_ATTEMPTS):
+            kv = await self._store.get(key)
+            if kv is None:
+                raise NotFound("image", req.id, field="id")
+            current = images_pb2.Image.FromString(kv.value)
+            current.name = req.name or current.name
+            current.visibility = req.visibility or visibility_of(current)  # type: ignore[assignment]
+            current.updated_at.CopyFrom(now())
+            if await self._store.swap(key, current.SerializeToString(), kv.mod_revision, kv.lease):
+                return current
+        raise Aborted(f"image {image.id} is changing too fast; try again")
+
+    async def delete(self, id_or_name: str) -> None:
+        viewer = Viewer.current()
+        image = await self.get(id_or_name, "id", viewer)
+        check_owner(image, viewer, "delete it")
+        await self.discard(image.id)
+
+    async def add_member(self, image_ref: str, project_id: str) -> images_pb2.ImageMember:
+        members.validate_member(image_ref, project_id)
+        viewer = Viewer.current()
+        image = await self.get(image_ref, "image_id", viewer)
+        return await members.add(self._store, image.id, project_id, viewer)
+
+    async def remove_member(self, image_ref: str, project_id: str) -> None:
+        members.validate_member(image_ref, project_id)
+        viewer = Viewer.current()
+        image = await self.get(image_ref, "image_id", viewer)
+        await members.remove(self._store, image.id, project_id, viewer)
+
+    async def list_members(self, image_ref: str) -> images_pb2.ListImageMembersResponse:
+        viewer = Viewer.current()
+        image = await self.get(image_ref, "image_id", viewer)
+        check_owner(image, viewer, "see whom it is shared with")
+        return images_pb2.ListImageMembersResponse(members=await members.members_of(self._store, image.id))
+
+    # ---- the api process's own upkeep -----------------------------------------------------
+    async def seed(self, seed_file: Path | None = None) -> None:
+        """The PUBLIC image ``tiny`` (owned by no project), unless there is one; one seeded before
+        images had a visibility becomes PUBLIC. Api replicas starting together make one: each
+        looks and uploads while it holds the seed claim (see seeding)."""
+        async with seed_claim(self._store, "image-tiny", self._lease_ttl_s):
+            await self._seed_tiny(seed_file)
+
+    async def _seed_tiny(self, seed_file: Path | None) -> None:
+        seeded = [i for i in await self._all() if i.name == "tiny" and not i.owner_project_id]
+        for image in seeded:
+            if not image.visibility:
+                await self.update(images_pb2.UpdateImageRequest(id=image.id, visibility=PUBLIC))
+        if seeded:
+            return
+        meta, chunks, source = seed_source(seed_file)
+        meta.container_format, meta.visibility = "bare", PUBLIC
+
+        async def stream() -> AsyncIterator[images_pb2.UploadImageRequest]:
+            yield images_pb2.UploadImageRequest(metadata=meta)
+            async for chunk in chunks:
+                yield images_pb2.UploadImageRequest(chunk=chunk)
+
+        await self.upload(stream(), max_bytes=max(self._max_bytes, MAX_IMAGE_BYTES))
+        log.info("seeded the image 'tiny' from %s", source)
+
+    async def sweep(self) -> int:
+        """Removes the bytes no image record names (left by an api that died mid-upload: its record
+        went with its lease). Files are listed before the records are read, so an upload that
+        starts meanwhile (record first, then its file) is never taken for one."""
+        on_disk = self._files.ids()
+        kvs, _ = await self._store.get_prefix(keys.IMAGES)
+        orphans = on_disk - {kv.key.removeprefix(keys.IMAGES) for kv in kvs}
+        for image_id in orphans:
+            self._files.remove(image_id)
+        if orphans:
+            log.info("removed the bytes of %d image(s) no record names", len(orphans))
+        return len(orphans)
+
+    def start_sweeping(self, interval_s: float) -> None:
+        """Sweeps now and then every ``interval_s`` seconds, until ``stop_sweeping``."""
+
+        async def loop() -> None:
+            while True:
+                try:
+                    await self.sweep()
+                except (*AMBIGUOUS, ConnectionError, OSError, grpc.aio.AioRpcError) as exc:
+                    log.warning("image sweep failed (%s); trying again in %.0f s", exc, interval_s)
+                await asyncio.sleep(interval_s)
+
+        self._sweeper = asyncio.create_task(loop(), name="image-sweeper")
+
+    async def stop_sweeping(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None

@@ -1,0 +1,113 @@
+"""Image members: the projects a SHARED image is shared with, one key each under the image
+(``image_members/<image>/<project>``).
+
+Every change is one transaction that also re-writes the image record (its ``updated_at``) on
+the condition it is unchanged: the image still exists, and two changes to one image's members
+serialise on it, so the bound on their number holds under races.
+"""
+
+from __future__ import annotations
+
+from services.api.images.access import SHARED, Viewer, check_owner, visibility_of
+from services.api.validation import ID_CHARS, Violations
+from services.core import keys
+from services.core.errors import (
+    Aborted,
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+)
+from services.core.etcd import KV, Store
+from services.core.instances import MAX_SWAP_ATTEMPTS, now
+from services.core.states import name_of
+from stratus.v1 import images_pb2
+
+MAX_IMAGE_MEMBERS = 128
+
+
+def validate_member(image_ref: str, project_id: str) -> None:
+    v = Violations()
+    v.required("image_id", image_ref)
+    v.required("project_id", project_id)
+    v.pattern("project_id", project_id, ID_CHARS, "a project id: letters, digits, '.', '_' or '-'")
+    v.raise_if_any()
+
+
+async def members_of(store: Store, image_id: str) -> list[images_pb2.ImageMember]:
+    kvs, _ = await store.get_prefix(keys.image_members(image_id))
+    return [images_pb2.ImageMember.FromString(kv.value) for kv in kvs]
+
+
+async def is_member(store: Store, image_id: str, project_id: str) -> bool:
+    return bool(project_id) and await store.get(keys.image_member(image_id, project_id)) is not None
+
+
+async def shared_with(store: Store, project_id: str) -> set[str]:
+    """The ids of the images with ``project_id`` among their members."""
+    if not project_id:
+        return set()
+    kvs, _ = await store.get_prefix(keys.IMAGE_MEMBERS)
+    return {image for image, project in (keys.split_image_member(kv.key) for kv in kvs) if project == project_id}
+
+
+def _touched(kv: KV) -> tuple[images_pb2.Image, bytes]:
+    image = images_pb2.Image.FromString(kv.value)
+    image.updated_at.CopyFrom(now())
+    return image, image.SerializeToString()
+
+
+async def add(store: Store, image_id: str, project_id: str, viewer: Viewer) -> images_pb2.ImageMember:
+    """``image_id`` (seen by the caller) shared with ``project_id``."""
+    member = images_pb2.ImageMember(image_id=image_id, project_id=project_id, created_at=now())
+    key = keys.image_member(image_id, project_id)
+    for _ in range(MAX_SWAP_ATTEMPTS):
+        kv = await _image_kv(store, image_id)
+        image, value = _touched(kv)
+        check_owner(image, viewer, "share it")
+        if visibility_of(image) != SHARED:
+            seen = name_of(images_pb2.ImageVisibility, visibility_of(image), "IMAGE_VISIBILITY_")
+            raise FailedPrecondition(f"image {image_id} is {seen}: only a SHARED image has members; "
+                                     "make it SHARED first", reason="IMAGE_NOT_SHARED")  # fmt: skip
+        if project_id == image.owner_project_id:
+            raise InvalidArgument([("project_id", "is the image's own project")])
+        current = await members_of(store, image_id)
+        if any(m.project_id == project_id for m in current):
+            raise AlreadyExists(f"image {image_id} is already shared with project {project_id}",
+                                reason="IMAGE_MEMBER_EXISTS")  # fmt: skip
+        if len(current) >= MAX_IMAGE_MEMBERS:
+            raise ResourceExhausted(f"image {image_id} is shared with {MAX_IMAGE_MEMBERS} projects, the most "
+                                    "it may be", reason="IMAGE_MEMBER_LIMIT")  # fmt: skip
+        ok, _ = await store.txn(
+            [store.cmp_mod(kv.key, kv.mod_revision), store.cmp_absent(key)],
+            [store.op_put(kv.key, value, kv.lease), store.op_put(key, member.SerializeToString())],
+        )
+        if ok:
+            return member
+    raise Aborted(f"image {image_id} is changing too fast; try again")
+
+
+async def remove(store: Store, image_id: str, project_id: str, viewer: Viewer) -> None:
+    key = keys.image_member(image_id, project_id)
+    for _ in range(MAX_SWAP_ATTEMPTS):
+        kv = await _image_kv(store, image_id)
+        image, value = _touched(kv)
+        check_owner(image, viewer, "change whom it is shared with")
+        member = await store.get(key)
+        if member is None:
+            raise NotFound("image member", project_id, field="project_id")
+        ok, _ = await store.txn(
+            [store.cmp_mod(kv.key, kv.mod_revision), store.cmp_mod(key, member.mod_revision)],
+            [store.op_put(kv.key, value, kv.lease), store.op_delete(key)],
+        )
+        if ok:
+            return
+    raise Aborted(f"image {image_id} is changing too fast; try again")
+
+
+async def _image_kv(store: Store, image_id: str) -> KV:
+    kv = await store.get(keys.image(image_id))
+    if kv is None:
+        raise NotFound("image", image_id, field="image_id")
+    return kv

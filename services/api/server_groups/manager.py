@@ -1,0 +1,167 @@
+"""Server groups: where a project's servers land relative to each other.
+
+Each group is a ``state.ServerGroupRecord`` under ``server_groups/<id>``, changed only by
+compare-and-swap: the api adds a member in the same transaction that creates the instance
+(see ``servers.py``) and removes it when the server is deleted; the scheduler records where a
+member was placed in the same transaction as its claim.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from services.api import paging
+from services.api.quotas.quota import Quotas
+from services.api.validation import Violations, page_size
+from services.core import context, keys
+from services.core.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from services.core.etcd import Store
+from services.core.ids import new_id
+from services.core.instances import now
+from stratus.state.v1 import state_pb2
+from stratus.v1 import servergroups_pb2
+
+Policy = servergroups_pb2.ServerGroupPolicy
+MAX_SWAP_ATTEMPTS = 50
+LIST_BATCH = 500
+DEFAULT_MAX_PER_HOST = 1
+MAX_PER_HOST_LIMIT = 10_000
+
+
+def validate(group: servergroups_pb2.ServerGroup, has_group: bool) -> None:
+    v = Violations()
+    if not has_group:
+        v.add("server_group", "is required")
+    v.name("server_group.name", group.name)
+    if group.policy not in Policy.values() or group.policy == Policy.SERVER_GROUP_POLICY_UNSPECIFIED:
+        v.add("server_group.policy", "must be AFFINITY, ANTI_AFFINITY, SOFT_AFFINITY or SOFT_ANTI_AFFINITY")
+    if group.HasField("rules"):
+        if group.policy != Policy.SERVER_GROUP_POLICY_ANTI_AFFINITY:
+            v.add("server_group.rules", "rules apply only to the ANTI_AFFINITY policy")
+        else:
+            v.int_range("server_group.rules.max_server_per_host", group.rules.max_server_per_host, 1,
+                        MAX_PER_HOST_LIMIT)  # fmt: skip
+    v.raise_if_any()
+
+
+async def read(store: Store, group_id: str) -> tuple[state_pb2.ServerGroupRecord, int]:
+    """The group's record and its mod revision; NotFound when there is none."""
+    kv = await store.get(keys.server_group(group_id)) if group_id else None
+    if kv is None:
+        raise NotFound("server group", group_id)
+    return state_pb2.ServerGroupRecord.FromString(kv.value), kv.mod_revision
+
+
+async def update(
+    store: Store, group_id: str, mutate: Callable[[state_pb2.ServerGroupRecord], bool | None]
+) -> state_pb2.ServerGroupRecord | None:
+    """Applies ``mutate`` by compare-and-swap until it wins (False from ``mutate``: no change).
+    None when the group is gone."""
+    for _ in range(MAX_SWAP_ATTEMPTS):
+        try:
+            record, revision = await read(store, group_id)
+        except NotFound:
+            return None
+        if mutate(record) is False:
+            return record
+        if await store.swap(keys.server_group(group_id), record.SerializeToString(), revision):
+            return record
+    raise Aborted(f"server group {group_id} is changing too fast; try again")
+
+
+async def forget_member(store: Store, group_id: str, instance_id: str) -> None:
+    """Removes a deleted server from its group's members and placements."""
+
+    def drop(record: state_pb2.ServerGroupRecord) -> bool | None:
+        members = record.group.members
+        if instance_id not in members and instance_id not in record.placements:
+            return False
+        kept = [m for m in members if m != instance_id]
+        del members[:]
+        members.extend(kept)
+        record.placements.pop(instance_id, None)
+        return None
+
+    await update(store, group_id, drop)
+
+
+class ServerGroupsManager:
+    def __init__(self, store: Store, ledger: Quotas | None = None) -> None:
+        self._store = store
+        self._quotas = ledger or Quotas(store)
+
+    async def create(self, group: servergroups_pb2.ServerGroup, has_group: bool = True) -> servergroups_pb2.ServerGroup:
+        validate(group, has_group)
+        ctx = context.current()
+        new = servergroups_pb2.ServerGroup(
+            id=new_id(), name=group.name, policy=group.policy, project_id=ctx.project_id, user_id=ctx.user_id,
+            created_at=now(),
+        )  # fmt: skip
+        if group.policy == Policy.SERVER_GROUP_POLICY_ANTI_AFFINITY:
+            new.rules.max_server_per_host = group.rules.max_server_per_host or DEFAULT_MAX_PER_HOST
+        record = state_pb2.ServerGroupRecord(group=new)
+        key = keys.server_group(new.id)
+        put = self._store.op_put(key, record.SerializeToString())
+        if not await self._quotas.commit(ctx.project_id, {"server_groups": 1}, [self._store.cmp_absent(key)], [put]):
+            raise Aborted(f"server group id {new.id} collided; try again")
+        return new
+
+    async def owned(self, group_id: str, project_id: str, field: str = "id") -> tuple[state_pb2.ServerGroupRecord, int]:
+        """The group if it belongs to ``project_id``; NotFound otherwise (another project's group
+        is not acknowledged)."""
+        if not group_id:
+            raise InvalidArgument([(field, "is required")])
+        record, revision = await read(self._store, group_id)
+        if record.group.project_id != project_id:
+            raise NotFound("server group", group_id)
+        return record, revision
+
+    async def _visible(self, group_id: str) -> tuple[state_pb2.ServerGroupRecord, int]:
+        if not group_id:
+            raise InvalidArgument([("id", "is required")])
+        record, revision = await read(self._store, group_id)
+        ctx = context.current()
+        if not ctx.is_admin and record.group.project_id != ctx.project_id:
+            raise NotFound("server group", group_id)
+        return record, revision
+
+    async def get(self, group_id: str) -> servergroups_pb2.ServerGroup:
+        record, _ = await self._visible(group_id)
+        return record.group
+
+    async def list(self, req: servergroups_pb2.ListServerGroupsRequest) -> servergroups_pb2.ListServerGroupsResponse:
+        limit = page_size(req.page_size)
+        ctx = context.current()
+        if req.all_projects and not ctx.is_admin:
+            raise PermissionDenied("all_projects needs the admin role", reason="ADMIN_REQUIRED")
+        after = paging.decode(req.page_token, keys.SERVER_GROUPS)
+        page: list[servergroups_pb2.ServerGroup] = []
+        while True:
+            kvs, _ = await self._store.get_prefix(keys.SERVER_GROUPS, start_after=after, limit=LIST_BATCH)
+            for kv in kvs:
+                group = state_pb2.ServerGroupRecord.FromString(kv.value).group
+                if req.all_projects or group.project_id == ctx.project_id:
+                    if len(page) == limit:
+                        token = paging.encode(after)
+                        return servergroups_pb2.ListServerGroupsResponse(server_groups=page, next_page_token=token)
+                    page.append(group)
+                after = kv.key
+            if len(kvs) < LIST_BATCH:
+                return servergroups_pb2.ListServerGroupsResponse(server_groups=page)
+
+    async def delete(self, group_id: str) -> None:
+        for _ in range(MAX_SWAP_ATTEMPTS):
+            record, revision = await self._visible(group_id)
+            members = record.group.members
+            if members:
+                raise FailedPrecondition(
+                    f"server group {group_id} still has {len(members)} member(s); delete them first: "
+                    f"{', '.join(members[:5])}{' ...' if len(members) > 5 else ''}",
+                    reason="GROUP_NOT_EMPTY", metadata={"members": str(len(members))},
+                )  # fmt: skip
+            key = keys.server_group(group_id)
+            gone = [self._store.op_delete(key)]
+            if await self._quotas.commit(record.group.project_id, {"server_groups": -1},
+                                         [self._store.cmp_mod(key, revision)], gone):  # fmt: skip
+                return
+        raise Aborted(f"server group {group_id} is changing too fast to delete; try again")

@@ -1,0 +1,140 @@
+"""The ``stratus up`` command: options in, a supervised stack until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from services.core.config import DEFAULT_STATE_DIR
+from services.launcher.options import (
+    MAX_APIS,
+    LaunchError,
+    StackOptions,
+    default_prefix,
+    parse_etcd_urls,
+    parse_fake_host,
+)
+
+
+class Driver(StrEnum):
+    libvirt = "libvirt"
+    fake = "fake"
+
+
+def _fake_host(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return parse_fake_host(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+def _etcd(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return ",".join(parse_etcd_urls(value))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+def setup_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s stratus up: %(message)s", "%H:%M:%S"))
+    logger = logging.getLogger("stratus.up")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+def up(
+    state_dir: Annotated[
+        Path, typer.Option("--state-dir", help="Where the stack keeps its state.")
+    ] = DEFAULT_STATE_DIR,
+    driver: Annotated[
+        Driver, typer.Option("--driver", help="Virt driver of the computes (libvirt needs `make libvirtd`).")
+    ] = Driver.libvirt,
+    computes: Annotated[int, typer.Option("--computes", min=1, help="Compute services to start.")] = 1,
+    schedulers: Annotated[int, typer.Option("--schedulers", min=1, help="Schedulers to start.")] = 1,
+    fake_host: Annotated[
+        str | None,
+        typer.Option(
+            "--fake-host", metavar="vcpus=V,ram_mb=R,disk_gb=D", callback=_fake_host, help="Size of each fake host."
+        ),
+    ] = None,
+    apis: Annotated[
+        int, typer.Option("--apis", min=1, max=MAX_APIS, help="Api replicas to start (api-1..api-N), each on its port.")
+    ] = 1,
+    api_port: Annotated[
+        int,
+        typer.Option(
+            "--api-port", min=0, max=65535, help="The first api's port; the others take the next ones (0: free ports)."
+        ),
+    ] = 8774,
+    etcd: Annotated[
+        str | None,
+        typer.Option("--etcd", metavar="URL,...", callback=_etcd, help="Use this etcd cluster instead of a local one."),
+    ] = None,
+    lease_ttl: Annotated[
+        int | None, typer.Option("--lease-ttl", min=2, max=300, help="Service lease TTL, seconds.", show_default=False)
+    ] = None,
+    tls: Annotated[
+        bool,
+        typer.Option("--tls", help="A local CA in STATE_DIR/tls: TLS on the api, mutual TLS between the processes."),
+    ] = False,
+    etcd_ca: Annotated[
+        Path | None, typer.Option("--etcd-ca", help="CA of an --etcd cluster that speaks TLS.", show_default=False)
+    ] = None,
+    etcd_cert: Annotated[
+        Path | None,
+        typer.Option("--etcd-cert", help="Client cert for an --etcd cluster that wants one.", show_default=False),
+    ] = None,
+    etcd_key: Annotated[
+        Path | None, typer.Option("--etcd-key", help="The key of --etcd-cert.", show_default=False)
+    ] = None,
+) -> None:
+    """Start a whole stack on this machine (etcd too) and supervise it until Ctrl-C."""
+    from services.core.etcd import EtcdTls
+    from services.launcher.stack import Stack
+
+    if api_port and api_port + apis - 1 > 65535:
+        raise typer.BadParameter(f"--api-port {api_port} leaves no room for {apis} apis (ports up to 65535)")
+    if (etcd_cert is None) != (etcd_key is None) or ((etcd_cert or etcd_key) and etcd_ca is None):
+        raise typer.BadParameter("--etcd-cert and --etcd-key go together, and with --etcd-ca")
+    if etcd_ca is not None and not etcd:
+        raise typer.BadParameter("--etcd-ca is for an external cluster: give --etcd URL too")
+    if etcd and etcd_ca is None and any(u.startswith("https://") for u in etcd.split(",")):
+        raise typer.BadParameter("an https:// --etcd URL needs --etcd-ca (the CA that signed its certificate)")
+    etcd_tls = None
+    if etcd_ca is not None:
+        cert, key = (p.expanduser().resolve() if p else None for p in (etcd_cert, etcd_key))
+        etcd_tls = EtcdTls(etcd_ca.expanduser().resolve(), cert, key)
+
+    opts = StackOptions(
+        state_dir=state_dir.expanduser().resolve(),
+        driver=driver.value,
+        computes=computes,
+        schedulers=schedulers,
+        fake_host=fake_host,
+        api_port=api_port,
+        apis=apis,
+        etcd=parse_etcd_urls(etcd) if etcd else (),
+        lease_ttl=lease_ttl,
+        prefix=default_prefix(),
+        tls=tls,
+        etcd_tls=etcd_tls,
+    )
+    setup_logging()
+    try:
+        code = asyncio.run(Stack(opts).run())
+    except LaunchError as exc:
+        logging.getLogger("stratus.up").error("%s", exc)
+        code = 1
+    raise typer.Exit(code)

@@ -1,0 +1,111 @@
+"""A local single-member etcd for a stack: data in ``DIR/etcd``, loopback ports kept across runs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from services.launcher.children import log_tail
+from services.launcher.options import LaunchError
+from services.launcher.ports import LOOPBACK, free_ports, port_is_free
+
+MEMBER_NAME = "stratus"
+HEALTH_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class EtcdPorts:
+    client: int
+    peer: int
+
+    @property
+    def client_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.client}"
+
+    @property
+    def peer_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.peer}"
+
+
+def load_ports(path: Path) -> EtcdPorts | None:
+    try:
+        data = json.loads(path.read_text())
+        return EtcdPorts(client=int(data["client"]), peer=int(data["peer"]))
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError):
+        return None  # unreadable: choose new ones
+
+
+def choose_ports(data_dir: Path) -> EtcdPorts:
+    """The ports of the last run if both are still free (so clients' saved URLs stay good), else new ones."""
+    path = data_dir / "ports.json"
+    previous = load_ports(path)
+    if previous and previous.client != previous.peer and port_is_free(previous.client) and port_is_free(previous.peer):
+        return previous
+    client, peer = free_ports(2)
+    ports = EtcdPorts(client, peer)
+    path.write_text(json.dumps(asdict(ports)))
+    return ports
+
+
+def etcd_binary() -> str:
+    found = shutil.which("etcd") or ("/usr/bin/etcd" if Path("/usr/bin/etcd").exists() else None)
+    if found is None:
+        raise LaunchError("etcd is not installed (apt-get install etcd-server), or pass --etcd URL to use a cluster")
+    return found
+
+
+def prepare_data_dir(state_dir: Path) -> Path:
+    data_dir = state_dir / "etcd"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.chmod(0o700)  # etcd wants its data dir private
+    return data_dir
+
+
+def etcd_argv(binary: str, data_dir: Path, ports: EtcdPorts) -> list[str]:
+    return [
+        binary,
+        "--name", MEMBER_NAME,
+        "--data-dir", str(data_dir),
+        "--listen-client-urls", ports.client_url,
+        "--advertise-client-urls", ports.client_url,
+        "--listen-peer-urls", ports.peer_url,
+        "--initial-advertise-peer-urls", ports.peer_url,
+        "--initial-cluster", f"{MEMBER_NAME}={ports.peer_url}",
+        "--heartbeat-interval", "50",
+        "--election-timeout", "500",
+        # History older than an hour goes (a watch or a page from before it is OUT_OF_RANGE: list
+        # again); without it the history, and the data file, grow for ever.
+        "--auto-compaction-mode", "periodic",
+        "--auto-compaction-retention", "1h",
+    ]  # fmt: skip
+
+
+def is_healthy(client_url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{client_url}/health", timeout=1) as resp:
+            return bool(json.loads(resp.read()).get("health") == "true")
+    except (OSError, ValueError, urllib.error.URLError):
+        return False
+
+
+async def wait_healthy(
+    client_url: str, proc: subprocess.Popen[bytes] | None, log_path: Path | None, timeout_s: float = HEALTH_TIMEOUT_S
+) -> None:
+    """Polls ``/health`` until etcd says true; fails at once if our etcd process exits."""
+    deadline = time.monotonic() + timeout_s
+    while not is_healthy(client_url):  # a blocking probe (1 s at most): no thread before children fork
+        if proc is not None and proc.poll() is not None:
+            tail = log_tail(log_path) if log_path else ""
+            raise LaunchError(f"etcd exited with code {proc.returncode} while starting; its log ends:\n{tail}")
+        if time.monotonic() > deadline:
+            raise LaunchError(f"etcd at {client_url} is not healthy after {timeout_s:g}s")
+        await asyncio.sleep(0.1)
