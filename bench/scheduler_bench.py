@@ -34,12 +34,13 @@ if __package__ in (None, ""):  # run as a script: make the repo importable
 from bench.workload import REQUEST, Host, choices_digest, make_hosts
 from services.core import claims, instances, keys
 from services.core.etcd import Store
+from services.scheduler.chains import engine_config
 from services.scheduler.engine import Engine
 from services.scheduler.host_state import HostState
 from services.scheduler.manager import SchedulerManager, claim_for
-from services.scheduler.options import OptionsWatcher, engine_config
+from services.scheduler.options import OptionsWatcher
+from services.scheduler.options_model import SchedulerOptions
 from services.scheduler.request import SchedulingRequest
-from services.scheduler.settings import SchedulerOptions
 from services.scheduler.table import HostTable
 from stratus.scheduler.v1 import scheduler_pb2
 from stratus.state.v1 import state_pb2

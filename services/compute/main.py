@@ -3,7 +3,7 @@ runs ``run_process(settings, build)``."""
 
 from __future__ import annotations
 
-from services.compute.drivers import load_driver
+from services.compute.drivers.registry import load_driver
 from services.compute.images import ApiImageService
 from services.compute.manager import ComputeManager
 from services.compute.servicer import ComputeServicer

@@ -48,7 +48,7 @@ class Helper(Protocol):
     async def stop(self) -> None: ...
 
 
-# power call -> the tasks the api sets for it (services/api/actions.py): it runs only in them
+# power call -> the tasks the api sets for it (services/api/flows/actions.py): it runs only in them
 POWER_TASKS: dict[str, tuple[int, ...]] = {
     "power_off": (T.TASK_STATE_POWERING_OFF,),
     "power_on": (T.TASK_STATE_POWERING_ON,),

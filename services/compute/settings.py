@@ -1,3 +1,6 @@
+"""The compute's settings: its own, the libvirt driver's (nested as ``libvirt``) and the fake
+driver's (flat ``fake_*``, inherited from FakeSettings), over every process's CommonSettings."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,11 +9,16 @@ from typing import ClassVar
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from services.compute.drivers import registry
+from services.compute.drivers.fake.settings import FakeSettings
 from services.compute.drivers.libvirt.settings import LibvirtSettings
 from services.core.config import CommonSettings
 
 
-class ComputeSettings(CommonSettings):
+# FakeSettings comes first in the bases so that its fields follow CommonSettings' (pydantic orders the
+# fields from the most basic class down) and precede this class's own; its validator comes with them,
+# and this class's model_config (env prefix, extra="forbid", ...) is the one applied to all.
+class ComputeSettings(FakeSettings, CommonSettings):
     model_config = SettingsConfigDict(**{**CommonSettings.model_config, "env_nested_delimiter": "__"})
     binary: ClassVar[str] = "compute"
 
@@ -26,15 +34,6 @@ class ComputeSettings(CommonSettings):
     # read a moment too early: short, so a copy left by a compute killed mid-build goes soon.
     reconcile_interval_s: float = Field(default=10.0, gt=0)
     orphan_grace_s: float = Field(default=30.0, ge=0)
-    # Size of a fake host: vcpus=V,ram_mb=R,disk_gb=D
-    fake_host: str = "vcpus=16,ram_mb=32768,disk_gb=1000"
-    # Seconds the fake driver takes to spawn; makes BUILD visible in tests.
-    fake_spawn_delay_s: float = Field(default=0.0, ge=0)
-    # Make every fake spawn fail (to exercise rescheduling).
-    fake_fail_spawn: bool = False
-    # Keep the fake driver's domains in <dir>/<host>.json: they outlive the compute process (as a
-    # hypervisor's do) and a test can read them (services/compute/drivers/fake_domains.py).
-    fake_domains_dir: Path | None = None
     availability_zone: str = "nova"
     # Held back from guests (the host's own needs); the scheduler subtracts them from the totals.
     reserved_host_vcpus: int = Field(default=0, ge=0)
@@ -51,16 +50,5 @@ class ComputeSettings(CommonSettings):
     @classmethod
     def _check_driver(cls, value: str) -> str:
         """An unknown or unbuilt driver fails at start-up with what to use instead."""
-        from services.compute.drivers import check_driver_name  # the drivers package imports settings
-
-        check_driver_name(value)
-        return value
-
-    @field_validator("fake_host")
-    @classmethod
-    def _check_fake_host(cls, value: str) -> str:
-        """A bad size fails at start-up, naming the bad part, whichever driver is chosen."""
-        from services.compute.drivers.fake import parse_fake_host  # the drivers package imports settings
-
-        parse_fake_host(value)
+        registry.plugin(value)
         return value

@@ -71,7 +71,7 @@ def to_active(server: servers_pb2.Server) -> None:
     server.ClearField("fault")
 
 
-def settled(vm_state: int, power_state: int) -> Change:
+def ends_in(vm_state: int, power_state: int) -> Change:
     """An action finished: the server is in ``vm_state`` with ``power_state`` and no task."""
 
     def change(server: servers_pb2.Server) -> None:
@@ -82,12 +82,12 @@ def settled(vm_state: int, power_state: int) -> Change:
     return change
 
 
-to_stopped = settled(V.VM_STATE_STOPPED, P.POWER_STATE_SHUTDOWN)
-to_started = settled(V.VM_STATE_ACTIVE, P.POWER_STATE_RUNNING)
-to_paused = settled(V.VM_STATE_PAUSED, P.POWER_STATE_PAUSED)
-to_suspended = settled(V.VM_STATE_SUSPENDED, P.POWER_STATE_SUSPENDED)
+to_stopped = ends_in(V.VM_STATE_STOPPED, P.POWER_STATE_SHUTDOWN)
+to_started = ends_in(V.VM_STATE_ACTIVE, P.POWER_STATE_RUNNING)
+to_paused = ends_in(V.VM_STATE_PAUSED, P.POWER_STATE_PAUSED)
+to_suspended = ends_in(V.VM_STATE_SUSPENDED, P.POWER_STATE_SUSPENDED)
 # Running with the new size, waiting for the user to confirm or revert (VERIFY_RESIZE).
-to_resized = settled(V.VM_STATE_RESIZED, P.POWER_STATE_RUNNING)
+to_resized = ends_in(V.VM_STATE_RESIZED, P.POWER_STATE_RUNNING)
 
 
 def to_rebooted(server: servers_pb2.Server) -> None:

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from services.scheduler.chains import EngineConfig
 from services.scheduler.fast import bounded, fast_filter, fast_weigher
 from services.scheduler.filters import Filter
 from services.scheduler.host_state import HostState
-from services.scheduler.options import EngineConfig
 from services.scheduler.request import SchedulingRequest
 from services.scheduler.table import Floats, HostTable
 from services.scheduler.views import Views

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from services.scheduler.chains import EngineConfig
 from services.scheduler.engine import Ranking
 from services.scheduler.filtering import FilterRun
 from services.scheduler.host_state import HostState
-from services.scheduler.options import EngineConfig
 from services.scheduler.request import SchedulingRequest
 from stratus.v1 import placement_pb2
 

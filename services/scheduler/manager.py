@@ -29,6 +29,7 @@ from services.core.errors import (
     Unavailable,
 )
 from services.core.etcd import Store
+from services.scheduler.chains import EngineConfig
 from services.scheduler.claimer import Claimer, Outcome
 from services.scheduler.engine import Engine
 from services.scheduler.explain import explanation
@@ -36,7 +37,7 @@ from services.scheduler.filtering import FilterRun
 from services.scheduler.filters import Filter
 from services.scheduler.groups import GroupCache
 from services.scheduler.host_state import HostState, HostStateCache
-from services.scheduler.options import EngineConfig, OptionsWatcher
+from services.scheduler.options import OptionsWatcher
 from services.scheduler.request import SchedulingRequest
 from services.scheduler.table import HostTable
 from services.scheduler.weighers import Weigher

@@ -1,5 +1,5 @@
-"""Scheduler options: the settings, with a watched JSON file merged over them, and the filter and
-weigher chains built from the result.
+"""The scheduler options file: a JSON object checked and merged over the settings' options, watched
+while the scheduler runs, each good version built into a new ``EngineConfig`` (chains.py).
 
 ``OptionsWatcher`` checks the file's mtime and size about once a second. A change is parsed,
 checked (unknown keys, bad values) and built into new chains before anything is swapped in; a bad
@@ -13,71 +13,17 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from services.scheduler.filters import FILTERS, Filter
-from services.scheduler.weighers import WEIGHERS, Weigher
+from services.scheduler.chains import EngineConfig, engine_config
+from services.scheduler.filters import FILTERS
+from services.scheduler.options_model import SchedulerOptions
+from services.scheduler.weighers import WEIGHERS
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class EngineConfig:
-    """One generation of options and the chains built from them."""
-
-    options: Mapping[str, Any]
-    filters: list[Filter]
-    weighers: list[Weigher]
-    driver: str = "filter"
-    host_subset_size: int = 1
-    # Where the options came from, for the log ("settings", "settings + /etc/...json").
-    source: str = "settings"
-    generation: int = 0
-    chance_filters: list[Filter] = field(default_factory=list)
-
-
-def build_chains(options: Mapping[str, Any]) -> tuple[list[Filter], list[Weigher]]:
-    """The enabled filters and weighers, each from ``from_options``; ValueError naming the problem."""
-    filter_names, weigher_names = list(options.get("enabled_filters", ())), list(options.get("weighers", ()))
-    for kind, names, registry in (("filter", filter_names, FILTERS), ("weigher", weigher_names, WEIGHERS)):
-        unknown = [name for name in names if name not in registry]
-        if unknown:
-            raise ValueError(
-                f"unknown scheduler {kind}(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(registry))}"
-            )
-    filters: list[Filter] = []
-    weighers: list[Weigher] = []
-    name = ""
-    try:
-        for name in filter_names:
-            filters.append(FILTERS[name].from_options(options))
-        for name in weigher_names:
-            weighers.append(WEIGHERS[name].from_options(options))
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name}: {exc}") from exc
-    return filters, weighers
-
-
-def engine_config(options: Mapping[str, Any], *, source: str = "settings", generation: int = 0) -> EngineConfig:
-    """Chains for the options; ValueError on an unknown name or a bad value."""
-    from services.scheduler.settings import CHANCE_FILTERS
-
-    filters, weighers = build_chains(options)
-    chance, _ = build_chains({**options, "enabled_filters": CHANCE_FILTERS, "weighers": []})
-    return EngineConfig(
-        options=dict(options),
-        filters=filters,
-        weighers=weighers,
-        driver=str(options.get("scheduler_driver", "filter")),
-        host_subset_size=int(options.get("host_subset_size", 1)),
-        source=source,
-        generation=generation,
-        chance_filters=chance,
-    )
 
 
 def extra_option_keys() -> set[str]:
@@ -90,8 +36,6 @@ def extra_option_keys() -> set[str]:
 
 def merge_file(base: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
     """``values`` (an options file's object) checked and merged over ``base``; ValueError says why."""
-    from services.scheduler.settings import SchedulerOptions
-
     fields = set(SchedulerOptions.model_fields)
     unknown = sorted(k for k in values if k not in fields and k not in extra_option_keys())
     if unknown:

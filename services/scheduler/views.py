@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from services.scheduler.chains import EngineConfig
 from services.scheduler.fast import (
     REQUEST_DEPENDENT,
     FastFilter,
@@ -27,7 +28,6 @@ from services.scheduler.fast import (
     fast_weigher,
 )
 from services.scheduler.filters import Filter
-from services.scheduler.options import EngineConfig
 from services.scheduler.request import SchedulingRequest
 from services.scheduler.table import Bools, Floats, HostTable
 from services.scheduler.weighers import Weigher

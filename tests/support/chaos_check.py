@@ -9,7 +9,7 @@
 - every fake domain belongs to a server placed on its host; a deleted server left none.
 
 Servers are read through the public API (admin, all projects); claims from etcd; domains from the
-fake driver's files (services/compute/drivers/fake_domains.py).
+fake driver's files (services/compute/drivers/fake/domains.py).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.compute.drivers.fake_domains import read_domains
+from services.compute.drivers.fake.domains import read_domains
 from services.core import keys
 from services.core.etcd import Store
 from stratus.state.v1 import state_pb2

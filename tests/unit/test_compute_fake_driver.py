@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from services.compute.drivers import DRIVERS, load_driver
 from services.compute.drivers.base import (
     DriverError,
     ImageError,
@@ -17,7 +16,9 @@ from services.compute.drivers.base import (
     InstanceNotFound,
     InstanceSpec,
 )
-from services.compute.drivers.fake import FAIL_SPAWN_MESSAGE, FakeDriver, FakeHostSize, parse_fake_host
+from services.compute.drivers.fake.driver import FAIL_SPAWN_MESSAGE, FakeDriver
+from services.compute.drivers.fake.host import FakeHostSize, parse_fake_host
+from services.compute.drivers.registry import load_driver, names
 from services.compute.settings import ComputeSettings
 from stratus.v1 import servers_pb2
 
@@ -187,7 +188,7 @@ def test_settings_refuse_names_without_a_driver() -> None:
 
 
 def test_registry_holds_the_real_and_the_fake_driver() -> None:
-    assert set(DRIVERS) == {"fake", "libvirt"}
+    assert set(names()) == {"fake", "libvirt"}
 
 
 async def test_fake_actions_follow_the_domain_state() -> None:

@@ -8,7 +8,8 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from services.compute.drivers.base import InstanceSpec
-from services.compute.drivers.fake import FakeDriver, FakeHostSize
+from services.compute.drivers.fake.driver import FakeDriver
+from services.compute.drivers.fake.host import FakeHostSize
 from services.compute.manager import ComputeManager, spec_of
 from services.compute.settings import ComputeSettings
 from services.core import instances, keys

@@ -8,7 +8,7 @@ import dataclasses
 from collections.abc import Awaitable, Callable
 
 from services.compute.drivers.base import InstanceSpec
-from services.compute.drivers.fake import FakeDriver
+from services.compute.drivers.fake.driver import FakeDriver
 from services.compute.locks import KeyedLocks
 from services.compute.reconcile import Reconciler
 from services.compute.settings import ComputeSettings

@@ -8,7 +8,7 @@ from typing import cast
 import pytest
 
 from services.compute.drivers.base import InstanceSpec
-from services.compute.drivers.fake import FakeDriver
+from services.compute.drivers.fake.driver import FakeDriver
 from services.compute.manager import ComputeManager
 from services.compute.settings import ComputeSettings
 from services.compute.stats import HostStatsTracker

@@ -6,8 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from services.compute.drivers.base import InstanceSpec
-from services.compute.drivers.fake import FakeDriver, FakeHostSize
-from services.compute.drivers.fake_domains import read_domains
+from services.compute.drivers.fake.domains import read_domains
+from services.compute.drivers.fake.driver import FakeDriver
+from services.compute.drivers.fake.host import FakeHostSize
 from stratus.v1 import servers_pb2
 
 P = servers_pb2.PowerState

@@ -15,7 +15,7 @@ from services.core.errors import FailedPrecondition, InvalidArgument, ResourceEx
 from services.core.etcd import Store
 from services.scheduler.manager import SchedulerManager
 from services.scheduler.options import OptionsWatcher
-from services.scheduler.settings import SchedulerOptions
+from services.scheduler.options_model import SchedulerOptions
 from stratus.scheduler.v1 import scheduler_pb2
 from stratus.state.v1 import state_pb2
 from stratus.v1 import servergroups_pb2, servers_pb2

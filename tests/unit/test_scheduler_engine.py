@@ -8,11 +8,11 @@ from collections import Counter
 from typing import Any
 
 from services.core.claims import Totals
+from services.scheduler.chains import EngineConfig, engine_config
 from services.scheduler.engine import Engine
 from services.scheduler.host_state import HostState
-from services.scheduler.options import EngineConfig, engine_config
+from services.scheduler.options_model import SchedulerOptions
 from services.scheduler.request import SchedulingRequest
-from services.scheduler.settings import SchedulerOptions
 from services.scheduler.table import HostTable
 from stratus.scheduler.v1 import scheduler_pb2
 from stratus.state.v1 import state_pb2

@@ -20,8 +20,8 @@ from services.scheduler.filters.disk import DiskFilter
 from services.scheduler.filters.ram import RamFilter
 from services.scheduler.filters.retry import RetryFilter
 from services.scheduler.host_state import HostState
+from services.scheduler.options_model import DEFAULT_FILTERS
 from services.scheduler.request import SchedulingRequest
-from services.scheduler.settings import DEFAULT_FILTERS
 from stratus.scheduler.v1 import scheduler_pb2
 from stratus.state.v1 import state_pb2
 from stratus.v1 import aggregates_pb2, servers_pb2

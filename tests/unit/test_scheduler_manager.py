@@ -13,7 +13,7 @@ from services.core.errors import FailedPrecondition, InvalidArgument, ResourceEx
 from services.core.etcd import Store
 from services.scheduler.filters import build_filters
 from services.scheduler.manager import SchedulerManager
-from services.scheduler.settings import DEFAULT_FILTERS, DEFAULT_WEIGHERS
+from services.scheduler.options_model import DEFAULT_FILTERS, DEFAULT_WEIGHERS
 from services.scheduler.weighers import build_weighers
 from stratus.scheduler.v1 import scheduler_pb2
 from stratus.state.v1 import state_pb2

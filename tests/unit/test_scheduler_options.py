@@ -14,11 +14,13 @@ import pytest
 from pydantic import ValidationError
 
 from services.core.etcd import Store
+from services.scheduler.chains import EngineConfig, engine_config
 from services.scheduler.filters.core import CoreFilter
 from services.scheduler.filters.ram import RamFilter
 from services.scheduler.main import build
-from services.scheduler.options import EngineConfig, OptionsWatcher, engine_config
-from services.scheduler.settings import DEFAULT_FILTERS, DEFAULT_WEIGHERS, SchedulerOptions, SchedulerSettings
+from services.scheduler.options import OptionsWatcher
+from services.scheduler.options_model import DEFAULT_FILTERS, DEFAULT_WEIGHERS, SchedulerOptions
+from services.scheduler.settings import SchedulerSettings
 from services.scheduler.weighers.ram import RamWeigher
 
 

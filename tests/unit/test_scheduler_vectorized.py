@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
+from services.scheduler.chains import EngineConfig, engine_config
 from services.scheduler.engine import Engine
 from services.scheduler.filtering import FilterRun
 from services.scheduler.host_state import HostState
-from services.scheduler.options import EngineConfig, engine_config
+from services.scheduler.options_model import SchedulerOptions
 from services.scheduler.request import SchedulingRequest
-from services.scheduler.settings import SchedulerOptions
 from services.scheduler.table import HostTable
 from services.scheduler.weighers import weigh_hosts
 from stratus.scheduler.v1 import scheduler_pb2

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.compute.drivers import fake_domains
 from services.compute.drivers.base import (
     DriverError,
     HostInfo,
@@ -23,6 +21,8 @@ from services.compute.drivers.base import (
     PowerEventHandler,
     VirtDriver,
 )
+from services.compute.drivers.fake.domains import FakeDomain, load_domains, save_domains
+from services.compute.drivers.fake.host import FakeHostSize
 from stratus.v1 import servers_pb2
 
 P = servers_pb2.PowerState
@@ -30,56 +30,11 @@ P = servers_pb2.PowerState
 HYPERVISOR_TYPE = "fake"
 HYPERVISOR_VERSION = 1000
 CPU_MODEL = "fake-cpu"
-FAKE_HOST_FIELDS = ("vcpus", "ram_mb", "disk_gb")
 FAIL_SPAWN_MESSAGE = "fake driver set to fail spawns"
-
-
-@dataclass(frozen=True, slots=True)
-class FakeHostSize:
-    vcpus: int
-    ram_mb: int
-    disk_gb: int
-
-
-def _parse_part(text: str, part: str, seen: dict[str, int]) -> tuple[str, int]:
-    name, sep, raw = (s.strip() for s in part.partition("="))
-    if not sep or not name:
-        raise ValueError(f"fake host {text!r}: {part!r} is not name=value")
-    if name not in FAKE_HOST_FIELDS:
-        raise ValueError(f"fake host {text!r}: unknown field {name!r}; expected {', '.join(FAKE_HOST_FIELDS)}")
-    if name in seen:
-        raise ValueError(f"fake host {text!r}: {name!r} given twice")
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"fake host {text!r}: {part!r}: {raw!r} is not a whole number") from None
-    if value <= 0:
-        raise ValueError(f"fake host {text!r}: {part!r}: {name} must be positive")
-    return name, value
-
-
-def parse_fake_host(text: str) -> FakeHostSize:
-    """``"vcpus=16,ram_mb=32768,disk_gb=1000"`` -> FakeHostSize; ValueError naming the bad part."""
-    values: dict[str, int] = {}
-    for part in text.split(","):
-        name, value = _parse_part(text, part.strip(), values)
-        values[name] = value
-    missing = [name for name in FAKE_HOST_FIELDS if name not in values]
-    if missing:
-        raise ValueError(f"fake host {text!r}: missing {', '.join(missing)}")
-    return FakeHostSize(**values)
 
 
 def _state_word(power_state: int) -> str:
     return P.Name(power_state).removeprefix("POWER_STATE_").lower()  # type: ignore[arg-type]
-
-
-@dataclass(slots=True)
-class FakeDomain:
-    spec: InstanceSpec
-    power_state: int
-    resized_from: InstanceSpec | None = None
-    console: list[str] = field(default_factory=list)
 
 
 class FakeDriver(VirtDriver):
@@ -93,7 +48,7 @@ class FakeDriver(VirtDriver):
         domains_file: Path | None = None,
         host: str = "",
     ) -> None:
-        """``domains_file``: keep the domains there (fake_domains.py), so that they outlive this
+        """``domains_file``: keep the domains there (domains.py), so that they outlive this
         process and a test can read them; None keeps them in memory only."""
         self.size = size
         self.images = images
@@ -101,12 +56,12 @@ class FakeDriver(VirtDriver):
         self.fail_spawn = fail_spawn
         self.domains_file = domains_file
         self.host = host
-        self._domains: dict[str, FakeDomain] = fake_domains.load_domains(domains_file) if domains_file else {}
+        self._domains: dict[str, FakeDomain] = load_domains(domains_file) if domains_file else {}
         self._on_power_event: PowerEventHandler | None = None
 
     def _saved(self) -> None:
         if self.domains_file is not None:
-            fake_domains.save_domains(self.domains_file, self.host, self._domains)
+            save_domains(self.domains_file, self.host, self._domains)
 
     async def capabilities(self) -> HostInfo:
         return HostInfo(

@@ -1,6 +1,7 @@
-"""The fake driver's domains in a file (``<fake_domains_dir>/<host>.json``), when asked for one.
+"""The fake driver's domains (``FakeDomain``), and their file (``<fake_domains_dir>/<host>.json``)
+when asked for one.
 
-Kept there, the fake "hypervisor" outlives the compute process as a real one does (a SIGKILLed
+Kept in the file, the fake "hypervisor" outlives the compute process as a real one does (a SIGKILLed
 compute comes back to the domains it left), and a test can read what runs on each host without a
 compute RPC: ``read_domains(path)``. The file is replaced atomically on every change.
 
@@ -14,14 +15,19 @@ from __future__ import annotations
 import base64
 import json
 import os
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from services.compute.drivers.base import InstanceSpec
 
-if TYPE_CHECKING:
-    from services.compute.drivers.fake import FakeDomain
+
+@dataclass(slots=True)
+class FakeDomain:
+    spec: InstanceSpec
+    power_state: int
+    resized_from: InstanceSpec | None = None
+    console: list[str] = field(default_factory=list)
 
 
 def _spec_json(spec: InstanceSpec) -> dict[str, Any]:
@@ -62,8 +68,6 @@ def read_domains(path: Path) -> dict[str, dict[str, Any]]:
 
 
 def load_domains(path: Path) -> dict[str, FakeDomain]:
-    from services.compute.drivers.fake import FakeDomain  # fake.py imports this module
-
     out = {}
     for iid, d in read_domains(path).items():
         resized = d.get("resized_from")
