@@ -10,7 +10,7 @@ from services.api.quotas.quota import Quotas
 from services.core import instances, keys
 from services.core.errors import QuotaExceeded
 from stratus.v1 import quotas_pb2
-from tests.unit.test_api_flows_store import Api, active_server, api, settled
+from tests.unit.api.flows.test_flows_store import Api, active_server, api, settled
 
 __all__ = ["api"]  # the fixture, shared with the flows' tests
 

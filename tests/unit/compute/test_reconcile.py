@@ -13,7 +13,7 @@ from services.compute.locks import KeyedLocks
 from services.compute.reconcile import Reconciler
 from services.compute.settings import ComputeSettings
 from services.core.etcd import Store
-from tests.unit.test_compute_manager import HOST, ID, SIZE, P, T, V, put_record, server_of
+from tests.unit.compute.test_manager import HOST, ID, SIZE, P, T, V, put_record, server_of
 
 
 def make(store: Store, grace_s: float = 10.0) -> tuple[Reconciler, FakeDriver, KeyedLocks]:

@@ -1,4 +1,4 @@
-"""Pure logic of the api: validation, list filters, page tokens, the seed image (auth: test_api_policy.py)."""
+"""Pure logic of the api: validation, list filters, page tokens, the seed image (auth: identity/test_policy.py)."""
 
 from __future__ import annotations
 
@@ -87,5 +87,5 @@ def test_the_seed_is_the_built_guest_when_there_is_one(tmp_path: Path) -> None:
 
 
 def test_the_default_seed_file_is_the_repos_built_guest() -> None:
-    assert ApiSettings().seed_image_file == Path(__file__).resolve().parents[2] / "build/guest/tiny.qcow2"
+    assert ApiSettings().seed_image_file == Path(__file__).resolve().parents[3] / "build/guest/tiny.qcow2"
     assert (ApiSettings().build_timeout_s, ApiSettings().snapshot_timeout_s) == (1800, 1800)

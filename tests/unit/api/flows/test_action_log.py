@@ -15,7 +15,7 @@ from services.core.etcd import Store
 from services.core.ids import new_id
 from stratus.state.v1 import state_pb2
 from stratus.v1 import servers_pb2 as pb
-from tests.unit.test_api_flows_store import HOST, Api, active_server, api, settled
+from tests.unit.api.flows.test_flows_store import HOST, Api, active_server, api, settled
 
 __all__ = ["api"]  # the fixture, imported for pytest
 R = pb.ServerActionResult

@@ -1,6 +1,6 @@
 """The capability filters (ComputeCapabilities, ImageProperties, Json): pure table tests.
 
-Helpers and the other policy filters are in test_scheduler_policy_filters.py.
+Helpers and the other policy filters are in test_policy_filters.py.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from services.scheduler.filters.image_properties import ImagePropertiesFilter, v
 from services.scheduler.filters.json_filter import JsonFilter
 from services.scheduler.host_state import HostState
 from services.scheduler.request import SchedulingRequest
-from tests.unit.test_scheduler_policy_filters import QUERY, Case, host, q, req
+from tests.unit.scheduler.filters.test_policy_filters import QUERY, Case, host, q, req
 
 CPU_INFO = json.dumps({"vendor": "Intel", "topology": {"cores": 4}})
 DEEP: list[Any] = ["and"]

@@ -17,7 +17,7 @@ from services.core.errors import Internal
 from services.core.etcd import Store
 from services.core.registration import Registration
 from stratus.state.v1 import state_pb2
-from tests.unit.test_compute_manager import HOST, ID, SIZE, put_record
+from tests.unit.compute.test_manager import HOST, ID, SIZE, put_record
 
 
 class RecordingRegistration:
