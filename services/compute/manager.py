@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from services.compute import reports, transitions
+from services.compute.deployment import deployment_id
 from services.compute.drivers.base import BadImage, DriverError, InstanceNotFound, InstanceSpec, VirtDriver
 from services.compute.jobs import Jobs
 from services.compute.locks import KeyedLocks
@@ -22,7 +23,6 @@ from services.compute.reconcile import Reconciler
 from services.compute.settings import ComputeSettings
 from services.compute.stats import HostStatsTracker
 from services.core import compute_report, instances, keys
-from services.core.deployment import deployment_id
 from services.core.errors import FailedPrecondition, Internal, InvalidArgument, NotFound, StratusError
 from services.core.etcd import Store
 from services.core.telemetry import tracer

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-from services.core.deployment import deployment_id
 from services.core.etcd import Store
 from services.core.lease import LeaseSession
 from services.core.watchcache import PrefixCache
@@ -65,9 +64,3 @@ async def test_lease_session_keeps_key_alive_and_revokes_on_close(store: Store) 
     await session.close()
     assert session.done.is_set()
     assert await store.get("alive") is None
-
-
-async def test_the_deployment_id_is_made_once_and_shared(store: Store) -> None:
-    ids = await asyncio.gather(*(deployment_id(store) for _ in range(5)))
-    assert len(set(ids)) == 1
-    assert await deployment_id(store) == ids[0]
