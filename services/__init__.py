@@ -1,0 +1,2 @@
+"""Stratus: the four processes (api, scheduler, compute, servicegroup), the library they share (core),
+the CLI and the launcher."""

@@ -1,3 +1,6 @@
+"""The api's settings: port, token and policy files, image limits, build and flow timeouts and
+deadlines, seeding, the claims audit, and the per-project quota defaults."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,3 +1,5 @@
+"""The servicegroup's settings: the common ones only."""
+
 from __future__ import annotations
 
 from typing import ClassVar

@@ -6,6 +6,7 @@ Once a flow is over its action is concluded from the record (services/api/flows/
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 
 from services.api.flows import action_log, delete, power, resize, resize_claims, snapshot
@@ -97,7 +98,7 @@ class Orchestrator:
         await self._conclude(instance_id, "revert-resize")
 
     async def settle_resize(self, instance_id: str) -> None:
-        settle = lambda: resize.settle_resize(self._deps, instance_id)  # noqa: E731
+        settle = functools.partial(resize.settle_resize, self._deps, instance_id)
         await self._run(instance_id, "settle-resize", settle, settling_or())
 
     async def resume_snapshot(self, instance_id: str) -> None:

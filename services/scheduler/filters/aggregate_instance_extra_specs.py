@@ -1,3 +1,6 @@
+"""AggregateInstanceExtraSpecsFilter: a flavor's extra specs matched against its host's aggregate
+metadata."""
+
 from __future__ import annotations
 
 from services.scheduler.filters import extra_specs_ops

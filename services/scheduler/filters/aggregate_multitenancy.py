@@ -1,3 +1,5 @@
+"""AggregateMultiTenancyIsolation: aggregates kept for the projects their metadata names."""
+
 from __future__ import annotations
 
 from services.scheduler.filters.aggregate_utils import split_values

@@ -1,3 +1,5 @@
+"""AllHostsFilter: Nova's no-op filter."""
+
 from __future__ import annotations
 
 from services.scheduler.filters.base import Filter

@@ -1,3 +1,5 @@
+"""AvailabilityZoneFilter: only hosts in the requested zone."""
+
 from __future__ import annotations
 
 from services.scheduler.filters.base import Filter

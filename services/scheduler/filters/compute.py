@@ -1,3 +1,5 @@
+"""ComputeFilter: only hosts whose compute service is up and enabled."""
+
 from __future__ import annotations
 
 from services.scheduler.filters.base import Filter

@@ -1,3 +1,5 @@
+"""CoreFilter: enough free vCPUs (with the allocation ratio)."""
+
 from __future__ import annotations
 
 from services.scheduler.filters.base import ResourceFilter

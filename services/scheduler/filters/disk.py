@@ -1,3 +1,5 @@
+"""DiskFilter: enough free disk (with the allocation ratio)."""
+
 from __future__ import annotations
 
 from services.scheduler.filters.base import ResourceFilter

@@ -1,3 +1,5 @@
+"""RamFilter: enough free RAM (with the allocation ratio)."""
+
 from __future__ import annotations
 
 from services.scheduler.filters.base import ResourceFilter

@@ -1,3 +1,5 @@
+"""RetryFilter: never a host this request already failed on."""
+
 from __future__ import annotations
 
 from services.scheduler.filters.base import Filter

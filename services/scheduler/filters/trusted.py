@@ -1,3 +1,5 @@
+"""TrustedFilter: a flavor that asks for a trusted host gets one."""
+
 from __future__ import annotations
 
 from services.scheduler.filters.base import Filter

@@ -1,3 +1,5 @@
+"""BuildFailureWeigher: hosts that failed recent builds sink."""
+
 from __future__ import annotations
 
 from services.scheduler.host_state import HostState

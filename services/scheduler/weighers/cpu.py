@@ -1,3 +1,5 @@
+"""CPUWeigher: more free vCPUs first."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping

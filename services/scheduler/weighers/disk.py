@@ -1,3 +1,5 @@
+"""DiskWeigher: more free disk first."""
+
 from __future__ import annotations
 
 from services.scheduler.host_state import HostState

@@ -1,3 +1,5 @@
+"""IoOpsWeigher: fewer I/O-heavy tasks first."""
+
 from __future__ import annotations
 
 from services.scheduler.host_state import HostState

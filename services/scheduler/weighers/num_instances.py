@@ -1,3 +1,5 @@
+"""NumInstancesWeigher: by instance count (off by default)."""
+
 from __future__ import annotations
 
 from services.scheduler.host_state import HostState

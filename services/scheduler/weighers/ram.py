@@ -1,3 +1,5 @@
+"""RamWeigher: more free RAM first."""
+
 from __future__ import annotations
 
 from services.scheduler.host_state import HostState
