@@ -53,10 +53,6 @@ PROCESSES: dict[str, Callable[[], tuple[type[CommonSettings], Build]]] = {
 }
 
 
-def settings_class(binary: str) -> type[CommonSettings]:
-    return PROCESSES[binary]()[0]
-
-
 def merge_flags(sets: list[str] | None, flags: dict[str, Any]) -> dict[str, Any]:
     """``--set KEY=VALUE`` items (dashes in keys read as underscores) under the explicit flags."""
     try:
@@ -76,9 +72,11 @@ def describe_validation_error(exc: ValidationError) -> list[str]:
     return lines
 
 
-def load_or_exit(binary: str, config_file: Path | None, flags: dict[str, Any]) -> CommonSettings:
+def load_or_exit(
+    settings_class: type[CommonSettings], config_file: Path | None, flags: dict[str, Any]
+) -> CommonSettings:
     try:
-        return load_settings(settings_class(binary), config_file, **flags)
+        return load_settings(settings_class, config_file, **flags)
     except ValidationError as exc:
         for line in describe_validation_error(exc):
             print(line, file=sys.stderr)
@@ -93,8 +91,8 @@ def run(binary: str, config_file: Path | None, sets: list[str] | None, flags: di
     from services.core.registration import DuplicateService
     from services.core.runner import run_process
 
-    settings = load_or_exit(binary, config_file, merge_flags(sets, flags))
-    build = PROCESSES[binary]()[1]
+    settings_class, build = PROCESSES[binary]()
+    settings = load_or_exit(settings_class, config_file, merge_flags(sets, flags))
     try:
         run_process(settings, build)
     except (ConnectionError, DuplicateService) as exc:

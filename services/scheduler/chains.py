@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services.scheduler.filters import FILTERS, Filter
+from services.scheduler.known_names import check_known
 from services.scheduler.weighers import WEIGHERS, Weigher
 
 # The chance driver: a random host among those that are up, not already tried, and have room.
@@ -32,12 +33,8 @@ class EngineConfig:
 def build_chains(options: Mapping[str, Any]) -> tuple[list[Filter], list[Weigher]]:
     """The enabled filters and weighers, each from ``from_options``; ValueError naming the problem."""
     filter_names, weigher_names = list(options.get("enabled_filters", ())), list(options.get("weighers", ()))
-    for kind, names, registry in (("filter", filter_names, FILTERS), ("weigher", weigher_names, WEIGHERS)):
-        unknown = [name for name in names if name not in registry]
-        if unknown:
-            raise ValueError(
-                f"unknown scheduler {kind}(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(registry))}"
-            )
+    check_known("filter", filter_names, FILTERS)
+    check_known("weigher", weigher_names, WEIGHERS)
     filters: list[Filter] = []
     weighers: list[Weigher] = []
     name = ""

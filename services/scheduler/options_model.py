@@ -13,6 +13,7 @@ from pydantic_settings import NoDecode
 from services.core.config import split_list
 from services.scheduler.chains import build_chains
 from services.scheduler.filters import FILTERS
+from services.scheduler.known_names import check_known
 from services.scheduler.weighers import WEIGHERS
 
 # Nova's defaults (nova.conf [filter_scheduler] enabled_filters), plus the resource filters Nova
@@ -99,11 +100,7 @@ class SchedulerOptions(BaseModel):
     @field_validator("enabled_filters")
     @classmethod
     def _known_filters(cls, names: list[str]) -> list[str]:
-        unknown = [name for name in names if name not in FILTERS]
-        if unknown:
-            raise ValueError(
-                f"unknown scheduler filter(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(FILTERS))}"
-            )
+        check_known("filter", names, FILTERS)
         return names
 
     @field_validator("weighers")
@@ -132,9 +129,5 @@ class SchedulerOptions(BaseModel):
 
 
 def _known_weighers(names: list[str]) -> list[str]:
-    unknown = [name for name in dict.fromkeys(names) if name not in WEIGHERS]
-    if unknown:
-        raise ValueError(
-            f"unknown scheduler weigher(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(WEIGHERS))}"
-        )
+    check_known("weigher", dict.fromkeys(names), WEIGHERS)
     return names

@@ -25,6 +25,7 @@ from services.scheduler.filters.same_host import DifferentHostFilter, SameHostFi
 from services.scheduler.filters.server_group import ServerGroupAffinityFilter, ServerGroupAntiAffinityFilter
 from services.scheduler.filters.trusted import TrustedFilter
 from services.scheduler.filters.type_affinity import AggregateTypeAffinityFilter, TypeAffinityFilter
+from services.scheduler.known_names import check_known
 
 FILTERS: dict[str, type[Filter]] = {
     cls.name: cls
@@ -62,11 +63,7 @@ FILTERS["AggregateMultiTenancyIsolationFilter"] = AggregateMultiTenancyIsolation
 def build_filters(names: Sequence[str], options: Mapping[str, Any] | None = None) -> list[Filter]:
     """The filters named, in order, each configured from ``options`` (the scheduler options);
     ValueError naming the unknown filters and the known ones, or the bad option."""
-    unknown = [name for name in names if name not in FILTERS]
-    if unknown:
-        raise ValueError(
-            f"unknown scheduler filter(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(FILTERS))}"
-        )
+    check_known("filter", names, FILTERS)
     return [FILTERS[name].from_options(options or {}) for name in names]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from services.scheduler.known_names import check_known
 from services.scheduler.weighers.base import WeighedHost, Weigher, normalize, weigh_hosts
 from services.scheduler.weighers.build_failure import BuildFailureWeigher
 from services.scheduler.weighers.cpu import CPUWeigher
@@ -41,11 +42,7 @@ def build_weighers(
     if not isinstance(by_name, Mapping):
         raise ValueError(f"weight_multipliers must map weigher names to numbers, not {by_name!r}")
     by_name = {**multipliers, **by_name}
-    unknown = [name for name in dict.fromkeys([*names, *by_name]) if name not in WEIGHERS]
-    if unknown:
-        raise ValueError(
-            f"unknown scheduler weigher(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(WEIGHERS))}"
-        )
+    check_known("weigher", dict.fromkeys([*names, *by_name]), WEIGHERS)
     merged["weight_multipliers"] = by_name
     return [WEIGHERS[name].from_options(merged) for name in names]
 

@@ -65,7 +65,7 @@ def test_flags_win_over_set_and_dashes_in_set_keys_read_as_underscores() -> None
 def test_flags_win_over_the_config_file(tmp_path: Path) -> None:
     config = tmp_path / "stratus.toml"
     config.write_text('host = "from-file"\nport = 5\n[compute]\nfake_host = "vcpus=2,ram_mb=512,disk_gb=5"\n')
-    settings = load_or_exit("compute", config, merge_flags(["availability_zone=az9"], {"port": 7}))
+    settings = load_or_exit(ComputeSettings, config, merge_flags(["availability_zone=az9"], {"port": 7}))
     assert isinstance(settings, ComputeSettings)
     assert (settings.host, settings.port) == ("from-file", 7)
     assert (settings.fake_host, settings.availability_zone) == ("vcpus=2,ram_mb=512,disk_gb=5", "az9")
