@@ -152,45 +152,70 @@ def run_core(hosts: list[Host], decisions: int, warmup: int, profiler: cProfile.
 
 
 # ---- claims ---------------------------------------------------------------------------------
-async def load_hosts(store: Store, hosts: list[Host], concurrency: int = 64) -> None:
-    queue = list(reversed(hosts))
+# etcd refuses a transaction of more than --max-txn-ops (default 128) operations or a request of
+# more than --max-request-bytes (default 1.5 MiB): the setup writes in transactions well under both.
+TXN_OPS = 120
+TXN_BYTES = 512 << 10
+
+
+async def put_batches(store: Store, writes: list[tuple[str, bytes]], concurrency: int = 4) -> list[int]:
+    """Puts every (key, value), many to a transaction (a few transactions in flight); the revision
+    each was written at, in order."""
+    batches: list[list[int]] = [[]]
+    size = 0
+    for i, (key, value) in enumerate(writes):
+        weight = len(key) + len(value) + 16
+        if len(batches[-1]) >= TXN_OPS or (batches[-1] and size + weight > TXN_BYTES):
+            batches.append([])
+            size = 0
+        batches[-1].append(i)
+        size += weight
+    revisions = [0] * len(writes)
+    queue = list(reversed(batches))
 
     async def worker() -> None:
         while queue:
-            h = queue.pop()
-            caps, usage = records(h)
-            service = state_pb2.ServiceRecord(binary="compute", host=h["host"], endpoint=f"{h['host']}:1")
-            await store.put(keys.host_capabilities(h["host"]), caps.SerializeToString())
-            await store.put(keys.host_usage(h["host"]), usage.SerializeToString())
-            await store.put(keys.service("compute", h["host"]), service.SerializeToString())
+            batch = queue.pop()
+            _, resp = await store.txn([], [store.op_put(*writes[i]) for i in batch])
+            for i in batch:
+                revisions[i] = int(resp.header.revision)
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    await store.put(keys.aggregate(AZ2_AGGREGATE), az2_aggregate(hosts).SerializeToString())
+    return revisions
+
+
+async def load_hosts(store: Store, hosts: list[Host]) -> None:
+    """Each host as its compute reports it: capabilities, usage, its service record."""
+    writes: list[tuple[str, bytes]] = []
+    for h in hosts:
+        caps, usage = records(h)
+        service = state_pb2.ServiceRecord(binary="compute", host=h["host"], endpoint=f"{h['host']}:1")
+        writes.append((keys.host_capabilities(h["host"]), caps.SerializeToString()))
+        writes.append((keys.host_usage(h["host"]), usage.SerializeToString()))
+        writes.append((keys.service("compute", h["host"]), service.SerializeToString()))
+    writes.append((keys.aggregate(AZ2_AGGREGATE), az2_aggregate(hosts).SerializeToString()))
+    await put_batches(store, writes)
 
 
 Records = dict[int, tuple[state_pb2.InstanceRecord, int]]
 
 
-async def load_records(store: Store, indexes: list[int], concurrency: int = 64) -> Records:
+async def load_records(store: Store, indexes: list[int]) -> Records:
     """The servers' records as the api writes them at create (BUILD, scheduling, no host), with
     their mod revisions: the api's build sends both with its request, as here."""
-    queue = list(indexes)
-    loaded: Records = {}
-
-    async def worker() -> None:
-        while queue:
-            i = queue.pop()
-            s = spec(i)
-            server = servers_pb2.Server(
-                id=s.instance_id, project_id=s.project_id, flavor_id=s.flavor_id, resources=s.resources,
-                vm_state=servers_pb2.VmState.VM_STATE_BUILDING, task_state=servers_pb2.TaskState.TASK_STATE_SCHEDULING,
-            )  # fmt: skip
-            record = state_pb2.InstanceRecord(server=server)
-            instances.stamp(record)
-            loaded[i] = (record, await store.put(keys.instance(s.instance_id), record.SerializeToString()))
-
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return loaded
+    made: list[state_pb2.InstanceRecord] = []
+    for i in indexes:
+        s = spec(i)
+        server = servers_pb2.Server(
+            id=s.instance_id, project_id=s.project_id, flavor_id=s.flavor_id, resources=s.resources,
+            vm_state=servers_pb2.VmState.VM_STATE_BUILDING, task_state=servers_pb2.TaskState.TASK_STATE_SCHEDULING,
+        )  # fmt: skip
+        record = state_pb2.InstanceRecord(server=server)
+        instances.stamp(record)
+        made.append(record)
+    writes = [(keys.instance(r.server.id), r.SerializeToString()) for r in made]
+    revisions = await put_batches(store, writes)
+    return {i: (r, rev) for i, r, rev in zip(indexes, made, revisions, strict=True)}
 
 
 async def in_flight(count: int, concurrency: int, one: Callable[[int], Awaitable[None]]) -> list[float]:
@@ -225,15 +250,15 @@ async def release_all(store: Store, manager: SchedulerManager, warmup: int) -> N
 
 async def overcommitted(store: Store) -> int:
     """Hosts whose claims exceed what they have (at the default ratios: none should)."""
-    kvs, _ = await store.get_prefix(keys.HOSTS)
     caps: dict[str, state_pb2.HostCapabilities] = {}
     usages: dict[str, state_pb2.HostUsage] = {}
-    for kv in kvs:
-        host, kind = keys.split_host(kv.key)
-        if kind == keys.CAPABILITIES:
-            caps[host] = state_pb2.HostCapabilities.FromString(kv.value)
-        elif kind == keys.USAGE:
-            usages[host] = state_pb2.HostUsage.FromString(kv.value)
+    async for page in store.scan(keys.HOSTS):
+        for kv in page.kvs:
+            host, kind = keys.split_host(kv.key)
+            if kind == keys.CAPABILITIES:
+                caps[host] = state_pb2.HostCapabilities.FromString(kv.value)
+            elif kind == keys.USAGE:
+                usages[host] = state_pb2.HostUsage.FromString(kv.value)
     bad = 0
     for host, usage in usages.items():
         c = caps[host]
@@ -245,9 +270,11 @@ async def overcommitted(store: Store) -> int:
 
 async def unplaced(store: Store) -> int:
     """The timed run's servers whose record names no host (each decision writes it: none should)."""
-    kvs, _ = await store.get_prefix(keys.INSTANCES)
-    records = (state_pb2.InstanceRecord.FromString(kv.value) for kv in kvs)
-    return sum(1 for r in records if not r.server.host and not r.server.id.startswith("bench--"))
+    count = 0
+    async for page in store.scan(keys.INSTANCES):
+        records = (state_pb2.InstanceRecord.FromString(kv.value) for kv in page.kvs)
+        count += sum(1 for r in records if not r.server.host and not r.server.id.startswith("bench--"))
+    return count
 
 
 async def run_claims(

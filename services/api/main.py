@@ -12,6 +12,7 @@ from services.api.admin.claim_audit import ClaimAudit
 from services.api.admin.handlers import AggregatesServicer, HostsServicer, PlacementServicer, ServicesServicer
 from services.api.admin.hosts import AdminManager
 from services.api.admin.placement import PlacementManager
+from services.api.backfill import indexes as backfill_indexes
 from services.api.flavors.handlers import FlavorsServicer
 from services.api.flavors.manager import FlavorsManager
 from services.api.flows.base import Limits
@@ -35,6 +36,7 @@ from services.api.quotas.quota import Quotas
 from services.api.quotas.sets import QuotaSetsManager
 from services.api.server_groups.handlers import ServerGroupsServicer
 from services.api.server_groups.manager import ServerGroupsManager
+from services.api.servers import backfill
 from services.api.servers.handlers import ServersServicer
 from services.api.servers.manager import ServersManager
 from services.api.settings import ApiSettings
@@ -75,6 +77,7 @@ log = logging.getLogger(__name__)
 class ApiManager:
     def __init__(self, settings: ApiSettings, store: Store) -> None:
         self.settings = settings
+        self._store = store
         self.directory = ServiceDirectory(store)
         self.channels = ChannelPool(settings.internal_tls())
         self.record_events = RecordEvents(store)
@@ -105,10 +108,12 @@ class ApiManager:
         await self.record_events.start()
         await self.tokens.start()
         with context.bound(context.SYSTEM):  # no caller: the stack seeds and resumes on its own
+            await backfill_indexes(self._store)  # before the seed, which looks for 'tiny' by name
             if self.settings.seed:
                 await self.flavors.seed()
                 await self.images.seed(self.settings.seed_image_file)
             self.images.start_sweeping(self.settings.image_sweep_interval_s)
+            await backfill.index_projects(self._store)
             await self.owners.start()  # takes the unfinished flows no live replica drives
         self.claim_audit.start(self.settings.claim_audit_interval_s)
 

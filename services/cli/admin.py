@@ -25,6 +25,7 @@ SERVICE_COLUMNS: list[output.Column] = [
     ("ENDPOINT", lambda s: s.endpoint),
     ("LAST_SEEN", lambda s: output.timestamp(s.last_seen)),
     ("REASON", lambda s: s.disabled_reason),
+    ("DEGRADED", lambda s: s.degraded_reason),
 ]
 
 
@@ -42,6 +43,7 @@ HOST_COLUMNS: list[output.Column] = [
     ("SERVERS", lambda h: str(h.running_servers)),
     ("HYPERVISOR", lambda h: h.hypervisor_type),
     ("AZ", lambda h: h.availability_zone),
+    ("DEGRADED", lambda h: h.degraded_reason),
 ]
 
 BinaryArg = Annotated[str, typer.Argument(help="api, scheduler, compute or servicegroup.")]
@@ -55,10 +57,13 @@ def list_services(
     token: TokenOpt = None,
     state_dir: StateDirOpt = None,
 ) -> None:
-    """List services with their state (UP/DOWN) and status (ENABLED/DISABLED)."""
+    """List services with their state (UP/DOWN) and status (ENABLED/DISABLED); then etcd's alarms
+    (NOSPACE: etcd is out of space and refuses writes), as warnings on stderr."""
     with open_api(api, token, state_dir) as client:
         reply = client.call(client.services.ListServices, services_pb2.ListServicesRequest())
     output.emit_list(fmt, SERVICE_COLUMNS, list(reply.services))
+    for alarm in reply.store_alarms:  # on stderr, so -f json|yaml|value output stays parseable
+        output.err(f"warning: {alarm.message}")
 
 
 def update_service(

@@ -8,6 +8,7 @@ from services.cli import (
     admin,
     aggregates,
     columns,
+    etcd_admin,
     flavors,
     images,
     keypairs,
@@ -46,6 +47,7 @@ app.add_typer(aggregates.app, name="aggregate", rich_help_panel="Admin")
 app.add_typer(placement.app, name="placement", rich_help_panel="Admin")
 app.add_typer(quotas.app, name="quota", rich_help_panel="Resources")
 app.add_typer(tokens.app, name="token", rich_help_panel="Admin")
+app.add_typer(etcd_admin.app, name="etcd", rich_help_panel="Admin")
 columns.add_column_option(app)  # after every sub-app: -c wherever there is -f
 
 

@@ -19,7 +19,7 @@ BINARY = "compute"
 def build(settings: ComputeSettings, store: Store) -> tuple[ComputeManager, ServiceSpec]:
     """The manager and service spec for ``serve``; ValueError for an unknown driver."""
     channels = ChannelPool(settings.internal_tls())
-    images = ApiImageService(ServiceDirectory(store), channels, settings.service_token_path())
+    images = ApiImageService(ServiceDirectory(store, "api"), channels, settings.service_token_path())
     manager = ComputeManager(settings, store, load_driver(settings, images), helpers=(images,))
     spec = ServiceSpec(
         binary=BINARY,

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from services.compute import reports, transitions
 from services.compute.deployment import deployment_id
 from services.compute.drivers.base import BadImage, DriverError, InstanceNotFound, InstanceSpec, VirtDriver
+from services.compute.hypervisor_check import HypervisorCheck
 from services.compute.jobs import Jobs
 from services.compute.locks import KeyedLocks
 from services.compute.reconcile import Reconciler
@@ -102,6 +103,8 @@ class ComputeManager:
         self._jobs = Jobs()
         self.stats = HostStatsTracker(self.host)
         self.reconciler = Reconciler(settings, store, driver, self._locks)
+        self.hypervisor_check = HypervisorCheck(self.host, driver, settings.hypervisor_check_interval_s,
+                                                self._health_changed)  # fmt: skip
         self._helpers = helpers
 
     # ---- Manager protocol -------------------------------------------------------------------
@@ -125,8 +128,10 @@ class ComputeManager:
             reserved_vcpus=self.settings.reserved_host_vcpus,
             reserved_ram_mb=self.settings.reserved_host_memory_mb,
             reserved_disk_gb=self.settings.reserved_host_disk_gb,
+            degraded_reason=self.hypervisor_check.reason,
         )
         self.reconciler.start()
+        self.hypervisor_check.start()
         log.info(
             "compute %s: %s hypervisor, %d vcpus, %d MiB, %d GB",
             self.host,
@@ -137,6 +142,7 @@ class ComputeManager:
         )
 
     async def stop(self) -> None:
+        await self.hypervisor_check.stop()
         await self._jobs.stop()
         await self.reconciler.stop()
         await self.stats.close()
@@ -145,14 +151,24 @@ class ComputeManager:
             await helper.stop()
         log.info("compute %s: manager stopped", self.host)
 
+    def _health_changed(self, reason: str) -> None:
+        """The hypervisor stopped answering (``reason``) or answers again (""): the capabilities say so."""
+        if self._capabilities is not None:
+            self._capabilities.degraded_reason = reason
+            self.stats.publish_again()
+
     def lease_records(self) -> dict[str, bytes]:
-        """The host's capabilities and stats, bound to the process lease by the runner."""
+        """The host's capabilities and stats, and its line in its zone's index (api/zones.py), bound
+        to the process lease by the runner."""
         if self._capabilities is None:
             raise RuntimeError("ComputeManager.lease_records() called before start()")
-        return {
+        records = {
             keys.host_capabilities(self.host): self._capabilities.SerializeToString(),
             keys.host_stats(self.host): self.stats.record().SerializeToString(),
         }
+        if self._capabilities.availability_zone:
+            records[keys.zone_host(self._capabilities.availability_zone, self.host)] = b""
+        return records
 
     # ---- operations ---------------------------------------------------------------------------
     async def accept_build(self, instance_id: str) -> None:
@@ -195,7 +211,7 @@ class ComputeManager:
 
     async def _spawn_and_finish(self, instance_id: str, record: state_pb2.InstanceRecord) -> None:
         with self.stats.io_op(instance_id):
-            await self._spawn(spec_of(instance_id, record))
+            await self._spawn(spec_of(instance_id, await instances.with_details(self.store, record)))
         await self._finish_build(instance_id)
         self.stats.build_succeeded()
         log.info("server %s spawned on %s", instance_id, self.host)
@@ -260,7 +276,7 @@ class ComputeManager:
 
         async def op(record: state_pb2.InstanceRecord) -> None:
             with self.stats.io_op(instance_id):
-                await self.driver.resize(spec_of(instance_id, record))
+                await self.driver.resize(spec_of(instance_id, await instances.with_details(self.store, record)))
 
         await self._action("resize", instance_id, op, transitions.to_resized)
 

@@ -24,6 +24,7 @@ from services.compute.settings import ComputeSettings
 from services.core import instances, keys
 from services.core.errors import FailedPrecondition, NotFound, StratusError
 from services.core.etcd import AMBIGUOUS, Store
+from services.core.supervise import spawn_supervised
 from stratus.state.v1 import state_pb2
 from stratus.v1 import servers_pb2
 
@@ -115,7 +116,7 @@ class Reconciler:
 
     # ---- periodic pass -------------------------------------------------------------------------
     def start(self) -> None:
-        self._loop_task = asyncio.create_task(self._run(), name="reconcile")
+        self._loop_task = spawn_supervised("reconcile", self._run)
 
     async def stop(self) -> None:
         tasks = [*self._tasks, *([self._loop_task] if self._loop_task else [])]
@@ -135,19 +136,27 @@ class Reconciler:
             await asyncio.sleep(self.settings.reconcile_interval_s)
 
     async def reconcile(self, now: float | None = None) -> None:
-        """One pass: power states of the instances placed here, then the orphaned domains."""
+        """One pass: power states of the instances placed here, then the orphaned domains. Only
+        this host's servers are read: those its usage holds a claim for and those it has a domain
+        of (a record that places a server here always has its claim here)."""
+        domains = set(await self.driver.list_instances())
         placed: set[str] = set()
-        kvs, _ = await self.store.get_prefix(keys.INSTANCES)
-        for kv in kvs:
-            record = state_pb2.InstanceRecord.FromString(kv.value)
+        for instance_id in sorted(await self._claimed() | domains):
+            try:
+                record, _ = await instances.get(self.store, instance_id)
+            except NotFound:
+                continue
             if record.server.host == self.host:
-                placed.add(record.server.id)
+                placed.add(instance_id)
                 await self._sync(record)
-        await self._remove_orphans(placed, time.monotonic() if now is None else now)
+        await self._remove_orphans(placed, domains, time.monotonic() if now is None else now)
         await self.driver.periodic()
 
-    async def _remove_orphans(self, placed: set[str], now: float) -> None:
-        domains = set(await self.driver.list_instances())
+    async def _claimed(self) -> set[str]:
+        kv = await self.store.get(keys.host_usage(self.host))
+        return set(state_pb2.HostUsage.FromString(kv.value).claims) if kv else set()
+
+    async def _remove_orphans(self, placed: set[str], domains: set[str], now: float) -> None:
         orphans = {i for i in domains - placed if not self.locks.busy(i)}
         for instance_id in orphans - self.orphans.keys():
             log.warning("domain of %s runs on %s but no record places it here; removing it in %.0fs "

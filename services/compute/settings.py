@@ -28,6 +28,12 @@ class ComputeSettings(FakeSettings, CommonSettings):
     service_token_file: Path | None = None
     # A stop asks the guest to shut down (ACPI) and destroys it after this long.
     shutdown_timeout_s: float = Field(default=30.0, ge=0, le=3600)
+    # Every call to the hypervisor gives up after this long (CallTimeout) and marks the host degraded
+    # in its capabilities (the scheduler places nothing there) until calls answer in time again.
+    hypervisor_call_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    # How often a cheap call checks that the hypervisor answers, so that a hang, and its end, are
+    # noticed on a host with nothing else to do.
+    hypervisor_check_interval_s: float = Field(default=10.0, gt=0, le=3600)
     # How often the hypervisor is compared with the records; a domain no record places here (and
     # no operation of this compute holds) is removed once it has been seen so for orphan_grace_s.
     # A record names its host in the claim's own transaction, so the grace only covers a record

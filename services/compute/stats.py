@@ -17,6 +17,7 @@ import grpc
 
 from services.core.etcd import AMBIGUOUS
 from services.core.registration import Registration
+from services.core.supervise import spawn_supervised
 from stratus.state.v1 import state_pb2
 
 log = logging.getLogger(__name__)
@@ -55,14 +56,22 @@ class HostStatsTracker:
             self._failed_builds = 0
             self._changed.set()
 
+    def publish_again(self) -> None:
+        """Publishes the lease records though no stat changed: another of them did (the capabilities,
+        when the hypervisor's health changes). Every publish writes them all."""
+        self._changed.set()
+
     # ---- publishing ---------------------------------------------------------------------------
     def attach(self, registration: Registration) -> None:
         """Starts publishing through ``registration`` (the runner's ``on_registered``)."""
         self._registration = registration
-        self._task = asyncio.create_task(self._publish(), name="host-stats")
+        self._task = spawn_supervised("host-stats", self._publish)
 
     async def _publish(self) -> None:
+        """Publishes once at (re)start, since a round that failed may have taken a change with it,
+        then after every change."""
         assert self._registration is not None
+        self._changed.set()
         while True:
             await self._changed.wait()
             self._changed.clear()

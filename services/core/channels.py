@@ -38,10 +38,12 @@ def _decode_service(raw: bytes) -> state_pb2.ServiceRecord:
 
 
 class ServiceDirectory:
-    """Live services from their lease-bound ``services/<binary>/<host>`` keys."""
+    """Live services from their lease-bound ``services/<binary>/<host>`` keys: of every binary, or
+    of ``binary`` only (a compute follows the apis, not every other compute)."""
 
-    def __init__(self, store: Store) -> None:
-        self.cache: PrefixCache[state_pb2.ServiceRecord] = PrefixCache(store, keys.SERVICES, _decode_service)
+    def __init__(self, store: Store, binary: str = "") -> None:
+        prefix = f"{keys.SERVICES}{binary}/" if binary else keys.SERVICES
+        self.cache: PrefixCache[state_pb2.ServiceRecord] = PrefixCache(store, prefix, _decode_service)
         self._next: dict[str, int] = {}
 
     async def start(self) -> None:

@@ -22,6 +22,15 @@ VIOLATIONS_MAX = 20
 RETRY_AFTER_S = 1.0  # the retry hint an outage of the state store answers with
 STATE_STORE_DOWN = "the state store is unreachable; retry"
 STATE_STORE_UNAVAILABLE = "STATE_STORE_UNAVAILABLE"  # its ErrorInfo reason
+# While etcd's NOSPACE alarm is raised (its database reached its quota) it refuses writes: UNAVAILABLE
+# with this message and reason, and a longer retry hint (an operator has to act).
+STATE_STORE_FULL = "STATE_STORE_FULL"
+STATE_STORE_FULL_MESSAGE = (
+    "the state store is out of space: etcd refuses writes (alarm NOSPACE, database space exceeded) "
+    "until an operator frees space and disarms the alarm; retry later"
+)
+FULL_RETRY_AFTER_S = 5.0
+STORE_REASONS = (STATE_STORE_UNAVAILABLE, STATE_STORE_FULL)  # the reasons that mean "etcd, not the call"
 
 
 def shorten(value: str, limit: int = ECHO_MAX) -> str:
@@ -130,6 +139,11 @@ class Unavailable(StratusError):
 def state_store_down(retry_after_s: float = RETRY_AFTER_S) -> Unavailable:
     """What a call answers while etcd cannot be reached (stopped, partitioned or frozen)."""
     return Unavailable(STATE_STORE_DOWN, reason=STATE_STORE_UNAVAILABLE, retry_after_s=retry_after_s)
+
+
+def state_store_full(retry_after_s: float = FULL_RETRY_AFTER_S) -> Unavailable:
+    """What a call that needed a write answers while etcd's NOSPACE alarm is raised."""
+    return Unavailable(STATE_STORE_FULL_MESSAGE, reason=STATE_STORE_FULL, retry_after_s=retry_after_s)
 
 
 class DeadlineExceeded(StratusError):

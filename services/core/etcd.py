@@ -23,16 +23,29 @@ import grpc
 from etcd3aio import Etcd3Client, EtcdConnectionError, EtcdTransientError, prefix_range_end
 from etcd3aio._protobuf import Compare, RequestOp
 
+from services.core.etcd_maint import ALARM_CODES, Alarm, Member, MemberStatus, alarm_kind
 from services.core.watch import FutureRevision, WatchBatch, WatchCompacted, watch_range
 
 log = logging.getLogger(__name__)
 
 AMBIGUOUS = (EtcdConnectionError, EtcdTransientError, TimeoutError)
 CALL_TIMEOUT_S = 5.0
+# What etcd says when it refuses a write for lack of space ("etcdserver: mvcc: database space exceeded").
+NOSPACE_DETAIL = "database space exceeded"
 # An outage of the state store: AMBIGUOUS, and the ConnectionError of a swap that never settled.
 OUTAGE: tuple[type[BaseException], ...] = (*AMBIGUOUS, ConnectionError)
 # After an outage the channel reconnects within this (gRPC's default backoff grows to 120 s).
 RECONNECT_BACKOFF_MAX_MS = 2000
+# Range reads page: at most PAGE_KEYS keys a page to start with, then as many as fit in about
+# PAGE_BYTES (never more than PAGE_KEYS_MAX). The channel takes answers up to MAX_RECEIVE_BYTES
+# (above etcd's own request limit of 1.5 MiB, so one record always fits); a page that does not fit
+# is read again in halves. Requests are bounded by MAX_SEND_BYTES (etcd refuses more than 1.5 MiB).
+PAGE_KEYS = 256
+GET_MANY_PARALLEL = 32
+PAGE_KEYS_MAX = 1000
+PAGE_BYTES = 1 << 20
+MAX_RECEIVE_BYTES = 8 << 20
+MAX_SEND_BYTES = 2 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +55,21 @@ class KV:
     mod_revision: int
     create_revision: int
     lease: int
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a range read: its keys, the revision it was read at, whether more keys follow,
+    and the size of etcd's answer in bytes."""
+
+    kvs: list[KV]
+    revision: int
+    more: bool
+    size: int
+
+
+class TooMany(Exception):
+    """A prefix read with ``read_all`` held more keys than its bound."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +116,8 @@ class Store:
         self._client._manager.grpc_options += [  # the client takes no channel options of its own
             ("grpc.initial_reconnect_backoff_ms", 200),
             ("grpc.max_reconnect_backoff_ms", RECONNECT_BACKOFF_MAX_MS),
+            ("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),
+            ("grpc.max_send_message_length", MAX_SEND_BYTES),
         ]
         self._connected = False
 
@@ -142,20 +172,75 @@ class Store:
                 raise FutureRevision(f"etcd has not reached revision {revision}") from exc
             raise WatchCompacted(0) from exc
 
+    async def get_many(self, keys: Sequence[str], *, revision: int = 0) -> list[KV | None]:
+        """Each key as it is (or was at ``revision``), read ``GET_MANY_PARALLEL`` at a time."""
+        gate = asyncio.Semaphore(GET_MANY_PARALLEL)
+
+        async def one(key: str) -> KV | None:
+            async with gate:
+                return await self.get(key, revision=revision)
+
+        return list(await asyncio.gather(*(one(k) for k in keys)))
+
     async def get_with_revision(self, key: str) -> tuple[KV | None, int]:
         """The key (or None) and the store revision it was read at, to watch from without a gap."""
         resp = await self._raw.kv.get(self._abs(key), timeout=CALL_TIMEOUT_S)
         return (self._kv(resp.kvs[0]) if resp.kvs else None), int(resp.header.revision)
 
-    async def get_prefix(
-        self, prefix: str, *, start_after: str = "", limit: int = 0, revision: int = 0
-    ) -> tuple[list[KV], int]:
-        """Keys under ``prefix`` in key order, after ``start_after`` if given; and the revision read
-        (``revision`` itself when given: the keys as they were then, for pages of one listing)."""
+    async def page(
+        self, prefix: str, *, start_after: str = "", limit: int = PAGE_KEYS, revision: int = 0, keys_only: bool = False
+    ) -> Page:
+        """At most ``limit`` keys under ``prefix`` in key order, after ``start_after`` if given, read
+        at ``revision`` (0: now; the page says which, for the next pages of one listing). A page
+        larger than the channel's receive limit is read again in halves, so no record size can make
+        a read fail."""
+        if not 0 < limit <= PAGE_KEYS_MAX:
+            raise ValueError(f"a page holds 1 to {PAGE_KEYS_MAX} keys, not {limit}")
         end = prefix_range_end(self._abs(prefix))
         start = self._abs(start_after) + b"\x00" if start_after else self._abs(prefix)
-        resp = await self._range(start, range_end=end, limit=limit, revision=revision)
-        return [self._kv(kv) for kv in resp.kvs], revision or int(resp.header.revision)
+        while True:
+            try:
+                resp = await self._range(start, range_end=end, limit=limit, revision=revision, keys_only=keys_only)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED or limit == 1:
+                    raise
+                limit = max(1, limit // 2)
+                continue
+            kvs = [self._kv(kv) for kv in resp.kvs]
+            return Page(kvs, revision or int(resp.header.revision), bool(resp.more), resp.ByteSize())
+
+    async def scan(
+        self, prefix: str, *, start_after: str = "", revision: int = 0, keys_only: bool = False
+    ) -> AsyncIterator[Page]:
+        """Every key under ``prefix``, page by page, all pages at the first page's revision. A page
+        aims at ``PAGE_BYTES``: its key count shrinks after a heavy page and grows after a light one."""
+        limit = PAGE_KEYS
+        while True:
+            page = await self.page(prefix, start_after=start_after, limit=limit, revision=revision, keys_only=keys_only)
+            revision = page.revision
+            yield page
+            if not page.more or not page.kvs:
+                return
+            start_after = page.kvs[-1].key
+            per_key = max(1, page.size // len(page.kvs))
+            limit = max(1, min(PAGE_KEYS_MAX, PAGE_BYTES // per_key))
+
+    async def read_all(self, prefix: str, *, most: int, revision: int = 0) -> tuple[list[KV], int]:
+        """Every key under a prefix that holds a bounded number of keys by design (one server's
+        actions, one image's members): paged, at one revision. Raises ``TooMany`` past ``most``,
+        so a bound that a bug let slip fails loudly instead of filling memory."""
+        out: list[KV] = []
+        async for page in self.scan(prefix, revision=revision):
+            out.extend(page.kvs)
+            revision = page.revision
+            if len(out) > most:
+                raise TooMany(f"{prefix} holds more than {most} keys")
+        return out, revision
+
+    async def count(self, prefix: str) -> int:
+        """How many keys are under ``prefix`` (etcd counts; no key is sent)."""
+        resp = await self._range(self._abs(prefix), range_end=prefix_range_end(self._abs(prefix)), count_only=True)
+        return int(resp.count)
 
     # ---- writes -----------------------------------------------------------------------------
     async def put(self, key: str, value: bytes, lease: int = 0) -> int:
@@ -257,9 +342,35 @@ class Store:
         from an older revision then raise ``WatchCompacted``."""
         await self._raw.kv.compact(revision, physical=True, timeout=CALL_TIMEOUT_S)
 
+    # ---- maintenance (see etcd_maint.py) ------------------------------------------------------
+    async def alarms(self) -> list[Alarm]:
+        """The cluster's active alarms (any member answers for all of them)."""
+        resp = await self._raw.maintenance.alarms(timeout=CALL_TIMEOUT_S)
+        return [Alarm(int(a.memberID), alarm_kind(int(a.alarm))) for a in resp.alarms]
+
+    async def disarm(self, alarm: Alarm) -> None:
+        """Clears ``alarm``; a NOSPACE comes back at the next write that still finds no room."""
+        code = ALARM_CODES[alarm.kind]
+        await self._raw.maintenance.alarm_deactivate(code, member_id=alarm.member_id, timeout=CALL_TIMEOUT_S)
+
+    async def members(self) -> list[Member]:
+        resp = await self._raw.cluster.member_list(timeout=CALL_TIMEOUT_S)
+        return [Member(int(m.ID), str(m.name), tuple(m.clientURLs)) for m in resp.members]
+
+    async def member_status(self) -> MemberStatus:
+        """The member this store's channel reaches (give the store that member's URL only)."""
+        resp = await self._raw.maintenance.status(timeout=CALL_TIMEOUT_S)
+        return MemberStatus(int(resp.header.member_id), int(resp.leader), int(resp.dbSize), int(resp.dbSizeInUse))
+
+    async def defragment(self, timeout_s: float) -> None:
+        """Defragments the member this store's channel reaches (one attempt: it answers nothing
+        else meanwhile, so it is not to be repeated blindly)."""
+        await self._raw.maintenance.defragment(timeout=timeout_s, max_attempts=1)
+
     # ---- watches ----------------------------------------------------------------------------
-    def watch_prefix(self, prefix: str, start_revision: int) -> AsyncIterator[WatchBatch]:
-        """Every change under ``prefix`` from ``start_revision`` on, across reconnects.
+    def watch_prefix(self, prefix: str, start_revision: int, *, prev: bool = False) -> AsyncIterator[WatchBatch]:
+        """Every change under ``prefix`` from ``start_revision`` on, across reconnects; with each
+        event the value before it when ``prev`` (etcd then reads and sends it: ask only if needed).
 
         Raises ``WatchCompacted`` when history from that revision is gone: reload and re-watch.
         """
@@ -269,12 +380,26 @@ class Store:
             prefix_range_end(self._abs(prefix)),
             start_revision,
             self._rel,
+            prev,
         )
 
 
 def is_unavailable(exc: BaseException) -> bool:
-    return isinstance(exc, AMBIGUOUS) or (
-        isinstance(exc, grpc.aio.AioRpcError) and exc.code() == grpc.StatusCode.UNAVAILABLE
+    """etcd cannot take the call now: unreachable, too slow, or out of space (``is_store_full``)."""
+    return (
+        isinstance(exc, AMBIGUOUS)
+        or (isinstance(exc, grpc.aio.AioRpcError) and exc.code() == grpc.StatusCode.UNAVAILABLE)
+        or is_store_full(exc)
+    )
+
+
+def is_store_full(exc: BaseException) -> bool:
+    """True when etcd refused a write because its database reached its quota (the NOSPACE alarm
+    is raised; every write but a delete is refused until it is disarmed): a reason to wait."""
+    return (
+        isinstance(exc, grpc.aio.AioRpcError)
+        and exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        and NOSPACE_DETAIL in (exc.details() or "")
     )
 
 

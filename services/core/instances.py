@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from etcd3aio._protobuf import RequestOp
 from google.protobuf import timestamp_pb2
 
 from services.core import keys
@@ -15,8 +16,11 @@ from services.core.errors import Aborted, NotFound
 from services.core.etcd import Store
 from services.core.states import derive_status
 from stratus.state.v1 import state_pb2
+from stratus.v1 import servers_pb2
 
 MAX_SWAP_ATTEMPTS = 50
+# Metadata and scheduler hints up to this many bytes (keys and values) stay in the record.
+INLINE_MAX = 1024
 
 
 def now() -> timestamp_pb2.Timestamp:
@@ -58,18 +62,102 @@ async def update(
     raise Aborted(f"server {instance_id} is changing too fast; try again")
 
 
+def delete_ops(store: Store, record: state_pb2.InstanceRecord) -> list[RequestOp]:
+    """Removing a server: its record and every key that goes with it (for one transaction)."""
+    server = record.server
+    ops = [
+        store.op_delete(keys.instance(server.id)),
+        store.op_delete(keys.project_instance(server.project_id, server.id)),
+    ]
+    if record.details_apart:
+        ops.append(store.op_delete(keys.instance_details(server.id)))
+    if record.request_id:
+        ops.append(store.op_delete(keys.request(server.project_id, record.request_id)))
+    return ops
+
+
+def create_ops(store: Store, record: state_pb2.InstanceRecord) -> list[RequestOp]:
+    """Writing a new server (a record ``set_apart`` has been applied to, and its details): the
+    record and its project index (for one transaction, with a compare that the record is absent)."""
+    server = record.server
+    return [
+        store.op_put(keys.instance(server.id), record.SerializeToString()),
+        store.op_put(keys.project_instance(server.project_id, server.id), b""),
+    ]
+
+
 async def delete(store: Store, instance_id: str) -> None:
-    """Removes the record and its request index in one transaction."""
+    """Removes the record and the keys that go with it in one transaction."""
     for _ in range(MAX_SWAP_ATTEMPTS):
         try:
             record, revision = await get(store, instance_id)
         except NotFound:
             return
         key = keys.instance(instance_id)
-        ops = [store.op_delete(key)]
-        if record.request_id:
-            ops.append(store.op_delete(keys.request(record.server.project_id, record.request_id)))
-        ok, _ = await store.txn([store.cmp_mod(key, revision)], ops)
+        ok, _ = await store.txn([store.cmp_mod(key, revision)], delete_ops(store, record))
         if ok:
             return
     raise Aborted(f"server {instance_id} is changing too fast to delete; try again")
+
+
+# ---- the parts kept apart -----------------------------------------------------------------------
+def inline_size(server: servers_pb2.Server) -> int:
+    """What metadata and scheduler hints weigh in the record: their keys and values, in bytes."""
+    pairs = [*server.metadata.items(), *server.scheduler_hints.items()]
+    return sum(len(k.encode()) + len(v.encode()) for k, v in pairs)
+
+
+def set_apart(record: state_pb2.InstanceRecord) -> state_pb2.InstanceDetails | None:
+    """Moves the write-once parts out of a new record (its user data and key always, its metadata
+    and hints when larger than ``INLINE_MAX``) into the details to write beside it; None when
+    there is nothing to move."""
+    server = record.server
+    details = state_pb2.InstanceDetails(user_data=server.user_data)
+    if record.HasField("key"):
+        details.key.CopyFrom(record.key)
+    if inline_size(server) > INLINE_MAX:
+        details.metadata.update(server.metadata)
+        details.scheduler_hints.update(server.scheduler_hints)
+        server.ClearField("metadata")
+        server.ClearField("scheduler_hints")
+        server.metadata_omitted = True
+    if details.ByteSize() == 0:
+        return None
+    server.ClearField("user_data")
+    record.ClearField("key")
+    record.details_apart = True
+    return details
+
+
+def put_back(record: state_pb2.InstanceRecord, details: state_pb2.InstanceDetails) -> None:
+    """The inverse of ``set_apart``, in place."""
+    put_back_server(record.server, details)
+    if details.HasField("key"):
+        record.key.CopyFrom(details.key)
+
+
+def put_back_server(server: servers_pb2.Server, details: state_pb2.InstanceDetails) -> None:
+    """The server's parts of ``put_back``: its user data, metadata and hints."""
+    server.user_data = details.user_data
+    server.metadata.update(details.metadata)
+    server.scheduler_hints.update(details.scheduler_hints)
+    server.metadata_omitted = False
+
+
+async def with_details(store: Store, record: state_pb2.InstanceRecord) -> state_pb2.InstanceRecord:
+    """The record whole (a copy, with the parts kept apart put back), for the few readers that need
+    them; the record itself when nothing is apart."""
+    if not record.details_apart:
+        return record
+    whole = state_pb2.InstanceRecord()
+    whole.CopyFrom(record)
+    details = await read_details(store, record.server.id)
+    if details is not None:
+        put_back(whole, details)
+    return whole
+
+
+async def read_details(store: Store, instance_id: str, revision: int = 0) -> state_pb2.InstanceDetails | None:
+    """The server's details (written once: any revision that still has them has the same)."""
+    kv = await store.get(keys.instance_details(instance_id), revision=revision)
+    return state_pb2.InstanceDetails.FromString(kv.value) if kv else None

@@ -1,7 +1,8 @@
 """The one server interceptor: authenticate, bind the request context, map errors to statuses.
 
 Domain errors keep their code; an outage of the state store (etcd stopped, frozen or partitioned,
-whichever call met it, the token lookup included) is UNAVAILABLE with a ``RetryInfo``; a peer's
+whichever call met it, the token lookup included) is UNAVAILABLE with a ``RetryInfo``, and so is
+a write etcd refuses for lack of space (its NOSPACE alarm; reason STATE_STORE_FULL); a peer's
 gRPC error keeps the peer's code; anything else is INTERNAL and logged with its traceback."""
 
 from __future__ import annotations
@@ -14,8 +15,15 @@ import grpc
 from google.protobuf.message import Message
 
 from services.core import context as reqctx
-from services.core.errors import Internal, StratusError, from_rpc_error, state_store_down, to_status
-from services.core.etcd import OUTAGE
+from services.core.errors import (
+    Internal,
+    StratusError,
+    from_rpc_error,
+    state_store_down,
+    state_store_full,
+    to_status,
+)
+from services.core.etcd import OUTAGE, is_store_full
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +38,8 @@ def as_status_error(exc: BaseException) -> StratusError | None:
     """The domain error ``exc`` stands for; None when it is a bug (the caller answers INTERNAL)."""
     if isinstance(exc, StratusError):
         return exc
+    if is_store_full(exc):  # etcd's own RESOURCE_EXHAUSTED: not the caller's quota, a wait
+        return state_store_full()
     if isinstance(exc, grpc.aio.AioRpcError):
         return from_rpc_error(exc)
     if isinstance(exc, OUTAGE):

@@ -17,6 +17,8 @@ from typing import Any, Protocol
 
 from etcd3aio._protobuf import LeaseKeepAliveRequest
 
+from services.core.supervise import Policy, spawn_supervised
+
 log = logging.getLogger(__name__)
 
 
@@ -49,7 +51,12 @@ class LeaseSession:
     async def open(self) -> int:
         self.lease_id = await self._backend.grant(self.ttl_s)
         self._last_renewed = self._clock()
-        self._task = asyncio.create_task(self._keepalive(), name=f"lease-{self.lease_id:x}")
+        # Until the lease is lost: a keepalive that fails unexpectedly runs again within a third of the TTL.
+        restarts = Policy(first_s=0.1, cap_s=self.interval_s)
+        self._task = spawn_supervised(
+            "lease-keepalive", self._keepalive, until=self.done.is_set, policy=restarts, clock=self._clock,
+            sleep=self._sleep,
+        )  # fmt: skip
         return self.lease_id
 
     @property

@@ -21,6 +21,7 @@ import grpc
 
 from services.core.etcd import AMBIGUOUS, Store, is_lease_gone, is_unavailable
 from services.core.lease import LeaseSession
+from services.core.supervise import spawn_supervised
 
 log = logging.getLogger(__name__)
 POLL_S = 0.5
@@ -70,7 +71,8 @@ class Registration:
                 log.warning("registering %s: the lease expired before the write (%s); again", self.host,
                             exc.details())  # fmt: skip
                 await asyncio.sleep(POLL_S)
-        self._task = asyncio.create_task(self._keep(), name="registration")
+        # Until the name is lost to another process (the process stops then): a failure re-registers.
+        self._task = spawn_supervised("registration", self._keep, until=lambda: self.conflict is not None)
 
     async def _claim_name(self) -> None:
         """Takes the name in one transaction, after waiting out a previous run's lease; refuses

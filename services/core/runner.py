@@ -20,7 +20,7 @@ from google.protobuf import timestamp_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from services.core import keys
+from services.core import keys, message_limits
 from services.core.config import CommonSettings
 from services.core.etcd import Store
 from services.core.interceptors import Authenticator, RequestInterceptor
@@ -58,7 +58,7 @@ def advertised_endpoint(listen: str, port: int, host: str) -> str:
 
 
 def _grpc_server(spec: ServiceSpec) -> tuple[grpc.aio.Server, Any]:
-    server = grpc.aio.server(interceptors=[RequestInterceptor(spec.authenticate)])
+    server = grpc.aio.server(interceptors=[RequestInterceptor(spec.authenticate)], options=message_limits.options())
     for add, servicer in spec.servicers:
         add(servicer, server)
     health_servicer = health.aio.HealthServicer()

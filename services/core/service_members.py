@@ -1,7 +1,8 @@
 """Pure membership rules: a member's public view from its records, and applying an operator update.
 
 A service is UP while its lease key ``services/<binary>/<host>`` exists and it is not forced down;
-DOWN otherwise. Its status is the operator's choice (ENABLED unless disabled).
+DOWN otherwise. Its status is the operator's choice (ENABLED unless disabled). A compute whose
+hypervisor does not answer says why in ``degraded_reason`` (from its capabilities record).
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ def compose(
     admin: state_pb2.ServiceAdmin | None,
     seen: state_pb2.ServiceSeen | None,
     now: timestamp_pb2.Timestamp,
+    degraded_reason: str = "",
 ) -> services_pb2.Service:
-    """The member as clients see it; ``record`` is the lease key's value, None when it is gone."""
+    """The member as clients see it; ``record`` is the lease key's value, None when it is gone.
+    ``degraded_reason``: the host's hypervisor does not answer (a compute's capabilities say why)."""
     admin = admin if admin is not None else state_pb2.ServiceAdmin()
     member = services_pb2.Service(
         binary=binary,
@@ -36,6 +39,7 @@ def compose(
         status=admin.status or ENABLED,
         forced_down=admin.forced_down,
         disabled_reason=admin.disabled_reason,
+        degraded_reason=degraded_reason,
     )
     if record is not None:
         member.last_seen.CopyFrom(now)

@@ -4,7 +4,7 @@ Configured by the standard variables: ``OTEL_SERVICE_NAME`` (default ``stratus-<
 ``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_TRACES_SAMPLER[_ARG]``, ``OTEL_TRACES_EXPORTER``
 (``otlp``, ``console``, ``none``), ``OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT`` and
 ``OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL`` (``grpc`` or ``http/protobuf``). With no exporter and no
-endpoint set, spans are made (so logs carry trace ids) but not exported.
+endpoint set, spans are made (so logs carry trace ids) but not exported. Metrics: metrics_export.py.
 Call ``setup_tracing`` before any gRPC server or channel is created; the gRPC interceptors it
 installs carry the trace context across every hop. etcd's own calls are not traced.
 """
@@ -24,6 +24,8 @@ from opentelemetry.instrumentation.grpc import filters as grpc_filters
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+
+from services.core.metrics_export import setup_metrics, shutdown_metrics
 
 _provider: TracerProvider | None = None
 
@@ -60,7 +62,9 @@ def setup_tracing(binary: str, host: str) -> TracerProvider:
     attributes: dict[str, Any] = {"service.instance.id": host, "stratus.binary": binary}
     if not os.environ.get("OTEL_SERVICE_NAME"):
         attributes["service.name"] = f"stratus-{binary}"
-    provider = TracerProvider(resource=Resource.create(attributes))
+    resource = Resource.create(attributes)
+    setup_metrics(resource)
+    provider = TracerProvider(resource=resource)
     for exporter in _exporters():
         provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
@@ -75,9 +79,10 @@ def setup_tracing(binary: str, host: str) -> TracerProvider:
 
 
 def shutdown_tracing() -> None:
-    """Flushes buffered spans; call on SIGTERM before exiting."""
+    """Flushes buffered spans and metrics; call on SIGTERM before exiting."""
     if _provider is not None:
         _provider.shutdown()
+    shutdown_metrics()
 
 
 def tracer(name: str = "stratus") -> trace.Tracer:

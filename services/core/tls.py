@@ -14,6 +14,8 @@ from typing import Any
 
 import grpc
 
+from services.core import message_limits
+
 
 @dataclass(frozen=True)
 class TlsFiles:
@@ -56,13 +58,14 @@ def add_port(server: Any, address: str, tls: ServerTls | None) -> int:
 
 def aio_channel(endpoint: str, tls: TlsFiles | None, options: Sequence[tuple[str, Any]] = ()) -> grpc.aio.Channel:
     """A channel to a peer process: mutual TLS with ``tls`` (CA and this process's identity), else plaintext."""
+    settings = [*message_limits.options(), *options]
     if tls is None:
-        return grpc.aio.insecure_channel(endpoint, options=list(options))
-    return grpc.aio.secure_channel(endpoint, channel_credentials(tls.ca, tls), options=list(options))
+        return grpc.aio.insecure_channel(endpoint, options=settings)
+    return grpc.aio.secure_channel(endpoint, channel_credentials(tls.ca, tls), options=settings)
 
 
 def sync_channel(target: str, ca: Path | None) -> grpc.Channel:
     """A client's channel to the public api: TLS trusting ``ca`` when given, else plaintext."""
     if ca is None:
-        return grpc.insecure_channel(target)
-    return grpc.secure_channel(target, channel_credentials(ca))
+        return grpc.insecure_channel(target, options=message_limits.options())
+    return grpc.secure_channel(target, channel_credentials(ca), options=message_limits.options())

@@ -67,11 +67,12 @@ async def watch_range(
     range_end: bytes,
     start_revision: int,
     to_rel: Callable[[bytes], str],
+    prev: bool = False,
 ) -> AsyncIterator[WatchBatch]:
     next_revision = start_revision
     backoff = BACKOFF_START_S
     while True:
-        create = WatchCreateRequest(key=key, range_end=range_end, start_revision=next_revision, prev_kv=True)
+        create = WatchCreateRequest(key=key, range_end=range_end, start_revision=next_revision, prev_kv=prev)
         stream = stub.Watch(_requests(create))
         try:
             async for resp in stream:

@@ -1,4 +1,4 @@
-"""A cache of every key under a prefix, loaded at a revision and fed by a watch from there.
+"""A cache of every key under a prefix, loaded page by page at one revision and fed by a watch from there.
 
 Correct across etcd reconnects (the watch resumes from the next unseen revision) and across
 compaction (it reloads). Subscribers get (key, old, new) for every change; None means absent.
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from services.core.etcd import Store, is_unavailable
+from services.core.supervise import spawn_supervised
 from services.core.watch import WatchCompacted
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ class PrefixCache(Generic[T]):
 
     async def start(self) -> None:
         await self._load()
-        self._task = asyncio.create_task(self._follow(), name=f"watch:{self.prefix}")
+        self._task = spawn_supervised(f"watch:{self.prefix}", self._follow)
 
     async def stop(self) -> None:
         if self._task:
@@ -68,8 +69,11 @@ class PrefixCache(Generic[T]):
             listener(key, old, new)
 
     async def _load(self) -> None:
-        kvs, revision = await self._store.get_prefix(self.prefix)
-        fresh = {kv.key: Entry(self._decode(kv.value), kv.mod_revision, kv.lease) for kv in kvs}
+        fresh: dict[str, Entry[T]] = {}
+        revision = 0
+        async for page in self._store.scan(self.prefix):
+            fresh.update((kv.key, Entry(self._decode(kv.value), kv.mod_revision, kv.lease)) for kv in page.kvs)
+            revision = page.revision
         for key in [k for k in self.entries if k not in fresh]:
             self._set(key, None)
         for key, entry in fresh.items():

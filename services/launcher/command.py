@@ -19,6 +19,7 @@ from services.launcher.options import (
     default_prefix,
     parse_etcd_urls,
     parse_fake_host,
+    parse_size,
 )
 
 
@@ -41,6 +42,15 @@ def _etcd(value: str | None) -> str | None:
         return None
     try:
         return ",".join(parse_etcd_urls(value))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+def _size(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return str(parse_size(value))
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
 
@@ -99,6 +109,28 @@ def up(
     etcd_key: Annotated[
         Path | None, typer.Option("--etcd-key", help="The key of --etcd-cert.", show_default=False)
     ] = None,
+    etcd_quota_bytes: Annotated[
+        str | None,
+        typer.Option(
+            "--etcd-quota-bytes",
+            metavar="SIZE",
+            callback=_size,
+            help="The local etcd's quota (--quota-backend-bytes), e.g. 2GiB, 512MiB; past it etcd refuses "
+            "writes (NOSPACE) [default: 2GiB].",
+            show_default=False,
+        ),
+    ] = None,
+    etcd_defrag_interval: Annotated[
+        float | None,
+        typer.Option(
+            "--etcd-defrag-interval",
+            min=0,
+            metavar="SECONDS",
+            help="How often the launcher defragments the local etcd when worth it; 0: only to get out "
+            "of NOSPACE [default: 3600].",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Start a whole stack on this machine (etcd too) and supervise it until Ctrl-C."""
     from services.core.etcd import EtcdTls
@@ -110,6 +142,8 @@ def up(
         raise typer.BadParameter("--etcd-cert and --etcd-key go together, and with --etcd-ca")
     if etcd_ca is not None and not etcd:
         raise typer.BadParameter("--etcd-ca is for an external cluster: give --etcd URL too")
+    if etcd and (etcd_quota_bytes is not None or etcd_defrag_interval is not None):
+        raise typer.BadParameter("--etcd-quota-bytes and --etcd-defrag-interval are for the local etcd, not --etcd")
     if etcd and etcd_ca is None and any(u.startswith("https://") for u in etcd.split(",")):
         raise typer.BadParameter("an https:// --etcd URL needs --etcd-ca (the CA that signed its certificate)")
     etcd_tls = None
@@ -130,6 +164,8 @@ def up(
         prefix=default_prefix(),
         tls=tls,
         etcd_tls=etcd_tls,
+        etcd_quota_bytes=int(etcd_quota_bytes) if etcd_quota_bytes else None,
+        etcd_defrag_interval_s=etcd_defrag_interval,
     )
     setup_logging()
     try:

@@ -18,6 +18,11 @@ from services.launcher.ports import LOOPBACK, free_ports, port_is_free
 
 MEMBER_NAME = "stratus"
 HEALTH_TIMEOUT_S = 30.0
+# The database size at which etcd raises NOSPACE and refuses writes (``--quota-backend-bytes``):
+# 2 GiB, etcd's own default made explicit so the launcher's upkeep knows it (``stratus up
+# --etcd-quota-bytes`` sets another). Stratus keeps records, not image bytes, in etcd: a stack
+# of thousands of servers, with an hour of history, stays far below it.
+DEFAULT_QUOTA_BYTES = 2 << 30
 
 
 @dataclass(frozen=True)
@@ -70,7 +75,7 @@ def prepare_data_dir(state_dir: Path) -> Path:
     return data_dir
 
 
-def etcd_argv(binary: str, data_dir: Path, ports: EtcdPorts) -> list[str]:
+def etcd_argv(binary: str, data_dir: Path, ports: EtcdPorts, quota_bytes: int = DEFAULT_QUOTA_BYTES) -> list[str]:
     return [
         binary,
         "--name", MEMBER_NAME,
@@ -86,6 +91,8 @@ def etcd_argv(binary: str, data_dir: Path, ports: EtcdPorts) -> list[str]:
         # again); without it the history, and the data file, grow for ever.
         "--auto-compaction-mode", "periodic",
         "--auto-compaction-retention", "1h",
+        # Past this the database is full: NOSPACE, writes refused (see etcd_upkeep for the way out).
+        "--quota-backend-bytes", str(quota_bytes),
     ]  # fmt: skip
 
 

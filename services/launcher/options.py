@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,6 +33,8 @@ class StackOptions:
     prefix: str = "/stratus/"
     tls: bool = False  # a local CA; TLS on the api, mutual TLS between the processes
     etcd_tls: EtcdTls | None = None  # client TLS towards an external etcd that asks for it
+    etcd_quota_bytes: int | None = None  # the local etcd's --quota-backend-bytes; None: DEFAULT_QUOTA_BYTES
+    etcd_defrag_interval_s: float | None = None  # the local etcd's routine defragmentation; 0: never
 
     @property
     def logs_dir(self) -> Path:
@@ -62,6 +65,21 @@ def parse_fake_host(text: str) -> str:
     if missing:
         raise ValueError(f"expected vcpus=V,ram_mb=R,disk_gb=D; missing {', '.join(missing)}")
     return ",".join(f"{key}={sizes[key]}" for key in FAKE_HOST_KEYS)
+
+
+SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20, "g": 1 << 30, "gib": 1 << 30}
+SIZE_RE = re.compile(r"\s*(\d+)\s*([a-z]*)\s*")
+
+
+def parse_size(text: str) -> int:
+    """``2GiB``, ``512MiB``, ``64m`` or plain bytes -> bytes (binary units; positive)."""
+    match = SIZE_RE.fullmatch(text.lower())
+    if match is None or match.group(2) not in SIZE_UNITS:
+        raise ValueError(f"expected a size such as 2GiB, 512MiB or 1048576, got {text!r}")
+    size = int(match.group(1)) * SIZE_UNITS[match.group(2)]
+    if size <= 0:
+        raise ValueError(f"a size must be positive, got {text!r}")
+    return size
 
 
 def parse_etcd_urls(text: str) -> tuple[str, ...]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from services.core.etcd import EtcdTls
 from services.core.tls import TlsFiles
-from services.launcher.etcd_proc import EtcdPorts, etcd_argv
+from services.launcher.etcd_proc import DEFAULT_QUOTA_BYTES, EtcdPorts, etcd_argv
 from services.launcher.options import StackOptions
 from services.launcher.supervised import Supervised
 
@@ -83,7 +83,9 @@ def plan_services(opts: StackOptions, etcd_urls: tuple[str, ...], tls: TlsPlan |
 
 
 def plan_etcd(opts: StackOptions, binary: str, data_dir: Path, ports: EtcdPorts) -> Supervised:
+    quota = opts.etcd_quota_bytes or DEFAULT_QUOTA_BYTES
+
     def argv(_port: int) -> list[str]:
-        return etcd_argv(binary, data_dir, ports)
+        return etcd_argv(binary, data_dir, ports, quota)
 
     return Supervised("etcd", "etcd", argv, opts.logs_dir / "etcd.log", port=ports.client)

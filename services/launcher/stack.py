@@ -6,17 +6,20 @@ import asyncio
 import logging
 import signal
 import time
+from functools import partial
 
 from services.core.etcd import Store
+from services.core.supervise import spawn_supervised
 from services.launcher import etcd_proc
 from services.launcher.certs import default_sans, ensure_stack_tls
 from services.launcher.children import log_tail, stop_all
 from services.launcher.credentials import SERVICE_TOKEN_FILE, ensure_service_token, ensure_tokens
+from services.launcher.etcd_upkeep import local_etcd_upkeep
 from services.launcher.lock import StateDirLock
 from services.launcher.options import LaunchError, StackOptions
 from services.launcher.plan import STOP_ORDER, TlsPlan, api_ports, plan_etcd, plan_services
 from services.launcher.ports import port_is_free
-from services.launcher.registry import ETCD_DOWN, not_serving, read_services, take_registrations
+from services.launcher.registry import ETCD_DOWN, not_serving, read_services, release_dead, take_registrations
 from services.launcher.stackfile import BadStackFile, StackInfo, read_stack, remove_stack, stack_path, write_stack
 from services.launcher.summary import print_summary
 from services.launcher.supervise import follow_registrations, keep_running, pause
@@ -117,7 +120,7 @@ class Stack:
         while not self.stop.is_set():
             self._fail_on_exit()
             try:
-                take_registrations(await read_services(self.store), self.services)
+                take_registrations(await read_services(self.store, self.services), self.services)
             except ETCD_DOWN as exc:
                 log.debug("reading registrations: %s", exc)
             waiting = not_serving(self.services)
@@ -143,14 +146,26 @@ class Stack:
 
     # ---- run -------------------------------------------------------------------------------
     async def _supervise(self) -> None:
-        assert self.store is not None
+        store = self.store
+        assert store is not None
         everything = [*([self.etcd] if self.etcd else []), *self.services]
+
+        async def registrations() -> None:
+            await follow_registrations(store, self.services, self._write_stack, self.stop)
+
+        # Each loop ends with the stack (its `stop`); one that fails before is logged and run again.
+        release = partial(release_dead, store)  # a dead child's lease: its restart need not wait it out
+
+        async def keep() -> None:
+            await keep_running(everything, self.stop, release)
+
         tasks = [
-            asyncio.create_task(keep_running(everything, self.stop), name="keep-running"),
-            asyncio.create_task(
-                follow_registrations(self.store, self.services, self._write_stack, self.stop), name="registrations"
-            ),
+            spawn_supervised("keep-running", keep, until=self.stop.is_set),
+            spawn_supervised("registrations", registrations, until=self.stop.is_set),
         ]
+        if self.etcd is not None:  # the etcd the launcher started is the launcher's to look after
+            upkeep = local_etcd_upkeep(store, self.opts)
+            tasks.append(spawn_supervised("etcd-upkeep", lambda: upkeep.run(self.stop), until=self.stop.is_set))
         waiter = asyncio.create_task(self.stop.wait())
         done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
         self.stop.set()

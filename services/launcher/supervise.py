@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from services.core.etcd import Store
 from services.launcher.registry import ETCD_DOWN, read_services, take_registrations
@@ -14,6 +14,7 @@ from services.launcher.supervised import Supervised
 
 log = logging.getLogger("stratus.up")
 TICK_S = 0.2
+Release = Callable[[Supervised, int], Awaitable[object]]
 REGISTRY_POLL_S = 1.0
 
 
@@ -41,13 +42,18 @@ def tend(proc: Supervised, now: float) -> None:
         log.warning("%s restarted as pid %d%s", proc.name, proc.pid, f" on port {proc.port}" if proc.port else "")
 
 
-async def keep_running(procs: Sequence[Supervised], stop: asyncio.Event) -> None:
+async def keep_running(procs: Sequence[Supervised], stop: asyncio.Event, release: Release | None = None) -> None:
+    """Tends every process; ``release`` is told of each exit (the process and its pid) before the
+    restart, so that what the dead process held can be let go at once."""
     while not stop.is_set():
         now = time.monotonic()
         for proc in procs:
             if stop.is_set():
                 return
+            dead = proc.pid if proc.restart_at is None else 0
             tend(proc, now)
+            if dead and proc.restart_at is not None and release is not None:
+                await release(proc, dead)
         await pause(stop, TICK_S)
 
 
@@ -59,7 +65,7 @@ async def follow_registrations(
     while not stop.is_set():
         await pause(stop, REGISTRY_POLL_S)
         try:
-            records = await read_services(store)
+            records = await read_services(store, services)
         except ETCD_DOWN as exc:
             if not etcd_was_down:
                 log.warning("cannot read registrations from etcd (%s); retrying", type(exc).__name__)

@@ -16,6 +16,13 @@ from services.scheduler.request import SchedulingRequest
 from stratus.state.v1 import state_pb2
 from stratus.v1 import servers_pb2
 
+# etcd refuses a request larger than its --max-request-bytes (default 1.5 MiB): a claims
+# transaction takes no more claims once it holds about a third of that (it always takes one).
+MAX_TXN_BYTES = 512 << 10
+# Per key of a transaction: the compare, the put and the read-back each carry it, with the store's
+# prefix (allowed for here) and their framing.
+KEY_ALLOWANCE = 64
+
 
 class Outcome(enum.Enum):
     CLAIMED = "claimed"
@@ -75,7 +82,32 @@ class Plan:
     hosts: dict[str, HostPlan] = field(default_factory=dict)
     groups: dict[str, GroupPlan] = field(default_factory=dict)
     records: dict[str, RecordPlan] = field(default_factory=dict)
-    deferred: list[PendingClaim] = field(default_factory=list)  # a second claim of a server: next batch
+    # A second claim of a server, or a claim past the transaction's size: next batch.
+    deferred: list[PendingClaim] = field(default_factory=list)
+    size: int = 0  # bytes the transaction's request holds so far (about)
+
+    def cost(self, pc: PendingClaim, host_plan: HostPlan, group: tuple[state_pb2.ServerGroupRecord, int] | None) -> int:
+        """The bytes ``pc`` adds to the request: its record naming the host, its claim in the host's
+        usage (with the usage itself for the host's first claim) and in its group's record as held
+        (with the record for the group's first claim)."""
+        size = _key_bytes(keys.instance(pc.claim.instance_id)) + len(pc.host) + 8
+        size += pc.record.ByteSize() if pc.record is not None else 0
+        size += pc.claim.ByteSize() + len(pc.claim.instance_id) + 8
+        if not host_plan.claims:
+            size += _key_bytes(keys.host_usage(pc.host)) + host_plan.usage.ByteSize()
+        if pc.group_id:
+            size += len(pc.claim.instance_id) + len(pc.host) + 8
+            if pc.group_id not in self.groups:
+                size += _key_bytes(keys.server_group(pc.group_id)) + (group[0].ByteSize() if group else 0)
+        return size
+
+    def take(self, cost: int) -> bool:
+        """Counts a claim of ``cost`` bytes in; False (nothing counted) when the request would grow
+        past ``MAX_TXN_BYTES`` with it and holds a claim already."""
+        if self.size and self.size + cost > MAX_TXN_BYTES:
+            return False
+        self.size += cost
+        return True
 
     def keys(self) -> list[str]:
         return (
@@ -105,6 +137,10 @@ class Plan:
 
     def claims(self) -> list[PendingClaim]:
         return [c for p in self.hosts.values() for c in p.claims]
+
+
+def _key_bytes(key: str) -> int:
+    return 3 * (len(key) + KEY_ALLOWANCE + 8)
 
 
 Fresh = list[tuple[bytes, int] | None]  # per key of a plan: (value, mod revision), None if absent

@@ -31,8 +31,8 @@ from collections.abc import Callable, Sequence
 
 from services.core import instances, keys
 from services.core.claims import Totals
-from services.core.errors import Unavailable
-from services.core.etcd import AMBIGUOUS, Store
+from services.core.errors import Unavailable, state_store_full
+from services.core.etcd import AMBIGUOUS, Store, is_store_full
 from services.scheduler.claim_plan import (
     Fresh,
     GroupPlan,
@@ -61,6 +61,14 @@ MAX_INFLIGHT = 4
 MAX_AMBIGUOUS = 3
 
 Fits = Callable[[HostState, SchedulingRequest], bool]
+
+
+def commit_error(exc: Exception) -> Unavailable:
+    """What the claims of a batch that failed to commit answer: etcd out of space keeps its reason
+    (STATE_STORE_FULL: the api's flow waits, never a fault); anything else is a plain Unavailable."""
+    if is_store_full(exc):
+        return state_store_full()
+    return exc if isinstance(exc, Unavailable) else Unavailable(f"could not commit the claim: {exc}")
 
 
 class Claimer:
@@ -202,8 +210,9 @@ class Claimer:
         try:
             requeue = await self._attempt(batch)
         except Exception as exc:  # etcd unreachable, or a bug: fail these requests, never hang them
-            log.warning("claims on %d host(s) failed: %s", len(held), exc, exc_info=not isinstance(exc, AMBIGUOUS))
-            error = exc if isinstance(exc, Unavailable) else Unavailable(f"could not commit the claim: {exc}")
+            quiet = isinstance(exc, AMBIGUOUS) or is_store_full(exc)
+            log.warning("claims on %d host(s) failed: %s", len(held), exc, exc_info=not quiet)
+            error = commit_error(exc)
             for pc in batch:
                 if not pc.future.done():
                     self._finish(pc, error)
@@ -255,6 +264,9 @@ class Claimer:
             verdict = self._check(pc, host_plan)
             if verdict is not None:
                 self._finish(pc, verdict)
+                continue
+            if not plan.take(plan.cost(pc, host_plan, self._groups.get(pc.group_id))):
+                plan.deferred.append(pc)  # the transaction is full: the next one
                 continue
             host_plan.usage.claims[pc.claim.instance_id].CopyFrom(pc.claim)
             host_plan.claims.append(pc)

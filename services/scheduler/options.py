@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from services.core.supervise import spawn_supervised
 from services.scheduler.chains import EngineConfig, engine_config
 from services.scheduler.filters import FILTERS
 from services.scheduler.options_model import SchedulerOptions
@@ -137,7 +138,7 @@ class OptionsWatcher:
 
     async def start(self) -> None:
         if self.path is not None and self._task is None:
-            self._task = asyncio.create_task(self._follow(), name=f"options:{self.path}")
+            self._task = spawn_supervised("scheduler-options", self._follow)
 
     async def stop(self) -> None:
         if self._task is not None:

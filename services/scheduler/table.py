@@ -145,7 +145,7 @@ class HostTable:
                 c[f"total_{r}"][row] = total
         self._set_sparse("failed_builds", row, state.stats.failed_builds)
         c["neg_failed_builds"][row] = -float(state.stats.failed_builds)
-        self.up[row] = state.alive and state.enabled and not state.forced_down
+        self.up[row] = state.alive and state.enabled and not state.forced_down and not caps.degraded_reason
         self.az[row] = self._az_codes.setdefault(state.availability_zone, len(self._az_codes))
         self._set_aggregates(row, state)
 

@@ -1,9 +1,10 @@
-"""Membership: who is up, disabled or forced down, from three watched prefixes.
+"""Membership: who is up, disabled or forced down, from four watched prefixes.
 
 ``services/`` holds each live process's lease-bound record; ``services_admin/`` the operator's
 choice; ``services_seen/`` (owned here) when each service was last seen alive, so a DOWN service
 keeps a last_seen across restarts of anything. The servicegroup writes a seen record when a
-service appears and again when its lease key vanishes.
+service appears and again when its lease key vanishes. ``hosts/`` gives each compute's
+``degraded_reason`` (its capabilities: the hypervisor does not answer).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from stratus.v1 import services_pb2
 
 log = logging.getLogger(__name__)
 MAX_SWAP_ATTEMPTS = 50
+COMPUTE = "compute"
 
 
 class ServiceGroupManager:
@@ -40,18 +42,22 @@ class ServiceGroupManager:
         )
         self.seen_writer = SeenWriter(store)
         self._events = MemberEvents()
+        self._hosts: PrefixCache[bytes] = PrefixCache(store, keys.HOSTS, bytes)
+        self._degraded: dict[str, str] = {}  # compute host -> why its hypervisor does not answer
         self._states: dict[tuple[str, str], services_pb2.ServiceState.ValueType] = {}
         self._services.subscribe(self._on_service)
         self._admin.subscribe(self._on_admin)
+        self._hosts.subscribe(self._on_host)
 
     async def start(self) -> None:
         self.seen_writer.start()
         await self._seen.start()
         await self._admin.start()
+        await self._hosts.start()
         await self._services.start()
 
     async def stop(self) -> None:
-        await asyncio.gather(self._services.stop(), self._admin.stop(), self._seen.stop())
+        await asyncio.gather(self._services.stop(), self._admin.stop(), self._seen.stop(), self._hosts.stop())
         await self.seen_writer.stop()
 
     def lease_records(self) -> dict[str, bytes]:
@@ -114,6 +120,20 @@ class ServiceGroupManager:
         binary, host = keys.split_service(key)
         self._publish(binary, host)
 
+    def _on_host(self, key: str, _old: object, new: Entry[bytes] | None) -> None:
+        """A compute's capabilities: an UPDATED event when its degraded_reason changes."""
+        host, kind = keys.split_host(key)
+        if kind != keys.CAPABILITIES:
+            return
+        reason = state_pb2.HostCapabilities.FromString(new.value).degraded_reason if new is not None else ""
+        if reason == self._degraded.get(host, ""):
+            return
+        if reason:
+            self._degraded[host] = reason
+        else:
+            self._degraded.pop(host, None)
+        self._publish(COMPUTE, host)
+
     def _publish(self, binary: str, host: str, seen: state_pb2.ServiceSeen | None = None) -> None:
         member = self._member(binary, host, seen=seen)
         before = self._states.get((binary, host))
@@ -141,6 +161,7 @@ class ServiceGroupManager:
             admin=admin if admin is not None else self._admin.get(keys.service_admin(binary, host)),
             seen=seen if seen is not None else self._seen.get(keys.service_seen(binary, host)),
             now=instances.now(),
+            degraded_reason=self._degraded.get(host, "") if binary == COMPUTE else "",
         )
 
 

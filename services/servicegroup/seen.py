@@ -12,6 +12,7 @@ import contextlib
 import logging
 
 from services.core.etcd import Store, is_unavailable
+from services.core.supervise import spawn_supervised
 from stratus.state.v1 import state_pb2
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ class SeenWriter:
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="services_seen writer")
+        self._task = spawn_supervised("services-seen-writer", self._run)
 
     async def stop(self) -> None:
         if self._task:

@@ -182,8 +182,8 @@ def test_the_bytes_must_match_the_disk_format(stack: Stack) -> None:
 
 def test_an_over_long_first_chunk_leaves_no_image_saving(stack: Stack) -> None:
     meta = images_pb2.Image(name="bounds-huge-chunk", disk_format="raw")
-    with pytest.raises(grpc.RpcError):
-        upload(stack, meta, b"\0" * (5 * 1024 * 1024))
+    err = fails(lambda: upload(stack, meta, b"\0" * (5 * 1024 * 1024)), grpc.StatusCode.INVALID_ARGUMENT)
+    assert "chunk" in field_violations(err)
     wait_no_image(stack, "bounds-huge-chunk")
     images = stack.images.ListImages(images_pb2.ListImagesRequest(page_size=1000), metadata=stack.md()).images
     assert not [i for i in images if i.status == Status.IMAGE_STATUS_SAVING and i.name.startswith("bounds-")]

@@ -54,7 +54,7 @@ class Snapshot:
 
 async def read_claims(store: Store) -> dict[str, list[str]]:
     out: dict[str, list[str]] = defaultdict(list)
-    kvs, _ = await store.get_prefix(keys.HOSTS)
+    kvs, _ = await store.read_all(keys.HOSTS, most=100_000)
     for kv in kvs:
         host, what = keys.split_host(kv.key)
         if what != keys.USAGE:

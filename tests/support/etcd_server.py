@@ -9,6 +9,7 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,9 +51,10 @@ def _health_context(tls: TlsFiles | None) -> ssl.SSLContext | None:
     return context
 
 
-def start_etcd(timeout_s: float = 20.0, tls: TlsFiles | None = None) -> EtcdServer:
+def start_etcd(timeout_s: float = 20.0, tls: TlsFiles | None = None, extra_args: Sequence[str] = ()) -> EtcdServer:
     """With ``tls`` (its CA, and the server certificate it shows): clients speak TLS and must show a
-    certificate signed by that CA (``--client-cert-auth``)."""
+    certificate signed by that CA (``--client-cert-auth``). ``extra_args``: more etcd flags
+    (``--quota-backend-bytes``, say)."""
     etcd = shutil.which("etcd") or "/usr/bin/etcd"
     tls_flags: list[str] = []
     if tls is not None:
@@ -84,6 +86,7 @@ def start_etcd(timeout_s: float = 20.0, tls: TlsFiles | None = None) -> EtcdServ
             "--election-timeout",
             "100",
             *tls_flags,
+            *extra_args,
         ],
         stdout=subprocess.DEVNULL,
         stderr=(data_dir / "etcd.log").open("wb"),

@@ -1,9 +1,16 @@
 """Aggregates (admin): named sets of hosts with metadata the scheduler's filters and weighers read.
 
-Each is a ``stratus.v1.Aggregate`` under ``aggregates/<id>``, with its name held unique by
-``aggregate_names/<name>`` written in the same transaction. A change compares the mod revision of
-every aggregate it read, so Nova's zone rule (a host is in at most one zone) holds even when two
-admins change two aggregates at once.
+Each is a ``stratus.v1.Aggregate`` under ``aggregates/<id>``, written in one transaction with what
+depends on it: its name, held unique by ``aggregate_names/<name>``; its hosts' index entries,
+``host_aggregates/<host>/<id>``; and, when it sets a zone, the ``aggregate_zones`` record (see
+zones.py). Every change that could put a host in two zones (a zone set or changed, a host added to
+an aggregate with a zone) checks Nova's rule (a host is in at most one zone) against the aggregates
+that could break it, found through those indexes, and rewrites ``aggregate_zones`` comparing its mod
+revision: such changes serialise on it, so the rule holds even when two admins change two aggregates
+at once.
+
+Aggregates from before the host index are indexed once at api start (``backfill``, paged and
+idempotent), which also writes ``aggregate_zones`` if it is not there yet.
 """
 
 from __future__ import annotations
@@ -11,11 +18,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
+from etcd3aio._protobuf import Compare, RequestOp
+
+from services.api import indexes
 from services.api.validation import Violations
-from services.api.zones import AZ
+from services.api.zones import AZ, ZoneMap, read_zone_map
 from services.core import keys
 from services.core.errors import Aborted, AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
-from services.core.etcd import Store
+from services.core.etcd import KV, Store
 from services.core.ids import new_id
 from services.core.instances import now
 from stratus.v1 import aggregates_pb2
@@ -26,7 +36,7 @@ META_MAX_ITEMS = 128
 MAX_SWAP_ATTEMPTS = 50
 
 Aggregate = aggregates_pb2.Aggregate
-Change = Callable[[Aggregate, list[Aggregate]], None]
+Change = Callable[[Aggregate], None]
 
 
 def validate_metadata(metadata: Mapping[str, str], field: str, v: Violations) -> None:
@@ -92,10 +102,68 @@ def check_zones(target: Aggregate, others: Iterable[Aggregate]) -> None:
         )  # fmt: skip
 
 
-async def load_all(store: Store) -> list[tuple[Aggregate, int]]:
-    """Every aggregate with its mod revision, in id order."""
-    kvs, _ = await store.get_prefix(keys.AGGREGATES)
-    return [(Aggregate.FromString(kv.value), kv.mod_revision) for kv in kvs]
+async def load_all(store: Store) -> list[Aggregate]:
+    """Every aggregate, in id order, read page by page (ListAggregates: the admins' own, few)."""
+    return [Aggregate.FromString(kv.value) async for page in store.scan(keys.AGGREGATES) for kv in page.kvs]
+
+
+def zone_of(aggregate: Aggregate) -> str:
+    return aggregate.metadata.get(AZ, "")
+
+
+def moves_zones(before: Aggregate | None, after: Aggregate | None) -> bool:
+    """Whether a change could move a host between zones: its zone changes, or it gains hosts while
+    it sets one. Such a change rewrites ``aggregate_zones`` (and so serialises on it)."""
+    old, new = zone_of(before) if before else "", zone_of(after) if after else ""
+    gained = bool(after and before and set(after.hosts) - set(before.hosts))
+    return old != new or (bool(new) and gained)
+
+
+def host_index_ops(store: Store, aggregate_id: str, before: Sequence[str], after: Sequence[str]) -> list[RequestOp]:
+    """The ``host_aggregates/`` entries of hosts that joined (put) and left (deleted) the aggregate."""
+    joined = [store.op_put(keys.host_aggregate(h, aggregate_id), b"") for h in after if h not in before]
+    return joined + [store.op_delete(keys.host_aggregate(h, aggregate_id)) for h in before if h not in after]
+
+
+def zone_writes(
+    store: Store, zones: ZoneMap, before: Aggregate | None, after: Aggregate | None
+) -> tuple[list[Compare], list[RequestOp]]:
+    """The compare and the write of ``aggregate_zones`` a change needs (none when it moves no zone)."""
+    if not moves_zones(before, after):
+        return [], []
+    aggregate_id = (after or before or Aggregate()).id
+    changed = zones.with_zone(aggregate_id, zone_of(after) if after else "")
+    return [store.cmp_mod(keys.AGGREGATE_ZONES, zones.revision)], [store.op_put(keys.AGGREGATE_ZONES, changed.encode())]
+
+
+async def rivals(store: Store, before: Aggregate, target: Aggregate, zones: ZoneMap) -> list[Aggregate]:
+    """The aggregates that set another zone and may share a host with ``target`` after a change:
+    those of its new hosts (their index) when its zone stays, else every one setting another zone."""
+    zone = zone_of(target)
+    if not zone or not target.hosts or not moves_zones(before, target):
+        return []
+    if zone == zone_of(before):
+        added = [h for h in target.hosts if h not in before.hosts]
+        candidates = [i for h in added async for i in indexes.ids(store, keys.host_aggregates(h))]
+    else:
+        candidates = [i for z, ids in zones.zones.items() if z != zone for i in ids]
+    wanted = sorted({i for i in candidates if i != target.id and zones.zone_of(i) not in ("", zone)})
+    return [Aggregate.FromString(kv.value) for kv in await indexes.get_many(store, [keys.aggregate(i) for i in wanted])]
+
+
+async def backfill(store: Store) -> int:
+    """Indexes the hosts of aggregates written before ``host_aggregates/`` existed, and writes
+    ``aggregate_zones`` if it is not there (once per deployment; idempotent)."""
+
+    def entries(kv: KV) -> list[RequestOp]:
+        aggregate = Aggregate.FromString(kv.value)
+        return host_index_ops(store, aggregate.id, [], list(aggregate.hosts))
+
+    indexed = await indexes.backfill(store, "host_aggregates", keys.AGGREGATES, entries)
+    zones = await read_zone_map(store)
+    if not zones.revision:  # worked out from the aggregates: written unless a change wrote it first
+        await store.txn([store.cmp_absent(keys.AGGREGATE_ZONES)], [store.op_put(keys.AGGREGATE_ZONES, zones.encode())])
+    return indexed
 
 
 class AggregatesManager:
@@ -107,16 +175,20 @@ class AggregatesManager:
         new = Aggregate(id=new_id(), name=aggregate.name, created_at=now(), updated_at=now())
         zone = aggregate.availability_zone or aggregate.metadata.get(AZ, "")
         apply_metadata(new, {**aggregate.metadata, AZ: zone})
-        ok, _ = await self._store.txn(
-            [self._store.cmp_absent(keys.aggregate(new.id)), self._store.cmp_absent(keys.aggregate_name(new.name))],
-            [
-                self._store.op_put(keys.aggregate(new.id), new.SerializeToString()),
-                self._store.op_put(keys.aggregate_name(new.name), new.id.encode()),
-            ],
-        )
-        if not ok:
-            raise AlreadyExists(f"an aggregate named {new.name!r} already exists", metadata={"name": new.name})
-        return new
+        for _ in range(MAX_SWAP_ATTEMPTS):
+            zones = await read_zone_map(self._store) if zone else ZoneMap({})
+            zone_compares, zone_ops = zone_writes(self._store, zones, None, new)
+            ok, _ = await self._store.txn(
+                [self._store.cmp_absent(keys.aggregate(new.id)), self._store.cmp_absent(keys.aggregate_name(new.name)),
+                 *zone_compares],
+                [self._store.op_put(keys.aggregate(new.id), new.SerializeToString()),
+                 self._store.op_put(keys.aggregate_name(new.name), new.id.encode()), *zone_ops],
+            )  # fmt: skip
+            if ok:
+                return new
+            if await self._store.get(keys.aggregate_name(new.name)) is not None:
+                raise AlreadyExists(f"an aggregate named {new.name!r} already exists", metadata={"name": new.name})
+        raise Aborted(f"aggregates are changing too fast; try again (creating {new.name!r})")
 
     async def get(self, aggregate_id: str) -> Aggregate:
         if not aggregate_id:
@@ -127,7 +199,7 @@ class AggregatesManager:
         return Aggregate.FromString(kv.value)
 
     async def list(self) -> Sequence[Aggregate]:
-        return [a for a, _ in await load_all(self._store)]
+        return await load_all(self._store)
 
     async def delete(self, aggregate_id: str) -> None:
         for _ in range(MAX_SWAP_ATTEMPTS):
@@ -140,10 +212,12 @@ class AggregatesManager:
                     f"aggregate {aggregate.name!r} still has host(s) {', '.join(aggregate.hosts)}; remove them first",
                     reason="AGGREGATE_NOT_EMPTY", metadata={"hosts": str(len(aggregate.hosts))},
                 )  # fmt: skip
+            zones = await read_zone_map(self._store) if zone_of(aggregate) else ZoneMap({})
+            zone_compares, zone_ops = zone_writes(self._store, zones, aggregate, None)
             ok, _ = await self._store.txn(
-                [self._store.cmp_mod(keys.aggregate(aggregate_id), kv.mod_revision)],
+                [self._store.cmp_mod(keys.aggregate(aggregate_id), kv.mod_revision), *zone_compares],
                 [self._store.op_delete(keys.aggregate(aggregate_id)),
-                 self._store.op_delete(keys.aggregate_name(aggregate.name))],
+                 self._store.op_delete(keys.aggregate_name(aggregate.name)), *zone_ops],
             )  # fmt: skip
             if ok:
                 return
@@ -156,9 +230,8 @@ class AggregatesManager:
             v.add("metadata", "is required: the keys to set (an empty value removes a key)")
         v.raise_if_any()
 
-        def change(target: Aggregate, others: list[Aggregate]) -> None:
+        def change(target: Aggregate) -> None:
             apply_metadata(target, metadata)
-            check_zones(target, others)
 
         return await self._change(aggregate_id, change)
 
@@ -167,11 +240,10 @@ class AggregatesManager:
             raise InvalidArgument([("host", "is required")])
         await self._check_known_host(host)
 
-        def change(target: Aggregate, others: list[Aggregate]) -> None:
+        def change(target: Aggregate) -> None:
             if host in target.hosts:
                 raise AlreadyExists(f"host {host} is already in aggregate {target.name!r}", metadata={"host": host})
             target.hosts.append(host)
-            check_zones(target, others)
 
         return await self._change(aggregate_id, change)
 
@@ -179,7 +251,7 @@ class AggregatesManager:
         if not host:
             raise InvalidArgument([("host", "is required")])
 
-        def change(target: Aggregate, _others: list[Aggregate]) -> None:
+        def change(target: Aggregate) -> None:
             if host not in target.hosts:
                 raise NotFound("aggregate host", host)
             kept = [h for h in target.hosts if h != host]
@@ -195,21 +267,27 @@ class AggregatesManager:
         raise NotFound("compute host", host)
 
     async def _change(self, aggregate_id: str, change: Change) -> Aggregate:
-        """Applies ``change`` (which may raise to refuse) comparing every aggregate it saw."""
+        """Applies ``change`` (which may raise to refuse), checks the zone rule against the rivals it
+        could break it with, and writes the aggregate with its host index entries and (when it moves
+        a zone) ``aggregate_zones``, comparing the aggregate and that record."""
         if not aggregate_id:
             raise InvalidArgument([("id", "is required")])
+        store = self._store
         for _ in range(MAX_SWAP_ATTEMPTS):
-            everything = await load_all(self._store)
-            target = next((a for a, _ in everything if a.id == aggregate_id), None)
-            if target is None:
+            kv = await store.get(keys.aggregate(aggregate_id))
+            if kv is None:
                 raise NotFound("aggregate", aggregate_id)
-            change(target, [a for a, _ in everything if a.id != aggregate_id])
+            before, target = Aggregate.FromString(kv.value), Aggregate.FromString(kv.value)
+            change(target)
+            zones = await read_zone_map(store) if moves_zones(before, target) else ZoneMap({})
+            check_zones(target, await rivals(store, before, target, zones))
             target.updated_at.CopyFrom(now())
-            compares = [self._store.cmp_mod(keys.aggregate(a.id), rev) for a, rev in everything]
-            ok, _ = await self._store.txn(
-                compares, [self._store.op_put(keys.aggregate(aggregate_id), target.SerializeToString())]
-            )
+            zone_compares, zone_ops = zone_writes(store, zones, before, target)
+            ok, _ = await store.txn(
+                [store.cmp_mod(kv.key, kv.mod_revision), *zone_compares],
+                [store.op_put(kv.key, target.SerializeToString()), *zone_ops,
+                 *host_index_ops(store, aggregate_id, before.hosts, target.hosts)],
+            )  # fmt: skip
             if ok:
                 return target
         raise Aborted(f"aggregates are changing too fast; try again (aggregate {aggregate_id})")
-

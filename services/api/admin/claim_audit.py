@@ -8,10 +8,12 @@ every ``claim_audit_interval_s``, and repairs what it finds:
 - a record naming a host that holds no claim for it: the claim re-added from the record's
   resources (both sizes while a resize is not settled).
 
-Each repair is one transaction comparing the record's mod revision as scanned and the host's usage
-as read just before, so the finding still holds when it lands: several api replicas may audit at
-once, and a scan that raced a placement (records and usages are read one after the other) repairs
-nothing wrong, its compare fails and the next round looks again. Each repair is logged at WARNING
+A round reads page by page, spread over half its interval: each host's usage and the records its
+claims name, then each page of records and the usages of the hosts they name. Each repair is one
+transaction comparing the record's mod revision as read and the host's usage as read just before,
+so the finding still holds when it lands: several api replicas may audit at once, and a scan that
+raced a placement (records and usages are read one after the other) repairs nothing wrong, its
+compare fails and the next round looks again. Each repair is logged at WARNING
 with the server and the host, and counted (``stratus.claims.audit.repairs`` by ``kind``, and
 ``ClaimAudit.repairs`` in-process). A claim or record changed within ``grace_s`` is left to the
 next round: no path writes one without the other any more, the grace only covers a writer that
@@ -25,6 +27,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import grpc
@@ -33,7 +36,8 @@ from opentelemetry import metrics
 
 from services.core import claims, keys
 from services.core.errors import StratusError
-from services.core.etcd import AMBIGUOUS, Store
+from services.core.etcd import AMBIGUOUS, PAGE_KEYS, Store
+from services.core.supervise import spawn_supervised
 from stratus.state.v1 import state_pb2
 
 log = logging.getLogger(__name__)
@@ -76,58 +80,75 @@ class ClaimAudit:
     async def check(self) -> list[Finding]:
         """What a round would repair, repairing nothing (for a test or a chaos run: it should be
         empty once the flows are done; while they run, a finding may be a race of the two reads)."""
-        return self._findings(await self._usages(), await self._records())
+        return [f async for found, _ in self._batches() for f in found]
 
-    async def run_once(self) -> AuditResult:
-        usages = await self._usages()
-        records = await self._records()
-        findings = self._findings(usages, records)
+    async def run_once(self, spread_s: float = 0.0) -> AuditResult:
+        """One round, page by page (hosts' usages, then records), its pages spread over about
+        ``spread_s`` seconds so that no round reads everything at once."""
         result = AuditResult([])
-        by_host: dict[str, list[Finding]] = {}
-        for finding in findings:
-            by_host.setdefault(finding.host, []).append(finding)
-        for host, found in sorted(by_host.items()):
-            for start in range(0, len(found), MAX_REPAIRS_PER_TXN):
-                chunk = found[start : start + MAX_REPAIRS_PER_TXN]
-                repaired = await self._repair(host, chunk, records)
-                if repaired is None:
-                    result.moved += len(chunk)
-                else:
-                    result.repaired.extend(repaired)
-                    self._count(repaired)
+        async for findings, records in self._batches(spread_s):
+            by_host: dict[str, list[Finding]] = {}
+            for finding in findings:
+                by_host.setdefault(finding.host, []).append(finding)
+            for host, found in sorted(by_host.items()):
+                for start in range(0, len(found), MAX_REPAIRS_PER_TXN):
+                    chunk = found[start : start + MAX_REPAIRS_PER_TXN]
+                    repaired = await self._repair(host, chunk, records)
+                    if repaired is None:
+                        result.moved += len(chunk)
+                    else:
+                        result.repaired.extend(repaired)
+                        self._count(repaired)
         if result.moved:
             log.info("claim audit: %d finding(s) moved while being repaired; the next round looks again", result.moved)
         return result
 
-    async def _usages(self) -> dict[str, state_pb2.HostUsage]:
-        kvs, _ = await self._store.get_prefix(keys.HOSTS)
-        out = {}
-        for kv in kvs:
-            host, kind = keys.split_host(kv.key)
-            if kind == keys.USAGE:
-                out[host] = state_pb2.HostUsage.FromString(kv.value)
-        return out
+    async def _batches(self, spread_s: float = 0.0) -> AsyncIterator[tuple[list[Finding], Records]]:
+        """Findings a page at a time, with the records they were found on: each host's orphan claims
+        (the records its claims name, read by id), then each page of records' missing claims (the
+        usages of the hosts they name, read by host)."""
+        pages = 2 + (await self._store.count(keys.HOSTS) + await self._store.count(keys.INSTANCES)) // PAGE_KEYS
+        pause = spread_s / pages
+        async for page in self._store.scan(keys.HOSTS):
+            for kv in page.kvs:
+                host, kind = keys.split_host(kv.key)
+                if kind == keys.USAGE:
+                    usage = state_pb2.HostUsage.FromString(kv.value)
+                    records = await self._records(list(usage.claims))
+                    yield self._orphans(host, usage, records), records
+            await asyncio.sleep(pause)
+        async for page in self._store.scan(keys.INSTANCES):
+            records = {kv.key.removeprefix(keys.INSTANCES): (state_pb2.InstanceRecord.FromString(kv.value),
+                                                              kv.mod_revision) for kv in page.kvs}  # fmt: skip
+            yield self._missing(await self._usages({r.server.host for r, _ in records.values()}), records), records
+            await asyncio.sleep(pause)
 
-    async def _records(self) -> Records:
-        kvs, _ = await self._store.get_prefix(keys.INSTANCES)
-        out: Records = {}
-        for kv in kvs:
-            record = state_pb2.InstanceRecord.FromString(kv.value)
-            out[record.server.id] = (record, kv.mod_revision)
-        return out
+    async def _usages(self, hosts: set[str]) -> dict[str, state_pb2.HostUsage]:
+        names = sorted(h for h in hosts if h)
+        kvs = await self._store.get_many([keys.host_usage(h) for h in names])
+        return {h: state_pb2.HostUsage.FromString(kv.value) for h, kv in zip(names, kvs, strict=True) if kv}
 
-    def _findings(self, usages: dict[str, state_pb2.HostUsage], records: Records) -> list[Finding]:
+    async def _records(self, ids: list[str]) -> Records:
+        kvs = await self._store.get_many([keys.instance(i) for i in ids])
+        return {i: (state_pb2.InstanceRecord.FromString(kv.value), kv.mod_revision)
+                for i, kv in zip(ids, kvs, strict=True) if kv}  # fmt: skip
+
+    def _orphans(self, host: str, usage: state_pb2.HostUsage, records: Records) -> list[Finding]:
         settled = time.time() - self.grace_s
         found = []
-        for host, usage in usages.items():
-            for instance_id, claim in usage.claims.items():
-                held = records.get(instance_id)
-                if held is not None and held[0].server.host == host:
-                    continue
-                if _seconds(claim.created_at) > settled or (held and _seconds(held[0].server.updated_at) > settled):
-                    continue
-                why = "no server record" if held is None else f"the record names {held[0].server.host or 'no host'!r}"
-                found.append(Finding(ORPHAN, instance_id, host, why))
+        for instance_id, claim in usage.claims.items():
+            held = records.get(instance_id)
+            if held is not None and held[0].server.host == host:
+                continue
+            if _seconds(claim.created_at) > settled or (held and _seconds(held[0].server.updated_at) > settled):
+                continue
+            why = "no server record" if held is None else f"the record names {held[0].server.host or 'no host'!r}"
+            found.append(Finding(ORPHAN, instance_id, host, why))
+        return found
+
+    def _missing(self, usages: dict[str, state_pb2.HostUsage], records: Records) -> list[Finding]:
+        settled = time.time() - self.grace_s
+        found = []
         for instance_id, (record, _) in records.items():
             host = record.server.host
             if not host or instance_id in usages.get(host, state_pb2.HostUsage()).claims:
@@ -182,11 +203,11 @@ class ClaimAudit:
             while True:
                 await asyncio.sleep(interval_s)
                 try:
-                    await self.run_once()
+                    await self.run_once(spread_s=interval_s / 2)
                 except (*AMBIGUOUS, ConnectionError, grpc.aio.AioRpcError, StratusError) as exc:
                     log.warning("claim audit failed (%s); trying again in %.0f s", exc, interval_s)
 
-        self._task = asyncio.create_task(loop(), name="claim-audit")
+        self._task = spawn_supervised("claim-audit", loop)
 
     async def stop(self) -> None:
         if self._task is not None:

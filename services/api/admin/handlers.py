@@ -26,7 +26,8 @@ class ServicesServicer(services_pb2_grpc.ServicesServicer):
         self.m = admin
 
     async def ListServices(self, request: services_pb2.ListServicesRequest, context: Ctx) -> Any:
-        return services_pb2.ListServicesResponse(services=await self.m.list_services(request.binary, request.host))
+        services = await self.m.list_services(request.binary, request.host)
+        return services_pb2.ListServicesResponse(services=services, store_alarms=await self.m.store_alarms())
 
     async def UpdateService(self, request: services_pb2.UpdateServiceRequest, context: Ctx) -> Any:
         return await self.m.update_service(request)

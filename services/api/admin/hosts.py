@@ -7,8 +7,9 @@ import logging
 from collections.abc import Callable
 from typing import TypeVar
 
+from services.api.admin.store_alarms import store_alarms
 from services.api.peers import Peers, call
-from services.api.zones import aggregates_of, host_zones
+from services.api.zones import host_zone, host_zones, read_zone_map, zoned_aggregates
 from services.core import claims, instances, keys, service_members
 from services.core.errors import STATE_STORE_UNAVAILABLE, InvalidArgument, NotFound, Unavailable
 from services.core.etcd import Store
@@ -40,10 +41,14 @@ class AdminManager:
             return await self._members_from_store(binary, host)
         return list(reply.members)
 
+    async def store_alarms(self) -> list[services_pb2.StoreAlarm]:
+        """etcd's active alarms (NOSPACE: it refuses writes), for ListServices."""
+        return await store_alarms(self._store)
+
     async def _members_from_store(self, binary: str, host: str) -> list[services_pb2.Service]:
-        live = await self._by_service(keys.SERVICES, state_pb2.ServiceRecord.FromString)
-        admin = await self._by_service(keys.SERVICES_ADMIN, state_pb2.ServiceAdmin.FromString)
-        seen = await self._by_service(keys.SERVICES_SEEN, state_pb2.ServiceSeen.FromString)
+        live = await self._by_service(keys.SERVICES, binary, host, state_pb2.ServiceRecord.FromString)
+        admin = await self._by_service(keys.SERVICES_ADMIN, binary, host, state_pb2.ServiceAdmin.FromString)
+        seen = await self._by_service(keys.SERVICES_SEEN, binary, host, state_pb2.ServiceSeen.FromString)
         now = instances.now()
         return [
             service_members.compose(
@@ -53,9 +58,18 @@ class AdminManager:
             if (not binary or b == binary) and (not host or h == host)
         ]
 
-    async def _by_service(self, prefix: str, decode: Callable[[bytes], T]) -> dict[tuple[str, str], T]:
-        kvs, _ = await self._store.get_prefix(prefix)
-        return {keys.split_service(kv.key): decode(kv.value) for kv in kvs}
+    async def _by_service(
+        self, root: str, binary: str, host: str, decode: Callable[[bytes], T]
+    ) -> dict[tuple[str, str], T]:
+        """The records under ``root`` (one of the services_* prefixes) of ``binary`` and ``host``
+        when given: one key, one binary's keys, or all of them, page by page."""
+        if binary and host:
+            kv = await self._store.get(f"{root}{binary}/{host}")
+            return {(binary, host): decode(kv.value)} if kv else {}
+        prefix = f"{root}{binary}/" if binary else root
+        return {
+            keys.split_service(kv.key): decode(kv.value) async for page in self._store.scan(prefix) for kv in page.kvs
+        }
 
     async def update_service(self, req: services_pb2.UpdateServiceRequest) -> services_pb2.Service:
         missing = [(f, "is required") for f in ("binary", "host") if not getattr(req, f)]
@@ -69,28 +83,35 @@ class AdminManager:
         return await call(self._peers.servicegroup().UpdateMember, update)
 
     async def list_hosts(self) -> list[hosts_pb2.Host]:
-        kvs, _ = await self._store.get_prefix(keys.HOSTS)
+        """Every host, its keys read page by page; the zones from the aggregates that set one."""
         caps: dict[str, state_pb2.HostCapabilities] = {}
         usage: dict[str, state_pb2.HostUsage] = {}
-        for kv in kvs:
-            host, kind = keys.split_host(kv.key)
-            if kind == keys.CAPABILITIES:
-                caps[host] = state_pb2.HostCapabilities.FromString(kv.value)
-            elif kind == keys.USAGE:
-                usage[host] = state_pb2.HostUsage.FromString(kv.value)
+        async for page in self._store.scan(keys.HOSTS):
+            for kv in page.kvs:
+                host, kind = keys.split_host(kv.key)
+                if kind == keys.CAPABILITIES:
+                    caps[host] = state_pb2.HostCapabilities.FromString(kv.value)
+                elif kind == keys.USAGE:
+                    usage[host] = state_pb2.HostUsage.FromString(kv.value)
         members = {m.host: m for m in await self.list_services(binary="compute")}
-        aggregates, _ = await self._store.get_prefix(keys.AGGREGATES)
-        zones = host_zones(aggregates_of(aggregates))
+        zones = host_zones(await zoned_aggregates(self._store, await read_zone_map(self._store)))
         names = sorted(set(caps) | set(usage) | set(members))
         return [self._host(n, caps.get(n), usage.get(n), members.get(n), zones.get(n, "")) for n in names]
 
     async def get_host(self, name: str) -> hosts_pb2.Host:
+        """One host from its own keys, its membership and its aggregates (their index): no other host's."""
         if not name:
             raise InvalidArgument([("host", "is required")])
-        for host in await self.list_hosts():
-            if host.host == name:
-                return host
-        raise NotFound("host", name)
+        caps = await self._store.get(keys.host_capabilities(name))
+        usage = await self._store.get(keys.host_usage(name))
+        member = next((m for m in await self.list_services(binary="compute", host=name) if m.host == name), None)
+        if caps is None and usage is None and member is None:
+            raise NotFound("host", name)
+        zone = await host_zone(self._store, name, await read_zone_map(self._store))
+        return self._host(
+            name, state_pb2.HostCapabilities.FromString(caps.value) if caps else None,
+            state_pb2.HostUsage.FromString(usage.value) if usage else None, member, zone,
+        )  # fmt: skip
 
     @staticmethod
     def _host(
@@ -111,4 +132,5 @@ class AdminManager:
             disk_gb=caps.disk_gb, disk_gb_used=used.disk_gb, running_servers=used.instances,
             hypervisor_type=caps.hypervisor_type, hypervisor_version=caps.hypervisor_version,
             cpu_model=caps.cpu_model, availability_zone=aggregate_zone or caps.availability_zone,
+            degraded_reason=caps.degraded_reason,
         )  # fmt: skip

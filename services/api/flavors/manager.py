@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.api import paging
+from services.api import indexes, paging
 from services.api.validation import ID_CHARS, Violations, page_size
 from services.core import keys
 from services.core.errors import AlreadyExists, InvalidArgument, NotFound
@@ -64,9 +64,9 @@ class FlavorsManager:
     async def list(self, size: int, token: str) -> flavors_pb2.ListFlavorsResponse:
         limit = page_size(size)
         after = paging.decode(token, keys.FLAVORS)
-        kvs, _ = await self._store.get_prefix(keys.FLAVORS, start_after=after, limit=limit + 1)
-        flavors = [flavors_pb2.Flavor.FromString(kv.value) for kv in kvs[:limit]]
-        next_token = paging.encode(kvs[limit - 1].key) if len(kvs) > limit else ""
+        kvs, more = await indexes.records_page(self._store, keys.FLAVORS, after, limit)
+        flavors = [flavors_pb2.Flavor.FromString(kv.value) for kv in kvs]
+        next_token = paging.encode(kvs[-1].key) if more else ""
         return flavors_pb2.ListFlavorsResponse(flavors=flavors, next_page_token=next_token)
 
     async def delete(self, id_or_name: str) -> None:

@@ -43,6 +43,7 @@ T = servers_pb2.TaskState
 V = servers_pb2.VmState
 MAX_STEPS = 50
 MAX_ACTIONS = 100
+READ_MOST = 10 * MAX_ACTIONS  # a server's actions read at most: the finished ones kept, and running ones
 MESSAGE_MAX = 1024
 RETENTION_S = 7 * 24 * 3600
 MAX_SWAP_ATTEMPTS = 20
@@ -177,7 +178,8 @@ async def _change(store: Store, key: str, change: Callable[[servers_pb2.ServerAc
 
 
 async def _all(store: Store, instance_id: str) -> list[KV]:
-    kvs, _ = await store.get_prefix(keys.server_actions(instance_id))
+    """The server's actions, oldest first, at one revision (more than ``READ_MOST``: TooMany, a bug)."""
+    kvs, _ = await store.read_all(keys.server_actions(instance_id), most=READ_MOST)
     return kvs
 
 

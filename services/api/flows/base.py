@@ -18,8 +18,17 @@ from services.api.images.manager import ImagesManager
 from services.api.peers import CALL_TIMEOUT_S, Peers
 from services.core import instances
 from services.core.backoff import backoff
-from services.core.errors import NotFound, StratusError, Unavailable, code_of, is_transient, state_store_down
-from services.core.etcd import Store, is_store_outage
+from services.core.errors import (
+    STATE_STORE_FULL,
+    NotFound,
+    StratusError,
+    Unavailable,
+    code_of,
+    is_transient,
+    state_store_down,
+    state_store_full,
+)
+from services.core.etcd import Store, is_store_full, is_store_outage
 from stratus.compute.v1 import compute_pb2_grpc
 from stratus.state.v1 import state_pb2
 from stratus.v1 import servers_pb2
@@ -123,6 +132,19 @@ def is_outage(exc: BaseException) -> bool:
     return is_transient(exc) or is_store_outage(exc)
 
 
+def store_is_full(exc: BaseException) -> bool:
+    """Whether etcd's lack of space (its NOSPACE alarm) is behind ``exc``, raised here or reported
+    by a peer (reason STATE_STORE_FULL), directly or as the cause of what was raised."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # a cause chain is short; bounded all the same
+        if seen is None:
+            return False
+        if is_store_full(seen) or (isinstance(seen, StratusError) and seen.reason == STATE_STORE_FULL):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def flow_deadline(limits: Limits) -> float:
     """The loop time by which the running flow must be over an outage: ``retrying``'s, or one from now."""
     deadline = _deadline.get()
@@ -174,7 +196,9 @@ async def retrying(
     outage pauses it with backoff, and it resumes only while ``pending`` says the record still
     needs it. Past ``flow_deadline_s`` (or the action's deadline, whichever comes first) the record
     gets ``give_up``'s fault (if etcd takes it) and the last error is raised; a flow left in its
-    task is taken up again by its owner. A non-transient error is raised at once."""
+    task is taken up again by its owner. etcd out of space (NOSPACE) never gives a fault: the flow
+    stays in its task and its owner resumes it once etcd takes writes again. A non-transient error
+    is raised at once."""
     outage_until = asyncio.get_running_loop().time() + deps.limits.flow_deadline_s
     tokens = _deadline.set(outage_until), _action_deadline.set(None)
     delays = backoff()
@@ -196,7 +220,7 @@ async def retrying(
                 if not await pause(delays, flow_deadline(deps.limits)):
                     why = waited_for(deps.limits)
                     log.error("%s of server %s gave up after an outage %s: %s", what, instance_id, why, exc)
-                    if give_up is not None:
+                    if give_up is not None and not store_is_full(exc):  # etcd out of space: no fault, resumed later
                         await _give_up(deps, instance_id, give_up, exc, why)
                     raise
                 log.warning("%s of server %s paused (%s: %s); resuming", what, instance_id, type(exc).__name__, exc)
@@ -213,7 +237,7 @@ def waited_for(limits: Limits) -> str:
 async def _give_up(
     deps: Deps, instance_id: str, give_up: Callable[[StratusError], Mutation], exc: Exception, waited: str
 ) -> None:
-    cause = exc if isinstance(exc, StratusError) else state_store_down()
+    cause = exc if isinstance(exc, StratusError) else (state_store_full() if is_store_full(exc) else state_store_down())
     why = Unavailable(
         f"gave up after an outage {waited}: {cause.message}", reason=cause.reason, metadata=cause.metadata
     )

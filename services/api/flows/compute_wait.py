@@ -19,7 +19,7 @@ from services.api.flows.base import Deps, action_deadline, flow_deadline, pause
 from services.core import instances
 from services.core.backoff import backoff
 from services.core.errors import (
-    STATE_STORE_UNAVAILABLE,
+    STORE_REASONS,
     DeadlineExceeded,
     NotFound,
     StratusError,
@@ -84,7 +84,7 @@ async def _asked(deps: Deps, host: str, instance_id: str, what: str, ask: Callab
             await ask()
             return
         except Unavailable as err:
-            until = flow_until if err.reason == STATE_STORE_UNAVAILABLE else min(down_until, flow_until)
+            until = flow_until if err.reason in STORE_REASONS else min(down_until, flow_until)
             if not await pause(delays, until):
                 raise
             log.warning("%s of %s: compute %s did not answer (%s); asking again", what, instance_id, host,

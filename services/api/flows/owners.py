@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from typing import Any, Protocol
 
 from google.protobuf.message import DecodeError
@@ -32,8 +32,9 @@ from services.api.flows.tasks import InstanceTasks
 from services.core import instances, keys
 from services.core.backoff import backoff
 from services.core.errors import NotFound
-from services.core.etcd import Store
+from services.core.etcd import KV, Store
 from services.core.lease import LeaseSession
+from services.core.supervise import spawn_supervised
 from stratus.state.v1 import state_pb2
 
 log = logging.getLogger(__name__)
@@ -196,26 +197,39 @@ class FlowOwners:
     async def start(self) -> None:
         await self._lease()
         await self.scan()
-        self._loop = asyncio.create_task(self._scan_forever(), name="flow-owners")
+        self._loop = spawn_supervised("flow-owners", self._scan_forever)
 
     async def scan(self) -> int:
         """Takes the servers that need work and that no live replica drives; returns how many."""
         assert self._plans is not None, "FlowOwners.bind was not called"
         await self._lease()  # a lost one: this replica's drivers stop, and it starts again
-        owners, _ = await self._store.get_prefix(keys.FLOW_OWNERS)
-        owned = {kv.key.removeprefix(keys.FLOW_OWNERS): kv.value for kv in owners}
-        unowned = lambda i: i not in self._driving and owned.get(i, self._mark) == self._mark  # noqa: E731
-        if self._full_scan_due():
-            records = [r for r in await self._read_all() if unowned(r.server.id)]
-        else:
-            records = await self._read_candidates([i for i in self._candidates if unowned(i)])
         taken = 0
-        for record in records:
-            if await self._take(record.server.id):
-                await self._plans.taking_over(record)
-                self._start(record.server.id, record.server.project_id)
-                taken += 1
+        async for records in self._working():
+            for record in records:
+                if not await self._unowned(record.server.id):
+                    continue
+                if await self._take(record.server.id):
+                    await self._plans.taking_over(record)
+                    self._start(record.server.id, record.server.project_id)
+                    taken += 1
         return taken
+
+    async def _unowned(self, instance_id: str) -> bool:
+        """Not driven here, and no live replica owns it (or only this replica's own key does)."""
+        if instance_id in self._driving:
+            return False
+        kv = await self._store.get(keys.flow_owner(instance_id))
+        return kv is None or kv.value == self._mark
+
+    async def _working(self) -> AsyncIterator[list[state_pb2.InstanceRecord]]:
+        """The records with work, a page at a time: every record's page now and then, else the
+        candidates the changes named."""
+        if self._full_scan_due():
+            async for page in self._store.scan(keys.INSTANCES):
+                yield self._with_work(page.kvs)
+                self._full_revision = page.revision
+        else:
+            yield await self._read_candidates(list(self._candidates))
 
     # ---- which servers have work: a full read now and then, else the changes seen since ----------
     def _full_scan_due(self) -> bool:
@@ -225,14 +239,12 @@ class FlowOwners:
             return True
         return False
 
-    async def _read_all(self) -> list[state_pb2.InstanceRecord]:
-        """Every record with work (and they become the candidates)."""
+    def _with_work(self, kvs: list[KV]) -> list[state_pb2.InstanceRecord]:
+        """The records of one page that have work (and they become the candidates)."""
         assert self._plans is not None
-        kvs, revision = await self._store.get_prefix(keys.INSTANCES)
         records = [state_pb2.InstanceRecord.FromString(kv.value) for kv in kvs]
         working = [r for r in records if self._plans.needs_work(r)]
         self._candidates.update(r.server.id for r in working)
-        self._full_revision = revision
         return working
 
     async def _read_candidates(self, ids: list[str]) -> list[state_pb2.InstanceRecord]:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 
 from services.core import keys
 from services.core.etcd import Store, is_store_outage
+from services.core.supervise import spawn_supervised
 from services.core.watch import WatchCompacted
 
 log = logging.getLogger(__name__)
@@ -29,13 +30,15 @@ class RecordEvents:
         self._waiting: dict[str, set[asyncio.Event]] = {}
         self._listeners: list[Listener] = []
         self._task: asyncio.Task[None] | None = None
+        self._revision = 0  # the last revision seen
+        self._followed = False
 
     def listen(self, listener: Listener) -> None:
         self._listeners.append(listener)
 
     async def start(self) -> None:
-        _, revision = await self._store.get_with_revision(keys.DEPLOYMENT)
-        self._task = asyncio.create_task(self._follow(revision), name="watch:instances")
+        _, self._revision = await self._store.get_with_revision(keys.DEPLOYMENT)
+        self._task = spawn_supervised("watch:instances", self._follow)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -60,16 +63,21 @@ class RecordEvents:
         for event in self._waiting.get(instance_id, ()):
             event.set()
 
-    async def _follow(self, revision: int) -> None:
+    async def _follow(self) -> None:
+        """Follows the records after ``_revision``. Run again after a failure (supervised), it goes
+        on from now, as after a lost watch: every waiter is woken and every listener told."""
+        if self._followed:
+            await self._missed()
+        self._followed = True
         while True:
             try:
-                async for batch in self._store.watch_prefix(keys.INSTANCES, revision + 1):
+                async for batch in self._store.watch_prefix(keys.INSTANCES, self._revision + 1):
                     for change in batch.events:
                         instance_id = change.key.removeprefix(keys.INSTANCES)
                         self._wake(instance_id)
                         for listener in self._listeners:
                             listener(instance_id, None if change.deleted else change.value, change.mod_revision)
-                    revision = batch.revision
+                    self._revision = batch.revision
             except WatchCompacted as exc:
                 log.warning("watch on instances: %s; waking every waiter", exc)
             except Exception as exc:
@@ -77,11 +85,16 @@ class RecordEvents:
                     raise
                 log.warning("watch on instances lost (%s); waking every waiter", exc)
                 await asyncio.sleep(1.0)
-            revision = await self._current_revision(revision)
-            for instance_id in list(self._waiting):
-                self._wake(instance_id)
-            for listener in self._listeners:
-                listener(MISSED, None, revision)
+            await self._missed()
+
+    async def _missed(self) -> None:
+        """After a gap in the changes: on from the current revision, every waiter woken, every
+        listener told."""
+        self._revision = await self._current_revision(self._revision)
+        for instance_id in list(self._waiting):
+            self._wake(instance_id)
+        for listener in self._listeners:
+            listener(MISSED, None, self._revision)
 
     async def _current_revision(self, last: int) -> int:
         try:

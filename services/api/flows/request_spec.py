@@ -18,6 +18,7 @@ from services.api.images.access import Viewer
 from services.api.images.manager import ImagesManager
 from services.api.server_groups.manager import ServerGroupsManager
 from services.api.zones import known_zones
+from services.core import instances
 from services.core.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.core.etcd import Store
 from stratus.scheduler.v1 import scheduler_pb2
@@ -98,7 +99,7 @@ class SpecResolver:
 
     async def for_record(self, record: state_pb2.InstanceRecord) -> scheduler_pb2.RequestSpec:
         """The spec for one scheduling attempt of a build."""
-        server = record.server
+        server = (await instances.with_details(self._store, record)).server
         flavor = await self._optional(self._flavors.get(server.flavor_id)) if server.flavor_id else None
         image = await self.optional_image(server.image_id)
         return request_spec(server, flavor, image, record.tried_hosts)

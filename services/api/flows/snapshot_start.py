@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from services.api.flows import actions
-from services.api.images.manager import INSTANCE_PROPERTY
+from services.api.images import index as image_index
+from services.api.images.index import INSTANCE_PROPERTY
 from services.api.quotas.counted import image_charge
 from services.api.quotas.quota import Quotas
 from services.api.validation import Violations
@@ -44,8 +45,9 @@ async def begin_snapshot(
     """Sets the server's task IMAGE_SNAPSHOT (or refuses, writing nothing) and creates the SAVING
     image, in one transaction: there is never a snapshot task without its image, nor the reverse.
     Refused at once when the owner has no image left in its quota; the image is charged when its
-    bytes are whole (ImagesManager.activate), which is where the limit binds. ``also`` (key,
-    value, 0): a record created in the same transaction (the action's)."""
+    bytes are whole (ImagesManager.activate), which is where the limit binds; the image's index
+    entries are written with it (images/index.py). ``also`` (key, value, 0): a record created in
+    the same transaction (the action's)."""
     ledger = ledger or Quotas(store)
     await ledger.charge(image.owner_project_id, {"images": 1})
     for _ in range(instances.MAX_SWAP_ATTEMPTS):
@@ -56,7 +58,7 @@ async def begin_snapshot(
         ok = await ledger.commit(
             image.owner_project_id, image_charge(image), [store.cmp_mod(key, revision)],
             [store.op_put(key, record.SerializeToString()),
-             store.op_put(keys.image(image.id), image.SerializeToString()),
+             store.op_put(keys.image(image.id), image.SerializeToString()), *image_index.write_ops(store, None, image),
              *([store.op_put(also[0], also[1])] if also else [])],
         )  # fmt: skip
         if ok:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from services.api import paging
+from services.api import indexes, paging
 from services.api.identity import ssh_keys
 from services.api.quotas.quota import Quotas
 from services.api.validation import NAME_MAX, Violations, page_size
@@ -23,7 +23,6 @@ from stratus.v1 import keypairs_pb2
 
 # Nova's keypair names: letters, digits, space, '_', '-', '.', '@'; no space at either end.
 NAME = re.compile(rf"^(?! )[A-Za-z0-9 _.@-]{{1,{NAME_MAX}}}(?<! )$")
-LIST_BATCH = 500
 MAX_DELETE_ATTEMPTS = 10
 
 
@@ -97,16 +96,10 @@ class KeypairsManager:
         ctx = context.current()
         prefix = keys.keypairs_of(ctx.project_id, ctx.user_id)
         after = paging.decode(req.page_token, prefix)
-        page: list[keypairs_pb2.Keypair] = []
-        while True:
-            kvs, _ = await self._store.get_prefix(prefix, start_after=after, limit=LIST_BATCH)
-            for kv in kvs:
-                if len(page) == limit:
-                    return keypairs_pb2.ListKeypairsResponse(keypairs=page, next_page_token=paging.encode(after))
-                page.append(keypairs_pb2.Keypair.FromString(kv.value))
-                after = kv.key
-            if len(kvs) < LIST_BATCH:
-                return keypairs_pb2.ListKeypairsResponse(keypairs=page)
+        kvs, more = await indexes.records_page(self._store, prefix, after, limit)
+        keypairs = [keypairs_pb2.Keypair.FromString(kv.value) for kv in kvs]
+        next_token = paging.encode(kvs[-1].key) if more else ""
+        return keypairs_pb2.ListKeypairsResponse(keypairs=keypairs, next_page_token=next_token)
 
     async def delete(self, name: str) -> None:
         """The keypair and its quota charge go in one transaction (a lost race re-reads)."""

@@ -17,12 +17,12 @@ from collections.abc import Callable
 
 from google.protobuf import timestamp_pb2
 
-from services.api import paging
+from services.api import indexes, paging
 from services.api.validation import Violations, page_size
 from services.core import context, keys
 from services.core.context import ADMIN_ROLE, MEMBER_ROLE, READER_ROLE, RequestContext
 from services.core.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, Unauthenticated
-from services.core.etcd import Store
+from services.core.etcd import KV, Store
 from services.core.ids import new_id
 from services.core.tokens import digest, issue, issued_id
 from services.core.watchcache import Entry, PrefixCache
@@ -144,20 +144,17 @@ class IssuedTokens:
         return token_id
 
     async def list(self, req: tokens_pb2.ListTokensRequest) -> tokens_pb2.ListTokensResponse:
+        """A page of the tokens (of one project when asked), in id order. A call reads at most
+        ``indexes.SCAN_MOST`` records: past them the page may come back short, with a token."""
         limit = page_size(req.page_size)
         after = paging.decode(req.page_token, keys.TOKENS)
-        page: list[tokens_pb2.Token] = []
-        while True:
-            kvs, _ = await self._store.get_prefix(keys.TOKENS, start_after=after, limit=500)
-            for kv in kvs:
-                token = Record.FromString(kv.value).token
-                if not req.project_id or token.project_id == req.project_id:
-                    if len(page) == limit:
-                        return tokens_pb2.ListTokensResponse(tokens=page, next_page_token=paging.encode(after))
-                    page.append(token)
-                after = kv.key
-            if len(kvs) < 500:
-                return tokens_pb2.ListTokensResponse(tokens=page)
+
+        def wanted(kv: KV) -> tokens_pb2.Token | None:
+            token = Record.FromString(kv.value).token
+            return token if not req.project_id or token.project_id == req.project_id else None
+
+        page, last = await indexes.filtered_page(self._store, keys.TOKENS, after, limit, wanted)
+        return tokens_pb2.ListTokensResponse(tokens=page, next_page_token=paging.encode(last) if last else "")
 
     # ---- authentication -------------------------------------------------------------------
     async def authenticate(self, token: str) -> RequestContext | None:

@@ -1,7 +1,8 @@
 """Images: a record in etcd (SAVING, then ACTIVE with size and checksum) and the bytes on disk.
 An upload that fails or is cancelled leaves neither behind; while SAVING its record is bound to a
 lease the uploading api keeps alive, so an api that dies mid-upload leaves no SAVING record either
-(and its bytes are swept). Who sees and changes what: access.py; members: members.py."""
+(and its bytes are swept). Who sees and changes what: access.py; members: members.py; the indexes
+written with each record and the reads through them: index.py, lookup.py."""
 
 from __future__ import annotations
 
@@ -14,13 +15,12 @@ from pathlib import Path
 import grpc
 
 from services.api import paging
-from services.api.images import members
+from services.api.images import index, lookup, members
 from services.api.images.access import (
     PRIVATE,
     PUBLIC,
     SHARED,
     Viewer,
-    by_name,
     can_read,
     check_owner,
     check_visibility,
@@ -28,6 +28,7 @@ from services.api.images.access import (
 )
 from services.api.images.files import ImageFiles, read_chunks
 from services.api.images.upload import check_checksum, chunks_of, describe_size, sniffed, validate
+from services.api.indexes import GET_BATCH, get_many
 from services.api.quotas import counted
 from services.api.quotas.quota import Quotas
 from services.api.seeding import seed_claim
@@ -39,15 +40,13 @@ from services.core.etcd import AMBIGUOUS, Store
 from services.core.ids import new_id
 from services.core.instances import MAX_SWAP_ATTEMPTS, now
 from services.core.lease import LeaseSession
+from services.core.supervise import spawn_supervised
 from stratus.v1 import images_pb2
 
 log = logging.getLogger(__name__)
 MAX_IMAGE_BYTES = 64 * 1024**3  # the default of ApiSettings.max_image_bytes
 UPLOAD_LEASE_TTL_S = 6
-LIST_BATCH = 500  # records read at a time while a page of visible images fills
 Status = images_pb2.ImageStatus
-# A snapshot's properties name the server it was taken of (as Nova's do).
-INSTANCE_PROPERTY = "instance_uuid"
 GUEST_PROPERTIES = {"architecture": "x86_64", "hw_firmware_type": "bios", "os_distro": "stratus-tiny"}
 BOOT_SECTOR_PROPERTIES = {"architecture": "x86_64", "hw_firmware_type": "bios"}
 
@@ -161,10 +160,22 @@ class ImagesManager:
         raise Aborted(f"image {image.id} is changing too fast; try again")
 
     async def put(self, image: images_pb2.Image, lease: int = 0) -> None:
-        """Writes a record that holds no quota yet (SAVING: charged when it becomes ACTIVE)."""
+        """Writes a record that holds no quota yet (SAVING: charged when it becomes ACTIVE), with its
+        index entries, on ``lease``."""
         if counted.image_charge(image):
             raise ValueError(f"image {image.id}: only a SAVING record is put directly")
-        await self._store.put(keys.image(image.id), image.SerializeToString(), lease)
+        key = keys.image(image.id)
+        for _ in range(MAX_SWAP_ATTEMPTS):
+            kv = await self._store.get(key)
+            old = images_pb2.Image.FromString(kv.value) if kv else None
+            ops = [
+                self._store.op_put(key, image.SerializeToString(), lease),
+                *index.write_ops(self._store, old, image, lease),
+            ]
+            ok, _ = await self._store.txn([self._store.cmp_mod(key, kv.mod_revision if kv else 0)], ops)
+            if ok:
+                return
+        raise Aborted(f"image {image.id} is changing too fast; try again")
 
     async def find(self, image_id: str) -> tuple[images_pb2.Image, int] | None:
         """The image with this id (not a name) and its record's mod revision, or None; whoever asks."""
@@ -179,10 +190,7 @@ class ImagesManager:
 
     async def saving_snapshot_of(self, instance_id: str) -> images_pb2.Image | None:
         """The snapshot of this server still being saved, if there is one."""
-        for image in await self._all():
-            if image.status == Status.IMAGE_STATUS_SAVING and image.properties.get(INSTANCE_PROPERTY) == instance_id:
-                return image
-        return None
+        return await lookup.saving_snapshot(self._store, instance_id)
 
     def read_bytes(self, image_id: str) -> AsyncIterator[bytes]:
         """The bytes of an image, in 1 MiB chunks."""
@@ -200,8 +208,7 @@ class ImagesManager:
             image = images_pb2.Image.FromString(kv.value)
             if await self._can_read(image, viewer):
                 return image
-        shared = await members.shared_with(self._store, viewer.project_id)
-        return by_name(await self._all(), id_or_name, viewer, shared.__contains__, field)
+        return await lookup.by_name(self._store, id_or_name, viewer, field)
 
     async def _can_read(self, image: images_pb2.Image, viewer: Viewer) -> bool:
         if can_read(image, viewer, is_member=False):
@@ -209,33 +216,14 @@ class ImagesManager:
         return visibility_of(image) == SHARED and await members.is_member(self._store, image.id,
                                                                                 viewer.project_id)  # fmt: skip
 
-    async def _all(self) -> list[images_pb2.Image]:
-        kvs, _ = await self._store.get_prefix(keys.IMAGES)
-        return [images_pb2.Image.FromString(kv.value) for kv in kvs]
-
     async def list(self, size: int, token: str) -> images_pb2.ListImagesResponse:
-        """The images the caller may see, a page at a time in id order."""
+        """The images the caller may see, a page at a time in id order (through the indexes of its
+        project's images, the PUBLIC ones and those shared with it; see lookup.py)."""
         limit = page_size(size)
-        after = paging.decode(token, keys.IMAGES)
-        viewer = Viewer.current()
-        shared = await members.shared_with(self._store, viewer.project_id)
-        images: list[images_pb2.Image] = []
-        last_key, more = "", False
-        while not more:
-            kvs, _ = await self._store.get_prefix(keys.IMAGES, start_after=after, limit=LIST_BATCH)
-            for kv in kvs:
-                image = images_pb2.Image.FromString(kv.value)
-                if not can_read(image, viewer, image.id in shared):
-                    continue
-                if len(images) == limit:
-                    more = True
-                    break
-                images.append(image)
-                last_key = kv.key
-            if len(kvs) < LIST_BATCH:
-                break
-            after = kvs[-1].key
-        return images_pb2.ListImagesResponse(images=images, next_page_token=paging.encode(last_key) if more else "")
+        after = paging.decode(token, keys.IMAGES).removeprefix(keys.IMAGES)
+        images, more = await lookup.visible_page(self._store, Viewer.current(), after, limit)
+        next_token = paging.encode(keys.image(images[-1].id)) if more and images else ""
+        return images_pb2.ListImagesResponse(images=images, next_page_token=next_token)
 
     async def download(self, id_or_name: str) -> AsyncIterator[bytes]:
         image = await self.get(id_or_name)
@@ -264,7 +252,11 @@ class ImagesManager:
             current.name = req.name or current.name
             current.visibility = req.visibility or visibility_of(current)  # type: ignore[assignment]
             current.updated_at.CopyFrom(now())
-            if await self._store.swap(key, current.SerializeToString(), kv.mod_revision, kv.lease):
+            old = images_pb2.Image.FromString(kv.value)
+            ops = [self._store.op_put(key, current.SerializeToString(), kv.lease),
+                   *index.write_ops(self._store, old, current, kv.lease)]  # fmt: skip
+            ok, _ = await self._store.txn([self._store.cmp_mod(key, kv.mod_revision)], ops)
+            if ok:
                 return current
         raise Aborted(f"image {image.id} is changing too fast; try again")
 
@@ -301,7 +293,7 @@ class ImagesManager:
             await self._seed_tiny(seed_file)
 
     async def _seed_tiny(self, seed_file: Path | None) -> None:
-        seeded = [i for i in await self._all() if i.name == "tiny" and not i.owner_project_id]
+        seeded = await lookup.owned_named(self._store, "tiny", "")
         for image in seeded:
             if not image.visibility:
                 await self.update(images_pb2.UpdateImageRequest(id=image.id, visibility=PUBLIC))
@@ -318,31 +310,42 @@ class ImagesManager:
         await self.upload(stream(), max_bytes=max(self._max_bytes, MAX_IMAGE_BYTES))
         log.info("seeded the image 'tiny' from %s", source)
 
-    async def sweep(self) -> int:
+    async def sweep(self, spread_s: float = 0.0) -> int:
         """Removes the bytes no image record names (left by an api that died mid-upload: its record
-        went with its lease). Files are listed before the records are read, so an upload that
-        starts meanwhile (record first, then its file) is never taken for one."""
-        on_disk = self._files.ids()
-        kvs, _ = await self._store.get_prefix(keys.IMAGES)
-        orphans = on_disk - {kv.key.removeprefix(keys.IMAGES) for kv in kvs}
-        for image_id in orphans:
-            self._files.remove(image_id)
+        went with its lease). It reads only the records of the files here, ``GET_BATCH`` at a time,
+        the batches spread over ``spread_s`` seconds. Files are listed before their records are
+        read, so an upload that starts meanwhile (record first, then its file) is never taken for one."""
+        on_disk = sorted(self._files.ids())
+        batches = [on_disk[n : n + GET_BATCH] for n in range(0, len(on_disk), GET_BATCH)]
+        orphans = 0
+        for n, batch in enumerate(batches):
+            if n:
+                await asyncio.sleep(spread_s / len(batches))
+            named = {
+                kv.key.removeprefix(keys.IMAGES) for kv in await get_many(self._store, [keys.image(i) for i in batch])
+            }
+            for image_id in set(batch) - named:
+                self._files.remove(image_id)
+                orphans += 1
         if orphans:
-            log.info("removed the bytes of %d image(s) no record names", len(orphans))
-        return len(orphans)
+            log.info("removed the bytes of %d image(s) no record names", orphans)
+        return orphans
 
     def start_sweeping(self, interval_s: float) -> None:
-        """Sweeps now and then every ``interval_s`` seconds, until ``stop_sweeping``."""
+        """Sweeps now and then every ``interval_s`` seconds (each sweep's reads spread over it), until
+        ``stop_sweeping``."""
 
         async def loop() -> None:
+            clock = asyncio.get_running_loop().time
             while True:
+                started = clock()
                 try:
-                    await self.sweep()
+                    await self.sweep(spread_s=interval_s)
                 except (*AMBIGUOUS, ConnectionError, OSError, grpc.aio.AioRpcError) as exc:
                     log.warning("image sweep failed (%s); trying again in %.0f s", exc, interval_s)
-                await asyncio.sleep(interval_s)
+                await asyncio.sleep(max(0.0, interval_s - (clock() - started)))
 
-        self._sweeper = asyncio.create_task(loop(), name="image-sweeper")
+        self._sweeper = spawn_supervised("image-sweeper", loop)
 
     async def stop_sweeping(self) -> None:
         if self._sweeper is not None:

@@ -1,5 +1,6 @@
 """Image members: the projects a SHARED image is shared with, one key each under the image
-(``image_members/<image>/<project>``).
+(``image_members/<image>/<project>``) and one in the project's index of the images shared with it
+(``project_shared_images/<project>/<image>``), written and removed together.
 
 Every change is one transaction that also re-writes the image record (its ``updated_at``) on
 the condition it is unchanged: the image still exists, and two changes to one image's members
@@ -25,6 +26,7 @@ from services.core.states import name_of
 from stratus.v1 import images_pb2
 
 MAX_IMAGE_MEMBERS = 128
+SHED_BATCH = 50  # members removed in one transaction (two keys each) before a large image goes
 
 
 def validate_member(image_ref: str, project_id: str) -> None:
@@ -35,21 +37,46 @@ def validate_member(image_ref: str, project_id: str) -> None:
     v.raise_if_any()
 
 
+async def _member_kvs(store: Store, image_id: str) -> list[KV]:
+    """An image's member keys: at most ``MAX_IMAGE_MEMBERS`` by design (``add`` holds the bound)."""
+    kvs, _ = await store.read_all(keys.image_members(image_id), most=MAX_IMAGE_MEMBERS)
+    return kvs
+
+
 async def members_of(store: Store, image_id: str) -> list[images_pb2.ImageMember]:
-    kvs, _ = await store.get_prefix(keys.image_members(image_id))
-    return [images_pb2.ImageMember.FromString(kv.value) for kv in kvs]
+    return [images_pb2.ImageMember.FromString(kv.value) for kv in await _member_kvs(store, image_id)]
+
+
+async def projects_of(store: Store, image_id: str) -> list[str]:
+    """The projects the image is shared with."""
+    return [keys.split_image_member(kv.key)[1] for kv in await _member_kvs(store, image_id)]
 
 
 async def is_member(store: Store, image_id: str, project_id: str) -> bool:
     return bool(project_id) and await store.get(keys.image_member(image_id, project_id)) is not None
 
 
-async def shared_with(store: Store, project_id: str) -> set[str]:
-    """The ids of the images with ``project_id`` among their members."""
-    if not project_id:
-        return set()
-    kvs, _ = await store.get_prefix(keys.IMAGE_MEMBERS)
-    return {image for image, project in (keys.split_image_member(kv.key) for kv in kvs) if project == project_id}
+async def shed(store: Store, image_id: str, keep: int) -> None:
+    """Removes members (each with its index entry) until at most ``keep`` are left, ``SHED_BATCH`` a
+    transaction, while the image is unchanged: what deleting an image with more members than one
+    transaction may remove does first."""
+    for _ in range(MAX_SWAP_ATTEMPTS):
+        image = await store.get(keys.image(image_id))
+        if image is None:
+            return
+        kvs = await _member_kvs(store, image_id)
+        if len(kvs) <= keep:
+            return
+        extra = kvs[: min(SHED_BATCH, len(kvs) - keep)]
+        ops = [op for kv in extra for op in (store.op_delete(kv.key), store.op_delete(_entry(kv.key)))]
+        await store.txn([store.cmp_mod(image.key, image.mod_revision)], ops)
+    raise Aborted(f"image {image_id} is changing too fast; try again")
+
+
+def _entry(member_key: str) -> str:
+    """The shared index entry of the member at ``member_key``."""
+    image_id, project_id = keys.split_image_member(member_key)
+    return keys.project_shared_image(project_id, image_id)
 
 
 def _touched(kv: KV) -> tuple[images_pb2.Image, bytes]:
@@ -81,8 +108,9 @@ async def add(store: Store, image_id: str, project_id: str, viewer: Viewer) -> i
                                     "it may be", reason="IMAGE_MEMBER_LIMIT")  # fmt: skip
         ok, _ = await store.txn(
             [store.cmp_mod(kv.key, kv.mod_revision), store.cmp_absent(key)],
-            [store.op_put(kv.key, value, kv.lease), store.op_put(key, member.SerializeToString())],
-        )
+            [store.op_put(kv.key, value, kv.lease), store.op_put(key, member.SerializeToString()),
+             store.op_put(_entry(key), b"")],
+        )  # fmt: skip
         if ok:
             return member
     raise Aborted(f"image {image_id} is changing too fast; try again")
@@ -99,7 +127,7 @@ async def remove(store: Store, image_id: str, project_id: str, viewer: Viewer) -
             raise NotFound("image member", project_id, field="project_id")
         ok, _ = await store.txn(
             [store.cmp_mod(kv.key, kv.mod_revision), store.cmp_mod(key, member.mod_revision)],
-            [store.op_put(kv.key, value, kv.lease), store.op_delete(key)],
+            [store.op_put(kv.key, value, kv.lease), store.op_delete(key), store.op_delete(_entry(key))],
         )
         if ok:
             return

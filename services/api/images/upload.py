@@ -9,6 +9,7 @@ from typing import Any
 
 from services.api.validation import Violations
 from services.core.errors import InvalidArgument
+from services.core.message_limits import IMAGE_CHUNK_MAX_BYTES
 from stratus.v1 import images_pb2
 
 DISK_FORMATS = ("raw", "qcow2")
@@ -70,8 +71,11 @@ def check_checksum(expected: str, received: str) -> None:
 
 
 async def chunks_of(messages: AsyncIterator[Any], first: str) -> AsyncIterator[bytes]:
-    """The chunks of the messages after the first; another ``first`` among them is refused."""
+    """The chunks of the messages after the first; another ``first`` among them is refused, and so
+    is a chunk larger than ``IMAGE_CHUNK_MAX_BYTES``."""
     async for msg in messages:
         if msg.WhichOneof("data") != "chunk":
             raise InvalidArgument([("chunk", f"only the first message may carry the {first}")])
+        if len(msg.chunk) > IMAGE_CHUNK_MAX_BYTES:
+            raise InvalidArgument([("chunk", f"must be at most {IMAGE_CHUNK_MAX_BYTES} bytes, got {len(msg.chunk)}")])
         yield msg.chunk

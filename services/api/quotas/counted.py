@@ -5,13 +5,16 @@
 - an image's record is written with the change of what it holds (once ACTIVE: one image and its
   bytes; a SAVING record holds nothing, so one an upload's lease takes away leaves no charge behind)
   and removed, with its members, with all of it given back. The charge is worked out from the record before
-  and after, so any writer that goes through here keeps the usage exact.
+  and after, so any writer that goes through here keeps the usage exact; the image's index entries
+  (images/index.py) change in the same transaction.
 """
 
 from __future__ import annotations
 
 import logging
 
+from services.api.images import index as image_index
+from services.api.images import members
 from services.api.quotas import quota
 from services.api.quotas.quota import Quotas
 from services.core import claims, instances, keys
@@ -21,6 +24,7 @@ from services.core.etcd import AMBIGUOUS, Store
 from stratus.v1 import images_pb2
 
 log = logging.getLogger(__name__)
+MEMBERS_WITH_IMAGE = 100  # members removed in the image's own transaction (etcd: at most 128 ops)
 
 
 async def delete_instance(store: Store, instance_id: str) -> None:
@@ -33,9 +37,7 @@ async def delete_instance(store: Store, instance_id: str) -> None:
         except NotFound:
             return
         key = keys.instance(instance_id)
-        ops = [store.op_delete(key)]
-        if record.request_id:
-            ops.append(store.op_delete(keys.request(record.server.project_id, record.request_id)))
+        ops = instances.delete_ops(store, record)
         give_back = {r: -n for r, n in quota.instance_charge(record).items()}
         charge = await quota.release(store, record.server.project_id, give_back)
         claim = await claims.release_ops(store, record.server.host, instance_id) if record.server.host else Writes()
@@ -70,10 +72,12 @@ async def write_image(ledger: Quotas, image: images_pb2.Image | None, image_id: 
     False when the image record moved meanwhile."""
     store = ledger.store
     key = keys.image(image_id)
-    if image is not None:
-        ops = [store.op_put(key, image.SerializeToString())]  # no lease: an upload's ends here
-    else:
-        ops = [store.op_delete(key), store.op_delete_prefix(keys.image_members(image_id))]
+    if image is not None:  # no lease: an upload's ends here
+        ops = [store.op_put(key, image.SerializeToString()), *image_index.write_ops(store, old, image)]
+    else:  # its members and every index entry go with it (a member change moves the record too)
+        ops = [store.op_delete(key), store.op_delete_prefix(keys.image_members(image_id)),
+               *image_index.write_ops(store, old, None),
+               *image_index.member_ops(store, image_id, await members.projects_of(store, image_id))]  # fmt: skip
     owner = (image or old or images_pb2.Image()).owner_project_id
     if old is not None and image is not None and old.owner_project_id != image.owner_project_id:
         raise ValueError(f"image {image_id} cannot change owner")
@@ -82,7 +86,9 @@ async def write_image(ledger: Quotas, image: images_pb2.Image | None, image_id: 
 
 
 async def remove_image(ledger: Quotas, image_id: str) -> None:
-    """Removes the image's record (if any) and gives back all it held."""
+    """Removes the image's record (if any) and gives back all it held. An image with more members
+    than one transaction removes with it loses the extra ones first."""
+    await members.shed(ledger.store, image_id, keep=MEMBERS_WITH_IMAGE)
     for attempt in range(quota.MAX_ATTEMPTS):
         old, revision = await _read_image(ledger.store, image_id)
         if old is None or await write_image(ledger, None, image_id, old, revision):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from services.api.quotas import quota
 from services.api.quotas.quota import RESOURCES, Quotas
+from services.api.server_groups.manager import project_groups
 from services.api.settings import AMOUNT_MAX, COUNT_MAX
 from services.api.validation import Violations
 from services.core import context, keys
@@ -68,7 +69,6 @@ class QuotaSetsManager:
         return limits, usage
 
     async def _largest_group(self, project_id: str) -> int:
-        kvs, _ = await self._store.get_prefix(keys.SERVER_GROUPS)
-        sizes = [len(g.group.members) for g in (state_pb2.ServerGroupRecord.FromString(kv.value) for kv in kvs)
-                 if g.group.project_id == project_id]  # fmt: skip
-        return max(sizes, default=0)
+        """The most members any of the project's groups has (its groups read through their index)."""
+        kvs, _ = await project_groups(self._store, project_id)
+        return max((len(state_pb2.ServerGroupRecord.FromString(kv.value).group.members) for kv in kvs), default=0)

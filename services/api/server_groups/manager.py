@@ -3,19 +3,23 @@
 Each group is a ``state.ServerGroupRecord`` under ``server_groups/<id>``, changed only by
 compare-and-swap: the api adds a member in the same transaction that creates the instance
 (see ``servers.py``) and removes it when the server is deleted; the scheduler records where a
-member was placed in the same transaction as its claim.
+member was placed in the same transaction as its claim. Its project's index entry,
+``project_server_groups/<project>/<id>``, is written and removed with it (a project's groups are
+listed and counted through it); groups from before the index get theirs at api start (``backfill``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from services.api import paging
+from etcd3aio._protobuf import RequestOp
+
+from services.api import indexes, paging
 from services.api.quotas.quota import Quotas
 from services.api.validation import Violations, page_size
 from services.core import context, keys
 from services.core.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
-from services.core.etcd import Store
+from services.core.etcd import KV, Store
 from services.core.ids import new_id
 from services.core.instances import now
 from stratus.state.v1 import state_pb2
@@ -23,7 +27,6 @@ from stratus.v1 import servergroups_pb2
 
 Policy = servergroups_pb2.ServerGroupPolicy
 MAX_SWAP_ATTEMPTS = 50
-LIST_BATCH = 500
 DEFAULT_MAX_PER_HOST = 1
 MAX_PER_HOST_LIMIT = 10_000
 
@@ -69,6 +72,27 @@ async def update(
     raise Aborted(f"server group {group_id} is changing too fast; try again")
 
 
+async def project_groups(store: Store, project_id: str, after: str = "", limit: int = 0) -> tuple[list[KV], bool]:
+    """The project's groups after the id ``after`` (through its index): ``limit`` of them (0: all),
+    and whether more follow."""
+    prefix = keys.project_server_groups(project_id)
+    if limit:
+        group_ids, more = await indexes.ids_page(store, prefix, after, limit)
+    else:
+        group_ids, more = [i async for i in indexes.ids(store, prefix, after)], False
+    return await indexes.get_many(store, [keys.server_group(i) for i in group_ids]), more
+
+
+async def backfill(store: Store) -> int:
+    """Indexes the groups written before ``project_server_groups/`` existed (once per deployment)."""
+
+    def entry(kv: KV) -> list[RequestOp]:
+        group = state_pb2.ServerGroupRecord.FromString(kv.value).group
+        return [store.op_put(keys.project_server_group(group.project_id, group.id), b"")]
+
+    return await indexes.backfill(store, "project_server_groups", keys.SERVER_GROUPS, entry)
+
+
 async def forget_member(store: Store, group_id: str, instance_id: str) -> None:
     """Removes a deleted server from its group's members and placements."""
 
@@ -101,8 +125,9 @@ class ServerGroupsManager:
             new.rules.max_server_per_host = group.rules.max_server_per_host or DEFAULT_MAX_PER_HOST
         record = state_pb2.ServerGroupRecord(group=new)
         key = keys.server_group(new.id)
-        put = self._store.op_put(key, record.SerializeToString())
-        if not await self._quotas.commit(ctx.project_id, {"server_groups": 1}, [self._store.cmp_absent(key)], [put]):
+        puts = [self._store.op_put(key, record.SerializeToString()),
+                self._store.op_put(keys.project_server_group(new.project_id, new.id), b"")]  # fmt: skip
+        if not await self._quotas.commit(ctx.project_id, {"server_groups": 1}, [self._store.cmp_absent(key)], puts):
             raise Aborted(f"server group id {new.id} collided; try again")
         return new
 
@@ -135,19 +160,13 @@ class ServerGroupsManager:
         if req.all_projects and not ctx.is_admin:
             raise PermissionDenied("all_projects needs the admin role", reason="ADMIN_REQUIRED")
         after = paging.decode(req.page_token, keys.SERVER_GROUPS)
-        page: list[servergroups_pb2.ServerGroup] = []
-        while True:
-            kvs, _ = await self._store.get_prefix(keys.SERVER_GROUPS, start_after=after, limit=LIST_BATCH)
-            for kv in kvs:
-                group = state_pb2.ServerGroupRecord.FromString(kv.value).group
-                if req.all_projects or group.project_id == ctx.project_id:
-                    if len(page) == limit:
-                        token = paging.encode(after)
-                        return servergroups_pb2.ListServerGroupsResponse(server_groups=page, next_page_token=token)
-                    page.append(group)
-                after = kv.key
-            if len(kvs) < LIST_BATCH:
-                return servergroups_pb2.ListServerGroupsResponse(server_groups=page)
+        if req.all_projects:  # every group, in id order
+            kvs, more = await indexes.records_page(self._store, keys.SERVER_GROUPS, after, limit)
+        else:  # the project's, through its index
+            kvs, more = await project_groups(self._store, ctx.project_id, after.removeprefix(keys.SERVER_GROUPS), limit)
+        groups = [state_pb2.ServerGroupRecord.FromString(kv.value).group for kv in kvs]
+        token = paging.encode(keys.server_group(groups[-1].id)) if more and groups else ""
+        return servergroups_pb2.ListServerGroupsResponse(server_groups=groups, next_page_token=token)
 
     async def delete(self, group_id: str) -> None:
         for _ in range(MAX_SWAP_ATTEMPTS):
@@ -160,7 +179,8 @@ class ServerGroupsManager:
                     reason="GROUP_NOT_EMPTY", metadata={"members": str(len(members))},
                 )  # fmt: skip
             key = keys.server_group(group_id)
-            gone = [self._store.op_delete(key)]
+            gone = [self._store.op_delete(key),
+                    self._store.op_delete(keys.project_server_group(record.group.project_id, group_id))]  # fmt: skip
             if await self._quotas.commit(record.group.project_id, {"server_groups": -1},
                                          [self._store.cmp_mod(key, revision)], gone):  # fmt: skip
                 return

@@ -20,7 +20,8 @@ from services.api.quotas import quota
 from services.api.quotas.quota import Quotas
 from services.api.server_groups.manager import MAX_SWAP_ATTEMPTS, ServerGroupsManager
 from services.api.servers import list_filter
-from services.api.servers.watch import list_servers, watch_servers
+from services.api.servers.listing import list_servers
+from services.api.servers.watch import watch_servers
 from services.api.validation import ID_CHARS, NAME_MAX, REQUEST_ID, USER_DATA_MAX, Violations, page_size
 from services.core import context, instances, keys
 from services.core.errors import (
@@ -35,6 +36,7 @@ from services.core.errors import (
 )
 from services.core.etcd import Store
 from services.core.ids import new_id
+from services.core.message_limits import CREATE_SERVER_MAX_BYTES
 from stratus.state.v1 import state_pb2
 from stratus.v1 import flavors_pb2, images_pb2, servers_pb2
 
@@ -66,6 +68,10 @@ def validate_create(req: servers_pb2.CreateServerRequest) -> None:
     if not req.HasField("server"):
         v.add("server", "is required")
     validate_server(v, req.server)
+    size = req.ByteSize()
+    if size > CREATE_SERVER_MAX_BYTES:
+        v.add("server", f"is {size} bytes encoded; a create may be at most {CREATE_SERVER_MAX_BYTES} "
+                        "(user_data, metadata and scheduler_hints together)")  # fmt: skip
     v.pattern("request_id", req.request_id, REQUEST_ID, "1 to 128 letters, digits, '.', '_', ':' or '-'")
     v.raise_if_any()
 
@@ -108,14 +114,17 @@ class ServersManager:
         record = self._new_record(req, resolved.flavor, resolved.image.id)
         if key is not None:
             record.key.CopyFrom(key)
+        whole = state_pb2.InstanceRecord()
+        whole.CopyFrom(record)
+        details = instances.set_apart(record)
         trace.get_current_span().set_attribute("stratus.instance_id", record.server.id)
-        if not await self._write_new(record, ctx.project_id, digest):
+        if not await self._write_new(record, details, ctx.project_id, digest):
             existing = await self._by_request(ctx.project_id, req.request_id, digest)
             if existing is None:
                 raise FailedPrecondition("request_id collided with a server being deleted; retry")
             return existing
         await self._owners.kick(record.server.id, ctx.project_id)
-        return record.server
+        return whole.server
 
     def _new_record(
         self, req: servers_pb2.CreateServerRequest, flavor: flavors_pb2.Flavor, image_id: str
@@ -136,16 +145,20 @@ class ServersManager:
         instances.stamp(record)
         return record
 
-    async def _write_new(self, record: state_pb2.InstanceRecord, project_id: str, digest: str) -> bool:
-        """Writes the record, its request index, its group membership and its quota charge in one
-        transaction. False when the request_id is taken; a lost race on the group record is retried;
-        QuotaExceeded (nothing written) when the project or the group is full."""
+    async def _write_new(
+        self, record: state_pb2.InstanceRecord, details: state_pb2.InstanceDetails | None, project_id: str, digest: str
+    ) -> bool:
+        """Writes the record, its details and indexes, its request index, its group membership and
+        its quota charge in one transaction. False when the request_id is taken; a lost race on the
+        group record is retried; QuotaExceeded (nothing written) when the project or the group is full."""
         group_id = record.server.server_group_id
         for _ in range(MAX_SWAP_ATTEMPTS):
             key = keys.instance(record.server.id)
             compares = [self._store.cmp_absent(key)]
             action = action_log.op_create(self._store, record, self._deadline_s(action_log.CREATE))
-            ops = [self._store.op_put(key, record.SerializeToString()), action]
+            ops = [*instances.create_ops(self._store, record), action]
+            if details is not None:
+                ops.append(self._store.op_put(keys.instance_details(record.server.id), details.SerializeToString()))
             if record.request_id:
                 req_key = keys.request(project_id, record.request_id)
                 compares.append(self._store.cmp_absent(req_key))
@@ -183,11 +196,11 @@ class ServersManager:
             record, _ = await instances.get(self._store, index.instance_id)
         except NotFound:
             return None
-        return record.server
+        return (await instances.with_details(self._store, record)).server
 
     # ---- read ---------------------------------------------------------------------------
     async def get(self, instance_id: str) -> servers_pb2.Server:
-        return (await self._visible(instance_id)).server
+        return (await instances.with_details(self._store, await self._visible(instance_id))).server
 
     async def _visible(self, instance_id: str) -> state_pb2.InstanceRecord:
         if not instance_id:
@@ -205,10 +218,14 @@ class ServersManager:
         return (lambda _s: True) if all_projects else (lambda s: s.project_id == ctx.project_id)
 
     async def list(self, req: servers_pb2.ListServersRequest) -> servers_pb2.ListServersResponse:
+        """A page of the caller's project's servers (read through its index), or of every
+        project's for an admin who asks."""
         limit = page_size(req.page_size)
         in_scope = self._scope(req.all_projects)
         matches = list_filter.parse(req.filter)
-        return await list_servers(self._store, req.page_token, limit, lambda s: in_scope(s) and matches(s))
+        project = "" if req.all_projects else context.current().project_id
+        keep = lambda s: in_scope(s) and matches(s)  # noqa: E731
+        return await list_servers(self._store, req.page_token, limit, keep, project)
 
     # ---- delete and actions ---------------------------------------------------------------
     async def delete(self, instance_id: str) -> servers_pb2.Server:

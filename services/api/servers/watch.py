@@ -1,4 +1,4 @@
-"""ListServers and WatchServers over etcd revisions, so that a client can list, then watch, and
+"""WatchServers over etcd revisions, so that a client can list (listing.py), then watch, and
 neither lose nor repeat a change.
 
 A listing reads at one revision and says which; its later pages carry that revision in their
@@ -12,68 +12,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable
 
-from services.api import paging
+from services.api.servers.listing import compacted, listed
 from services.api.validation import Violations
 from services.core import instances, keys
-from services.core.errors import InvalidArgument, NotFound, OutOfRange
+from services.core.errors import InvalidArgument, NotFound
 from services.core.etcd import KV, Store
-from services.core.watch import FutureRevision, WatchCompacted
+from services.core.watch import WatchCompacted
 from stratus.state.v1 import state_pb2
 from stratus.v1 import servers_pb2
 
 V = servers_pb2.VmState
 T = servers_pb2.TaskState
 E = servers_pb2.ServerEventType
-LIST_BATCH = 500
 REVISION_MAX = 2**63 - 1
 Visible = Callable[[servers_pb2.Server], bool]
-
-
-def listed(server: servers_pb2.Server, keep_user_data: bool = False) -> servers_pb2.Server:
-    """A server as lists and watches of many carry it: without its user_data (up to 64 KiB each,
-    which a page of 1000 would multiply past gRPC's message limit); GetServer and the watch of one
-    server keep it."""
-    if not keep_user_data:
-        server.ClearField("user_data")
-    return server
-
-
-def compacted(revision: int, compact_revision: int = 0) -> OutOfRange:
-    kept = f" (etcd keeps history from revision {compact_revision} on)" if compact_revision else ""
-    metadata = {"revision": str(revision)}
-    if compact_revision:
-        metadata["compact_revision"] = str(compact_revision)
-    return OutOfRange(f"revision {revision} is too old to replay{kept}: list the servers again (ListServers "
-                      "without page_token) and watch from the revision that listing returns",
-                      reason="REVISION_COMPACTED", metadata=metadata)  # fmt: skip
-
-
-# ---- list -----------------------------------------------------------------------------------
-async def list_servers(store: Store, token: str, limit: int, keep: Visible) -> servers_pb2.ListServersResponse:
-    """One page of the servers ``keep`` accepts, read at the revision of the listing's first page."""
-    after, revision = paging.decode_at(token, keys.INSTANCES)
-    page: list[servers_pb2.Server] = []
-    while True:
-        kvs, revision = await _read(store, after, revision)
-        for kv in kvs:
-            server = state_pb2.InstanceRecord.FromString(kv.value).server
-            if keep(server):
-                if len(page) == limit:
-                    token = paging.encode_at(after, revision)
-                    return servers_pb2.ListServersResponse(servers=page, next_page_token=token, revision=revision)
-                page.append(listed(server))
-            after = kv.key
-        if len(kvs) < LIST_BATCH:
-            return servers_pb2.ListServersResponse(servers=page, revision=revision)
-
-
-async def _read(store: Store, after: str, revision: int) -> tuple[list[KV], int]:
-    try:
-        return await store.get_prefix(keys.INSTANCES, start_after=after, limit=LIST_BATCH, revision=revision)
-    except WatchCompacted as exc:
-        raise compacted(revision) from exc
-    except FutureRevision as exc:
-        raise InvalidArgument([("page_token", "is not a token this API returned")]) from exc
 
 
 # ---- watch ----------------------------------------------------------------------------------
@@ -90,22 +42,26 @@ async def watch_servers(
     if after > now:
         raise InvalidArgument([("revision", f"{after} is ahead of the latest revision {now}: pass a revision "
                                             "that ListServers or a ServerEvent returned")])  # fmt: skip
+    details: state_pb2.InstanceDetails | None = None
     if server_id:
         if kv is None and after:  # gone since: it was still there at `after` if the client listed it
             kv = await _at(store, key, after)
         if kv is None or not visible(state_pb2.InstanceRecord.FromString(kv.value).server):
             raise NotFound("server", server_id)
+        details = await _details(store, server_id, kv)
         if not after:
-            current = state_pb2.InstanceRecord.FromString(kv.value).server
+            current = whole(state_pb2.InstanceRecord.FromString(kv.value).server, details)
             yield servers_pb2.ServerEvent(server=current, type=E.SERVER_EVENT_TYPE_UPDATED, revision=now)
     last = after or now
     try:
-        async for batch in store.watch_prefix(key, last + 1):
+        async for batch in store.watch_prefix(key, last + 1, prev=True):
             for ev in batch.events:
                 last = ev.mod_revision
                 if server_id and ev.key != key:
                     continue
                 event = _event(ev.value, ev.prev_value, ev.deleted, keep_user_data=bool(server_id))
+                if event is not None and server_id:
+                    whole(event.server, details)
                 if event is not None and visible(event.server):
                     event.revision = ev.mod_revision
                     yield event
@@ -113,6 +69,25 @@ async def watch_servers(
                         return
     except WatchCompacted as exc:
         raise compacted(last, exc.compact_revision) from exc
+
+
+async def _details(store: Store, server_id: str, kv: KV) -> state_pb2.InstanceDetails | None:
+    """The details of the server whose record ``kv`` is, read where they still are."""
+    if not state_pb2.InstanceRecord.FromString(kv.value).details_apart:
+        return None
+    found = await instances.read_details(store, server_id)
+    if found is None:  # deleted since: they were there with the record
+        try:
+            found = await instances.read_details(store, server_id, revision=kv.mod_revision)
+        except WatchCompacted:
+            return None
+    return found
+
+
+def whole(server: servers_pb2.Server, details: state_pb2.InstanceDetails | None) -> servers_pb2.Server:
+    if details is not None:
+        instances.put_back_server(server, details)
+    return server
 
 
 async def _at(store: Store, key: str, revision: int) -> KV | None:

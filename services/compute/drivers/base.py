@@ -2,6 +2,7 @@
 
 A driver knows domains by instance id and nothing about etcd records; the manager owns the
 records. Power states are ``stratus.v1.PowerState`` values. Every failure is a ``DriverError``.
+Every call to the hypervisor has a timeout; the driver's ``health`` says whether calls answer.
 Image bytes reach a driver through the ``ImageService`` it is built with.
 """
 
@@ -11,6 +12,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from services.compute.drivers.health import HypervisorHealth
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +96,17 @@ PowerEventHandler = Callable[[str, int], None]
 class VirtDriver(ABC):
     @abstractmethod
     async def capabilities(self) -> HostInfo: ...
+
+    @property
+    @abstractmethod
+    def health(self) -> HypervisorHealth:
+        """Whether the hypervisor answers: every call to it has a timeout, and a call that times
+        out makes the health degraded (saying which call) until calls answer in time again."""
+
+    @abstractmethod
+    async def check(self) -> None:
+        """One cheap call to the hypervisor, so that a hang (and its end) is noticed on a host
+        with nothing else to do; DriverError (CallTimeout) when it does not answer."""
 
     async def start(self, on_power_event: PowerEventHandler, deployment: str = "") -> None:  # noqa: B027
         """Connects to the hypervisor; afterwards power changes the guests make are reported.

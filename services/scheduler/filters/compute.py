@@ -1,4 +1,4 @@
-"""ComputeFilter: only hosts whose compute service is up and enabled."""
+"""ComputeFilter: only hosts whose compute service is up and enabled, and whose hypervisor answers."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from services.scheduler.request import SchedulingRequest
 
 
 class ComputeFilter(Filter):
-    """Only hosts whose compute service is alive, enabled and not forced down."""
+    """Only hosts whose compute service is alive, enabled and not forced down, and whose hypervisor
+    is not degraded (its calls time out: the capabilities' ``degraded_reason``)."""
 
     name = "ComputeFilter"
 
@@ -20,4 +21,6 @@ class ComputeFilter(Filter):
         if not host.enabled:
             why = f" ({host.disabled_reason})" if host.disabled_reason else ""
             return f"compute service is disabled{why}"
+        if host.capabilities.degraded_reason:
+            return f"hypervisor not answering ({host.capabilities.degraded_reason})"
         return None

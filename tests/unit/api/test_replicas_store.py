@@ -29,17 +29,17 @@ async def test_replicas_seeding_together_make_one_tiny_image(store: Store, tmp_p
     with context.bound(context.SYSTEM):
         await asyncio.gather(*(images.seed() for images in replicas(store, tmp_path)))
         await replicas(store, tmp_path)[0].seed()  # a replica started later finds it
-    kvs, _ = await store.get_prefix(keys.IMAGES)
+    kvs, _ = await store.read_all(keys.IMAGES, most=100_000)
     tiny = [images_pb2.Image.FromString(kv.value) for kv in kvs]
     assert [(i.name, i.status) for i in tiny] == [("tiny", images_pb2.ImageStatus.IMAGE_STATUS_ACTIVE)]
     assert sorted(p.name for p in (tmp_path / "images").iterdir()) == [tiny[0].id]  # one file, no part left
-    claims, _ = await store.get_prefix(keys.SEEDING)
+    claims, _ = await store.read_all(keys.SEEDING, most=100_000)
     assert claims == []  # released when done
 
 
 async def test_replicas_seeding_together_make_one_of_each_flavor(store: Store) -> None:
     await asyncio.gather(*(FlavorsManager(store).seed() for _ in range(REPLICAS)))
-    kvs, _ = await store.get_prefix(keys.FLAVORS)
+    kvs, _ = await store.read_all(keys.FLAVORS, most=100_000)
     names = sorted(flavors_pb2.Flavor.FromString(kv.value).name for kv in kvs)
     assert names == sorted(name for name, *_ in SEED_FLAVORS)
 

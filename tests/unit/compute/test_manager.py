@@ -87,7 +87,7 @@ async def test_lease_records_carry_the_capabilities(store: Store) -> None:
         manager.lease_records()
     await manager.start()
     records = manager.lease_records()
-    assert sorted(records) == [keys.host_capabilities(HOST), keys.host_stats(HOST)]
+    assert sorted(records) == [keys.host_capabilities(HOST), keys.host_stats(HOST), keys.zone_host("az-test", HOST)]
     caps = state_pb2.HostCapabilities.FromString(records[keys.host_capabilities(HOST)])
     assert (caps.host, caps.vcpus, caps.ram_mb, caps.disk_gb) == (HOST, 8, 16384, 200)
     assert (caps.hypervisor_type, caps.availability_zone) == ("fake", "az-test")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from services.core.etcd import Store
+import pytest
+
+from services.core.etcd import Store, TooMany
 from services.core.lease import LeaseSession
 from services.core.watchcache import PrefixCache
 
@@ -28,13 +30,42 @@ async def test_swap_many_deletes_atomically(store: Store) -> None:
     assert (await store.get("b")).value == b"2"  # type: ignore[union-attr]
 
 
-async def test_get_prefix_pages_after_a_key(store: Store) -> None:
+async def test_a_page_resumes_after_a_key_at_its_revision(store: Store) -> None:
     for i in range(5):
         await store.put(f"p/{i}", b"x")
-    first, _ = await store.get_prefix("p/", limit=2)
-    assert [kv.key for kv in first] == ["p/0", "p/1"]
-    rest, _ = await store.get_prefix("p/", start_after="p/1")
-    assert [kv.key for kv in rest] == ["p/2", "p/3", "p/4"]
+    first = await store.page("p/", limit=2)
+    assert [kv.key for kv in first.kvs] == ["p/0", "p/1"] and first.more
+    await store.put("p/5", b"later")
+    rest = await store.page("p/", start_after="p/1", revision=first.revision)
+    assert [kv.key for kv in rest.kvs] == ["p/2", "p/3", "p/4"] and not rest.more  # p/5 came after
+    keys_only = await store.page("p/", keys_only=True)
+    assert [kv.value for kv in keys_only.kvs] == [b""] * 6
+    assert await store.count("p/") == 6
+
+
+async def test_a_scan_reads_every_page_at_one_revision_sized_by_bytes(store: Store) -> None:
+    for i in range(60):
+        await store.put(f"big/{i:02}", b"x" * (200 << 10))  # 12 MiB in all; 200 KiB each: 5 fill PAGE_BYTES
+    seen: list[str] = []
+    sizes: list[int] = []
+    revisions = set()
+    async for page in store.scan("big/"):
+        if not seen:
+            await store.put("big/99", b"after the first page")
+        seen.extend(kv.key for kv in page.kvs)
+        sizes.append(len(page.kvs))
+        revisions.add(page.revision)
+    assert seen == [f"big/{i:02}" for i in range(60)] and len(revisions) == 1
+    assert max(sizes[1:]) <= 6  # after the first page, pages shrink to about PAGE_BYTES
+
+
+async def test_a_page_too_large_for_the_channel_is_read_again_in_halves(store: Store) -> None:
+    for i in range(10):
+        await store.put(f"huge/{i}", b"x" * (1 << 20))  # 10 MiB in all, above MAX_RECEIVE_BYTES
+    page = await store.page("huge/", limit=10)
+    assert 0 < len(page.kvs) < 10 and page.more
+    with pytest.raises(TooMany):
+        await store.read_all("huge/", most=5)
 
 
 async def test_cache_follows_puts_and_deletes(store: Store) -> None:

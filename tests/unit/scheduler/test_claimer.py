@@ -13,6 +13,7 @@ import pytest
 from services.core import claims, instances, keys
 from services.core.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
 from services.core.etcd import Store
+from services.scheduler.claim_plan import MAX_TXN_BYTES
 from services.scheduler.manager import SchedulerManager
 from services.scheduler.options import OptionsWatcher
 from services.scheduler.options_model import SchedulerOptions
@@ -242,3 +243,33 @@ async def test_a_record_of_another_server_is_refused(store: Store, managers: Fac
     manager = await managers()
     with pytest.raises(InvalidArgument):
         await manager.select_destinations(spec("i-1"), record=await instances.get(store, "i-2"))
+
+
+async def test_claim_transactions_stay_well_under_etcds_request_limit(
+    store: Store, managers: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hosts with large usage records (6,000 claims each: 12 of them hold 3 MB): claims decided together go in
+    several transactions, each under ``MAX_TXN_BYTES``, instead of one that etcd would refuse."""
+    heavy = state_pb2.HostUsage()
+    for i in range(6000):
+        old = state_pb2.Claim(instance_id=f"old-{i:05d}", project_id="p-0", flavor_id="m1.tiny", ram_mb=1)
+        heavy.claims[old.instance_id].CopyFrom(old)
+    assert heavy.ByteSize() > 250_000
+    for h in range(12):
+        await add_host(store, f"h{h}", ram_mb=1 << 20, vcpus=64)
+        await store.put(keys.host_usage(f"h{h}"), heavy.SerializeToString())
+    await building(store, *(f"i-{i}" for i in range(12)))
+    manager = await managers()
+    sizes: list[int] = []
+    txn = store.txn
+
+    async def measured(compare: Any, success: Any, failure: Any = ()) -> Any:
+        sizes.append(sum(op.ByteSize() for op in (*compare, *success, *failure)))
+        return await txn(compare, success, failure)
+
+    monkeypatch.setattr(store, "txn", measured)
+    replies = await asyncio.gather(*(manager.select_destinations(spec(f"i-{i}")) for i in range(12)))
+    assert len({r.selected.host for r in replies}) == 12  # one transaction could not hold them all
+    assert len(sizes) > 6 and max(sizes) < MAX_TXN_BYTES  # a read of the records, then 6 or more
+    for h in range(12):
+        assert len(await claimed(store, f"h{h}")) == 6001

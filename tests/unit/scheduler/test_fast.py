@@ -59,6 +59,7 @@ def random_host(rng: random.Random, name: str) -> HostState:
         )  # fmt: skip
     stats = state_pb2.HostStats(io_ops=rng.choice((0, 0, 0, 3, 9)), failed_builds=rng.choice((0, 0, 0, 1, 4)))
     unreported = frozenset(c for c in usage.claims if rng.random() < 0.3)  # builds not reported yet
+    caps.degraded_reason = "hypervisor hung" if rng.random() < 0.1 else ""
     return HostState(
         name, caps, usage, usage_revision=1, alive=rng.random() > 0.1, enabled=rng.random() > 0.1,
         forced_down=rng.random() < 0.05, stats=stats, aggregates=random_aggregates(rng), unreported=unreported,
@@ -135,7 +136,7 @@ class World:
             assert list(zip(top.hosts, top.weights, strict=True)) == expected[:3]
 
     def mutate(self) -> None:
-        """A claim landing, a pending claim, a host going down, or a new host."""
+        """A claim landing, a pending claim, a host going down or its hypervisor hanging, or a new host."""
         name = self.rng.choice(sorted(self.states))
         state, roll = self.states[name], self.rng.random()
         if roll < 0.5:
@@ -150,10 +151,16 @@ class World:
             self.table.set_pending(name, grown)
             self.states[name] = state.with_pending(grown)
             return
-        elif roll < 0.9:
+        elif roll < 0.85:
             self.states[name] = HostState(name, state.capabilities, state.usage, state.usage_revision,
                                           alive=not state.alive, aggregates=state.aggregates,
                                           pending=state.pending)  # fmt: skip
+        elif roll < 0.9:  # its hypervisor hangs, or answers again
+            caps = state_pb2.HostCapabilities()
+            caps.CopyFrom(state.capabilities)
+            caps.degraded_reason = "" if caps.degraded_reason else "hypervisor hung"
+            self.states[name] = HostState(name, caps, state.usage, state.usage_revision, alive=state.alive,
+                                          aggregates=state.aggregates, pending=state.pending)  # fmt: skip
         else:
             name = f"n{len(self.states):03d}"
             self.states[name] = random_host(self.rng, name)

@@ -129,3 +129,34 @@ async def test_unknown_services_and_bad_requests_are_refused(manager: ServiceGro
     with pytest.raises(InvalidArgument) as bad:
         await manager.update_member("compute", "", 7)  # type: ignore[arg-type]
     assert bad.value.violations == [("host", "required"), ("status", "unknown status 7")]
+
+
+async def put_capabilities(store: Store, host: str, degraded_reason: str = "", lease: int = 0) -> None:
+    caps = state_pb2.HostCapabilities(host=host, vcpus=4, degraded_reason=degraded_reason)
+    await store.put(keys.host_capabilities(host), caps.SerializeToString(), lease=lease)
+
+
+async def test_a_compute_whose_hypervisor_hangs_says_why_and_stays_up(
+    store: Store, manager: ServiceGroupManager
+) -> None:
+    reason = "libvirt at qemu:///system did not answer 'listing domains' within 60 s"
+    with manager.watch_members("compute") as watch:
+        lease = await register(store, "compute", "c1")
+        await next_event(watch)
+        await put_capabilities(store, "c1", lease=lease)
+        await store.put(keys.host_usage("c1"), state_pb2.HostUsage().SerializeToString())  # not capabilities: no event
+        await put_capabilities(store, "c1", reason, lease=lease)
+        degraded = await next_event(watch)
+        assert (degraded.type, degraded.member.state) == (servicegroup_pb2.MEMBER_EVENT_TYPE_UPDATED, UP)
+        assert degraded.member.degraded_reason == reason
+        assert manager.list_members("compute", "c1")[0].degraded_reason == reason
+        await put_capabilities(store, "c1", lease=lease)
+        cleared = await next_event(watch)
+        assert (cleared.type, cleared.member.degraded_reason) == (servicegroup_pb2.MEMBER_EVENT_TYPE_UPDATED, "")
+        await put_capabilities(store, "c1", reason, lease=lease)
+        await next_event(watch)
+        await store.revoke(lease)  # the capabilities go with the lease: nothing degraded is left
+        events = [await next_event(watch) for _ in range(2)]
+    kinds = {servicegroup_pb2.MEMBER_EVENT_TYPE_UPDATED, servicegroup_pb2.MEMBER_EVENT_TYPE_DOWN}
+    assert {e.type for e in events} == kinds
+    assert events[-1].member.degraded_reason == "" and manager.list_members("compute", "c1")[0].state == DOWN

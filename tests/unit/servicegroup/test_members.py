@@ -98,3 +98,9 @@ async def test_a_subscriber_that_falls_behind_is_ended() -> None:
             hub.publish(event("compute"))
         with pytest.raises(Unavailable, match="list the members and watch again"):
             await anext(slow)
+
+
+def test_a_degraded_compute_says_why_and_stays_up() -> None:
+    member = members.compose("compute", "c1", record=RECORD, admin=None, seen=None, now=NOW, degraded_reason="hung")
+    assert (member.state, member.degraded_reason) == (UP, "hung")
+    assert members.compose("compute", "c1", record=RECORD, admin=None, seen=None, now=NOW).degraded_reason == ""

@@ -4,12 +4,18 @@ It is the test double for everything above the hypervisor. ``fail_spawn`` makes 
 fail the way a real hypervisor often does: the domain is defined but never starts, so the
 caller has to clean it up. The console (``console_output``) is how a test sees what a spawn was
 given: the server's name and id, and each public key it would have installed.
+
+``hang_file`` simulates a hung hypervisor: while that file exists, every call blocks its thread (as
+a libvirt call libvirtd never answers) and times out after ``call_timeout_s``, through the same
+``TimedCalls`` as the libvirt driver's, so the host turns degraded; once the file is gone the calls
+answer again and the health clears.
 """
 
 from __future__ import annotations
 
 import asyncio
 import tempfile
+import time
 from pathlib import Path
 
 from services.compute.drivers.base import (
@@ -23,6 +29,8 @@ from services.compute.drivers.base import (
 )
 from services.compute.drivers.fake.domains import FakeDomain, load_domains, save_domains
 from services.compute.drivers.fake.host import FakeHostSize
+from services.compute.drivers.health import HypervisorHealth
+from services.compute.drivers.timed_calls import TimedCalls
 from stratus.v1 import servers_pb2
 
 P = servers_pb2.PowerState
@@ -31,10 +39,19 @@ HYPERVISOR_TYPE = "fake"
 HYPERVISOR_VERSION = 1000
 CPU_MODEL = "fake-cpu"
 FAIL_SPAWN_MESSAGE = "fake driver set to fail spawns"
+HANG_POLL_S = 0.02
+# Threads for the fake hypervisor's calls (the libvirt driver's default number of workers).
+MAX_CALL_THREADS = 8
 
 
 def _state_word(power_state: int) -> str:
     return P.Name(power_state).removeprefix("POWER_STATE_").lower()  # type: ignore[arg-type]
+
+
+def _blocked_while(path: Path) -> None:
+    """A hung hypervisor: no answer while ``path`` exists (runs on the call's own thread)."""
+    while path.exists():
+        time.sleep(HANG_POLL_S)
 
 
 class FakeDriver(VirtDriver):
@@ -47,9 +64,12 @@ class FakeDriver(VirtDriver):
         fail_spawn: bool = False,
         domains_file: Path | None = None,
         host: str = "",
+        hang_file: Path | None = None,
+        call_timeout_s: float = 60.0,
     ) -> None:
         """``domains_file``: keep the domains there (domains.py), so that they outlive this
-        process and a test can read them; None keeps them in memory only."""
+        process and a test can read them; None keeps them in memory only. ``hang_file``: the
+        hypervisor hangs while it exists; each call gives up after ``call_timeout_s``."""
         self.size = size
         self.images = images
         self.spawn_delay_s = spawn_delay_s
@@ -58,12 +78,27 @@ class FakeDriver(VirtDriver):
         self.host = host
         self._domains: dict[str, FakeDomain] = load_domains(domains_file) if domains_file else {}
         self._on_power_event: PowerEventHandler | None = None
+        self.hang_file = hang_file
+        self.calls = TimedCalls(f"fake hypervisor of {host or 'this host'}", call_timeout_s, MAX_CALL_THREADS)
+
+    @property
+    def health(self) -> HypervisorHealth:
+        return self.calls.health
+
+    async def _hypervisor(self, what: str) -> None:
+        """A call to the fake hypervisor: answered at once, or not at all while ``hang_file`` exists."""
+        if self.hang_file is not None:
+            await self.calls.run(what, _blocked_while, self.hang_file)
+
+    async def check(self) -> None:
+        await self._hypervisor("checking the hypervisor")
 
     def _saved(self) -> None:
         if self.domains_file is not None:
             save_domains(self.domains_file, self.host, self._domains)
 
     async def capabilities(self) -> HostInfo:
+        await self._hypervisor("reading the host's info")
         return HostInfo(
             vcpus=self.size.vcpus,
             ram_mb=self.size.ram_mb,
@@ -85,6 +120,7 @@ class FakeDriver(VirtDriver):
 
     async def spawn(self, spec: InstanceSpec) -> None:
         """Defines and starts the domain; an existing one of the same id is redefined."""
+        await self._hypervisor("starting the domain")
         if self.spawn_delay_s > 0:
             await asyncio.sleep(self.spawn_delay_s)
         if self.fail_spawn:
@@ -99,6 +135,7 @@ class FakeDriver(VirtDriver):
         self._saved()
 
     async def destroy(self, instance_id: str) -> None:
+        await self._hypervisor("destroying the domain")
         self._domains.pop(instance_id, None)
         self._saved()
 
@@ -118,37 +155,45 @@ class FakeDriver(VirtDriver):
         return domain
 
     async def power_off(self, instance_id: str, timeout_s: float = 0.0) -> None:
+        await self._hypervisor("stopping the domain")
         self._domain(instance_id).power_state = P.POWER_STATE_SHUTDOWN
         self._saved()
 
     async def power_on(self, instance_id: str) -> None:
+        await self._hypervisor("starting the domain")
         self._domain(instance_id).power_state = P.POWER_STATE_RUNNING
         self._saved()
 
     async def reboot(self, instance_id: str, hard: bool) -> None:
         """A soft reboot asks the guest, so it needs a running domain; a hard one always starts it."""
+        await self._hypervisor("rebooting the domain")
         domain = self._domain(instance_id) if hard else self._expect(instance_id, "soft-reboot", P.POWER_STATE_RUNNING)
         domain.power_state = P.POWER_STATE_RUNNING
         self._saved()
 
     async def pause(self, instance_id: str) -> None:
+        await self._hypervisor("pausing the domain")
         self._expect(instance_id, "pause", P.POWER_STATE_RUNNING).power_state = P.POWER_STATE_PAUSED
         self._saved()
 
     async def unpause(self, instance_id: str) -> None:
+        await self._hypervisor("unpausing the domain")
         self._expect(instance_id, "unpause", P.POWER_STATE_PAUSED).power_state = P.POWER_STATE_RUNNING
         self._saved()
 
     async def suspend(self, instance_id: str) -> None:
+        await self._hypervisor("saving the domain's memory")
         domain = self._expect(instance_id, "suspend", P.POWER_STATE_RUNNING, P.POWER_STATE_PAUSED)
         domain.power_state = P.POWER_STATE_SUSPENDED
         self._saved()
 
     async def resume(self, instance_id: str) -> None:
+        await self._hypervisor("restoring the domain")
         self._expect(instance_id, "resume", P.POWER_STATE_SUSPENDED).power_state = P.POWER_STATE_RUNNING
         self._saved()
 
     async def resize(self, spec: InstanceSpec) -> None:
+        await self._hypervisor("resizing the domain")
         domain = self._domain(spec.instance_id)
         if domain.resized_from is None:
             domain.resized_from = domain.spec
@@ -157,10 +202,12 @@ class FakeDriver(VirtDriver):
         self._saved()
 
     async def confirm_resize(self, instance_id: str) -> None:
+        await self._hypervisor("confirming the resize")
         self._domain(instance_id).resized_from = None
         self._saved()
 
     async def revert_resize(self, instance_id: str) -> None:
+        await self._hypervisor("reverting the resize")
         domain = self._domain(instance_id)
         if domain.resized_from is not None:
             domain.spec, domain.resized_from = domain.resized_from, None
@@ -168,11 +215,13 @@ class FakeDriver(VirtDriver):
         self._saved()
 
     async def resize_kept(self, instance_id: str) -> bool:
+        await self._hypervisor("reading the domain")
         domain = self._domains.get(instance_id)
         return domain is not None and domain.resized_from is not None
 
     async def snapshot(self, instance_id: str, image_id: str) -> None:
         """Stores the image the instance booted from as the snapshot: bootable wherever that was."""
+        await self._hypervisor("pausing the domain for a snapshot")
         domain = self._domain(instance_id)
         if self.images is None:
             raise DriverError("the fake driver has no image service to store a snapshot in")
@@ -182,12 +231,15 @@ class FakeDriver(VirtDriver):
             await self.images.upload(image_id, path)
 
     async def console_output(self, instance_id: str, lines: int) -> str:
+        await self._hypervisor("reading the console")
         console = self._domain(instance_id).console
         return "".join(f"{line}\n" for line in (console[-lines:] if lines else console))
 
     async def get_power_state(self, instance_id: str) -> int:
+        await self._hypervisor("reading the domain state")
         domain = self._domains.get(instance_id)
         return P.POWER_STATE_NOSTATE if domain is None else domain.power_state
 
     async def list_instances(self) -> list[str]:
+        await self._hypervisor("listing domains")
         return sorted(self._domains)

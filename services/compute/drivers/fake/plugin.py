@@ -1,4 +1,5 @@
-"""The fake driver's plugin: ``--driver fake``, built from the fake_* settings and the host name."""
+"""The fake driver's plugin: ``--driver fake``, built from the fake_* settings, the host name and the
+timeout of every hypervisor call."""
 
 from __future__ import annotations
 
@@ -24,6 +25,10 @@ class FakeReads(Protocol):
     def fake_fail_spawn(self) -> bool: ...
     @property
     def fake_domains_dir(self) -> Path | None: ...
+    @property
+    def fake_hang_file(self) -> Path | None: ...
+    @property
+    def hypervisor_call_timeout_s(self) -> float: ...
 
 
 def build(settings: FakeReads, images: ImageService) -> VirtDriver:
@@ -34,6 +39,8 @@ def build(settings: FakeReads, images: ImageService) -> VirtDriver:
         fail_spawn=settings.fake_fail_spawn,
         domains_file=settings.fake_domains_dir / f"{settings.host}.json" if settings.fake_domains_dir else None,
         host=settings.host,
+        hang_file=settings.fake_hang_file,
+        call_timeout_s=settings.hypervisor_call_timeout_s,
     )
 
 

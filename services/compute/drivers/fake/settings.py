@@ -1,6 +1,6 @@
-"""The fake driver's own settings: four flat keys (``fake_host``, ``fake_spawn_delay_s``,
-``fake_fail_spawn``, ``fake_domains_dir``; ``STRATUS_FAKE_*``, ``--set fake_...``, the ``[compute]``
-table). The compute's settings inherit them, so their names stay flat, beside the compute's own."""
+"""The fake driver's own settings: five flat keys (``fake_host``, ``fake_spawn_delay_s``,
+``fake_fail_spawn``, ``fake_domains_dir``, ``fake_hang_file``; ``STRATUS_FAKE_*``, ``--set fake_...``,
+the ``[compute]`` table). The compute's settings inherit them, so their names stay flat, beside the compute's own."""
 
 from __future__ import annotations
 
@@ -23,6 +23,9 @@ class FakeSettings(BaseModel):
     # Keep the fake driver's domains in <dir>/<host>.json: they outlive the compute process (as a
     # hypervisor's do) and a test can read them (services/compute/drivers/fake/domains.py).
     fake_domains_dir: Path | None = None
+    # While this file exists the fake hypervisor hangs: every call blocks until it is removed, so calls
+    # time out (hypervisor_call_timeout_s) and the host turns degraded (services/compute/drivers/fake/driver.py).
+    fake_hang_file: Path | None = None
 
     @field_validator("fake_host")
     @classmethod

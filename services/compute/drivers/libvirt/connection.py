@@ -1,21 +1,21 @@
-"""One libvirt connection for the compute process: every blocking call runs on a thread pool
-of its own, lifecycle events arrive on the event loop (libvirtaio), and a connection lost when
-libvirtd restarts is opened again (and its event callback registered again) on the next call.
+"""One libvirt connection for the compute process: every blocking call runs off the event loop
+with a timeout (``TimedCalls``: a call libvirt does not answer in time is a CallTimeout and makes the
+driver's health degraded), lifecycle events arrive on the event loop (libvirtaio), and a connection
+lost when libvirtd restarts is opened again (and its event callback registered again) on the next call.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import libvirt
 import libvirtaio
 
 from services.compute.drivers.base import DriverError, InstanceNotFound
+from services.compute.drivers.timed_calls import CallTimeout, TimedCalls
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -40,9 +40,10 @@ def _quiet_errors(_ctx: Any, _err: Any) -> None:
 
 
 class Connection:
-    def __init__(self, uri: str, workers: int) -> None:
+    def __init__(self, uri: str, workers: int, timeout_s: float) -> None:
+        """At most ``workers`` calls run at once; each gets ``timeout_s`` unless it says otherwise."""
         self.uri = uri
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="libvirt")
+        self.calls = TimedCalls(f"libvirt at {uri}", timeout_s, workers)
         self._conn: libvirt.virConnect | None = None
         self._on_lifecycle: LifecycleHandler | None = None
         self._lock = asyncio.Lock()
@@ -57,42 +58,51 @@ class Connection:
         conn, self._conn = self._conn, None
         if conn is not None:
             try:
-                await self._run(conn.close)
-            except libvirt.libvirtError as exc:
+                await self.calls.run("closing the connection", conn.close)
+            except (libvirt.libvirtError, DriverError) as exc:
                 log.warning("closing the libvirt connection: %s", exc)
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
-    async def _run(self, fn: Callable[..., R], *args: Any) -> R:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, functools.partial(fn, *args))
 
     async def conn(self) -> libvirt.virConnect:
-        """The open connection, reopened if libvirtd went away."""
-        async with self._lock:
-            if self._conn is not None and await self._run(self._conn.isAlive):
-                return self._conn
-            try:
-                conn = await self._run(libvirt.open, self.uri)
-            except libvirt.libvirtError as exc:
-                raise DriverError(f"cannot connect to libvirt at {self.uri}: {exc.get_error_message()}") from exc
-            try:
-                await self._run(conn.domainEventRegisterAny, None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE,
-                                self._lifecycle, None)  # fmt: skip
-                await self._run(conn.setKeepAlive, 5, 3)
-            except libvirt.libvirtError as exc:
-                raise DriverError(f"cannot watch libvirt's events at {self.uri}: {exc.get_error_message()}") from exc
-            if self._conn is not None:
-                log.warning("reconnected to libvirt at %s", self.uri)
-            self._conn = conn
-            return conn
+        """The open connection, reopened if libvirtd went away. One caller checks it at a time; the
+        wait for another's check is bounded by the call timeout too (CallTimeout)."""
+        try:
+            async with asyncio.timeout(self.calls.timeout_s):
+                await self._lock.acquire()
+        except TimeoutError:
+            raise CallTimeout(f"libvirt at {self.uri}: another call's check of the connection got no answer "
+                              f"within {self.calls.timeout_s:g} s") from None  # fmt: skip
+        try:
+            return await self._checked_or_opened()
+        finally:
+            self._lock.release()
+
+    async def _checked_or_opened(self) -> libvirt.virConnect:
+        if self._conn is not None and await self.calls.run("checking the connection", self._conn.isAlive):
+            return self._conn
+        try:
+            conn = await self.calls.run("connecting", libvirt.open, self.uri)
+        except libvirt.libvirtError as exc:
+            raise DriverError(f"cannot connect to libvirt at {self.uri}: {exc.get_error_message()}") from exc
+        try:
+            await self.calls.run("watching domain events", conn.domainEventRegisterAny, None,
+                                 libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._lifecycle, None)  # fmt: skip
+            await self.calls.run("setting keepalive", conn.setKeepAlive, 5, 3)
+        except libvirt.libvirtError as exc:
+            raise DriverError(f"cannot watch libvirt's events at {self.uri}: {exc.get_error_message()}") from exc
+        if self._conn is not None:
+            log.warning("reconnected to libvirt at %s", self.uri)
+        self._conn = conn
+        return conn
 
     def _lifecycle(self, _conn: Any, dom: libvirt.virDomain, event: int, detail: int, _opaque: Any) -> None:
         if self._on_lifecycle is not None:
             self._on_lifecycle(dom.UUIDString(), event, detail)
 
-    async def call(self, what: str, fn: Callable[..., R], *args: Any) -> R:
-        """Runs a blocking libvirt call off the loop; its error becomes a DriverError saying ``what``."""
+    async def call(self, what: str, fn: Callable[..., R], *args: Any, timeout_s: float | None = None) -> R:
+        """Runs a blocking libvirt call off the loop, for at most ``timeout_s`` (the connection's
+        default when None): CallTimeout after that; libvirt's error becomes a DriverError saying ``what``."""
         try:
-            return await self._run(fn, *args)
+            return await self.calls.run(what, fn, *args, timeout_s=timeout_s)
         except libvirt.libvirtError as exc:
             raise DriverError(f"{what}: {exc.get_error_message()}") from exc
 
@@ -100,7 +110,7 @@ class Connection:
         """The domain of the instance (by its UUID, which is the instance id); InstanceNotFound."""
         conn = await self.conn()
         try:
-            return await self._run(conn.lookupByUUIDString, instance_id)
+            return await self.calls.run("looking up the domain", conn.lookupByUUIDString, instance_id)
         except libvirt.libvirtError as exc:
             if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
                 raise InstanceNotFound(instance_id) from exc

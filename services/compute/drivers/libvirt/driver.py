@@ -3,7 +3,8 @@
 Each instance is a persistent domain named ``stratus-<id>`` whose UUID is the instance id,
 tagged with its owning compute host; its disk is a qcow2 overlay on a base image cached once
 per host, with a config drive and a serial console log beside it in the instance's directory.
-Every libvirt call runs on the connection's thread pool, never on the event loop.
+Every libvirt call runs off the event loop with a timeout (connection.py); one that times out
+makes ``health`` degraded until calls answer in time again.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from services.compute.drivers.base import (
     PowerEventHandler,
     VirtDriver,
 )
+from services.compute.drivers.health import HypervisorHealth
 from services.compute.drivers.libvirt import configdrive, disks
 from services.compute.drivers.libvirt.connection import Connection
 from services.compute.drivers.libvirt.domain_xml import DomainPaths, DomainSettings, Owner, domain_xml, parse_owner
@@ -48,8 +50,11 @@ UNDEFINE_FLAGS = (
 
 class LibvirtDriver(VirtDriver):
     def __init__(
-        self, settings: LibvirtSettings, host: str, state_dir: Path, images: ImageService, shutdown_timeout_s: float
-    ) -> None:
+        self, settings: LibvirtSettings, host: str, state_dir: Path, images: ImageService, shutdown_timeout_s: float,
+        call_timeout_s: float = 60.0,
+    ) -> None:  # fmt: skip
+        """``call_timeout_s``: how long any libvirt call may take (saving and restoring a guest's
+        memory: ``settings.save_timeout_s``, if longer)."""
         self.settings = settings
         self.host = host
         self.instances_path = (settings.instances_path or state_dir / "instances" / host).resolve()
@@ -58,7 +63,8 @@ class LibvirtDriver(VirtDriver):
         self.images = images
         self.shutdown_timeout_s = shutdown_timeout_s
         self.virt_type = settings.virt_type  # "auto" is resolved once connected, in start()
-        self.lv = Connection(settings.uri, settings.workers)
+        self.lv = Connection(settings.uri, settings.workers, call_timeout_s)
+        self.save_timeout_s = max(settings.save_timeout_s, call_timeout_s)
         self._owned: set[str] = set()  # instance ids of this host's domains, for filtering events
         self._on_power_event: PowerEventHandler | None = None
         self.deployment = ""
@@ -76,6 +82,15 @@ class LibvirtDriver(VirtDriver):
 
     async def close(self) -> None:
         await self.lv.close()
+
+    @property
+    def health(self) -> HypervisorHealth:
+        return self.lv.calls.health
+
+    async def check(self) -> None:
+        """Counting the domains goes through the QEMU driver's domain list, as most calls do."""
+        conn = await self.lv.conn()
+        await self.lv.call("counting domains", conn.numOfDomains)
 
     def _lifecycle(self, instance_id: str, event: int, detail: int) -> None:
         state = event_power_state(event, detail)
@@ -205,13 +220,13 @@ class LibvirtDriver(VirtDriver):
 
     async def suspend(self, instance_id: str) -> None:
         dom = await self._domain(instance_id)
-        await self.lv.call("saving the domain's memory", dom.managedSave, 0)
+        await self.lv.call("saving the domain's memory", dom.managedSave, 0, timeout_s=self.save_timeout_s)
 
     async def resume(self, instance_id: str) -> None:
         dom = await self._domain(instance_id)
         if not await self.lv.call("reading the domain", dom.hasManagedSaveImage, 0):
             raise DriverError(f"instance {instance_id} has no saved memory to resume from")
-        await self.lv.call("restoring the domain", dom.create)
+        await self.lv.call("restoring the domain", dom.create, timeout_s=self.save_timeout_s)
 
     # ---- resize -----------------------------------------------------------------------------------
     async def resize(self, spec: InstanceSpec) -> None:

@@ -1,5 +1,5 @@
 """The libvirt driver's plugin: ``--driver libvirt``, built from its ``libvirt`` settings, the host
-name, the state directory and the stop timeout."""
+name, the state directory, the stop timeout and the timeout of every hypervisor call."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ class LibvirtReads(Protocol):
     @property
     def shutdown_timeout_s(self) -> float: ...
     @property
+    def hypervisor_call_timeout_s(self) -> float: ...
+    @property
     def libvirt(self) -> LibvirtSettings: ...
 
 
@@ -30,7 +32,8 @@ def build(settings: LibvirtReads, images: ImageService) -> VirtDriver:
     # driver and the settings check load without it.
     from services.compute.drivers.libvirt.driver import LibvirtDriver
 
-    return LibvirtDriver(settings.libvirt, settings.host, settings.state_dir, images, settings.shutdown_timeout_s)
+    return LibvirtDriver(settings.libvirt, settings.host, settings.state_dir, images, settings.shutdown_timeout_s,
+                         settings.hypervisor_call_timeout_s)  # fmt: skip
 
 
 PLUGIN: DriverPlugin[LibvirtReads] = DriverPlugin("libvirt", build)

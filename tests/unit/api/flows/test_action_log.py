@@ -164,13 +164,13 @@ async def test_retire_ends_everything_and_puts_it_under_a_lease(store: Store) ->
             key, value, _ = action_log.write(action_log.new_action(sid, name, "alice"))
             await store.put(key, value)
     await action_log.retire(store, sid, retention_s=600)
-    kvs, _ = await store.get_prefix(keys.server_actions(sid))
+    kvs, _ = await store.read_all(keys.server_actions(sid), most=100_000)
     assert all(kv.lease for kv in kvs) and len({kv.lease for kv in kvs}) == 1
     results = {a.action: (a.result, a.message) for a in action_log.listed(await action_log.read(store, sid))}
     assert results == {"delete": (R.SERVER_ACTION_RESULT_SUCCESS, ""),
                        "stop": (R.SERVER_ACTION_RESULT_CANCELLED, "the server was deleted")}  # fmt: skip
     await action_log.finish_action(store, sid, "stop")  # a later write keeps the lease
-    kvs, _ = await store.get_prefix(keys.server_actions(sid))
+    kvs, _ = await store.read_all(keys.server_actions(sid), most=100_000)
     assert all(kv.lease for kv in kvs)
 
 

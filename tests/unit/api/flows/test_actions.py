@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from services.api.flows import actions
+from services.api.servers.listing import listed
 from services.api.servers.manager import resume_plan, validate_create
-from services.api.servers.watch import listed
 from services.api.validation import USER_DATA_MAX
 from services.core.errors import FailedPrecondition, InvalidArgument
 from stratus.state.v1 import state_pb2

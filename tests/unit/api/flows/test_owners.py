@@ -158,13 +158,13 @@ async def test_with_record_events_a_scan_reads_only_the_servers_with_work(
             await put_server(store, f"idle-{i}", T.TASK_STATE_UNSPECIFIED)
         assert await owners.scan() == 0  # the first scan reads every record
         listed: list[str] = []
-        list_prefix = store.get_prefix
+        read_page = store.page
 
         async def counting(prefix: str, **kwargs: object) -> object:
             listed.append(prefix)
-            return await list_prefix(prefix, **kwargs)  # type: ignore[arg-type]
+            return await read_page(prefix, **kwargs)  # type: ignore[arg-type]
 
-        monkeypatch.setattr(store, "get_prefix", counting)
+        monkeypatch.setattr(store, "page", counting)
         await put_server(store, "s6")  # work written by an api that died before it took it
         taken = 0
         for _ in range(100):  # until the change has reached the listener
@@ -176,7 +176,7 @@ async def test_with_record_events_a_scan_reads_only_the_servers_with_work(
         gate.set()
         await settled(store, "s6")
         assert runs == ["api-1"]
-        assert keys.INSTANCES not in listed  # the later scans read the owners and s6 only
+        assert keys.INSTANCES not in listed  # the later scans read s6 and its owner only
     finally:
         await owners.stop(2)
         await events.stop()

@@ -58,7 +58,7 @@ async def test_create_get_list_delete(store: Store) -> None:
         with pytest.raises(NotFound):
             await m.delete("laptop")
         assert not (await m.list(keypairs_pb2.ListKeypairsRequest())).keypairs
-    assert not (await store.get_prefix(keys.KEYPAIRS))[0]
+    assert not (await store.read_all(keys.KEYPAIRS, most=100_000))[0]
 
 
 async def test_duplicate_name_already_exists(store: Store) -> None:
@@ -112,7 +112,7 @@ async def test_bad_key_and_bad_name_both_named(store: Store) -> None:
         await manager(store).create("no/slash", ssh_keys.RSA1024)
     assert fields(err) == ["name", "public_key"]
     assert "at least 2048 bits" in str(err.value)
-    assert not (await store.get_prefix(keys.KEYPAIRS))[0]
+    assert not (await store.read_all(keys.KEYPAIRS, most=100_000))[0]
 
 
 async def test_paging(store: Store) -> None:

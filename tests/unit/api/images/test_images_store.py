@@ -53,7 +53,7 @@ async def test_members_are_bounded_and_go_with_their_image(
         await images.add_member(image.id, "p9")
     assert len((await images.list_members("s")).members) == 3
     await images.delete(image.id)
-    members, _ = await store.get_prefix(keys.IMAGE_MEMBERS)
+    members, _ = await store.read_all(keys.IMAGE_MEMBERS, most=100_000)
     assert members == []
     with pytest.raises(NotFound):
         await images.add_member(image.id, "p9")
@@ -85,7 +85,7 @@ async def test_a_saving_upload_is_leased_and_an_active_image_is_not(
 
     upload = asyncio.create_task(images.upload(held()))
     await reached.wait()
-    kvs, _ = await store.get_prefix(keys.IMAGES)
+    kvs, _ = await store.read_all(keys.IMAGES, most=100_000)
     assert kvs[0].lease != 0  # SAVING: bound to the upload's lease
     release.set()
     image = await upload

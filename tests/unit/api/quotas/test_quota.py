@@ -102,7 +102,7 @@ async def test_concurrent_charges_stop_exactly_at_the_limit(store: Store) -> Non
     replicas = [Quotas(store, {**DEFAULTS, "instances": 7}) for _ in range(3)]  # three apis, one etcd
     results = await asyncio.gather(*(charge_one(replicas[i % 3], store, i, {"instances": 1}) for i in range(60)))
     assert sum(results) == 7
-    things, _ = await store.get_prefix("things/")
+    things, _ = await store.read_all("things/", most=100_000)
     assert len(things) == 7 and (await replicas[0].usage("alice")).instances == 7
 
     async def give_back(i: int) -> None:

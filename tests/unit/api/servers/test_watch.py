@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from services.api import paging
-from services.api.servers.watch import list_servers, watch_servers
+from services.api.servers.listing import list_servers
+from services.api.servers.watch import watch_servers
 from services.core import keys
 from services.core.errors import InvalidArgument, NotFound, OutOfRange
 from services.core.etcd import Store

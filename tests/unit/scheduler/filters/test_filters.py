@@ -41,6 +41,7 @@ def host(
     disabled_reason: str = "",
     reserved: tuple[int, int, int] = (0, 0, 0),
     aggregates: tuple[aggregates_pb2.Aggregate, ...] = (),
+    degraded_reason: str = "",
 ) -> HostState:
     """A host with one other instance using ``used`` = (vcpus, ram_mb, disk_gb), and ``reserved``
     held back for the host."""
@@ -60,6 +61,7 @@ def host(
             reserved_vcpus=reserved[0],
             reserved_ram_mb=reserved[1],
             reserved_disk_gb=reserved[2],
+            degraded_reason=degraded_reason,
         ),
         usage=usage,
         alive=alive,
@@ -93,6 +95,13 @@ CASES: list[tuple[str, Filter, HostState, scheduler_pb2.RequestSpec, str | None]
         host(enabled=False, disabled_reason="maintenance"),
         spec(),
         "compute service is disabled (maintenance)",
+    ),
+    (
+        "compute-degraded",
+        ComputeFilter(),
+        host(degraded_reason="libvirt did not answer 'listing domains' within 60 s"),
+        spec(),
+        "hypervisor not answering (libvirt did not answer 'listing domains' within 60 s)",
     ),
     ("ram-fits-exactly", RamFilter(), host(ram_mb=4096, used=(0, 3072, 0)), spec(ram_mb=1024), None),
     (

@@ -37,6 +37,7 @@ class Host(_message.Message):
     AVAILABILITY_ZONE_FIELD_NUMBER: _builtins.int
     HYPERVISOR_VERSION_FIELD_NUMBER: _builtins.int
     CPU_MODEL_FIELD_NUMBER: _builtins.int
+    DEGRADED_REASON_FIELD_NUMBER: _builtins.int
     host: _builtins.str
     state: _services_pb2.ServiceState.ValueType
     status: _services_pb2.ServiceStatus.ValueType
@@ -51,6 +52,10 @@ class Host(_message.Message):
     availability_zone: _builtins.str
     hypervisor_version: _builtins.int
     cpu_model: _builtins.str
+    degraded_reason: _builtins.str
+    """Set while the host's hypervisor does not answer (its calls time out): why. The scheduler places
+    nothing on the host meanwhile; empty again once the hypervisor answers.
+    """
     def __init__(
         self,
         *,
@@ -68,10 +73,11 @@ class Host(_message.Message):
         availability_zone: _builtins.str = ...,
         hypervisor_version: _builtins.int = ...,
         cpu_model: _builtins.str = ...,
+        degraded_reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["availability_zone", b"availability_zone", "cpu_model", b"cpu_model", "disk_gb", b"disk_gb", "disk_gb_used", b"disk_gb_used", "host", b"host", "hypervisor_type", b"hypervisor_type", "hypervisor_version", b"hypervisor_version", "ram_mb", b"ram_mb", "ram_mb_used", b"ram_mb_used", "running_servers", b"running_servers", "state", b"state", "status", b"status", "vcpus", b"vcpus", "vcpus_used", b"vcpus_used"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["availability_zone", b"availability_zone", "cpu_model", b"cpu_model", "degraded_reason", b"degraded_reason", "disk_gb", b"disk_gb", "disk_gb_used", b"disk_gb_used", "host", b"host", "hypervisor_type", b"hypervisor_type", "hypervisor_version", b"hypervisor_version", "ram_mb", b"ram_mb", "ram_mb_used", b"ram_mb_used", "running_servers", b"running_servers", "state", b"state", "status", b"status", "vcpus", b"vcpus", "vcpus_used", b"vcpus_used"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -156,6 +156,7 @@ class UploadImageRequest(_message.Message):
     METADATA_FIELD_NUMBER: _builtins.int
     CHUNK_FIELD_NUMBER: _builtins.int
     chunk: _builtins.bytes
+    """At most 4 MiB (clients send 1 MiB); a larger one is INVALID_ARGUMENT naming `chunk`."""
     @_builtins.property
     def metadata(self) -> Global___Image: ...
     def __init__(

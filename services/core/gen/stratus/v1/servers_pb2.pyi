@@ -375,6 +375,7 @@ class Server(_message.Message):
     RESOURCES_FIELD_NUMBER: _builtins.int
     USER_DATA_FIELD_NUMBER: _builtins.int
     KEY_NAME_FIELD_NUMBER: _builtins.int
+    METADATA_OMITTED_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     name: _builtins.str
     project_id: _builtins.str
@@ -397,6 +398,11 @@ class Server(_message.Message):
     """The caller's keypair (stratus.v1.Keypairs) whose public key the guest gets in its config
     drive. The key is copied at creation: deleting the keypair later does not change the server.
     """
+    metadata_omitted: _builtins.bool
+    """True in ListServers and WatchServers of all servers when metadata and scheduler_hints were
+    left out because together they are larger than 1 KiB (keys and values counted); GetServer and
+    WatchServers of one id return them.
+    """
     @_builtins.property
     def fault(self) -> Global___Fault: ...
     @_builtins.property
@@ -404,7 +410,9 @@ class Server(_message.Message):
     @_builtins.property
     def updated_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
-    def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """At most 128 entries; keys 1 to 255 characters, values at most 1,024."""
+
     @_builtins.property
     def scheduler_hints(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Nova-style hints; a list value is comma-separated (e.g. same_host: "id1,id2")."""
@@ -435,10 +443,11 @@ class Server(_message.Message):
         resources: Global___ServerResources | None = ...,
         user_data: _builtins.bytes = ...,
         key_name: _builtins.str = ...,
+        metadata_omitted: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "fault", b"fault", "resources", b"resources", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["availability_zone", b"availability_zone", "created_at", b"created_at", "fault", b"fault", "flavor_id", b"flavor_id", "host", b"host", "id", b"id", "image_id", b"image_id", "key_name", b"key_name", "metadata", b"metadata", "name", b"name", "power_state", b"power_state", "project_id", b"project_id", "resources", b"resources", "scheduler_hints", b"scheduler_hints", "server_group_id", b"server_group_id", "status", b"status", "task_state", b"task_state", "updated_at", b"updated_at", "user_data", b"user_data", "user_id", b"user_id", "vm_state", b"vm_state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["availability_zone", b"availability_zone", "created_at", b"created_at", "fault", b"fault", "flavor_id", b"flavor_id", "host", b"host", "id", b"id", "image_id", b"image_id", "key_name", b"key_name", "metadata", b"metadata", "metadata_omitted", b"metadata_omitted", "name", b"name", "power_state", b"power_state", "project_id", b"project_id", "resources", b"resources", "scheduler_hints", b"scheduler_hints", "server_group_id", b"server_group_id", "status", b"status", "task_state", b"task_state", "updated_at", b"updated_at", "user_data", b"user_data", "user_id", b"user_id", "vm_state", b"vm_state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -446,6 +455,11 @@ Global___Server: _TypeAlias = Server  # noqa: Y015
 
 @_typing.final
 class CreateServerRequest(_message.Message):
+    """At most 256 KiB encoded in all (user_data, metadata and scheduler_hints together); a larger
+    request is INVALID_ARGUMENT naming `server`. Any message larger than 8 MiB is refused by the
+    transport (RESOURCE_EXHAUSTED) before it is read.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SERVER_FIELD_NUMBER: _builtins.int

@@ -70,6 +70,7 @@ class Service(_message.Message):
     ENDPOINT_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     STARTED_AT_FIELD_NUMBER: _builtins.int
+    DEGRADED_REASON_FIELD_NUMBER: _builtins.int
     binary: _builtins.str
     host: _builtins.str
     state: Global___ServiceState.ValueType
@@ -78,6 +79,10 @@ class Service(_message.Message):
     disabled_reason: _builtins.str
     endpoint: _builtins.str
     version: _builtins.str
+    degraded_reason: _builtins.str
+    """compute: set while the host's hypervisor does not answer (its calls time out), saying why;
+    the service stays UP, but nothing is placed on the host until it answers again.
+    """
     @_builtins.property
     def last_seen(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -95,10 +100,11 @@ class Service(_message.Message):
         endpoint: _builtins.str = ...,
         version: _builtins.str = ...,
         started_at: _timestamp_pb2.Timestamp | None = ...,
+        degraded_reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["last_seen", b"last_seen", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["binary", b"binary", "disabled_reason", b"disabled_reason", "endpoint", b"endpoint", "forced_down", b"forced_down", "host", b"host", "last_seen", b"last_seen", "started_at", b"started_at", "state", b"state", "status", b"status", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["binary", b"binary", "degraded_reason", b"degraded_reason", "disabled_reason", b"disabled_reason", "endpoint", b"endpoint", "forced_down", b"forced_down", "host", b"host", "last_seen", b"last_seen", "started_at", b"started_at", "state", b"state", "status", b"status", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -133,20 +139,61 @@ class ListServicesResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     SERVICES_FIELD_NUMBER: _builtins.int
+    STORE_ALARMS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def services(self) -> _containers.RepeatedCompositeFieldContainer[Global___Service]: ...
+    @_builtins.property
+    def store_alarms(self) -> _containers.RepeatedCompositeFieldContainer[Global___StoreAlarm]:
+        """The state store's (etcd's) active alarms; empty while it is healthy. While one says NOSPACE,
+        etcd refuses writes and every call that writes answers UNAVAILABLE (reason STATE_STORE_FULL).
+        """
+
     def __init__(
         self,
         *,
         services: _abc.Iterable[Global___Service] | None = ...,
+        store_alarms: _abc.Iterable[Global___StoreAlarm] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["services", b"services"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["services", b"services", "store_alarms", b"store_alarms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListServicesResponse: _TypeAlias = ListServicesResponse  # noqa: Y015
+
+@_typing.final
+class StoreAlarm(_message.Message):
+    """An alarm etcd raised: NOSPACE (a member's database reached its quota) or CORRUPT."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMBER_FIELD_NUMBER: _builtins.int
+    ENDPOINT_FIELD_NUMBER: _builtins.int
+    ALARM_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    member: _builtins.str
+    """The etcd member's name (or its id in hex), and its client URL when known."""
+    endpoint: _builtins.str
+    alarm: _builtins.str
+    """NOSPACE or CORRUPT."""
+    message: _builtins.str
+    """What it means and what to do, for an operator."""
+    def __init__(
+        self,
+        *,
+        member: _builtins.str = ...,
+        endpoint: _builtins.str = ...,
+        alarm: _builtins.str = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alarm", b"alarm", "endpoint", b"endpoint", "member", b"member", "message", b"message"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StoreAlarm: _TypeAlias = StoreAlarm  # noqa: Y015
 
 @_typing.final
 class UpdateServiceRequest(_message.Message):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from services.compute.drivers.base import (
 from services.compute.drivers.fake.driver import FAIL_SPAWN_MESSAGE, FakeDriver
 from services.compute.drivers.fake.host import FakeHostSize, parse_fake_host
 from services.compute.drivers.registry import load_driver, names
+from services.compute.drivers.timed_calls import CallTimeout
 from services.compute.settings import ComputeSettings
 from stratus.v1 import servers_pb2
 
@@ -227,3 +229,34 @@ async def test_the_fake_reports_what_a_guest_does_by_itself() -> None:
     await driver.spawn(spec())
     driver.guest_power_change("i-1", P.POWER_STATE_CRASHED)
     assert seen == [("i-1", P.POWER_STATE_CRASHED)]
+
+
+async def test_a_hang_file_hangs_every_call_until_it_is_gone(tmp_path: Path) -> None:
+    """The fake hypervisor hangs while its hang file exists: calls time out and degrade the health;
+    once the file is gone, the stuck calls get their (late) answer and the next call clears it."""
+    hang = tmp_path / "hang"
+    driver = FakeDriver(SIZE, hang_file=hang, call_timeout_s=0.2, host="c1")
+    await driver.spawn(spec("i-1"))
+    hang.touch()
+    with pytest.raises(CallTimeout, match=r"fake hypervisor of c1 did not answer 'starting the domain' within 0\.2 s"):
+        await driver.spawn(spec("i-2"))
+    with pytest.raises(CallTimeout):
+        await driver.check()
+    assert driver.health.reason == "fake hypervisor of c1 did not answer 'starting the domain' within 0.2 s"
+    hang.unlink()
+    for _ in range(100):
+        if driver.calls.stuck == 0:
+            break
+        await asyncio.sleep(0.02)
+    await driver.check()
+    assert driver.health.reason == ""
+    assert await driver.list_instances() == ["i-1"]  # the spawn that timed out never ran
+
+
+def test_the_registry_gives_the_fake_driver_its_hang_file_and_call_timeout(tmp_path: Path) -> None:
+    settings = ComputeSettings(host="c1", driver="fake", fake_hang_file=tmp_path / "hang",
+                               hypervisor_call_timeout_s=2.5)  # fmt: skip
+    driver = load_driver(settings, NoImages())
+    assert isinstance(driver, FakeDriver)
+    assert driver.hang_file == tmp_path / "hang"
+    assert driver.calls.timeout_s == 2.5

@@ -28,7 +28,7 @@ from stratus.v1 import servergroups_pb2 as stratus_dot_v1_dot_servergroups__pb2
 from stratus.v1 import services_pb2 as stratus_dot_v1_dot_services__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cstratus/state/v1/state.proto\x12\x10stratus.state.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18stratus/v1/servers.proto\x1a\x1dstratus/v1/servergroups.proto\x1a\x19stratus/v1/services.proto\"\x8d\x01\n\rServiceRecord\x12\x0e\n\x06\x62inary\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\x12.\n\nstarted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0b\n\x03pid\x18\x06 \x01(\x05\"\x97\x01\n\x0cServiceAdmin\x12)\n\x06status\x18\x01 \x01(\x0e\x32\x19.stratus.v1.ServiceStatus\x12\x17\n\x0f\x64isabled_reason\x18\x02 \x01(\t\x12\x13\n\x0b\x66orced_down\x18\x03 \x01(\x08\x12.\n\nupdated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"N\n\x0bServiceSeen\x12-\n\tlast_seen\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x65ndpoint\x18\x02 \x01(\t\"\xc9\x03\n\x10HostCapabilities\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\r\n\x05vcpus\x18\x02 \x01(\x05\x12\x0e\n\x06ram_mb\x18\x03 \x01(\x03\x12\x0f\n\x07\x64isk_gb\x18\x04 \x01(\x03\x12\x17\n\x0fhypervisor_type\x18\x05 \x01(\t\x12\x1a\n\x12hypervisor_version\x18\x06 \x01(\x03\x12\x11\n\tcpu_model\x18\x07 \x01(\t\x12\x14\n\x0c\x63pu_features\x18\x08 \x03(\t\x12\x19\n\x11\x61vailability_zone\x18\t \x01(\t\x12\x0e\n\x06traits\x18\n \x03(\t\x12<\n\x05\x65xtra\x18\x0b \x03(\x0b\x32-.stratus.state.v1.HostCapabilities.ExtraEntry\x12\x14\n\x0c\x61rchitecture\x18\x0c \x01(\t\x12\x0f\n\x07trusted\x18\r \x01(\x08\x12\x10\n\x08vm_modes\x18\x0e \x03(\t\x12\x16\n\x0ereserved_vcpus\x18\x0f \x01(\x05\x12\x17\n\x0freserved_ram_mb\x18\x10 \x01(\x03\x12\x18\n\x10reserved_disk_gb\x18\x11 \x01(\x03\x1a,\n\nExtraEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"2\n\tHostStats\x12\x0e\n\x06io_ops\x18\x01 \x01(\x05\x12\x15\n\rfailed_builds\x18\x02 \x01(\x05\"\xa3\x01\n\x05\x43laim\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12\x12\n\nproject_id\x18\x02 \x01(\t\x12\r\n\x05vcpus\x18\x03 \x01(\x05\x12\x0e\n\x06ram_mb\x18\x04 \x01(\x03\x12\x0f\n\x07\x64isk_gb\x18\x05 \x01(\x03\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tflavor_id\x18\x07 \x01(\t\"\x8c\x01\n\tHostUsage\x12\x37\n\x06\x63laims\x18\x01 \x03(\x0b\x32\'.stratus.state.v1.HostUsage.ClaimsEntry\x1a\x46\n\x0b\x43laimsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12&\n\x05value\x18\x02 \x01(\x0b\x32\x17.stratus.state.v1.Claim:\x02\x38\x01\"\xea\x02\n\x0eInstanceRecord\x12\"\n\x06server\x18\x01 \x01(\x0b\x32\x12.stratus.v1.Server\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x13\n\x0btried_hosts\x18\x03 \x03(\t\x12I\n\rtrace_context\x18\x04 \x03(\x0b\x32\x32.stratus.state.v1.InstanceRecord.TraceContextEntry\x12.\n\x06resize\x18\x05 \x01(\x0b\x32\x1e.stratus.state.v1.ResizeRecord\x12*\n\x03key\x18\x06 \x01(\x0b\x32\x1d.stratus.state.v1.InstanceKey\x12/\n\x06report\x18\x07 \x01(\x0b\x32\x1f.stratus.state.v1.ComputeReport\x1a\x33\n\x11TraceContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"_\n\rComputeReport\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\x0c\n\x04\x63\x61ll\x18\x02 \x01(\t\x12\x10\n\x08image_id\x18\x03 \x01(\t\x12 \n\x05\x66\x61ult\x18\x04 \x01(\x0b\x32\x11.stratus.v1.Fault\"/\n\x0bInstanceKey\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\t\"Y\n\x0cResizeRecord\x12\x15\n\rold_flavor_id\x18\x01 \x01(\t\x12\x32\n\rold_resources\x18\x02 \x01(\x0b\x32\x1b.stratus.v1.ServerResources\"\xb7\x01\n\x11ServerGroupRecord\x12&\n\x05group\x18\x01 \x01(\x0b\x32\x17.stratus.v1.ServerGroup\x12G\n\nplacements\x18\x02 \x03(\x0b\x32\x33.stratus.state.v1.ServerGroupRecord.PlacementsEntry\x1a\x31\n\x0fPlacementsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"8\n\x0cRequestIndex\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12\x13\n\x0b\x62ody_digest\x18\x02 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cstratus/state/v1/state.proto\x12\x10stratus.state.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18stratus/v1/servers.proto\x1a\x1dstratus/v1/servergroups.proto\x1a\x19stratus/v1/services.proto\"\x8d\x01\n\rServiceRecord\x12\x0e\n\x06\x62inary\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\x12.\n\nstarted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0b\n\x03pid\x18\x06 \x01(\x05\"\x97\x01\n\x0cServiceAdmin\x12)\n\x06status\x18\x01 \x01(\x0e\x32\x19.stratus.v1.ServiceStatus\x12\x17\n\x0f\x64isabled_reason\x18\x02 \x01(\t\x12\x13\n\x0b\x66orced_down\x18\x03 \x01(\x08\x12.\n\nupdated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"N\n\x0bServiceSeen\x12-\n\tlast_seen\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x65ndpoint\x18\x02 \x01(\t\"\xe2\x03\n\x10HostCapabilities\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\r\n\x05vcpus\x18\x02 \x01(\x05\x12\x0e\n\x06ram_mb\x18\x03 \x01(\x03\x12\x0f\n\x07\x64isk_gb\x18\x04 \x01(\x03\x12\x17\n\x0fhypervisor_type\x18\x05 \x01(\t\x12\x1a\n\x12hypervisor_version\x18\x06 \x01(\x03\x12\x11\n\tcpu_model\x18\x07 \x01(\t\x12\x14\n\x0c\x63pu_features\x18\x08 \x03(\t\x12\x19\n\x11\x61vailability_zone\x18\t \x01(\t\x12\x0e\n\x06traits\x18\n \x03(\t\x12<\n\x05\x65xtra\x18\x0b \x03(\x0b\x32-.stratus.state.v1.HostCapabilities.ExtraEntry\x12\x14\n\x0c\x61rchitecture\x18\x0c \x01(\t\x12\x0f\n\x07trusted\x18\r \x01(\x08\x12\x10\n\x08vm_modes\x18\x0e \x03(\t\x12\x16\n\x0ereserved_vcpus\x18\x0f \x01(\x05\x12\x17\n\x0freserved_ram_mb\x18\x10 \x01(\x03\x12\x18\n\x10reserved_disk_gb\x18\x11 \x01(\x03\x12\x17\n\x0f\x64\x65graded_reason\x18\x12 \x01(\t\x1a,\n\nExtraEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"2\n\tHostStats\x12\x0e\n\x06io_ops\x18\x01 \x01(\x05\x12\x15\n\rfailed_builds\x18\x02 \x01(\x05\"\xa3\x01\n\x05\x43laim\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12\x12\n\nproject_id\x18\x02 \x01(\t\x12\r\n\x05vcpus\x18\x03 \x01(\x05\x12\x0e\n\x06ram_mb\x18\x04 \x01(\x03\x12\x0f\n\x07\x64isk_gb\x18\x05 \x01(\x03\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tflavor_id\x18\x07 \x01(\t\"\x8c\x01\n\tHostUsage\x12\x37\n\x06\x63laims\x18\x01 \x03(\x0b\x32\'.stratus.state.v1.HostUsage.ClaimsEntry\x1a\x46\n\x0b\x43laimsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12&\n\x05value\x18\x02 \x01(\x0b\x32\x17.stratus.state.v1.Claim:\x02\x38\x01\"\x81\x03\n\x0eInstanceRecord\x12\"\n\x06server\x18\x01 \x01(\x0b\x32\x12.stratus.v1.Server\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x13\n\x0btried_hosts\x18\x03 \x03(\t\x12I\n\rtrace_context\x18\x04 \x03(\x0b\x32\x32.stratus.state.v1.InstanceRecord.TraceContextEntry\x12.\n\x06resize\x18\x05 \x01(\x0b\x32\x1e.stratus.state.v1.ResizeRecord\x12*\n\x03key\x18\x06 \x01(\x0b\x32\x1d.stratus.state.v1.InstanceKey\x12/\n\x06report\x18\x07 \x01(\x0b\x32\x1f.stratus.state.v1.ComputeReport\x12\x15\n\rdetails_apart\x18\x08 \x01(\x08\x1a\x33\n\x11TraceContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xcb\x02\n\x0fInstanceDetails\x12\x11\n\tuser_data\x18\x01 \x01(\x0c\x12\x41\n\x08metadata\x18\x02 \x03(\x0b\x32/.stratus.state.v1.InstanceDetails.MetadataEntry\x12N\n\x0fscheduler_hints\x18\x03 \x03(\x0b\x32\x35.stratus.state.v1.InstanceDetails.SchedulerHintsEntry\x12*\n\x03key\x18\x04 \x01(\x0b\x32\x1d.stratus.state.v1.InstanceKey\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x35\n\x13SchedulerHintsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"_\n\rComputeReport\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\x0c\n\x04\x63\x61ll\x18\x02 \x01(\t\x12\x10\n\x08image_id\x18\x03 \x01(\t\x12 \n\x05\x66\x61ult\x18\x04 \x01(\x0b\x32\x11.stratus.v1.Fault\"/\n\x0bInstanceKey\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\t\"Y\n\x0cResizeRecord\x12\x15\n\rold_flavor_id\x18\x01 \x01(\t\x12\x32\n\rold_resources\x18\x02 \x01(\x0b\x32\x1b.stratus.v1.ServerResources\"\xb7\x01\n\x11ServerGroupRecord\x12&\n\x05group\x18\x01 \x01(\x0b\x32\x17.stratus.v1.ServerGroup\x12G\n\nplacements\x18\x02 \x03(\x0b\x32\x33.stratus.state.v1.ServerGroupRecord.PlacementsEntry\x1a\x31\n\x0fPlacementsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"8\n\x0cRequestIndex\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12\x13\n\x0b\x62ody_digest\x18\x02 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,6 +41,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_HOSTUSAGE_CLAIMSENTRY']._serialized_options = b'8\001'
   _globals['_INSTANCERECORD_TRACECONTEXTENTRY']._loaded_options = None
   _globals['_INSTANCERECORD_TRACECONTEXTENTRY']._serialized_options = b'8\001'
+  _globals['_INSTANCEDETAILS_METADATAENTRY']._loaded_options = None
+  _globals['_INSTANCEDETAILS_METADATAENTRY']._serialized_options = b'8\001'
+  _globals['_INSTANCEDETAILS_SCHEDULERHINTSENTRY']._loaded_options = None
+  _globals['_INSTANCEDETAILS_SCHEDULERHINTSENTRY']._serialized_options = b'8\001'
   _globals['_SERVERGROUPRECORD_PLACEMENTSENTRY']._loaded_options = None
   _globals['_SERVERGROUPRECORD_PLACEMENTSENTRY']._serialized_options = b'8\001'
   _globals['_SERVICERECORD']._serialized_start=168
@@ -50,31 +54,37 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SERVICESEEN']._serialized_start=465
   _globals['_SERVICESEEN']._serialized_end=543
   _globals['_HOSTCAPABILITIES']._serialized_start=546
-  _globals['_HOSTCAPABILITIES']._serialized_end=1003
-  _globals['_HOSTCAPABILITIES_EXTRAENTRY']._serialized_start=959
-  _globals['_HOSTCAPABILITIES_EXTRAENTRY']._serialized_end=1003
-  _globals['_HOSTSTATS']._serialized_start=1005
-  _globals['_HOSTSTATS']._serialized_end=1055
-  _globals['_CLAIM']._serialized_start=1058
-  _globals['_CLAIM']._serialized_end=1221
-  _globals['_HOSTUSAGE']._serialized_start=1224
-  _globals['_HOSTUSAGE']._serialized_end=1364
-  _globals['_HOSTUSAGE_CLAIMSENTRY']._serialized_start=1294
-  _globals['_HOSTUSAGE_CLAIMSENTRY']._serialized_end=1364
-  _globals['_INSTANCERECORD']._serialized_start=1367
-  _globals['_INSTANCERECORD']._serialized_end=1729
-  _globals['_INSTANCERECORD_TRACECONTEXTENTRY']._serialized_start=1678
-  _globals['_INSTANCERECORD_TRACECONTEXTENTRY']._serialized_end=1729
-  _globals['_COMPUTEREPORT']._serialized_start=1731
-  _globals['_COMPUTEREPORT']._serialized_end=1826
-  _globals['_INSTANCEKEY']._serialized_start=1828
-  _globals['_INSTANCEKEY']._serialized_end=1875
-  _globals['_RESIZERECORD']._serialized_start=1877
-  _globals['_RESIZERECORD']._serialized_end=1966
-  _globals['_SERVERGROUPRECORD']._serialized_start=1969
-  _globals['_SERVERGROUPRECORD']._serialized_end=2152
-  _globals['_SERVERGROUPRECORD_PLACEMENTSENTRY']._serialized_start=2103
-  _globals['_SERVERGROUPRECORD_PLACEMENTSENTRY']._serialized_end=2152
-  _globals['_REQUESTINDEX']._serialized_start=2154
-  _globals['_REQUESTINDEX']._serialized_end=2210
+  _globals['_HOSTCAPABILITIES']._serialized_end=1028
+  _globals['_HOSTCAPABILITIES_EXTRAENTRY']._serialized_start=984
+  _globals['_HOSTCAPABILITIES_EXTRAENTRY']._serialized_end=1028
+  _globals['_HOSTSTATS']._serialized_start=1030
+  _globals['_HOSTSTATS']._serialized_end=1080
+  _globals['_CLAIM']._serialized_start=1083
+  _globals['_CLAIM']._serialized_end=1246
+  _globals['_HOSTUSAGE']._serialized_start=1249
+  _globals['_HOSTUSAGE']._serialized_end=1389
+  _globals['_HOSTUSAGE_CLAIMSENTRY']._serialized_start=1319
+  _globals['_HOSTUSAGE_CLAIMSENTRY']._serialized_end=1389
+  _globals['_INSTANCERECORD']._serialized_start=1392
+  _globals['_INSTANCERECORD']._serialized_end=1777
+  _globals['_INSTANCERECORD_TRACECONTEXTENTRY']._serialized_start=1726
+  _globals['_INSTANCERECORD_TRACECONTEXTENTRY']._serialized_end=1777
+  _globals['_INSTANCEDETAILS']._serialized_start=1780
+  _globals['_INSTANCEDETAILS']._serialized_end=2111
+  _globals['_INSTANCEDETAILS_METADATAENTRY']._serialized_start=2009
+  _globals['_INSTANCEDETAILS_METADATAENTRY']._serialized_end=2056
+  _globals['_INSTANCEDETAILS_SCHEDULERHINTSENTRY']._serialized_start=2058
+  _globals['_INSTANCEDETAILS_SCHEDULERHINTSENTRY']._serialized_end=2111
+  _globals['_COMPUTEREPORT']._serialized_start=2113
+  _globals['_COMPUTEREPORT']._serialized_end=2208
+  _globals['_INSTANCEKEY']._serialized_start=2210
+  _globals['_INSTANCEKEY']._serialized_end=2257
+  _globals['_RESIZERECORD']._serialized_start=2259
+  _globals['_RESIZERECORD']._serialized_end=2348
+  _globals['_SERVERGROUPRECORD']._serialized_start=2351
+  _globals['_SERVERGROUPRECORD']._serialized_end=2534
+  _globals['_SERVERGROUPRECORD_PLACEMENTSENTRY']._serialized_start=2485
+  _globals['_SERVERGROUPRECORD_PLACEMENTSENTRY']._serialized_end=2534
+  _globals['_REQUESTINDEX']._serialized_start=2536
+  _globals['_REQUESTINDEX']._serialized_end=2592
 # @@protoc_insertion_point(module_scope)

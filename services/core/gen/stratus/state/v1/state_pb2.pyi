@@ -158,6 +158,7 @@ class HostCapabilities(_message.Message):
     RESERVED_VCPUS_FIELD_NUMBER: _builtins.int
     RESERVED_RAM_MB_FIELD_NUMBER: _builtins.int
     RESERVED_DISK_GB_FIELD_NUMBER: _builtins.int
+    DEGRADED_REASON_FIELD_NUMBER: _builtins.int
     host: _builtins.str
     vcpus: _builtins.int
     ram_mb: _builtins.int
@@ -174,6 +175,10 @@ class HostCapabilities(_message.Message):
     """Held back from guests; the scheduler subtracts it from the totals."""
     reserved_ram_mb: _builtins.int
     reserved_disk_gb: _builtins.int
+    degraded_reason: _builtins.str
+    """Set while the hypervisor does not answer (a call to it timed out), saying which call and for how
+    long; empty again once its calls answer in time. The scheduler places nothing on a degraded host.
+    """
     @_builtins.property
     def cpu_features(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -206,10 +211,11 @@ class HostCapabilities(_message.Message):
         reserved_vcpus: _builtins.int = ...,
         reserved_ram_mb: _builtins.int = ...,
         reserved_disk_gb: _builtins.int = ...,
+        degraded_reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["architecture", b"architecture", "availability_zone", b"availability_zone", "cpu_features", b"cpu_features", "cpu_model", b"cpu_model", "disk_gb", b"disk_gb", "extra", b"extra", "host", b"host", "hypervisor_type", b"hypervisor_type", "hypervisor_version", b"hypervisor_version", "ram_mb", b"ram_mb", "reserved_disk_gb", b"reserved_disk_gb", "reserved_ram_mb", b"reserved_ram_mb", "reserved_vcpus", b"reserved_vcpus", "traits", b"traits", "trusted", b"trusted", "vcpus", b"vcpus", "vm_modes", b"vm_modes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["architecture", b"architecture", "availability_zone", b"availability_zone", "cpu_features", b"cpu_features", "cpu_model", b"cpu_model", "degraded_reason", b"degraded_reason", "disk_gb", b"disk_gb", "extra", b"extra", "host", b"host", "hypervisor_type", b"hypervisor_type", "hypervisor_version", b"hypervisor_version", "ram_mb", b"ram_mb", "reserved_disk_gb", b"reserved_disk_gb", "reserved_ram_mb", b"reserved_ram_mb", "reserved_vcpus", b"reserved_vcpus", "traits", b"traits", "trusted", b"trusted", "vcpus", b"vcpus", "vm_modes", b"vm_modes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -357,7 +363,14 @@ class InstanceRecord(_message.Message):
     RESIZE_FIELD_NUMBER: _builtins.int
     KEY_FIELD_NUMBER: _builtins.int
     REPORT_FIELD_NUMBER: _builtins.int
+    DETAILS_APART_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
+    details_apart: _builtins.bool
+    """True when instance_details/<id> holds the parts of the server kept apart: its user_data and
+    key, and its metadata and scheduler_hints when together they are larger than 1 KiB (the
+    server's metadata_omitted then says so). The record stays a few hundred bytes, for the lists,
+    watches, scans and claims that read it.
+    """
     @_builtins.property
     def server(self) -> _servers_pb2.Server: ...
     @_builtins.property
@@ -393,14 +406,90 @@ class InstanceRecord(_message.Message):
         resize: Global___ResizeRecord | None = ...,
         key: Global___InstanceKey | None = ...,
         report: Global___ComputeReport | None = ...,
+        details_apart: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "report", b"report", "resize", b"resize", "server", b"server"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "report", b"report", "request_id", b"request_id", "resize", b"resize", "server", b"server", "trace_context", b"trace_context", "tried_hosts", b"tried_hosts"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["details_apart", b"details_apart", "key", b"key", "report", b"report", "request_id", b"request_id", "resize", b"resize", "server", b"server", "trace_context", b"trace_context", "tried_hosts", b"tried_hosts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___InstanceRecord: _TypeAlias = InstanceRecord  # noqa: Y015
+
+@_typing.final
+class InstanceDetails(_message.Message):
+    """instance_details/<id>: written once with the record, deleted with it; read only where needed
+    (GetServer, the build's scheduling, the compute at spawn and resize).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class MetadataEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class SchedulerHintsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    USER_DATA_FIELD_NUMBER: _builtins.int
+    METADATA_FIELD_NUMBER: _builtins.int
+    SCHEDULER_HINTS_FIELD_NUMBER: _builtins.int
+    KEY_FIELD_NUMBER: _builtins.int
+    user_data: _builtins.bytes
+    @_builtins.property
+    def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    @_builtins.property
+    def scheduler_hints(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    @_builtins.property
+    def key(self) -> Global___InstanceKey: ...
+    def __init__(
+        self,
+        *,
+        user_data: _builtins.bytes = ...,
+        metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        scheduler_hints: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        key: Global___InstanceKey | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["key", b"key"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "metadata", b"metadata", "scheduler_hints", b"scheduler_hints", "user_data", b"user_data"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InstanceDetails: _TypeAlias = InstanceDetails  # noqa: Y015
 
 @_typing.final
 class ComputeReport(_message.Message):

@@ -1,0 +1,136 @@
+"""Paged listings, reading through an index, and writing an index once for the records from before it.
+
+A listing reads page by page at one revision and stops as soon as its page is full: ``records_page``
+(every record under a prefix), ``ids_page`` (an index), ``filtered_page`` (the records a filter
+keeps, reading at most ``SCAN_MOST`` keys a call: a page may come back short, with a token to go
+on, rather than one call reading without bound).
+
+An index here is a prefix of empty keys that each name a record (``project_images/<owner>/<id>``,
+``host_aggregates/<host>/<aggregate>``), written in the transaction that writes the record, so it
+holds exactly the records that are there. Reading one is a paged keys-only range (``ids``) and then
+the records named, a bounded batch at a time (``get_many``).
+
+``backfill`` indexes the records written before an index existed: once per deployment (a
+``schema/<name>`` marker says it is done), page by page at api start, each record's index entries
+only while the record is unchanged (a record that changes meanwhile was indexed by its writer).
+It is idempotent, so api replicas starting together may both run it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import TypeVar
+
+import grpc
+from etcd3aio._protobuf import RequestOp
+
+from services.core.etcd import KV, Store, is_lease_gone
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+SCAN_MOST = 5000  # keys one call of a filtered listing reads at most
+GET_BATCH = 64  # records read at once (concurrent gets)
+TXN_OPS = 100  # etcd refuses a transaction of more than --max-txn-ops (default 128) operations
+
+
+async def ids(store: Store, prefix: str, after: str = "") -> AsyncIterator[str]:
+    """The names under ``prefix`` (the key past it) in key order, after ``after`` if given, paged."""
+    start = prefix + after if after else ""
+    async for page in store.scan(prefix, start_after=start, keys_only=True):
+        for kv in page.kvs:
+            yield kv.key[len(prefix) :]
+
+
+async def first_ids(store: Store, prefix: str, most: int) -> list[str]:
+    """At most ``most`` names under ``prefix``: one page."""
+    page = await store.page(prefix, limit=most, keys_only=True)
+    return [kv.key[len(prefix) :] for kv in page.kvs]
+
+
+async def ids_page(store: Store, prefix: str, after: str, limit: int) -> tuple[list[str], bool]:
+    """Up to ``limit`` names under ``prefix`` after ``after``, and whether more follow."""
+    found: list[str] = []
+    async for name in ids(store, prefix, after):
+        if len(found) == limit:
+            return found, True
+        found.append(name)
+    return found, False
+
+
+async def records_page(store: Store, prefix: str, after_key: str, limit: int) -> tuple[list[KV], bool]:
+    """Up to ``limit`` records under ``prefix`` after the key ``after_key``, and whether more follow."""
+    found: list[KV] = []
+    async for page in store.scan(prefix, start_after=after_key):
+        for kv in page.kvs:
+            if len(found) == limit:
+                return found, True
+            found.append(kv)
+    return found, False
+
+
+async def filtered_page(
+    store: Store, prefix: str, after_key: str, limit: int, keep: Callable[[KV], T | None], most: int = SCAN_MOST
+) -> tuple[list[T], str]:
+    """Up to ``limit`` of what ``keep`` makes of the records under ``prefix`` after ``after_key``
+    (None: skipped), and the key to go on after ("" at the end). Reads at most ``most`` keys: past
+    them the page comes back as it is, with the last key read to go on from."""
+    found: list[T] = []
+    last, read = after_key, 0
+    async for page in store.scan(prefix, start_after=after_key):
+        for kv in page.kvs:
+            item = keep(kv)
+            if item is not None and len(found) == limit:
+                return found, last
+            read += 1
+            if item is not None:
+                found.append(item)
+            if item is not None or len(found) < limit:
+                last = kv.key
+            if read >= most:
+                return found, last
+    return found, ""
+
+
+async def get_many(store: Store, keys: Sequence[str]) -> list[KV]:
+    """The records at ``keys`` that exist, in that order, ``GET_BATCH`` reads at a time."""
+    found: list[KV] = []
+    for start in range(0, len(keys), GET_BATCH):
+        batch = await asyncio.gather(*(store.get(key) for key in keys[start : start + GET_BATCH]))
+        found.extend(kv for kv in batch if kv is not None)
+    return found
+
+
+def done_key(name: str) -> str:
+    return f"schema/{name}"
+
+
+async def backfill(store: Store, name: str, prefix: str, ops_of: Callable[[KV], list[RequestOp]]) -> int:
+    """Writes ``ops_of(record)`` for every record under ``prefix``, each while the record is unchanged
+    (in transactions of at most ``TXN_OPS``), unless ``schema/<name>`` says it was done; how many
+    records it indexed."""
+    if await store.get(done_key(name)) is not None:
+        return 0
+    indexed = 0
+    async for page in store.scan(prefix):
+        for kv in page.kvs:
+            indexed += int(await _index_one(store, kv, ops_of(kv)))
+    await store.put(done_key(name), b"1")
+    if indexed:
+        log.info("indexed %d record(s) under %s (%s)", indexed, prefix, name)
+    return indexed
+
+
+async def _index_one(store: Store, kv: KV, ops: list[RequestOp]) -> bool:
+    """False when the record changed or went (its writer keeps its index) or its lease ended."""
+    for start in range(0, len(ops), TXN_OPS):
+        try:
+            ok, _ = await store.txn([store.cmp_mod(kv.key, kv.mod_revision)], ops[start : start + TXN_OPS])
+        except grpc.aio.AioRpcError as exc:  # a lease that ended meanwhile: its record went with it
+            if not is_lease_gone(exc):
+                raise
+            return False
+        if not ok:
+            return False
+    return bool(ops)

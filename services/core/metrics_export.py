@@ -1,0 +1,58 @@
+"""OpenTelemetry metrics for every process (loop restarts, claim audit repairs, ...), exported as
+the standard variables say: ``OTEL_METRICS_EXPORTER`` (``otlp``, ``console``, ``none``),
+``OTEL_EXPORTER_OTLP_[METRICS_]ENDPOINT`` and ``OTEL_EXPORTER_OTLP_[METRICS_]PROTOCOL``. With no
+exporter and no endpoint set, instruments count in-process only. Instruments made before
+``setup_metrics`` (module level) bind to its provider when it is set."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from opentelemetry import metrics
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, MetricExporter, PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+
+_provider: MeterProvider | None = None
+
+
+def _exporters() -> list[MetricExporter]:
+    names = os.environ.get("OTEL_METRICS_EXPORTER", "")
+    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    wanted = [n.strip() for n in names.split(",") if n.strip()] or (["otlp"] if endpoint else [])
+    exporters: list[MetricExporter] = []
+    for name in wanted:
+        if name == "otlp":
+            protocol = os.environ.get("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL") or os.environ.get(
+                "OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"
+            )
+            if protocol.startswith("http"):
+                from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as Http
+
+                exporters.append(Http())
+            else:
+                from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as Grpc
+
+                exporters.append(Grpc())
+        elif name == "console":
+            exporters.append(ConsoleMetricExporter(out=sys.stderr))
+        elif name != "none":
+            logging.getLogger(__name__).warning("unknown OTEL_METRICS_EXPORTER %r ignored", name)
+    return exporters
+
+
+def setup_metrics(resource: Resource) -> MeterProvider:
+    global _provider
+    if _provider is None:
+        readers = [PeriodicExportingMetricReader(e) for e in _exporters()]
+        _provider = MeterProvider(resource=resource, metric_readers=readers)
+        metrics.set_meter_provider(_provider)
+    return _provider
+
+
+def shutdown_metrics() -> None:
+    """Exports what is pending; call on SIGTERM before exiting."""
+    if _provider is not None:
+        _provider.shutdown()
