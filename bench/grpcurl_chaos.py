@@ -472,12 +472,21 @@ def list_all(api: Grpcurl) -> list[dict[str, Any]] | None:
 
 
 def admin_list(api: Grpcurl, method: str, key: str, attempts: int = 30) -> list[dict[str, Any]] | None:
-    for attempt in range(attempts):
-        r = api.call(method, {}, who="admin", n=attempt)
-        if r.code == "OK":
-            return list(r.body.get(key, []))
-        time.sleep(1.0)
-    return None
+    """Every item of an admin list, page after page (None if a page keeps failing)."""
+    items: list[dict[str, Any]] = []
+    token = ""
+    while True:
+        for attempt in range(attempts):
+            r = api.call(method, {"page_size": 1000, "page_token": token}, who="admin", n=attempt)
+            if r.code == "OK":
+                break
+            time.sleep(1.0)
+        else:
+            return None
+        items += r.body.get(key, [])
+        token = r.body.get("next_page_token", "")
+        if not token:
+            return items
 
 
 def describe(s: dict[str, Any]) -> str:

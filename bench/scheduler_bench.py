@@ -7,10 +7,12 @@
 objects, the default filters and weighers, each decision applied to the in-memory state.
 ``claims``: the full path: a ``SchedulerManager`` with its watch-fed host cache over a real etcd
 started here (temp dir, free ports, stopped by pid), hosts and the servers' records (BUILD, no
-host) loaded into etcd first, decisions issued with C in flight (each with the record and its
-revision, as the api's build sends them), each claimed by compare-and-swap in the same
-transaction as its record gets the host. One JSON line per run. Hosts come from
-``bench/workload.py``, the same as the Nova baseline's.
+host) written into etcd first (many to a transaction, under etcd's limits: ``load_s``), the
+scheduler started on them (its caches loaded page by page: ``start_s``), decisions issued with C
+in flight (each with the record and its revision, as the api's build sends them), each claimed by
+compare-and-swap in the same transaction as its record gets the host. With ``--concurrency 1``
+each decision sees the one before it landed, so its ``choices_digest`` is core mode's. One JSON
+line per run. Hosts come from ``bench/workload.py``, the same as the Nova baseline's.
 """
 
 from __future__ import annotations
@@ -295,12 +297,13 @@ async def run_claims(
         assert len(manager.table) == len(hosts), "the scheduler does not see every host"
         start_s = time.perf_counter() - t0
         m = manager
+        choices = [""] * decisions
 
         async def warm(i: int) -> None:
             await m.select_destinations(spec(-1 - i), record=loaded[-1 - i])
 
         async def one(i: int) -> None:
-            await m.select_destinations(spec(i), record=loaded[i])
+            choices[i] = (await m.select_destinations(spec(i), record=loaded[i])).selected.host
 
         await in_flight(warmup, concurrency, warm)
         await release_all(store, m, warmup)  # the timed run starts from the workload
@@ -315,7 +318,7 @@ async def run_claims(
         return summary(
             "claims", len(hosts), latencies, elapsed,
             concurrency=concurrency, load_s=round(load_s, 2), start_s=round(start_s, 2), overcommitted_hosts=bad,
-            records_without_host=await unplaced(store),
+            records_without_host=await unplaced(store), choices_digest=choices_digest(choices),
         )  # fmt: skip
     finally:
         if manager is not None:

@@ -1,14 +1,17 @@
 """Paged listings, reading through an index, and writing an index once for the records from before it.
 
-A listing reads page by page at one revision and stops as soon as its page is full: ``records_page``
-(every record under a prefix), ``ids_page`` (an index), ``filtered_page`` (the records a filter
-keeps, reading at most ``SCAN_MOST`` keys a call: a page may come back short, with a token to go
-on, rather than one call reading without bound).
+A listing reads page by page at one revision and only as far as its page needs: ``records`` (every
+record under a prefix, from a key on; ``decoded``: each as (key, message)), ``indexed`` (the
+records an index names, a bounded batch at a time), ``filtered_page`` (the records a filter keeps,
+reading at most ``SCAN_MOST`` keys a call: a page may come back short, with a token to go on,
+rather than one call reading without bound). The page itself is filled by
+``services.core.message_limits`` (at most its count, about ``PAGE_BYTES``).
 
 An index here is a prefix of empty keys that each name a record (``project_images/<owner>/<id>``,
 ``host_aggregates/<host>/<aggregate>``), written in the transaction that writes the record, so it
 holds exactly the records that are there. Reading one is a paged keys-only range (``ids``) and then
-the records named, a bounded batch at a time (``get_many``).
+the records named, a bounded batch at a time (``get_many``). ``merged`` walks several such sorted
+streams together.
 
 ``backfill`` indexes the records written before an index existed: once per deployment (a
 ``schema/<name>`` marker says it is done), page by page at api start, each record's index entries
@@ -25,11 +28,13 @@ from typing import TypeVar
 
 import grpc
 from etcd3aio._protobuf import RequestOp
+from google.protobuf.message import Message
 
 from services.core.etcd import KV, Store, is_lease_gone
+from services.core.message_limits import PageFill
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
+M = TypeVar("M", bound=Message)
 SCAN_MOST = 5000  # keys one call of a filtered listing reads at most
 GET_BATCH = 64  # records read at once (concurrent gets)
 TXN_OPS = 100  # etcd refuses a transaction of more than --max-txn-ops (default 128) operations
@@ -49,48 +54,77 @@ async def first_ids(store: Store, prefix: str, most: int) -> list[str]:
     return [kv.key[len(prefix) :] for kv in page.kvs]
 
 
-async def ids_page(store: Store, prefix: str, after: str, limit: int) -> tuple[list[str], bool]:
-    """Up to ``limit`` names under ``prefix`` after ``after``, and whether more follow."""
-    found: list[str] = []
-    async for name in ids(store, prefix, after):
-        if len(found) == limit:
-            return found, True
-        found.append(name)
-    return found, False
-
-
-async def records_page(store: Store, prefix: str, after_key: str, limit: int) -> tuple[list[KV], bool]:
-    """Up to ``limit`` records under ``prefix`` after the key ``after_key``, and whether more follow."""
-    found: list[KV] = []
+async def records(store: Store, prefix: str, after_key: str = "") -> AsyncIterator[KV]:
+    """The records under ``prefix`` in key order, after the key ``after_key`` if given, read page by
+    page as they are consumed."""
     async for page in store.scan(prefix, start_after=after_key):
         for kv in page.kvs:
-            if len(found) == limit:
-                return found, True
-            found.append(kv)
-    return found, False
+            yield kv
+
+
+async def decoded(
+    store: Store, prefix: str, after_key: str, decode: Callable[[bytes], M]
+) -> AsyncIterator[tuple[str, M]]:
+    """``records`` as (key, ``decode(value)``): what a page of them is filled from."""
+    async for kv in records(store, prefix, after_key):
+        yield kv.key, decode(kv.value)
+
+
+async def indexed(
+    store: Store, index: str, after: str, record_key: Callable[[str], str], batch: int = GET_BATCH
+) -> AsyncIterator[KV]:
+    """The records the index ``index`` names after the name ``after``, in its order (a name whose
+    record is gone is skipped), read ``batch`` at a time as they are consumed."""
+    names: list[str] = []
+    async for name in ids(store, index, after):
+        names.append(name)
+        if len(names) >= batch:
+            for kv in await get_many(store, [record_key(n) for n in names]):
+                yield kv
+            names = []
+    for kv in await get_many(store, [record_key(n) for n in names]):
+        yield kv
+
+
+async def merged(streams: list[AsyncIterator[str]]) -> AsyncIterator[tuple[str, int]]:
+    """The names of sorted streams in order, each once, with the set of streams that had it (bits)."""
+    heads: dict[int, str] = {}
+    for n, stream in enumerate(streams):
+        first = await anext(stream, None)
+        if first is not None:
+            heads[n] = first
+    while heads:
+        low = min(heads.values())
+        had = 0
+        for n in [n for n, head in heads.items() if head == low]:
+            had |= 1 << n
+            following = await anext(streams[n], None)
+            if following is None:
+                del heads[n]
+            else:
+                heads[n] = following
+        yield low, had
 
 
 async def filtered_page(
-    store: Store, prefix: str, after_key: str, limit: int, keep: Callable[[KV], T | None], most: int = SCAN_MOST
-) -> tuple[list[T], str]:
-    """Up to ``limit`` of what ``keep`` makes of the records under ``prefix`` after ``after_key``
-    (None: skipped), and the key to go on after ("" at the end). Reads at most ``most`` keys: past
-    them the page comes back as it is, with the last key read to go on from."""
-    found: list[T] = []
-    last, read = after_key, 0
-    async for page in store.scan(prefix, start_after=after_key):
-        for kv in page.kvs:
-            item = keep(kv)
-            if item is not None and len(found) == limit:
-                return found, last
-            read += 1
-            if item is not None:
-                found.append(item)
-            if item is not None or len(found) < limit:
-                last = kv.key
-            if read >= most:
-                return found, last
-    return found, ""
+    store: Store, prefix: str, after_key: str, limit: int, keep: Callable[[KV], M | None], most: int = SCAN_MOST
+) -> tuple[list[M], str]:
+    """What ``keep`` makes of the records under ``prefix`` after ``after_key`` (None: left out), one
+    page of them (at most ``limit``, about ``PAGE_BYTES``), and the key to go on after ("" at the
+    end). Reads at most ``most`` keys: past them the page comes back as it is, with the last key
+    read to go on from."""
+    page: PageFill[M] = PageFill(limit)
+    read = 0
+    async for kv in records(store, prefix, after_key):
+        item = keep(kv)
+        if item is None:
+            page.skip(kv.key)
+        elif not page.take(kv.key, item):
+            return page.items, page.cursor
+        read += 1
+        if read >= most:
+            return page.items, kv.key
+    return page.items, ""
 
 
 async def get_many(store: Store, keys: Sequence[str]) -> list[KV]:

@@ -36,7 +36,6 @@ from services.api.quotas.quota import Quotas
 from services.api.quotas.sets import QuotaSetsManager
 from services.api.server_groups.handlers import ServerGroupsServicer
 from services.api.server_groups.manager import ServerGroupsManager
-from services.api.servers import backfill
 from services.api.servers.handlers import ServersServicer
 from services.api.servers.manager import ServersManager
 from services.api.settings import ApiSettings
@@ -113,7 +112,6 @@ class ApiManager:
                 await self.flavors.seed()
                 await self.images.seed(self.settings.seed_image_file)
             self.images.start_sweeping(self.settings.image_sweep_interval_s)
-            await backfill.index_projects(self._store)
             await self.owners.start()  # takes the unfinished flows no live replica drives
         self.claim_audit.start(self.settings.claim_audit_interval_s)
 

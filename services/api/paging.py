@@ -39,3 +39,8 @@ def decode_at(token: str, prefix: str) -> tuple[str, int]:
     if not sep or not revision.isdigit() or not 0 < int(revision) < 2**63 or not key.startswith(prefix):
         raise InvalidArgument([("page_token", "is not a token this API returned")])
     return key, int(revision)
+
+
+def next_token(cursor: str) -> str:
+    """The token of a page that ends at ``cursor`` (the last key it holds); "" (no next page) for ""."""
+    return encode(cursor) if cursor else ""

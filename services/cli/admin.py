@@ -9,6 +9,7 @@ import typer
 
 from services.cli import output
 from services.cli.client import open_api
+from services.cli.lookup import list_all, pages
 from services.cli.options import ApiOpt, StateDirOpt, TokenOpt
 from services.cli.output import Format, FormatOpt
 from stratus.v1 import hosts_pb2, services_pb2
@@ -59,10 +60,14 @@ def list_services(
 ) -> None:
     """List services with their state (UP/DOWN) and status (ENABLED/DISABLED); then etcd's alarms
     (NOSPACE: etcd is out of space and refuses writes), as warnings on stderr."""
+    services: list[services_pb2.Service] = []
+    alarms: list[services_pb2.StoreAlarm] = []
     with open_api(api, token, state_dir) as client:
-        reply = client.call(client.services.ListServices, services_pb2.ListServicesRequest())
-    output.emit_list(fmt, SERVICE_COLUMNS, list(reply.services))
-    for alarm in reply.store_alarms:  # on stderr, so -f json|yaml|value output stays parseable
+        for reply in pages(client, client.services.ListServices, services_pb2.ListServicesRequest()):
+            services.extend(reply.services)
+            alarms = list(reply.store_alarms)  # every page carries them: the newest, the last page's
+    output.emit_list(fmt, SERVICE_COLUMNS, services)
+    for alarm in alarms:  # on stderr, so -f json|yaml|value output stays parseable
         output.err(f"warning: {alarm.message}")
 
 
@@ -116,5 +121,5 @@ def list_hosts(
 ) -> None:
     """List compute hosts with used/total resources."""
     with open_api(api, token, state_dir) as client:
-        reply = client.call(client.hosts.ListHosts, hosts_pb2.ListHostsRequest())
-    output.emit_list(fmt, HOST_COLUMNS, list(reply.hosts))
+        hosts = list_all(client, client.hosts.ListHosts, hosts_pb2.ListHostsRequest(), "hosts")
+    output.emit_list(fmt, HOST_COLUMNS, hosts)

@@ -8,7 +8,7 @@ import typer
 
 from services.cli import batch, output
 from services.cli.client import Api, open_api
-from services.cli.lookup import id_for, resolve_id
+from services.cli.lookup import id_for, list_all, resolve_id
 from services.cli.options import ApiOpt, StateDirOpt, TokenOpt
 from services.cli.output import Format, FormatOpt
 from services.cli.pairs import parse_pairs
@@ -33,8 +33,8 @@ def aggregate_rows(a: aggregates_pb2.Aggregate) -> list[tuple[str, str]]:
 
 
 def all_aggregates(api: Api) -> list[aggregates_pb2.Aggregate]:
-    reply = api.call(api.aggregates.ListAggregates, aggregates_pb2.ListAggregatesRequest())
-    return list(reply.aggregates)
+    """Every aggregate, page after page."""
+    return list_all(api, api.aggregates.ListAggregates, aggregates_pb2.ListAggregatesRequest(), "aggregates")
 
 
 def resolve_aggregate(api: Api, wanted: str) -> str:
@@ -72,8 +72,8 @@ def list_aggregates(
 ) -> None:
     """List aggregates with their hosts and metadata."""
     with open_api(api, token, state_dir) as client:
-        reply = client.call(client.aggregates.ListAggregates, aggregates_pb2.ListAggregatesRequest())
-    output.emit_list(fmt, COLUMNS, list(reply.aggregates))
+        aggregates = all_aggregates(client)
+    output.emit_list(fmt, COLUMNS, aggregates)
 
 
 @app.command("show")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import typer
@@ -15,18 +15,22 @@ class Ambiguous(ValueError):
     pass
 
 
-def list_all(api: Api, method: Any, request: Any, field: str) -> list[Any]:
-    """Every item of a paged List call, following ``next_page_token``."""
-    items: list[Any] = []
+def pages(api: Api, method: Any, request: Any) -> Iterator[Any]:
+    """Every reply of a paged List call, following ``next_page_token`` (a token seen before ends it)."""
     seen: set[str] = set()
     while True:
         reply = api.call(method, request)
-        items.extend(getattr(reply, field))
+        yield reply
         token = reply.next_page_token
         if not token or token in seen:
-            return items
+            return
         seen.add(token)
         request.page_token = token
+
+
+def list_all(api: Api, method: Any, request: Any, field: str) -> list[Any]:
+    """Every item of a paged List call, following ``next_page_token``."""
+    return [item for reply in pages(api, method, request) for item in getattr(reply, field)]
 
 
 def resolve_id(items: Sequence[Any], wanted: str, kind: str) -> str:

@@ -16,6 +16,7 @@ from services.core import instances, keys
 from services.core import service_members as members
 from services.core.errors import Aborted, InvalidArgument, NotFound
 from services.core.etcd import Store
+from services.core.message_limits import fill_page
 from services.core.watchcache import Entry, PrefixCache
 from services.servicegroup.events import MemberEvents, Subscription
 from services.servicegroup.seen import SeenWriter
@@ -25,6 +26,7 @@ from stratus.v1 import services_pb2
 
 log = logging.getLogger(__name__)
 MAX_SWAP_ATTEMPTS = 50
+MEMBERS_PAGE_MOST = 1000  # members a page of ListMembers holds at most (and about PAGE_BYTES)
 COMPUTE = "compute"
 
 
@@ -65,9 +67,25 @@ class ServiceGroupManager:
 
     # ---- queries ----------------------------------------------------------------------------
     def list_members(self, binary: str = "", host: str = "") -> list[services_pb2.Service]:
-        """Every service ever seen (``binary``/``host`` narrow it), by binary then host."""
+        """Every service ever seen (``binary``/``host`` narrow it), in ``<binary>/<host>`` order."""
+        return [self._member(b, h) for b, h in self._names(binary, host)]
+
+    def members_page(
+        self, binary: str = "", host: str = "", after: str = "", limit: int = MEMBERS_PAGE_MOST
+    ) -> tuple[list[services_pb2.Service], str]:
+        """``list_members`` a page at a time: those after ``after`` (``<binary>/<host>``), at most
+        ``limit`` and about ``PAGE_BYTES``; and the name of the last one when more follow ("" at
+        the end)."""
+        later = ((f"{b}/{h}", b, h) for b, h in self._names(binary, host) if f"{b}/{h}" > after)
+        return fill_page(((name, self._member(b, h)) for name, b, h in later), limit)
+
+    def _names(self, binary: str, host: str) -> list[tuple[str, str]]:
+        """The services (binary, host), of ``binary`` and ``host`` when given, in the order etcd sorts
+        their keys (``<binary>/<host>``), so the api's own reading of them, while no servicegroup
+        answers, pages the same way."""
         names = {keys.split_service(k) for k in (*self._services.entries, *self._seen.entries)}
-        return [self._member(b, h) for b, h in sorted(names) if (not binary or b == binary) and (not host or h == host)]
+        wanted = [(b, h) for b, h in names if (not binary or b == binary) and (not host or h == host)]
+        return sorted(wanted, key=lambda name: f"{name[0]}/{name[1]}")
 
     def watch_members(self, binary: str = "") -> Subscription:
         """Events for ``binary`` ("" for all) from now on; close it (or use ``with``) when done."""

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from services.servicegroup.manager import ServiceGroupManager
+from services.servicegroup.manager import MEMBERS_PAGE_MOST, ServiceGroupManager
 from stratus.servicegroup.v1 import servicegroup_pb2, servicegroup_pb2_grpc
 from stratus.v1 import services_pb2
 
@@ -18,7 +18,9 @@ class ServiceGroupServicer(servicegroup_pb2_grpc.ServiceGroupServicer):
     async def ListMembers(
         self, request: servicegroup_pb2.ListMembersRequest, context: grpc.aio.ServicerContext
     ) -> servicegroup_pb2.ListMembersResponse:
-        return servicegroup_pb2.ListMembersResponse(members=self._manager.list_members(request.binary, request.host))
+        size = min(request.page_size, MEMBERS_PAGE_MOST) if request.page_size > 0 else MEMBERS_PAGE_MOST
+        members, last = self._manager.members_page(request.binary, request.host, request.page_token, size)
+        return servicegroup_pb2.ListMembersResponse(members=members, next_page_token=last)
 
     async def UpdateMember(
         self, request: servicegroup_pb2.UpdateMemberRequest, context: grpc.aio.ServicerContext

@@ -26,7 +26,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def list_hosts(stack: Stack) -> list[hosts_pb2.Host]:
-    return list(stack.hosts.ListHosts(hosts_pb2.ListHostsRequest(), metadata=stack.md()).hosts)
+    """Every host, page after page."""
+    hosts: list[hosts_pb2.Host] = []
+    request = hosts_pb2.ListHostsRequest()
+    while True:
+        reply = stack.hosts.ListHosts(request, metadata=stack.md())
+        hosts.extend(reply.hosts)
+        if not reply.next_page_token:
+            return hosts
+        request.page_token = reply.next_page_token
 
 
 @pytest.fixture

@@ -20,14 +20,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from etcd3aio._protobuf import Compare, RequestOp
 
-from services.api import indexes
-from services.api.validation import Violations
+from services.api import indexes, paging
+from services.api.validation import Violations, page_size
 from services.api.zones import AZ, ZoneMap, read_zone_map
 from services.core import keys
 from services.core.errors import Aborted, AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from services.core.etcd import KV, Store
 from services.core.ids import new_id
 from services.core.instances import now
+from services.core.message_limits import fill_page_async
 from stratus.v1 import aggregates_pb2
 
 META_KEY = re.compile(r"^[A-Za-z0-9_.:\- ]{1,255}$")
@@ -100,11 +101,6 @@ def check_zones(target: Aggregate, others: Iterable[Aggregate]) -> None:
             f"a host can be in only one availability zone, but {'; '.join(conflicts)}",
             reason="AVAILABILITY_ZONE_CONFLICT", metadata={"availability_zone": target.metadata[AZ]},
         )  # fmt: skip
-
-
-async def load_all(store: Store) -> list[Aggregate]:
-    """Every aggregate, in id order, read page by page (ListAggregates: the admins' own, few)."""
-    return [Aggregate.FromString(kv.value) async for page in store.scan(keys.AGGREGATES) for kv in page.kvs]
 
 
 def zone_of(aggregate: Aggregate) -> str:
@@ -198,8 +194,13 @@ class AggregatesManager:
             raise NotFound("aggregate", aggregate_id)
         return Aggregate.FromString(kv.value)
 
-    async def list(self) -> Sequence[Aggregate]:
-        return await load_all(self._store)
+    async def list(self, size: int = 0, token: str = "") -> aggregates_pb2.ListAggregatesResponse:
+        """A page of the aggregates in id order: at most ``size`` (``page_size``) and about ``PAGE_BYTES``."""
+        limit = page_size(size)
+        after = paging.decode(token, keys.AGGREGATES)
+        found = indexes.decoded(self._store, keys.AGGREGATES, after, Aggregate.FromString)
+        aggregates, last = await fill_page_async(found, limit)
+        return aggregates_pb2.ListAggregatesResponse(aggregates=aggregates, next_page_token=paging.next_token(last))
 
     async def delete(self, aggregate_id: str) -> None:
         for _ in range(MAX_SWAP_ATTEMPTS):

@@ -26,8 +26,7 @@ class ServicesServicer(services_pb2_grpc.ServicesServicer):
         self.m = admin
 
     async def ListServices(self, request: services_pb2.ListServicesRequest, context: Ctx) -> Any:
-        services = await self.m.list_services(request.binary, request.host)
-        return services_pb2.ListServicesResponse(services=services, store_alarms=await self.m.store_alarms())
+        return await self.m.services_page(request.binary, request.host, request.page_size, request.page_token)
 
     async def UpdateService(self, request: services_pb2.UpdateServiceRequest, context: Ctx) -> Any:
         return await self.m.update_service(request)
@@ -39,7 +38,7 @@ class HostsServicer(hosts_pb2_grpc.HostsServicer):
         self.m = admin
 
     async def ListHosts(self, request: hosts_pb2.ListHostsRequest, context: Ctx) -> Any:
-        return hosts_pb2.ListHostsResponse(hosts=await self.m.list_hosts())
+        return await self.m.list_hosts(request.page_size, request.page_token)
 
     async def GetHost(self, request: hosts_pb2.GetHostRequest, context: Ctx) -> hosts_pb2.Host:
         return await self.m.get_host(request.host)
@@ -57,7 +56,7 @@ class AggregatesServicer(aggregates_pb2_grpc.AggregatesServicer):
         return await self.m.get(request.id)
 
     async def ListAggregates(self, request: aggregates_pb2.ListAggregatesRequest, context: Ctx) -> Any:
-        return aggregates_pb2.ListAggregatesResponse(aggregates=await self.m.list())
+        return await self.m.list(request.page_size, request.page_token)
 
     async def DeleteAggregate(self, request: aggregates_pb2.DeleteAggregateRequest, context: Ctx) -> Any:
         await self.m.delete(request.id)

@@ -1,24 +1,30 @@
 """Services and Hosts (admin): membership from the servicegroup (from the records in etcd while it
-is restarting), host sizes and claims from etcd."""
+is restarting: members_store.py), host sizes and claims from etcd. Both list a page at a time, at
+most ``page_size`` and about ``PAGE_BYTES``; a page of hosts reads only its own hosts' records
+(host_names.py)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import TypeVar
 
+from services.api import paging
+from services.api.admin import host_names
+from services.api.admin.members_store import members_from_store
 from services.api.admin.store_alarms import store_alarms
 from services.api.peers import Peers, call
+from services.api.validation import page_size
 from services.api.zones import host_zone, host_zones, read_zone_map, zoned_aggregates
-from services.core import claims, instances, keys, service_members
+from services.core import claims, keys
 from services.core.errors import STATE_STORE_UNAVAILABLE, InvalidArgument, NotFound, Unavailable
 from services.core.etcd import Store
+from services.core.message_limits import fill_page
 from stratus.servicegroup.v1 import servicegroup_pb2
 from stratus.state.v1 import state_pb2
 from stratus.v1 import hosts_pb2, services_pb2
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
+COMPUTE = "compute"
+MEMBERS_MOST = 1000  # members one call asks the servicegroup for (a page of ListServices or ListHosts)
 State = services_pb2.ServiceState
 Status = services_pb2.ServiceStatus
 
@@ -28,48 +34,32 @@ class AdminManager:
         self._store = store
         self._peers = peers
 
-    async def list_services(self, binary: str = "", host: str = "") -> list[services_pb2.Service]:
-        """The servicegroup's view; while no servicegroup answers (restarting), the same rules
-        over the records in etcd, so ListServices and ListHosts keep answering."""
-        request = servicegroup_pb2.ListMembersRequest(binary=binary, host=host)
+    async def services_page(self, binary: str, host: str, size: int, token: str) -> services_pb2.ListServicesResponse:
+        """ListServices: a page of the services (of ``binary`` and ``host`` when given) by binary then
+        host, at most ``size`` (``page_size``) and about ``PAGE_BYTES``, with etcd's alarms."""
+        after = paging.decode(token, keys.SERVICES).removeprefix(keys.SERVICES)
+        services, last = await self.list_services(binary, host, after, page_size(size))
+        return services_pb2.ListServicesResponse(
+            services=services, store_alarms=await store_alarms(self._store),
+            next_page_token=paging.next_token(keys.SERVICES + last if last else ""),
+        )  # fmt: skip
+
+    async def list_services(
+        self, binary: str = "", host: str = "", after: str = "", limit: int = MEMBERS_MOST
+    ) -> tuple[list[services_pb2.Service], str]:
+        """A page of the servicegroup's view: the members after ``after`` (``<binary>/<host>``), at
+        most ``limit`` and about ``PAGE_BYTES``, and the name of the last one when more follow; while
+        no servicegroup answers (restarting), the same rules over the records in etcd, so
+        ListServices and ListHosts keep answering."""
+        request = servicegroup_pb2.ListMembersRequest(binary=binary, host=host, page_size=limit, page_token=after)
         try:
             reply = await call(self._peers.servicegroup().ListMembers, request)
         except Unavailable as err:
             if err.reason == STATE_STORE_UNAVAILABLE:
                 raise
             log.warning("no servicegroup answers (%s); reading the service records directly", err.message)
-            return await self._members_from_store(binary, host)
-        return list(reply.members)
-
-    async def store_alarms(self) -> list[services_pb2.StoreAlarm]:
-        """etcd's active alarms (NOSPACE: it refuses writes), for ListServices."""
-        return await store_alarms(self._store)
-
-    async def _members_from_store(self, binary: str, host: str) -> list[services_pb2.Service]:
-        live = await self._by_service(keys.SERVICES, binary, host, state_pb2.ServiceRecord.FromString)
-        admin = await self._by_service(keys.SERVICES_ADMIN, binary, host, state_pb2.ServiceAdmin.FromString)
-        seen = await self._by_service(keys.SERVICES_SEEN, binary, host, state_pb2.ServiceSeen.FromString)
-        now = instances.now()
-        return [
-            service_members.compose(
-                b, h, record=live.get((b, h)), admin=admin.get((b, h)), seen=seen.get((b, h)), now=now
-            )
-            for b, h in sorted({*live, *seen})
-            if (not binary or b == binary) and (not host or h == host)
-        ]
-
-    async def _by_service(
-        self, root: str, binary: str, host: str, decode: Callable[[bytes], T]
-    ) -> dict[tuple[str, str], T]:
-        """The records under ``root`` (one of the services_* prefixes) of ``binary`` and ``host``
-        when given: one key, one binary's keys, or all of them, page by page."""
-        if binary and host:
-            kv = await self._store.get(f"{root}{binary}/{host}")
-            return {(binary, host): decode(kv.value)} if kv else {}
-        prefix = f"{root}{binary}/" if binary else root
-        return {
-            keys.split_service(kv.key): decode(kv.value) async for page in self._store.scan(prefix) for kv in page.kvs
-        }
+            return await members_from_store(self._store, binary, host, after, limit)
+        return list(reply.members), reply.next_page_token
 
     async def update_service(self, req: services_pb2.UpdateServiceRequest) -> services_pb2.Service:
         missing = [(f, "is required") for f in ("binary", "host") if not getattr(req, f)]
@@ -82,21 +72,32 @@ class AdminManager:
             update.forced_down = req.forced_down
         return await call(self._peers.servicegroup().UpdateMember, update)
 
-    async def list_hosts(self) -> list[hosts_pb2.Host]:
-        """Every host, its keys read page by page; the zones from the aggregates that set one."""
-        caps: dict[str, state_pb2.HostCapabilities] = {}
-        usage: dict[str, state_pb2.HostUsage] = {}
-        async for page in self._store.scan(keys.HOSTS):
-            for kv in page.kvs:
-                host, kind = keys.split_host(kv.key)
-                if kind == keys.CAPABILITIES:
-                    caps[host] = state_pb2.HostCapabilities.FromString(kv.value)
-                elif kind == keys.USAGE:
-                    usage[host] = state_pb2.HostUsage.FromString(kv.value)
-        members = {m.host: m for m in await self.list_services(binary="compute")}
+    async def list_hosts(self, size: int = 0, token: str = "") -> hosts_pb2.ListHostsResponse:
+        """A page of the hosts in name order, at most ``size`` (``page_size``) and about
+        ``PAGE_BYTES``: those with records (``hosts/``) and the compute services (a compute seen
+        but without records is DOWN), each read for its page only (host_names.py)."""
+        limit = page_size(size)
+        after = paging.decode(token, keys.HOSTS).removeprefix(keys.HOSTS)
+        recorded = await host_names.record_hosts(self._store, after, limit)
+        members, last_member = await self.list_services(COMPUTE, "", f"{COMPUTE}/{after}" if after else "", limit)
+        names, more = host_names.merged_page([recorded, ([m.host for m in members], bool(last_member))], limit)
+        hosts = await self._hosts(names, {m.host: m for m in members})
+        page, last = fill_page(((keys.HOSTS + h.host, h) for h in hosts), limit)
+        if not last and more and page:
+            last = keys.HOSTS + page[-1].host
+        return hosts_pb2.ListHostsResponse(hosts=page, next_page_token=paging.next_token(last))
+
+    async def _hosts(self, names: list[str], members: dict[str, services_pb2.Service]) -> list[hosts_pb2.Host]:
+        """These hosts from their own keys and ``members``; the zones from the aggregates that set one."""
+        kvs = await self._store.get_many([k for n in names for k in (keys.host_capabilities(n), keys.host_usage(n))])
         zones = host_zones(await zoned_aggregates(self._store, await read_zone_map(self._store)))
-        names = sorted(set(caps) | set(usage) | set(members))
-        return [self._host(n, caps.get(n), usage.get(n), members.get(n), zones.get(n, "")) for n in names]
+        hosts = []
+        for name, caps, usage in zip(names, kvs[0::2], kvs[1::2], strict=True):
+            hosts.append(self._host(
+                name, state_pb2.HostCapabilities.FromString(caps.value) if caps else None,
+                state_pb2.HostUsage.FromString(usage.value) if usage else None, members.get(name), zones.get(name, ""),
+            ))  # fmt: skip
+        return hosts
 
     async def get_host(self, name: str) -> hosts_pb2.Host:
         """One host from its own keys, its membership and its aggregates (their index): no other host's."""
@@ -104,7 +105,8 @@ class AdminManager:
             raise InvalidArgument([("host", "is required")])
         caps = await self._store.get(keys.host_capabilities(name))
         usage = await self._store.get(keys.host_usage(name))
-        member = next((m for m in await self.list_services(binary="compute", host=name) if m.host == name), None)
+        found, _ = await self.list_services(COMPUTE, name, limit=1)
+        member = next((m for m in found if m.host == name), None)
         if caps is None and usage is None and member is None:
             raise NotFound("host", name)
         zone = await host_zone(self._store, name, await read_zone_map(self._store))

@@ -8,6 +8,7 @@ from services.core import keys
 from services.core.errors import AlreadyExists, InvalidArgument, NotFound
 from services.core.etcd import Store
 from services.core.ids import new_id
+from services.core.message_limits import fill_page_async
 from stratus.v1 import flavors_pb2
 
 SEED_FLAVORS = (
@@ -64,10 +65,9 @@ class FlavorsManager:
     async def list(self, size: int, token: str) -> flavors_pb2.ListFlavorsResponse:
         limit = page_size(size)
         after = paging.decode(token, keys.FLAVORS)
-        kvs, more = await indexes.records_page(self._store, keys.FLAVORS, after, limit)
-        flavors = [flavors_pb2.Flavor.FromString(kv.value) for kv in kvs]
-        next_token = paging.encode(kvs[-1].key) if more else ""
-        return flavors_pb2.ListFlavorsResponse(flavors=flavors, next_page_token=next_token)
+        found = indexes.decoded(self._store, keys.FLAVORS, after, flavors_pb2.Flavor.FromString)
+        flavors, last = await fill_page_async(found, limit)
+        return flavors_pb2.ListFlavorsResponse(flavors=flavors, next_page_token=paging.next_token(last))
 
     async def delete(self, id_or_name: str) -> None:
         flavor = await self.get(id_or_name)

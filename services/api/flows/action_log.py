@@ -34,6 +34,7 @@ from services.api.flows import actions
 from services.core import context, instances, keys
 from services.core.errors import Aborted, StratusError, shorten
 from services.core.etcd import KV, Store
+from services.core.message_limits import fill_page
 from stratus.state.v1 import state_pb2
 from stratus.v1 import servers_pb2
 
@@ -393,11 +394,9 @@ def listed(kvs: Sequence[KV]) -> list[servers_pb2.ServerAction]:
 def page(
     found: Sequence[servers_pb2.ServerAction], instance_id: str, limit: int, token: str
 ) -> servers_pb2.ListServerActionsResponse:
-    """A page of ``found`` (newest first) after ``token`` (the last key of the previous page)."""
+    """A page of ``found`` (newest first) after ``token`` (the last key of the previous page): at
+    most ``limit`` actions and about ``PAGE_BYTES``."""
     after = paging.decode(token, keys.server_actions(instance_id))
-    rest = [a for a in found if not after or keys.server_action(instance_id, a.id) < after]
-    if len(rest) <= limit:
-        return servers_pb2.ListServerActionsResponse(actions=rest)
-    shown = rest[:limit]
-    next_token = paging.encode(keys.server_action(instance_id, shown[-1].id))
-    return servers_pb2.ListServerActionsResponse(actions=shown, next_page_token=next_token)
+    keyed = ((keys.server_action(instance_id, a.id), a) for a in found)
+    shown, last = fill_page(((key, a) for key, a in keyed if not after or key < after), limit)
+    return servers_pb2.ListServerActionsResponse(actions=shown, next_page_token=paging.next_token(last))

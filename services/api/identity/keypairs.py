@@ -18,6 +18,7 @@ from services.core import context, keys
 from services.core.errors import Aborted, AlreadyExists, InvalidArgument, NotFound, shorten
 from services.core.etcd import Store
 from services.core.instances import now
+from services.core.message_limits import fill_page_async
 from stratus.state.v1 import state_pb2
 from stratus.v1 import keypairs_pb2
 
@@ -96,10 +97,9 @@ class KeypairsManager:
         ctx = context.current()
         prefix = keys.keypairs_of(ctx.project_id, ctx.user_id)
         after = paging.decode(req.page_token, prefix)
-        kvs, more = await indexes.records_page(self._store, prefix, after, limit)
-        keypairs = [keypairs_pb2.Keypair.FromString(kv.value) for kv in kvs]
-        next_token = paging.encode(kvs[-1].key) if more else ""
-        return keypairs_pb2.ListKeypairsResponse(keypairs=keypairs, next_page_token=next_token)
+        found = indexes.decoded(self._store, prefix, after, keypairs_pb2.Keypair.FromString)
+        keypairs, last = await fill_page_async(found, limit)
+        return keypairs_pb2.ListKeypairsResponse(keypairs=keypairs, next_page_token=paging.next_token(last))
 
     async def delete(self, name: str) -> None:
         """The keypair and its quota charge go in one transaction (a lost race re-reads)."""

@@ -144,8 +144,9 @@ class IssuedTokens:
         return token_id
 
     async def list(self, req: tokens_pb2.ListTokensRequest) -> tokens_pb2.ListTokensResponse:
-        """A page of the tokens (of one project when asked), in id order. A call reads at most
-        ``indexes.SCAN_MOST`` records: past them the page may come back short, with a token."""
+        """A page of the tokens (of one project when asked), in id order: at most ``page_size`` and
+        about ``PAGE_BYTES``. A call reads at most ``indexes.SCAN_MOST`` records: past them the page
+        may come back short, with a token."""
         limit = page_size(req.page_size)
         after = paging.decode(req.page_token, keys.TOKENS)
 
@@ -154,7 +155,7 @@ class IssuedTokens:
             return token if not req.project_id or token.project_id == req.project_id else None
 
         page, last = await indexes.filtered_page(self._store, keys.TOKENS, after, limit, wanted)
-        return tokens_pb2.ListTokensResponse(tokens=page, next_page_token=paging.encode(last) if last else "")
+        return tokens_pb2.ListTokensResponse(tokens=page, next_page_token=paging.next_token(last))
 
     # ---- authentication -------------------------------------------------------------------
     async def authenticate(self, token: str) -> RequestContext | None:

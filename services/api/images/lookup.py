@@ -5,8 +5,8 @@
   any. The name index gives the first, third and fourth: at most ``NAMED_MOST`` records each
   (more than one is ambiguous anyway); the second reads the images shared with the viewer (as
   many as other projects shared with it, each within its owner's image quota);
-- ``visible_page``: a page of the images a viewer may see, in id order: every image for an admin;
-  else its project's, the PUBLIC ones and those shared with it, their indexes merged by id;
+- ``visible``: the images a viewer may see, in id order, as a listing reads them: every image for
+  an admin; else its project's, the PUBLIC ones and those shared with it, their indexes merged by id;
 - ``saving_snapshot``: the SAVING snapshot image of a server.
 """
 
@@ -17,7 +17,8 @@ from collections.abc import AsyncIterator
 from services.api.images import access
 from services.api.images.access import SHARED, Viewer, can_read, visibility_of
 from services.api.images.index import INSTANCE_PROPERTY, SAVING
-from services.api.indexes import first_ids, get_many, ids, records_page
+from services.api.indexes import GET_BATCH, first_ids, get_many, ids, merged
+from services.api.indexes import records as all_records
 from services.core import keys
 from services.core.errors import NotFound
 from services.core.etcd import Store
@@ -25,7 +26,7 @@ from stratus.v1 import images_pb2
 
 Image = images_pb2.Image
 NAMED_MOST = 100  # images of one name read per tier: more than one is ambiguous anyway
-SHARED_STREAM = 2  # the shared index's place among the streams visible_page merges
+SHARED_STREAM = 2  # the shared index's place among the streams visible merges
 
 
 async def records(store: Store, image_ids: list[str]) -> list[Image]:
@@ -87,45 +88,25 @@ async def saving_snapshot(store: Store, instance_id: str) -> Image | None:
 
 
 # ---- listing ----------------------------------------------------------------------------------
-async def merged(streams: list[AsyncIterator[str]]) -> AsyncIterator[tuple[str, int]]:
-    """The ids of sorted streams in order, each once, with the set of streams that had it (bits)."""
-    heads: dict[int, str] = {}
-    for n, stream in enumerate(streams):
-        first = await anext(stream, None)
-        if first is not None:
-            heads[n] = first
-    while heads:
-        low = min(heads.values())
-        had = 0
-        for n in [n for n, head in heads.items() if head == low]:
-            had |= 1 << n
-            following = await anext(streams[n], None)
-            if following is None:
-                del heads[n]
-            else:
-                heads[n] = following
-        yield low, had
-
-
-async def visible_page(store: Store, viewer: Viewer, after: str, limit: int) -> tuple[list[Image], bool]:
-    """Up to ``limit`` images ``viewer`` may see with ids after ``after``, and whether more follow."""
+async def visible(store: Store, viewer: Viewer, after: str, batch: int = GET_BATCH) -> AsyncIterator[Image]:
+    """The images ``viewer`` may see with ids after ``after``, in id order, read as they are
+    consumed (``batch`` records at a time through the indexes)."""
     if viewer.is_admin:
-        kvs, more = await records_page(store, keys.IMAGES, keys.image(after) if after else "", limit)
-        return [Image.FromString(kv.value) for kv in kvs], more
+        async for kv in all_records(store, keys.IMAGES, keys.image(after) if after else ""):
+            yield Image.FromString(kv.value)
+        return
     streams = [ids(store, keys.project_images(viewer.project_id), after),
                ids(store, keys.project_images(keys.PUBLIC_SCOPE), after),
                ids(store, keys.project_shared_images(viewer.project_id), after)]  # fmt: skip
-    found: list[Image] = []
-    batch: list[tuple[str, bool]] = []
+    pending: list[tuple[str, bool]] = []
     async for image_id, had in merged(streams):
-        batch.append((image_id, bool(had & (1 << SHARED_STREAM))))
-        if len(batch) > limit - len(found):  # enough to fill the page and see one more
-            found += await _readable(store, batch, viewer)
-            batch = []
-            if len(found) > limit:
-                return found[:limit], True
-    found += await _readable(store, batch, viewer)
-    return found[:limit], len(found) > limit
+        pending.append((image_id, bool(had & (1 << SHARED_STREAM))))
+        if len(pending) >= batch:
+            for image in await _readable(store, pending, viewer):
+                yield image
+            pending = []
+    for image in await _readable(store, pending, viewer):
+        yield image
 
 
 async def _readable(store: Store, batch: list[tuple[str, bool]], viewer: Viewer) -> list[Image]:

@@ -40,6 +40,7 @@ from services.core.etcd import AMBIGUOUS, Store
 from services.core.ids import new_id
 from services.core.instances import MAX_SWAP_ATTEMPTS, now
 from services.core.lease import LeaseSession
+from services.core.message_limits import fill_page_async
 from services.core.supervise import spawn_supervised
 from stratus.v1 import images_pb2
 
@@ -218,12 +219,13 @@ class ImagesManager:
 
     async def list(self, size: int, token: str) -> images_pb2.ListImagesResponse:
         """The images the caller may see, a page at a time in id order (through the indexes of its
-        project's images, the PUBLIC ones and those shared with it; see lookup.py)."""
+        project's images, the PUBLIC ones and those shared with it; see lookup.py): at most
+        ``size`` of them and about ``PAGE_BYTES``."""
         limit = page_size(size)
         after = paging.decode(token, keys.IMAGES).removeprefix(keys.IMAGES)
-        images, more = await lookup.visible_page(self._store, Viewer.current(), after, limit)
-        next_token = paging.encode(keys.image(images[-1].id)) if more and images else ""
-        return images_pb2.ListImagesResponse(images=images, next_page_token=next_token)
+        visible = lookup.visible(self._store, Viewer.current(), after, batch=min(limit + 1, GET_BATCH))
+        images, last = await fill_page_async(((keys.image(i.id), i) async for i in visible), limit)
+        return images_pb2.ListImagesResponse(images=images, next_page_token=paging.next_token(last))
 
     async def download(self, id_or_name: str) -> AsyncIterator[bytes]:
         image = await self.get(id_or_name)

@@ -70,5 +70,7 @@ class QuotaSetsManager:
 
     async def _largest_group(self, project_id: str) -> int:
         """The most members any of the project's groups has (its groups read through their index)."""
-        kvs, _ = await project_groups(self._store, project_id)
-        return max((len(state_pb2.ServerGroupRecord.FromString(kv.value).group.members) for kv in kvs), default=0)
+        largest = 0
+        async for kv in project_groups(self._store, project_id):
+            largest = max(largest, len(state_pb2.ServerGroupRecord.FromString(kv.value).group.members))
+        return largest

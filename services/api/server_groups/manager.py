@@ -10,7 +10,7 @@ listed and counted through it); groups from before the index get theirs at api s
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from etcd3aio._protobuf import RequestOp
 
@@ -22,6 +22,7 @@ from services.core.errors import Aborted, FailedPrecondition, InvalidArgument, N
 from services.core.etcd import KV, Store
 from services.core.ids import new_id
 from services.core.instances import now
+from services.core.message_limits import fill_page_async
 from stratus.state.v1 import state_pb2
 from stratus.v1 import servergroups_pb2
 
@@ -72,15 +73,10 @@ async def update(
     raise Aborted(f"server group {group_id} is changing too fast; try again")
 
 
-async def project_groups(store: Store, project_id: str, after: str = "", limit: int = 0) -> tuple[list[KV], bool]:
-    """The project's groups after the id ``after`` (through its index): ``limit`` of them (0: all),
-    and whether more follow."""
-    prefix = keys.project_server_groups(project_id)
-    if limit:
-        group_ids, more = await indexes.ids_page(store, prefix, after, limit)
-    else:
-        group_ids, more = [i async for i in indexes.ids(store, prefix, after)], False
-    return await indexes.get_many(store, [keys.server_group(i) for i in group_ids]), more
+def project_groups(store: Store, project_id: str, after: str = "", batch: int = indexes.GET_BATCH) -> AsyncIterator[KV]:
+    """The project's groups after the id ``after``, in id order, through its index (read as consumed,
+    ``batch`` at a time)."""
+    return indexes.indexed(store, keys.project_server_groups(project_id), after, keys.server_group, batch)
 
 
 async def backfill(store: Store) -> int:
@@ -161,12 +157,13 @@ class ServerGroupsManager:
             raise PermissionDenied("all_projects needs the admin role", reason="ADMIN_REQUIRED")
         after = paging.decode(req.page_token, keys.SERVER_GROUPS)
         if req.all_projects:  # every group, in id order
-            kvs, more = await indexes.records_page(self._store, keys.SERVER_GROUPS, after, limit)
+            kvs = indexes.records(self._store, keys.SERVER_GROUPS, after)
         else:  # the project's, through its index
-            kvs, more = await project_groups(self._store, ctx.project_id, after.removeprefix(keys.SERVER_GROUPS), limit)
-        groups = [state_pb2.ServerGroupRecord.FromString(kv.value).group for kv in kvs]
-        token = paging.encode(keys.server_group(groups[-1].id)) if more and groups else ""
-        return servergroups_pb2.ListServerGroupsResponse(server_groups=groups, next_page_token=token)
+            after_id = after.removeprefix(keys.SERVER_GROUPS)
+            kvs = project_groups(self._store, ctx.project_id, after_id, batch=min(limit + 1, indexes.GET_BATCH))
+        found = ((kv.key, state_pb2.ServerGroupRecord.FromString(kv.value).group) async for kv in kvs)
+        groups, last = await fill_page_async(found, limit)
+        return servergroups_pb2.ListServerGroupsResponse(server_groups=groups, next_page_token=paging.next_token(last))
 
     async def delete(self, group_id: str) -> None:
         for _ in range(MAX_SWAP_ATTEMPTS):

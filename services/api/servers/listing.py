@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from services.api import paging
+from etcd3aio._protobuf import RequestOp
+
+from services.api import indexes, paging
 from services.core import keys
 from services.core.errors import InvalidArgument, OutOfRange
-from services.core.etcd import Page, Store
-from services.core.message_limits import PAGE_BYTES
+from services.core.etcd import KV, Page, Store
+from services.core.message_limits import PageFill
 from services.core.watch import FutureRevision, WatchCompacted
 from stratus.state.v1 import state_pb2
 from stratus.v1 import servers_pb2
@@ -48,22 +50,16 @@ async def list_servers(
     ``limit`` of them and about ``PAGE_BYTES`` (always at least one)."""
     prefix = keys.project_instances(project_id) if project_id else keys.INSTANCES
     after, revision = paging.decode_at(token, prefix)
-    page: list[servers_pb2.Server] = []
-    size = 0
+    page: PageFill[servers_pb2.Server] = PageFill(limit)
     while True:
         found, revision, more = await _batch(store, prefix, after, revision, by_index=bool(project_id))
-        for cursor, found_server in found:
-            if found_server is not None and keep(found_server):
-                server = listed(found_server)
-                weight = server.ByteSize() + 8
-                if len(page) == limit or (page and size + weight > PAGE_BYTES):
-                    token = paging.encode_at(after, revision)
-                    return servers_pb2.ListServersResponse(servers=page, next_page_token=token, revision=revision)
-                page.append(server)
-                size += weight
+        for cursor, server in found:
+            if server is not None and keep(server) and not page.take(cursor, listed(server)):
+                token = paging.encode_at(after, revision)
+                return servers_pb2.ListServersResponse(servers=page.items, next_page_token=token, revision=revision)
             after = cursor
         if not more:
-            return servers_pb2.ListServersResponse(servers=page, revision=revision)
+            return servers_pb2.ListServersResponse(servers=page.items, revision=revision)
 
 
 async def _batch(store: Store, prefix: str, after: str, revision: int, by_index: bool) -> tuple[Found, int, bool]:
@@ -88,3 +84,13 @@ async def _through_index(store: Store, page: Page) -> Found:
 
 def _server(value: bytes) -> servers_pb2.Server:
     return state_pb2.InstanceRecord.FromString(value).server
+
+
+async def backfill(store: Store) -> int:
+    """The project index for records written before it existed (once per deployment; indexes.py)."""
+
+    def entry(kv: KV) -> list[RequestOp]:
+        server = state_pb2.InstanceRecord.FromString(kv.value).server
+        return [store.op_put(keys.project_instance(server.project_id, server.id), b"")]
+
+    return await indexes.backfill(store, "project_instances", keys.INSTANCES, entry)

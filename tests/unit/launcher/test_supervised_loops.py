@@ -24,7 +24,7 @@ async def test_a_launcher_loop_that_fails_unexpectedly_runs_again_until_the_stac
     fast_restarts(monkeypatch)
     runs: list[str] = []
 
-    async def keep_running(procs: Sequence[Supervised], stop: asyncio.Event) -> None:
+    async def keep_running(procs: Sequence[Supervised], stop: asyncio.Event, release: object = None) -> None:
         runs.append("keep-running")
         await stop.wait()
 

@@ -160,3 +160,26 @@ async def test_a_compute_whose_hypervisor_hangs_says_why_and_stays_up(
     kinds = {servicegroup_pb2.MEMBER_EVENT_TYPE_UPDATED, servicegroup_pb2.MEMBER_EVENT_TYPE_DOWN}
     assert {e.type for e in events} == kinds
     assert events[-1].member.degraded_reason == "" and manager.list_members("compute", "c1")[0].state == DOWN
+
+
+async def test_members_page_through_every_member_once_in_key_order(store: Store) -> None:
+    names = [("api", "b"), ("compute", "c1"), ("compute", "c1-a"), ("compute", "c1.b"), ("compute", "c2"),
+             ("scheduler", "s1")]  # fmt: skip
+    for binary, host in names:
+        await store.put(keys.service_seen(binary, host), state_pb2.ServiceSeen().SerializeToString())
+    manager = ServiceGroupManager(store)
+    await manager.start()
+    try:
+        for binary, size in (("", 1), ("", 4), ("compute", 1), ("compute", 1000)):
+            found: list[str] = []
+            page, after = manager.members_page(binary, "", "", size)
+            while True:
+                assert 1 <= len(page) <= size and (not after or after == f"{page[-1].binary}/{page[-1].host}")
+                found += [f"{m.binary}/{m.host}" for m in page]
+                if not after:
+                    break
+                page, after = manager.members_page(binary, "", after, size)
+            wanted = [f"{b}/{h}" for b, h in names if not binary or b == binary]
+            assert found == wanted == [f"{m.binary}/{m.host}" for m in manager.list_members(binary)]
+    finally:
+        await manager.stop()

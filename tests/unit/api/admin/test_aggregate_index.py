@@ -109,7 +109,7 @@ async def test_get_host_reads_its_own_keys_and_its_aggregates_zone(store: Store)
     admin = AdminManager(store, cast(Any, NoServicegroup()))
     assert (await admin.get_host("h1")).availability_zone == "az1"
     assert (await admin.get_host("h2")).availability_zone == "nova"  # the zone it reports
-    assert [(h.host, h.availability_zone) for h in await admin.list_hosts()] == [("h1", "az1"), ("h2", "nova")]
+    assert [(h.host, h.availability_zone) for h in (await admin.list_hosts()).hosts] == [("h1", "az1"), ("h2", "nova")]
     with pytest.raises(NotFound):
         await admin.get_host("h3")
 

@@ -27,8 +27,8 @@ async def test_hosts_and_services_are_read_from_etcd_while_the_servicegroup_is_d
     await store.put(keys.service("compute", "h1"), state_pb2.ServiceRecord(host="h1").SerializeToString())
     await store.put(keys.service_seen("compute", "h2"), state_pb2.ServiceSeen().SerializeToString())  # gone
     admin = AdminManager(store, cast(Any, NoServicegroup()))
-    services = await admin.list_services(binary="compute")
-    assert [(s.host, s.state) for s in services] == [("h1", UP), ("h2", DOWN)]
-    (h1, h2) = await admin.list_hosts()
+    services, last = await admin.list_services(binary="compute")
+    assert [(s.host, s.state) for s in services] == [("h1", UP), ("h2", DOWN)] and last == ""
+    (h1, h2) = (await admin.list_hosts()).hosts
     assert (h1.host, h1.state, h1.vcpus) == ("h1", UP, 8)
     assert (h2.host, h2.state) == ("h2", DOWN)

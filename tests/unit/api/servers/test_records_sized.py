@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from services.api.servers import backfill
-from services.api.servers.listing import list_servers
+from services.api.servers.listing import backfill, list_servers
 from services.core import instances, keys
 from services.core.errors import InvalidArgument
 from services.core.etcd import Store
@@ -101,8 +100,8 @@ async def test_pages_stop_at_their_byte_bound(store: Store) -> None:
 async def test_the_backfill_indexes_records_written_before_the_index(store: Store) -> None:
     server = servers_pb2.Server(id="s1", project_id="p1")
     await store.put(keys.instance("s1"), state_pb2.InstanceRecord(server=server).SerializeToString())
-    assert await backfill.index_projects(store) == 1
+    assert await backfill(store) == 1
     assert await store.get(keys.project_instance("p1", "s1")) is not None
     listing = await list_servers(store, "", 10, lambda _s: True, "p1")
     assert [s.id for s in listing.servers] == ["s1"]
-    assert await backfill.index_projects(store) == 0  # done once per deployment
+    assert await backfill(store) == 0  # done once per deployment

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bstratus/v1/aggregates.proto\x12\nstratus.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x97\x02\n\tAggregate\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x19\n\x11\x61vailability_zone\x18\x03 \x01(\t\x12\x35\n\x08metadata\x18\x04 \x03(\x0b\x32#.stratus.v1.Aggregate.MetadataEntry\x12\r\n\x05hosts\x18\x05 \x03(\t\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"B\n\x16\x43reateAggregateRequest\x12(\n\taggregate\x18\x01 \x01(\x0b\x32\x15.stratus.v1.Aggregate\"!\n\x13GetAggregateRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x17\n\x15ListAggregatesRequest\"C\n\x16ListAggregatesResponse\x12)\n\naggregates\x18\x01 \x03(\x0b\x32\x15.stratus.v1.Aggregate\"$\n\x16\x44\x65leteAggregateRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x19\n\x17\x44\x65leteAggregateResponse\"\xa3\x01\n\x1bSetAggregateMetadataRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12G\n\x08metadata\x18\x02 \x03(\x0b\x32\x35.stratus.v1.SetAggregateMetadataRequest.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"3\n\x17\x41\x64\x64\x41ggregateHostRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\"6\n\x1aRemoveAggregateHostRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t2\xd5\x04\n\nAggregates\x12L\n\x0f\x43reateAggregate\x12\".stratus.v1.CreateAggregateRequest\x1a\x15.stratus.v1.Aggregate\x12\x46\n\x0cGetAggregate\x12\x1f.stratus.v1.GetAggregateRequest\x1a\x15.stratus.v1.Aggregate\x12W\n\x0eListAggregates\x12!.stratus.v1.ListAggregatesRequest\x1a\".stratus.v1.ListAggregatesResponse\x12Z\n\x0f\x44\x65leteAggregate\x12\".stratus.v1.DeleteAggregateRequest\x1a#.stratus.v1.DeleteAggregateResponse\x12V\n\x14SetAggregateMetadata\x12\'.stratus.v1.SetAggregateMetadataRequest\x1a\x15.stratus.v1.Aggregate\x12N\n\x10\x41\x64\x64\x41ggregateHost\x12#.stratus.v1.AddAggregateHostRequest\x1a\x15.stratus.v1.Aggregate\x12T\n\x13RemoveAggregateHost\x12&.stratus.v1.RemoveAggregateHostRequest\x1a\x15.stratus.v1.Aggregateb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bstratus/v1/aggregates.proto\x12\nstratus.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x97\x02\n\tAggregate\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x19\n\x11\x61vailability_zone\x18\x03 \x01(\t\x12\x35\n\x08metadata\x18\x04 \x03(\x0b\x32#.stratus.v1.Aggregate.MetadataEntry\x12\r\n\x05hosts\x18\x05 \x03(\t\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"B\n\x16\x43reateAggregateRequest\x12(\n\taggregate\x18\x01 \x01(\x0b\x32\x15.stratus.v1.Aggregate\"!\n\x13GetAggregateRequest\x12\n\n\x02id\x18\x01 \x01(\t\">\n\x15ListAggregatesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"\\\n\x16ListAggregatesResponse\x12)\n\naggregates\x18\x01 \x03(\x0b\x32\x15.stratus.v1.Aggregate\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"$\n\x16\x44\x65leteAggregateRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x19\n\x17\x44\x65leteAggregateResponse\"\xa3\x01\n\x1bSetAggregateMetadataRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12G\n\x08metadata\x18\x02 \x03(\x0b\x32\x35.stratus.v1.SetAggregateMetadataRequest.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"3\n\x17\x41\x64\x64\x41ggregateHostRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\"6\n\x1aRemoveAggregateHostRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t2\xd5\x04\n\nAggregates\x12L\n\x0f\x43reateAggregate\x12\".stratus.v1.CreateAggregateRequest\x1a\x15.stratus.v1.Aggregate\x12\x46\n\x0cGetAggregate\x12\x1f.stratus.v1.GetAggregateRequest\x1a\x15.stratus.v1.Aggregate\x12W\n\x0eListAggregates\x12!.stratus.v1.ListAggregatesRequest\x1a\".stratus.v1.ListAggregatesResponse\x12Z\n\x0f\x44\x65leteAggregate\x12\".stratus.v1.DeleteAggregateRequest\x1a#.stratus.v1.DeleteAggregateResponse\x12V\n\x14SetAggregateMetadata\x12\'.stratus.v1.SetAggregateMetadataRequest\x1a\x15.stratus.v1.Aggregate\x12N\n\x10\x41\x64\x64\x41ggregateHost\x12#.stratus.v1.AddAggregateHostRequest\x1a\x15.stratus.v1.Aggregate\x12T\n\x13RemoveAggregateHost\x12&.stratus.v1.RemoveAggregateHostRequest\x1a\x15.stratus.v1.Aggregateb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -45,21 +45,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETAGGREGATEREQUEST']._serialized_start=426
   _globals['_GETAGGREGATEREQUEST']._serialized_end=459
   _globals['_LISTAGGREGATESREQUEST']._serialized_start=461
-  _globals['_LISTAGGREGATESREQUEST']._serialized_end=484
-  _globals['_LISTAGGREGATESRESPONSE']._serialized_start=486
-  _globals['_LISTAGGREGATESRESPONSE']._serialized_end=553
-  _globals['_DELETEAGGREGATEREQUEST']._serialized_start=555
-  _globals['_DELETEAGGREGATEREQUEST']._serialized_end=591
-  _globals['_DELETEAGGREGATERESPONSE']._serialized_start=593
-  _globals['_DELETEAGGREGATERESPONSE']._serialized_end=618
-  _globals['_SETAGGREGATEMETADATAREQUEST']._serialized_start=621
-  _globals['_SETAGGREGATEMETADATAREQUEST']._serialized_end=784
+  _globals['_LISTAGGREGATESREQUEST']._serialized_end=523
+  _globals['_LISTAGGREGATESRESPONSE']._serialized_start=525
+  _globals['_LISTAGGREGATESRESPONSE']._serialized_end=617
+  _globals['_DELETEAGGREGATEREQUEST']._serialized_start=619
+  _globals['_DELETEAGGREGATEREQUEST']._serialized_end=655
+  _globals['_DELETEAGGREGATERESPONSE']._serialized_start=657
+  _globals['_DELETEAGGREGATERESPONSE']._serialized_end=682
+  _globals['_SETAGGREGATEMETADATAREQUEST']._serialized_start=685
+  _globals['_SETAGGREGATEMETADATAREQUEST']._serialized_end=848
   _globals['_SETAGGREGATEMETADATAREQUEST_METADATAENTRY']._serialized_start=309
   _globals['_SETAGGREGATEMETADATAREQUEST_METADATAENTRY']._serialized_end=356
-  _globals['_ADDAGGREGATEHOSTREQUEST']._serialized_start=786
-  _globals['_ADDAGGREGATEHOSTREQUEST']._serialized_end=837
-  _globals['_REMOVEAGGREGATEHOSTREQUEST']._serialized_start=839
-  _globals['_REMOVEAGGREGATEHOSTREQUEST']._serialized_end=893
-  _globals['_AGGREGATES']._serialized_start=896
-  _globals['_AGGREGATES']._serialized_end=1493
+  _globals['_ADDAGGREGATEHOSTREQUEST']._serialized_start=850
+  _globals['_ADDAGGREGATEHOSTREQUEST']._serialized_end=901
+  _globals['_REMOVEAGGREGATEHOSTREQUEST']._serialized_start=903
+  _globals['_REMOVEAGGREGATEHOSTREQUEST']._serialized_end=957
+  _globals['_AGGREGATES']._serialized_start=960
+  _globals['_AGGREGATES']._serialized_end=1557
 # @@protoc_insertion_point(module_scope)

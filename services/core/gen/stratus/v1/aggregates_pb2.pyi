@@ -124,12 +124,23 @@ Global___GetAggregateRequest: _TypeAlias = GetAggregateRequest  # noqa: Y015
 class ListAggregatesRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """At most this many aggregates a page: 50 when unset, at most 1000. A page also stops at about
+    1 MiB (always at least one aggregate), so any client's default 4 MiB receive limit holds it.
+    """
+    page_token: _builtins.str
+    """The next_page_token of the previous page; empty for the first."""
     def __init__(
         self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -140,16 +151,22 @@ class ListAggregatesResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     AGGREGATES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Set while more aggregates follow: pass it as page_token."""
     @_builtins.property
-    def aggregates(self) -> _containers.RepeatedCompositeFieldContainer[Global___Aggregate]: ...
+    def aggregates(self) -> _containers.RepeatedCompositeFieldContainer[Global___Aggregate]:
+        """In id order."""
+
     def __init__(
         self,
         *,
         aggregates: _abc.Iterable[Global___Aggregate] | None = ...,
+        next_page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["aggregates", b"aggregates"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["aggregates", b"aggregates", "next_page_token", b"next_page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

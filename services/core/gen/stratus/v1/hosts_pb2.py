@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from stratus.v1 import services_pb2 as stratus_dot_v1_dot_services__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16stratus/v1/hosts.proto\x12\nstratus.v1\x1a\x19stratus/v1/services.proto\"\xec\x02\n\x04Host\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\'\n\x05state\x18\x02 \x01(\x0e\x32\x18.stratus.v1.ServiceState\x12)\n\x06status\x18\x03 \x01(\x0e\x32\x19.stratus.v1.ServiceStatus\x12\r\n\x05vcpus\x18\x04 \x01(\x05\x12\x12\n\nvcpus_used\x18\x05 \x01(\x05\x12\x0e\n\x06ram_mb\x18\x06 \x01(\x03\x12\x13\n\x0bram_mb_used\x18\x07 \x01(\x03\x12\x0f\n\x07\x64isk_gb\x18\x08 \x01(\x03\x12\x14\n\x0c\x64isk_gb_used\x18\t \x01(\x03\x12\x17\n\x0frunning_servers\x18\n \x01(\x05\x12\x17\n\x0fhypervisor_type\x18\x0b \x01(\t\x12\x19\n\x11\x61vailability_zone\x18\x0c \x01(\t\x12\x1a\n\x12hypervisor_version\x18\r \x01(\x03\x12\x11\n\tcpu_model\x18\x0e \x01(\t\x12\x17\n\x0f\x64\x65graded_reason\x18\x0f \x01(\t\"\x12\n\x10ListHostsRequest\"4\n\x11ListHostsResponse\x12\x1f\n\x05hosts\x18\x01 \x03(\x0b\x32\x10.stratus.v1.Host\"\x1e\n\x0eGetHostRequest\x12\x0c\n\x04host\x18\x01 \x01(\t2\x8a\x01\n\x05Hosts\x12H\n\tListHosts\x12\x1c.stratus.v1.ListHostsRequest\x1a\x1d.stratus.v1.ListHostsResponse\x12\x37\n\x07GetHost\x12\x1a.stratus.v1.GetHostRequest\x1a\x10.stratus.v1.Hostb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16stratus/v1/hosts.proto\x12\nstratus.v1\x1a\x19stratus/v1/services.proto\"\xec\x02\n\x04Host\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\'\n\x05state\x18\x02 \x01(\x0e\x32\x18.stratus.v1.ServiceState\x12)\n\x06status\x18\x03 \x01(\x0e\x32\x19.stratus.v1.ServiceStatus\x12\r\n\x05vcpus\x18\x04 \x01(\x05\x12\x12\n\nvcpus_used\x18\x05 \x01(\x05\x12\x0e\n\x06ram_mb\x18\x06 \x01(\x03\x12\x13\n\x0bram_mb_used\x18\x07 \x01(\x03\x12\x0f\n\x07\x64isk_gb\x18\x08 \x01(\x03\x12\x14\n\x0c\x64isk_gb_used\x18\t \x01(\x03\x12\x17\n\x0frunning_servers\x18\n \x01(\x05\x12\x17\n\x0fhypervisor_type\x18\x0b \x01(\t\x12\x19\n\x11\x61vailability_zone\x18\x0c \x01(\t\x12\x1a\n\x12hypervisor_version\x18\r \x01(\x03\x12\x11\n\tcpu_model\x18\x0e \x01(\t\x12\x17\n\x0f\x64\x65graded_reason\x18\x0f \x01(\t\"9\n\x10ListHostsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"M\n\x11ListHostsResponse\x12\x1f\n\x05hosts\x18\x01 \x03(\x0b\x32\x10.stratus.v1.Host\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x1e\n\x0eGetHostRequest\x12\x0c\n\x04host\x18\x01 \x01(\t2\x8a\x01\n\x05Hosts\x12H\n\tListHosts\x12\x1c.stratus.v1.ListHostsRequest\x1a\x1d.stratus.v1.ListHostsResponse\x12\x37\n\x07GetHost\x12\x1a.stratus.v1.GetHostRequest\x1a\x10.stratus.v1.Hostb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,11 +35,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_HOST']._serialized_start=66
   _globals['_HOST']._serialized_end=430
   _globals['_LISTHOSTSREQUEST']._serialized_start=432
-  _globals['_LISTHOSTSREQUEST']._serialized_end=450
-  _globals['_LISTHOSTSRESPONSE']._serialized_start=452
-  _globals['_LISTHOSTSRESPONSE']._serialized_end=504
-  _globals['_GETHOSTREQUEST']._serialized_start=506
-  _globals['_GETHOSTREQUEST']._serialized_end=536
-  _globals['_HOSTS']._serialized_start=539
-  _globals['_HOSTS']._serialized_end=677
+  _globals['_LISTHOSTSREQUEST']._serialized_end=489
+  _globals['_LISTHOSTSRESPONSE']._serialized_start=491
+  _globals['_LISTHOSTSRESPONSE']._serialized_end=568
+  _globals['_GETHOSTREQUEST']._serialized_start=570
+  _globals['_GETHOSTREQUEST']._serialized_end=600
+  _globals['_HOSTS']._serialized_start=603
+  _globals['_HOSTS']._serialized_end=741
 # @@protoc_insertion_point(module_scope)

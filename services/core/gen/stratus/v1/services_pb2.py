@@ -25,27 +25,27 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19stratus/v1/services.proto\x12\nstratus.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc4\x02\n\x07Service\x12\x0e\n\x06\x62inary\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\'\n\x05state\x18\x03 \x01(\x0e\x32\x18.stratus.v1.ServiceState\x12)\n\x06status\x18\x04 \x01(\x0e\x32\x19.stratus.v1.ServiceStatus\x12\x13\n\x0b\x66orced_down\x18\x05 \x01(\x08\x12\x17\n\x0f\x64isabled_reason\x18\x06 \x01(\t\x12-\n\tlast_seen\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x65ndpoint\x18\x08 \x01(\t\x12\x0f\n\x07version\x18\t \x01(\t\x12.\n\nstarted_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x64\x65graded_reason\x18\x0b \x01(\t\"3\n\x13ListServicesRequest\x12\x0e\n\x06\x62inary\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\"k\n\x14ListServicesResponse\x12%\n\x08services\x18\x01 \x03(\x0b\x32\x13.stratus.v1.Service\x12,\n\x0cstore_alarms\x18\x02 \x03(\x0b\x32\x16.stratus.v1.StoreAlarm\"N\n\nStoreAlarm\x12\x0e\n\x06member\x18\x01 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x02 \x01(\t\x12\r\n\x05\x61larm\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\"\xbb\x01\n\x14UpdateServiceRequest\x12\x0e\n\x06\x62inary\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12)\n\x06status\x18\x03 \x01(\x0e\x32\x19.stratus.v1.ServiceStatus\x12\x1c\n\x0f\x64isabled_reason\x18\x04 \x01(\tH\x00\x88\x01\x01\x12\x18\n\x0b\x66orced_down\x18\x05 \x01(\x08H\x01\x88\x01\x01\x42\x12\n\x10_disabled_reasonB\x0e\n\x0c_forced_down*[\n\x0cServiceState\x12\x1d\n\x19SERVICE_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10SERVICE_STATE_UP\x10\x01\x12\x16\n\x12SERVICE_STATE_DOWN\x10\x02*h\n\rServiceStatus\x12\x1e\n\x1aSERVICE_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16SERVICE_STATUS_ENABLED\x10\x01\x12\x1b\n\x17SERVICE_STATUS_DISABLED\x10\x02\x32\xa5\x01\n\x08Services\x12Q\n\x0cListServices\x12\x1f.stratus.v1.ListServicesRequest\x1a .stratus.v1.ListServicesResponse\x12\x46\n\rUpdateService\x12 .stratus.v1.UpdateServiceRequest\x1a\x13.stratus.v1.Serviceb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19stratus/v1/services.proto\x12\nstratus.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc4\x02\n\x07Service\x12\x0e\n\x06\x62inary\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\'\n\x05state\x18\x03 \x01(\x0e\x32\x18.stratus.v1.ServiceState\x12)\n\x06status\x18\x04 \x01(\x0e\x32\x19.stratus.v1.ServiceStatus\x12\x13\n\x0b\x66orced_down\x18\x05 \x01(\x08\x12\x17\n\x0f\x64isabled_reason\x18\x06 \x01(\t\x12-\n\tlast_seen\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x65ndpoint\x18\x08 \x01(\t\x12\x0f\n\x07version\x18\t \x01(\t\x12.\n\nstarted_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x64\x65graded_reason\x18\x0b \x01(\t\"Z\n\x13ListServicesRequest\x12\x0e\n\x06\x62inary\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"\x84\x01\n\x14ListServicesResponse\x12%\n\x08services\x18\x01 \x03(\x0b\x32\x13.stratus.v1.Service\x12,\n\x0cstore_alarms\x18\x02 \x03(\x0b\x32\x16.stratus.v1.StoreAlarm\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\"N\n\nStoreAlarm\x12\x0e\n\x06member\x18\x01 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x02 \x01(\t\x12\r\n\x05\x61larm\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\"\xbb\x01\n\x14UpdateServiceRequest\x12\x0e\n\x06\x62inary\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12)\n\x06status\x18\x03 \x01(\x0e\x32\x19.stratus.v1.ServiceStatus\x12\x1c\n\x0f\x64isabled_reason\x18\x04 \x01(\tH\x00\x88\x01\x01\x12\x18\n\x0b\x66orced_down\x18\x05 \x01(\x08H\x01\x88\x01\x01\x42\x12\n\x10_disabled_reasonB\x0e\n\x0c_forced_down*[\n\x0cServiceState\x12\x1d\n\x19SERVICE_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10SERVICE_STATE_UP\x10\x01\x12\x16\n\x12SERVICE_STATE_DOWN\x10\x02*h\n\rServiceStatus\x12\x1e\n\x1aSERVICE_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16SERVICE_STATUS_ENABLED\x10\x01\x12\x1b\n\x17SERVICE_STATUS_DISABLED\x10\x02\x32\xa5\x01\n\x08Services\x12Q\n\x0cListServices\x12\x1f.stratus.v1.ListServicesRequest\x1a .stratus.v1.ListServicesResponse\x12\x46\n\rUpdateService\x12 .stratus.v1.UpdateServiceRequest\x1a\x13.stratus.v1.Serviceb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'stratus.v1.services_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SERVICESTATE']._serialized_start=833
-  _globals['_SERVICESTATE']._serialized_end=924
-  _globals['_SERVICESTATUS']._serialized_start=926
-  _globals['_SERVICESTATUS']._serialized_end=1030
+  _globals['_SERVICESTATE']._serialized_start=898
+  _globals['_SERVICESTATE']._serialized_end=989
+  _globals['_SERVICESTATUS']._serialized_start=991
+  _globals['_SERVICESTATUS']._serialized_end=1095
   _globals['_SERVICE']._serialized_start=75
   _globals['_SERVICE']._serialized_end=399
   _globals['_LISTSERVICESREQUEST']._serialized_start=401
-  _globals['_LISTSERVICESREQUEST']._serialized_end=452
-  _globals['_LISTSERVICESRESPONSE']._serialized_start=454
-  _globals['_LISTSERVICESRESPONSE']._serialized_end=561
-  _globals['_STOREALARM']._serialized_start=563
-  _globals['_STOREALARM']._serialized_end=641
-  _globals['_UPDATESERVICEREQUEST']._serialized_start=644
-  _globals['_UPDATESERVICEREQUEST']._serialized_end=831
-  _globals['_SERVICES']._serialized_start=1033
-  _globals['_SERVICES']._serialized_end=1198
+  _globals['_LISTSERVICESREQUEST']._serialized_end=491
+  _globals['_LISTSERVICESRESPONSE']._serialized_start=494
+  _globals['_LISTSERVICESRESPONSE']._serialized_end=626
+  _globals['_STOREALARM']._serialized_start=628
+  _globals['_STOREALARM']._serialized_end=706
+  _globals['_UPDATESERVICEREQUEST']._serialized_start=709
+  _globals['_UPDATESERVICEREQUEST']._serialized_end=896
+  _globals['_SERVICES']._serialized_start=1098
+  _globals['_SERVICES']._serialized_end=1263
 # @@protoc_insertion_point(module_scope)

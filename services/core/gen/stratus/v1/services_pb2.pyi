@@ -116,19 +116,31 @@ class ListServicesRequest(_message.Message):
 
     BINARY_FIELD_NUMBER: _builtins.int
     HOST_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     binary: _builtins.str
     """Only this binary (api, scheduler, compute, servicegroup) when set."""
     host: _builtins.str
     """Only this host when set."""
+    page_size: _builtins.int
+    """At most this many services a page: 50 when unset, at most 1000. A page also stops at about
+    1 MiB (always at least one service), so any client's default 4 MiB receive limit holds it.
+    """
+    page_token: _builtins.str
+    """The next_page_token of the previous page (asked with the same binary and host); empty for
+    the first.
+    """
     def __init__(
         self,
         *,
         binary: _builtins.str = ...,
         host: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["binary", b"binary", "host", b"host"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["binary", b"binary", "host", b"host", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -140,12 +152,18 @@ class ListServicesResponse(_message.Message):
 
     SERVICES_FIELD_NUMBER: _builtins.int
     STORE_ALARMS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Set while more services follow: pass it as page_token."""
     @_builtins.property
-    def services(self) -> _containers.RepeatedCompositeFieldContainer[Global___Service]: ...
+    def services(self) -> _containers.RepeatedCompositeFieldContainer[Global___Service]:
+        """By binary, then host."""
+
     @_builtins.property
     def store_alarms(self) -> _containers.RepeatedCompositeFieldContainer[Global___StoreAlarm]:
         """The state store's (etcd's) active alarms; empty while it is healthy. While one says NOSPACE,
         etcd refuses writes and every call that writes answers UNAVAILABLE (reason STATE_STORE_FULL).
+        Every page carries them.
         """
 
     def __init__(
@@ -153,10 +171,11 @@ class ListServicesResponse(_message.Message):
         *,
         services: _abc.Iterable[Global___Service] | None = ...,
         store_alarms: _abc.Iterable[Global___StoreAlarm] | None = ...,
+        next_page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["services", b"services", "store_alarms", b"store_alarms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "services", b"services", "store_alarms", b"store_alarms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

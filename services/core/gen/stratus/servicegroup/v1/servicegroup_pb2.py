@@ -25,25 +25,25 @@ _sym_db = _symbol_database.Default()
 from stratus.v1 import services_pb2 as stratus_dot_v1_dot_services__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*stratus/servicegroup/v1/servicegroup.proto\x12\x17stratus.servicegroup.v1\x1a\x19stratus/v1/services.proto\"2\n\x12ListMembersRequest\x12\x0e\n\x06\x62inary\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\";\n\x13ListMembersResponse\x12$\n\x07members\x18\x01 \x03(\x0b\x32\x13.stratus.v1.Service\"\xba\x01\n\x13UpdateMemberRequest\x12\x0e\n\x06\x62inary\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12)\n\x06status\x18\x03 \x01(\x0e\x32\x19.stratus.v1.ServiceStatus\x12\x1c\n\x0f\x64isabled_reason\x18\x04 \x01(\tH\x00\x88\x01\x01\x12\x18\n\x0b\x66orced_down\x18\x05 \x01(\x08H\x01\x88\x01\x01\x42\x12\n\x10_disabled_reasonB\x0e\n\x0c_forced_down\"%\n\x13WatchMembersRequest\x12\x0e\n\x06\x62inary\x18\x01 \x01(\t\"j\n\x0bMemberEvent\x12#\n\x06member\x18\x01 \x01(\x0b\x32\x13.stratus.v1.Service\x12\x36\n\x04type\x18\x02 \x01(\x0e\x32(.stratus.servicegroup.v1.MemberEventType*\x89\x01\n\x0fMemberEventType\x12!\n\x1dMEMBER_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x18\n\x14MEMBER_EVENT_TYPE_UP\x10\x01\x12\x1a\n\x16MEMBER_EVENT_TYPE_DOWN\x10\x02\x12\x1d\n\x19MEMBER_EVENT_TYPE_UPDATED\x10\x03\x32\xb1\x02\n\x0cServiceGroup\x12h\n\x0bListMembers\x12+.stratus.servicegroup.v1.ListMembersRequest\x1a,.stratus.servicegroup.v1.ListMembersResponse\x12Q\n\x0cUpdateMember\x12,.stratus.servicegroup.v1.UpdateMemberRequest\x1a\x13.stratus.v1.Service\x12\x64\n\x0cWatchMembers\x12,.stratus.servicegroup.v1.WatchMembersRequest\x1a$.stratus.servicegroup.v1.MemberEvent0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*stratus/servicegroup/v1/servicegroup.proto\x12\x17stratus.servicegroup.v1\x1a\x19stratus/v1/services.proto\"Y\n\x12ListMembersRequest\x12\x0e\n\x06\x62inary\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"T\n\x13ListMembersResponse\x12$\n\x07members\x18\x01 \x03(\x0b\x32\x13.stratus.v1.Service\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xba\x01\n\x13UpdateMemberRequest\x12\x0e\n\x06\x62inary\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12)\n\x06status\x18\x03 \x01(\x0e\x32\x19.stratus.v1.ServiceStatus\x12\x1c\n\x0f\x64isabled_reason\x18\x04 \x01(\tH\x00\x88\x01\x01\x12\x18\n\x0b\x66orced_down\x18\x05 \x01(\x08H\x01\x88\x01\x01\x42\x12\n\x10_disabled_reasonB\x0e\n\x0c_forced_down\"%\n\x13WatchMembersRequest\x12\x0e\n\x06\x62inary\x18\x01 \x01(\t\"j\n\x0bMemberEvent\x12#\n\x06member\x18\x01 \x01(\x0b\x32\x13.stratus.v1.Service\x12\x36\n\x04type\x18\x02 \x01(\x0e\x32(.stratus.servicegroup.v1.MemberEventType*\x89\x01\n\x0fMemberEventType\x12!\n\x1dMEMBER_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x18\n\x14MEMBER_EVENT_TYPE_UP\x10\x01\x12\x1a\n\x16MEMBER_EVENT_TYPE_DOWN\x10\x02\x12\x1d\n\x19MEMBER_EVENT_TYPE_UPDATED\x10\x03\x32\xb1\x02\n\x0cServiceGroup\x12h\n\x0bListMembers\x12+.stratus.servicegroup.v1.ListMembersRequest\x1a,.stratus.servicegroup.v1.ListMembersResponse\x12Q\n\x0cUpdateMember\x12,.stratus.servicegroup.v1.UpdateMemberRequest\x1a\x13.stratus.v1.Service\x12\x64\n\x0cWatchMembers\x12,.stratus.servicegroup.v1.WatchMembersRequest\x1a$.stratus.servicegroup.v1.MemberEvent0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'stratus.servicegroup.v1.servicegroup_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MEMBEREVENTTYPE']._serialized_start=548
-  _globals['_MEMBEREVENTTYPE']._serialized_end=685
+  _globals['_MEMBEREVENTTYPE']._serialized_start=612
+  _globals['_MEMBEREVENTTYPE']._serialized_end=749
   _globals['_LISTMEMBERSREQUEST']._serialized_start=98
-  _globals['_LISTMEMBERSREQUEST']._serialized_end=148
-  _globals['_LISTMEMBERSRESPONSE']._serialized_start=150
-  _globals['_LISTMEMBERSRESPONSE']._serialized_end=209
-  _globals['_UPDATEMEMBERREQUEST']._serialized_start=212
-  _globals['_UPDATEMEMBERREQUEST']._serialized_end=398
-  _globals['_WATCHMEMBERSREQUEST']._serialized_start=400
-  _globals['_WATCHMEMBERSREQUEST']._serialized_end=437
-  _globals['_MEMBEREVENT']._serialized_start=439
-  _globals['_MEMBEREVENT']._serialized_end=545
-  _globals['_SERVICEGROUP']._serialized_start=688
-  _globals['_SERVICEGROUP']._serialized_end=993
+  _globals['_LISTMEMBERSREQUEST']._serialized_end=187
+  _globals['_LISTMEMBERSRESPONSE']._serialized_start=189
+  _globals['_LISTMEMBERSRESPONSE']._serialized_end=273
+  _globals['_UPDATEMEMBERREQUEST']._serialized_start=276
+  _globals['_UPDATEMEMBERREQUEST']._serialized_end=462
+  _globals['_WATCHMEMBERSREQUEST']._serialized_start=464
+  _globals['_WATCHMEMBERSREQUEST']._serialized_end=501
+  _globals['_MEMBEREVENT']._serialized_start=503
+  _globals['_MEMBEREVENT']._serialized_end=609
+  _globals['_SERVICEGROUP']._serialized_start=752
+  _globals['_SERVICEGROUP']._serialized_end=1057
 # @@protoc_insertion_point(module_scope)

@@ -45,17 +45,27 @@ class ListMembersRequest(_message.Message):
 
     BINARY_FIELD_NUMBER: _builtins.int
     HOST_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     binary: _builtins.str
     host: _builtins.str
+    page_size: _builtins.int
+    """At most this many members a page: 1000 when unset, at most 1000. A page also stops at about
+    1 MiB (always at least one member).
+    """
+    page_token: _builtins.str
+    """The members after this one ("<binary>/<host>", as next_page_token says); empty for the first."""
     def __init__(
         self,
         *,
         binary: _builtins.str = ...,
         host: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["binary", b"binary", "host", b"host"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["binary", b"binary", "host", b"host", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -66,16 +76,22 @@ class ListMembersResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     MEMBERS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Set while more members follow: "<binary>/<host>" of the last one, to pass as page_token."""
     @_builtins.property
-    def members(self) -> _containers.RepeatedCompositeFieldContainer[_services_pb2.Service]: ...
+    def members(self) -> _containers.RepeatedCompositeFieldContainer[_services_pb2.Service]:
+        """In "<binary>/<host>" order."""
+
     def __init__(
         self,
         *,
         members: _abc.Iterable[_services_pb2.Service] | None = ...,
+        next_page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["members", b"members"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["members", b"members", "next_page_token", b"next_page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
