@@ -35,6 +35,7 @@ from services.core.errors import NotFound
 from services.core.etcd import KV, Store
 from services.core.lease import LeaseSession
 from services.core.supervise import spawn_supervised
+from services.core.watch import WatchCompacted
 from stratus.state.v1 import state_pb2
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ class FlowOwners:
         self._missed = False
         self._full_at = -FULL_SCAN_S
         self._full_revision = 0
+        self._pass: tuple[str, int] | None = None  # a full read in progress: (after key, revision)
         if events is not None:
             events.listen(self._on_record)
         self.tasks = tasks
@@ -222,16 +224,38 @@ class FlowOwners:
         return kv is None or kv.value == self._mark
 
     async def _working(self) -> AsyncIterator[list[state_pb2.InstanceRecord]]:
-        """The records with work, a page at a time: every record's page now and then, else the
-        candidates the changes named."""
-        if self._full_scan_due():
-            async for page in self._store.scan(keys.INSTANCES):
-                yield self._with_work(page.kvs)
-                self._full_revision = page.revision
-        else:
-            yield await self._read_candidates(list(self._candidates))
+        """The records with work: those of the full read in progress, then the candidates the
+        changes named (not read twice)."""
+        seen: set[str] = set()
+        async for records in self._full_read():
+            seen.update(r.server.id for r in records)
+            yield records
+        if self._events is not None:
+            yield await self._read_candidates([i for i in self._candidates if i not in seen])
 
     # ---- which servers have work: a full read now and then, else the changes seen since ----------
+    async def _full_read(self) -> AsyncIterator[list[state_pb2.InstanceRecord]]:
+        """Every record, at one revision, every ``FULL_SCAN_S`` and after a gap in the changes: all
+        pages at once the first time (at start, before serving) and without record events, else
+        one page a scan, so that the read spreads over the scans that follow."""
+        if self._pass is None and self._full_scan_due():
+            self._pass = ("", 0)
+        whole = not self._full_revision or self._events is None
+        while self._pass is not None:
+            after, revision = self._pass
+            try:
+                page = await self._store.page(keys.INSTANCES, start_after=after, revision=revision)
+            except WatchCompacted:  # the pass outlived etcd's history: start it again
+                self._pass, self._missed = None, True
+                return
+            yield self._with_work(page.kvs)
+            if page.more and page.kvs:
+                self._pass = (page.kvs[-1].key, page.revision)
+            else:
+                self._pass, self._full_revision = None, page.revision
+            if not whole:
+                return
+
     def _full_scan_due(self) -> bool:
         now = asyncio.get_running_loop().time()
         if self._events is None or self._missed or now - self._full_at >= FULL_SCAN_S:

@@ -180,3 +180,39 @@ async def test_with_record_events_a_scan_reads_only_the_servers_with_work(
     finally:
         await owners.stop(2)
         await events.stop()
+
+
+async def test_a_later_full_read_spreads_one_page_a_scan(
+    store: Store, gate: asyncio.Event, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = RecordEvents(store)
+    await events.start()
+    runs: list[str] = []
+    owners = FlowOwners(store, InstanceTasks(), "api-1", lease_ttl_s=2, scan_interval_s=60, events=events)
+    owners.bind(Plans(store, "api-1", runs, gate))
+    try:
+        for i in range(600):  # three pages of records without work
+            await put_server(store, f"idle-{i:03}", T.TASK_STATE_UNSPECIFIED)
+        pages: list[str] = []
+        read_page = store.page
+
+        async def counting(prefix: str, **kwargs: object) -> object:
+            pages.append(prefix)
+            return await read_page(prefix, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(store, "page", counting)
+        assert await owners.scan() == 0 and len(pages) == 3  # the first read, at start: every page
+        await events.stop()  # a gap: the change below is missed, only a full read finds it
+        await put_server(store, "idle-999")  # work behind the last page
+        owners._full_at -= 3600  # the next full read is due
+        taken = []
+        for _ in range(3):
+            pages.clear()
+            taken.append(await owners.scan())
+            assert pages == [keys.INSTANCES]  # one page a scan
+        assert taken == [0, 0, 1]
+        gate.set()
+        await settled(store, "idle-999")
+    finally:
+        await owners.stop(2)
+        await events.stop()
