@@ -38,9 +38,10 @@ OUTAGE: tuple[type[BaseException], ...] = (*AMBIGUOUS, ConnectionError)
 RECONNECT_BACKOFF_MAX_MS = 2000
 # Range reads page: at most PAGE_KEYS keys a page to start with, then as many as fit in about
 # PAGE_BYTES (never more than PAGE_KEYS_MAX: etcd 3.4 walks the rest of the range on every limited
-# read to count it, so small records read in small pages would cost the square of their number). The channel takes answers up to MAX_RECEIVE_BYTES
-# (above etcd's own request limit of 1.5 MiB, so one record always fits); a page that does not fit
-# is read again in halves. Requests are bounded by MAX_SEND_BYTES (etcd refuses more than 1.5 MiB).
+# read to count it, so small records read in small pages would cost the square of their number).
+# The channel takes answers up to MAX_RECEIVE_BYTES (above etcd's own request limit of 1.5 MiB, so
+# one record always fits); a page that does not fit is read again in halves. Requests are bounded
+# by MAX_SEND_BYTES (etcd refuses more than 1.5 MiB).
 PAGE_KEYS = 256
 GET_MANY_PARALLEL = 32
 PAGE_KEYS_MAX = 10_000
