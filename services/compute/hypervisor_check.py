@@ -7,12 +7,11 @@ hang, and its end, are noticed on a host with nothing else to do. Each change go
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 
 from services.compute.drivers.base import DriverError, VirtDriver
-from services.core.supervise import spawn_supervised
+from services.core.supervise import cancel, spawn_supervised
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +34,8 @@ class HypervisorCheck:
         self._task = spawn_supervised("hypervisor-check", self._run)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:

@@ -17,7 +17,7 @@ import grpc
 
 from services.core.etcd import AMBIGUOUS
 from services.core.registration import Registration
-from services.core.supervise import spawn_supervised
+from services.core.supervise import cancel, spawn_supervised
 from stratus.state.v1 import state_pb2
 
 log = logging.getLogger(__name__)
@@ -83,8 +83,5 @@ class HostStatsTracker:
                 await asyncio.sleep(1.0)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from etcd3aio._protobuf import LeaseKeepAliveRequest
 
-from services.core.supervise import Policy, spawn_supervised
+from services.core.supervise import Policy, cancel, spawn_supervised
 
 log = logging.getLogger(__name__)
 
@@ -118,10 +118,7 @@ class LeaseSession:
 
     async def close(self, revoke_timeout_s: float = 2.0) -> None:
         """Stops the keepalive and revokes the lease so its keys vanish now, not after the TTL."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel(self._task)
         if self.lease_id and not self.done.is_set():
             try:
                 await asyncio.wait_for(self._backend.revoke(self.lease_id), revoke_timeout_s)

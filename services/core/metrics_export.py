@@ -7,7 +7,6 @@ exporter and no endpoint set, instruments count in-process only. Instruments mad
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
 from opentelemetry import metrics
@@ -15,20 +14,16 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, MetricExporter, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 
+from services.core import otel_env
+
 _provider: MeterProvider | None = None
 
 
 def _exporters() -> list[MetricExporter]:
-    names = os.environ.get("OTEL_METRICS_EXPORTER", "")
-    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-    wanted = [n.strip() for n in names.split(",") if n.strip()] or (["otlp"] if endpoint else [])
     exporters: list[MetricExporter] = []
-    for name in wanted:
+    for name in otel_env.wanted("METRICS"):
         if name == "otlp":
-            protocol = os.environ.get("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL") or os.environ.get(
-                "OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"
-            )
-            if protocol.startswith("http"):
+            if otel_env.otlp_over_http("METRICS"):
                 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as Http
 
                 exporters.append(Http())

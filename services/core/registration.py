@@ -21,7 +21,7 @@ import grpc
 
 from services.core.etcd import AMBIGUOUS, Store, is_lease_gone, is_unavailable
 from services.core.lease import LeaseSession
-from services.core.supervise import spawn_supervised
+from services.core.supervise import cancel, spawn_supervised
 
 log = logging.getLogger(__name__)
 POLL_S = 0.5
@@ -170,9 +170,6 @@ class Registration:
                     delay = min(delay * 2, 3.0)
 
     async def close(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel(self._task)
         if self.session:
             await self.session.close()

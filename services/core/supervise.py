@@ -9,11 +9,13 @@ says so with ``until``: once it is true, a return or a failure ends the supervis
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from opentelemetry import metrics
 
@@ -106,3 +108,11 @@ def spawn_supervised(
 ) -> asyncio.Task[None]:
     """A task (named ``name``) running ``supervised(name, body, ...)``; cancel it to stop the loop."""
     return asyncio.create_task(supervised(name, body, until=until, policy=policy, clock=clock, sleep=sleep), name=name)
+
+
+async def cancel(task: asyncio.Task[Any] | None) -> None:
+    """Cancels ``task`` (if there is one) and waits until it has ended."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -25,22 +25,17 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
+from services.core import otel_env
 from services.core.metrics_export import setup_metrics, shutdown_metrics
 
 _provider: TracerProvider | None = None
 
 
 def _exporters() -> list[SpanExporter]:
-    names = os.environ.get("OTEL_TRACES_EXPORTER", "")
-    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-    wanted = [n.strip() for n in names.split(",") if n.strip()] or (["otlp"] if endpoint else [])
     exporters: list[SpanExporter] = []
-    for name in wanted:
+    for name in otel_env.wanted("TRACES"):
         if name == "otlp":
-            protocol = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or os.environ.get(
-                "OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"
-            )
-            if protocol.startswith("http"):
+            if otel_env.otlp_over_http("TRACES"):
                 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as Http
 
                 exporters.append(Http())

@@ -7,14 +7,13 @@ compaction (it reloads). Subscribers get (key, old, new) for every change; None 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from services.core.etcd import Store, is_unavailable
-from services.core.supervise import spawn_supervised
+from services.core.supervise import cancel, spawn_supervised
 from services.core.watch import WatchCompacted
 
 log = logging.getLogger(__name__)
@@ -54,10 +53,7 @@ class PrefixCache(Generic[T]):
         self._task = spawn_supervised(f"watch:{self.prefix}", self._follow)
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel(self._task)
 
     def _set(self, key: str, new: Entry[T] | None) -> None:
         old = self.entries.get(key)

@@ -9,7 +9,6 @@ file keeps the last good options and logs why. The file's absence means "no over
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Callable, Mapping
@@ -18,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from services.core.supervise import spawn_supervised
+from services.core.supervise import cancel, spawn_supervised
 from services.scheduler.chains import EngineConfig, engine_config
 from services.scheduler.filters import FILTERS
 from services.scheduler.options_model import SchedulerOptions
@@ -141,11 +140,8 @@ class OptionsWatcher:
             self._task = spawn_supervised("scheduler-options", self._follow)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
 
     async def _follow(self) -> None:
         while True:

@@ -8,11 +8,10 @@ while etcd is unavailable.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from services.core.etcd import Store, is_unavailable
-from services.core.supervise import spawn_supervised
+from services.core.supervise import cancel, spawn_supervised
 from stratus.state.v1 import state_pb2
 
 log = logging.getLogger(__name__)
@@ -30,10 +29,7 @@ class SeenWriter:
         self._task = spawn_supervised("services-seen-writer", self._run)
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel(self._task)
 
     def write(self, key: str, seen: state_pb2.ServiceSeen) -> None:
         self._queue.put_nowait((key, seen))

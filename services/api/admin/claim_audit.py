@@ -23,7 +23,6 @@ would.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import Counter
@@ -37,7 +36,7 @@ from opentelemetry import metrics
 from services.core import claims, keys
 from services.core.errors import StratusError
 from services.core.etcd import AMBIGUOUS, PAGE_KEYS, Store
-from services.core.supervise import spawn_supervised
+from services.core.supervise import cancel, spawn_supervised
 from stratus.state.v1 import state_pb2
 
 log = logging.getLogger(__name__)
@@ -210,11 +209,8 @@ class ClaimAudit:
         self._task = spawn_supervised("claim-audit", loop)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
 
 
 def _seconds(ts: Timestamp) -> float:

@@ -19,7 +19,6 @@ so a step repeated by the next owner is harmless.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from typing import Any, Protocol
@@ -34,7 +33,7 @@ from services.core.backoff import backoff
 from services.core.errors import NotFound
 from services.core.etcd import KV, Store
 from services.core.lease import LeaseSession
-from services.core.supervise import spawn_supervised
+from services.core.supervise import cancel, spawn_supervised
 from services.core.watch import WatchCompacted
 from stratus.state.v1 import state_pb2
 
@@ -323,10 +322,7 @@ class FlowOwners:
     async def stop(self, drain_s: float) -> None:
         """Lets the flows in flight finish for up to ``drain_s``, then gives up the rest at once
         (the lease is revoked: another replica takes them over without waiting for it to lapse)."""
-        if self._loop is not None:
-            self._loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop
+        await cancel(self._loop)
         await self.tasks.drain(drain_s)
         self._abandon("the api is stopping")
         if self._session is not None:

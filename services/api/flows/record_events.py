@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 
 from services.core import keys
 from services.core.etcd import Store, is_store_outage
-from services.core.supervise import spawn_supervised
+from services.core.supervise import cancel, spawn_supervised
 from services.core.watch import WatchCompacted
 
 log = logging.getLogger(__name__)
@@ -41,10 +41,7 @@ class RecordEvents:
         self._task = spawn_supervised("watch:instances", self._follow)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel(self._task)
 
     @contextlib.contextmanager
     def watching(self, instance_id: str) -> Iterator[asyncio.Event]:

@@ -52,7 +52,8 @@ async def list_servers(
     after, revision = paging.decode_at(token, prefix)
     page: PageFill[servers_pb2.Server] = PageFill(limit)
     while True:
-        found, revision, more = await _batch(store, prefix, after, revision, by_index=bool(project_id))
+        size = min(BATCH, limit + 1) if project_id else BATCH  # each index key costs a read of its record
+        found, revision, more = await _batch(store, prefix, after, revision, size, by_index=bool(project_id))
         for cursor, server in found:
             if server is not None and keep(server) and not page.take(cursor, listed(server)):
                 token = paging.encode_at(after, revision)
@@ -62,9 +63,11 @@ async def list_servers(
             return servers_pb2.ListServersResponse(servers=page.items, revision=revision)
 
 
-async def _batch(store: Store, prefix: str, after: str, revision: int, by_index: bool) -> tuple[Found, int, bool]:
+async def _batch(
+    store: Store, prefix: str, after: str, revision: int, size: int, by_index: bool
+) -> tuple[Found, int, bool]:
     try:
-        page = await store.page(prefix, start_after=after, limit=BATCH, revision=revision, keys_only=by_index)
+        page = await store.page(prefix, start_after=after, limit=size, revision=revision, keys_only=by_index)
         if not by_index:
             return [(kv.key, _server(kv.value)) for kv in page.kvs], page.revision, page.more
         return await _through_index(store, page), page.revision, page.more

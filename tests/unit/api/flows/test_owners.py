@@ -51,6 +51,19 @@ async def put_server(store: Store, instance_id: str, task: int = T.TASK_STATE_SP
     await store.put(keys.instance(instance_id), record.SerializeToString())
 
 
+def count_pages(store: Store, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The prefix of every page ``store`` reads from now on."""
+    pages: list[str] = []
+    read_page = store.page
+
+    async def counting(prefix: str, **kwargs: object) -> object:
+        pages.append(prefix)
+        return await read_page(prefix, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "page", counting)
+    return pages
+
+
 async def replica(store: Store, name: str, runs: list[str], gate: asyncio.Event) -> FlowOwners:
     owners = FlowOwners(store, InstanceTasks(), name, lease_ttl_s=2, scan_interval_s=0.2)
     owners.bind(Plans(store, name, runs, gate))
@@ -157,14 +170,7 @@ async def test_with_record_events_a_scan_reads_only_the_servers_with_work(
         for i in range(20):
             await put_server(store, f"idle-{i}", T.TASK_STATE_UNSPECIFIED)
         assert await owners.scan() == 0  # the first scan reads every record
-        listed: list[str] = []
-        read_page = store.page
-
-        async def counting(prefix: str, **kwargs: object) -> object:
-            listed.append(prefix)
-            return await read_page(prefix, **kwargs)  # type: ignore[arg-type]
-
-        monkeypatch.setattr(store, "page", counting)
+        listed = count_pages(store, monkeypatch)
         await put_server(store, "s6")  # work written by an api that died before it took it
         taken = 0
         for _ in range(100):  # until the change has reached the listener
@@ -193,14 +199,7 @@ async def test_a_later_full_read_spreads_one_page_a_scan(
     try:
         for i in range(600):  # three pages of records without work
             await put_server(store, f"idle-{i:03}", T.TASK_STATE_UNSPECIFIED)
-        pages: list[str] = []
-        read_page = store.page
-
-        async def counting(prefix: str, **kwargs: object) -> object:
-            pages.append(prefix)
-            return await read_page(prefix, **kwargs)  # type: ignore[arg-type]
-
-        monkeypatch.setattr(store, "page", counting)
+        pages = count_pages(store, monkeypatch)
         assert await owners.scan() == 0 and len(pages) == 3  # the first read, at start: every page
         await events.stop()  # a gap: the change below is missed, only a full read finds it
         await put_server(store, "idle-999")  # work behind the last page
