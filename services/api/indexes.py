@@ -21,7 +21,6 @@ It is idempotent, so api replicas starting together may both run it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TypeVar
@@ -128,12 +127,8 @@ async def filtered_page(
 
 
 async def get_many(store: Store, keys: Sequence[str]) -> list[KV]:
-    """The records at ``keys`` that exist, in that order, ``GET_BATCH`` reads at a time."""
-    found: list[KV] = []
-    for start in range(0, len(keys), GET_BATCH):
-        batch = await asyncio.gather(*(store.get(key) for key in keys[start : start + GET_BATCH]))
-        found.extend(kv for kv in batch if kv is not None)
-    return found
+    """The records at ``keys`` that exist, in that order (``Store.get_many``, without the absent)."""
+    return [kv for kv in await store.get_many(keys) if kv is not None]
 
 
 def done_key(name: str) -> str:

@@ -83,8 +83,12 @@ def host_zones(aggregates: Iterable[Aggregate]) -> dict[str, str]:
 
 async def zoned_aggregates(store: Store, zone_map: ZoneMap) -> list[Aggregate]:
     """The aggregates that set a zone."""
-    wanted = sorted(i for ids in zone_map.zones.values() for i in ids)
-    return [Aggregate.FromString(kv.value) for kv in await get_many(store, [keys.aggregate(i) for i in wanted])]
+    return await aggregates_by_id(store, sorted(i for ids in zone_map.zones.values() for i in ids))
+
+
+async def aggregates_by_id(store: Store, aggregate_ids: Iterable[str]) -> list[Aggregate]:
+    """The aggregates of these ids that exist, in that order."""
+    return [Aggregate.FromString(kv.value) for kv in await get_many(store, [keys.aggregate(i) for i in aggregate_ids])]
 
 
 async def host_zone(store: Store, host: str, zone_map: ZoneMap) -> str:

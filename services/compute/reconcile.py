@@ -141,13 +141,11 @@ class Reconciler:
         of (a record that places a server here always has its claim here)."""
         domains = set(await self.driver.list_instances())
         placed: set[str] = set()
-        for instance_id in sorted(await self._claimed() | domains):
-            try:
-                record, _ = await instances.get(self.store, instance_id)
-            except NotFound:
-                continue
-            if record.server.host == self.host:
-                placed.add(instance_id)
+        ids = sorted(await self._claimed() | domains)
+        for kv in await self.store.get_many([keys.instance(i) for i in ids]):
+            record = state_pb2.InstanceRecord.FromString(kv.value) if kv else None
+            if record is not None and record.server.host == self.host:
+                placed.add(record.server.id)
                 await self._sync(record)
         await self._remove_orphans(placed, domains, time.monotonic() if now is None else now)
         await self.driver.periodic()

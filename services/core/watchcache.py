@@ -31,10 +31,14 @@ Listener = Callable[[str, "Entry[T] | None", "Entry[T] | None"], None]
 
 
 class PrefixCache(Generic[T]):
-    def __init__(self, store: Store, prefix: str, decode: Callable[[bytes], T]) -> None:
+    def __init__(
+        self, store: Store, prefix: str, decode: Callable[[bytes], T], keep: Callable[[str], bool] | None = None
+    ) -> None:
+        """``keep``: which keys under the prefix to hold (default all); the others are passed over."""
         self._store = store
         self.prefix = prefix
         self._decode = decode
+        self._keep = keep or (lambda _key: True)
         self.entries: dict[str, Entry[T]] = {}
         self.revision = 0
         self.ready = asyncio.Event()
@@ -68,7 +72,8 @@ class PrefixCache(Generic[T]):
         fresh: dict[str, Entry[T]] = {}
         revision = 0
         async for page in self._store.scan(self.prefix):
-            fresh.update((kv.key, Entry(self._decode(kv.value), kv.mod_revision, kv.lease)) for kv in page.kvs)
+            fresh.update((kv.key, Entry(self._decode(kv.value), kv.mod_revision, kv.lease))
+                         for kv in page.kvs if self._keep(kv.key))  # fmt: skip
             revision = page.revision
         for key in [k for k in self.entries if k not in fresh]:
             self._set(key, None)
@@ -83,6 +88,8 @@ class PrefixCache(Generic[T]):
             try:
                 async for batch in self._store.watch_prefix(self.prefix, self.revision + 1):
                     for ev in batch.events:
+                        if not self._keep(ev.key):
+                            continue
                         if ev.deleted:
                             self._set(ev.key, None)
                         else:

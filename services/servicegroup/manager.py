@@ -44,22 +44,22 @@ class ServiceGroupManager:
         )
         self.seen_writer = SeenWriter(store)
         self._events = MemberEvents()
-        self._hosts: PrefixCache[bytes] = PrefixCache(store, keys.HOSTS, bytes)
-        self._degraded: dict[str, str] = {}  # compute host -> why its hypervisor does not answer
+        # compute host's capabilities -> why its hypervisor does not answer ("" while it does)
+        self._degraded: PrefixCache[str] = PrefixCache(store, keys.HOSTS, _degraded_reason, keep=_is_capabilities)
         self._states: dict[tuple[str, str], services_pb2.ServiceState.ValueType] = {}
         self._services.subscribe(self._on_service)
         self._admin.subscribe(self._on_admin)
-        self._hosts.subscribe(self._on_host)
+        self._degraded.subscribe(self._on_host)
 
     async def start(self) -> None:
         self.seen_writer.start()
         await self._seen.start()
         await self._admin.start()
-        await self._hosts.start()
+        await self._degraded.start()
         await self._services.start()
 
     async def stop(self) -> None:
-        await asyncio.gather(self._services.stop(), self._admin.stop(), self._seen.stop(), self._hosts.stop())
+        await asyncio.gather(self._services.stop(), self._admin.stop(), self._seen.stop(), self._degraded.stop())
         await self.seen_writer.stop()
 
     def lease_records(self) -> dict[str, bytes]:
@@ -138,19 +138,10 @@ class ServiceGroupManager:
         binary, host = keys.split_service(key)
         self._publish(binary, host)
 
-    def _on_host(self, key: str, _old: object, new: Entry[bytes] | None) -> None:
+    def _on_host(self, key: str, old: Entry[str] | None, new: Entry[str] | None) -> None:
         """A compute's capabilities: an UPDATED event when its degraded_reason changes."""
-        host, kind = keys.split_host(key)
-        if kind != keys.CAPABILITIES:
-            return
-        reason = state_pb2.HostCapabilities.FromString(new.value).degraded_reason if new is not None else ""
-        if reason == self._degraded.get(host, ""):
-            return
-        if reason:
-            self._degraded[host] = reason
-        else:
-            self._degraded.pop(host, None)
-        self._publish(COMPUTE, host)
+        if (old.value if old else "") != (new.value if new else ""):
+            self._publish(COMPUTE, keys.split_host(key)[0])
 
     def _publish(self, binary: str, host: str, seen: state_pb2.ServiceSeen | None = None) -> None:
         member = self._member(binary, host, seen=seen)
@@ -179,7 +170,7 @@ class ServiceGroupManager:
             admin=admin if admin is not None else self._admin.get(keys.service_admin(binary, host)),
             seen=seen if seen is not None else self._seen.get(keys.service_seen(binary, host)),
             now=instances.now(),
-            degraded_reason=self._degraded.get(host, "") if binary == COMPUTE else "",
+            degraded_reason=(self._degraded.get(keys.host_capabilities(host)) or "") if binary == COMPUTE else "",
         )
 
 
@@ -189,3 +180,11 @@ def _validate(binary: str, host: str, status: int) -> None:
         violations.append(("status", f"unknown status {status}"))
     if violations:
         raise InvalidArgument(violations)
+
+
+def _is_capabilities(key: str) -> bool:
+    return key.endswith(f"/{keys.CAPABILITIES}")
+
+
+def _degraded_reason(raw: bytes) -> str:
+    return state_pb2.HostCapabilities.FromString(raw).degraded_reason

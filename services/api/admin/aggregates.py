@@ -22,7 +22,7 @@ from etcd3aio._protobuf import Compare, RequestOp
 
 from services.api import indexes, paging
 from services.api.validation import Violations, page_size
-from services.api.zones import AZ, ZoneMap, read_zone_map
+from services.api.zones import AZ, ZoneMap, aggregates_by_id, read_zone_map
 from services.core import keys
 from services.core.errors import Aborted, AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from services.core.etcd import KV, Store
@@ -144,7 +144,7 @@ async def rivals(store: Store, before: Aggregate, target: Aggregate, zones: Zone
     else:
         candidates = [i for z, ids in zones.zones.items() if z != zone for i in ids]
     wanted = sorted({i for i in candidates if i != target.id and zones.zone_of(i) not in ("", zone)})
-    return [Aggregate.FromString(kv.value) for kv in await indexes.get_many(store, [keys.aggregate(i) for i in wanted])]
+    return await aggregates_by_id(store, wanted)
 
 
 async def backfill(store: Store) -> int:
