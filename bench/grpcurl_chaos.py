@@ -211,7 +211,8 @@ class Stack:
         a = self.args
         argv = [sys.executable, "-m", "services.cli.main", "up", "--state-dir", str(self.state_dir),
                 "--driver", "fake", "--apis", str(a.apis), "--schedulers", str(a.schedulers),
-                "--computes", str(a.computes), "--api-port", "0", "--fake-host", a.host_size]  # fmt: skip
+                "--computes", str(a.computes), "--api-port", "0", "--fake-host", a.host_size,
+                "--insecure"]  # fmt: skip  (grpcurl -plaintext: this bench is about the answers, not TLS)
         log = open(self.state_dir / "launcher.out", "wb")  # noqa: SIM115 - lives as long as the launcher
         self.launcher = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                          start_new_session=True)  # fmt: skip

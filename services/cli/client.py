@@ -12,7 +12,7 @@ import grpc
 import typer
 
 from services.cli import output, rpc_errors
-from services.cli.target import HOW_TO_START, NoStack, Target, reachable, resolve_target
+from services.cli.target import HOW_TO_START, ForeignApi, NoStack, Target, reachable, resolve_target
 from services.core.tls import sync_channel
 from stratus.v1 import (
     aggregates_pb2_grpc,
@@ -69,11 +69,14 @@ def report_rpc_error(err: grpc.RpcError, target: Target) -> None:
 
 @contextmanager
 def open_api(api: str | None, token: str | None, state_dir: Path | None, ca_cert: Path | None = None) -> Iterator[Api]:
-    """Finds the stack, connects (over TLS when it has a CA), and maps failures to messages: exit 1
-    on any gRPC error."""
+    """Finds the stack, connects (over TLS when it has a CA), and maps failures to messages: exit 2,
+    before connecting, when the stack's token would go to another api; exit 1 on any gRPC error."""
     try:
         target = reachable(resolve_target(api, token, state_dir, os.environ, ca_cert), CONNECT_TIMEOUT_S)
         channel = sync_channel(target.api, target.ca_cert)
+    except ForeignApi as exc:
+        output.err(f"error: {exc}")
+        raise typer.Exit(2) from None
     except NoStack as exc:
         output.err(f"error: {exc}")
         raise typer.Exit(1) from None

@@ -2,8 +2,9 @@
 
 These talk to etcd itself, not to the api: while etcd's NOSPACE alarm is raised it refuses writes,
 and getting out of it is an act on etcd (compact its history, defragment each member, one at a
-time, then disarm the alarm). etcd's URLs come from ``--etcd``, else the stack's ``stack.json``.
-A TLS cluster is for ``etcdctl`` (``etcdctl alarm disarm``).
+time, then disarm the alarm). etcd's URLs come from ``--etcd``, else the stack's ``stack.json``
+(with the certificate the stack's etcd asks for: only the stack's own etcd is shown it). Another
+TLS cluster is for ``etcdctl`` (``etcdctl alarm disarm``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from services.cli import output
 from services.cli.options import StateDirOpt
 from services.cli.output import Format, FormatOpt
 from services.cli.target import state_dir_of
-from services.core.etcd import Store, is_store_outage
+from services.core.etcd import EtcdTls, Store, is_store_outage
 from services.core.etcd_maint import Alarm, Member, MemberStatus, describe
 from services.core.etcd_members import ClusterMaintenance
 from services.launcher.stackfile import BadStackFile, read_stack, stack_path
@@ -35,10 +36,14 @@ EtcdOpt = Annotated[
 ]  # fmt: skip
 
 
-def etcd_urls(flag: str | None, state_dir: Path | None) -> list[str]:
-    """``--etcd``, else the URLs in the stack's stack.json; exit 1 saying why when there are none."""
+Target = tuple[list[str], EtcdTls | None]
+
+
+def etcd_target(flag: str | None, state_dir: Path | None) -> Target:
+    """``--etcd`` (plaintext), else the URLs and client certificate in the stack's stack.json;
+    exit 1 saying why when there are none."""
     if flag:
-        return [url.strip() for url in flag.split(",") if url.strip()]
+        return [url.strip() for url in flag.split(",") if url.strip()], None
     path = stack_path(state_dir_of(state_dir, os.environ))
     try:
         stack = read_stack(path)
@@ -49,23 +54,26 @@ def etcd_urls(flag: str | None, state_dir: Path | None) -> list[str]:
     if stack is None or not stack.etcd:
         output.err(f"error: no etcd to talk to ({why}); pass --etcd URL or start a stack with `stratus up`")
         raise typer.Exit(1)
-    return list(stack.etcd)
+    files = stack.etcd_tls
+    tls = EtcdTls(Path(files["ca"]), Path(files["cert"]), Path(files["key"])) if files else None
+    return list(stack.etcd), tls
 
 
-def on_cluster(urls: list[str], work: Callable[[ClusterMaintenance], Awaitable[T]]) -> T:
+def on_cluster(target: Target, work: Callable[[ClusterMaintenance], Awaitable[T]]) -> T:
     """Runs ``work`` against the cluster; exit 1 with a message when etcd cannot be reached."""
+    urls, tls = target
 
     async def run() -> T:
-        store = Store(urls)
+        store = Store(urls, tls=tls)
         try:
             await store.connect(wait_s=5.0)
-            return await work(ClusterMaintenance(store))
+            return await work(ClusterMaintenance(store, tls))
         finally:
             await store.close()
 
     try:
         return asyncio.run(run())
-    except ValueError as exc:  # an https:// URL: this command speaks plain HTTP only
+    except ValueError as exc:  # an https:// URL of another cluster: no certificate for it here
         output.err(f"error: {exc}; for a TLS cluster use etcdctl")
     except Exception as exc:
         if not is_store_outage(exc):
@@ -102,7 +110,7 @@ def status(etcd: EtcdOpt = None, fmt: FormatOpt = Format.table, state_dir: State
     async def read(cluster: ClusterMaintenance) -> tuple[list[tuple[Member, MemberStatus]], list[Alarm]]:
         return await cluster.statuses(), await cluster.alarms()
 
-    statuses, alarms = on_cluster(etcd_urls(etcd, state_dir), read)
+    statuses, alarms = on_cluster(etcd_target(etcd, state_dir), read)
     rows = status_rows(statuses, alarms)
     if fmt in (Format.json, Format.yaml):
         output.dump(fmt, rows)
@@ -138,7 +146,7 @@ def disarm(
 
     Compacts the history, defragments each member in turn, then disarms. If the data still does not
     fit, etcd raises the alarm again at the next write that finds no room."""
-    cleared = on_cluster(etcd_urls(etcd, state_dir), lambda cluster: _disarm(cluster, compact, defrag))
+    cleared = on_cluster(etcd_target(etcd, state_dir), lambda cluster: _disarm(cluster, compact, defrag))
     if not cleared:
         print("no NOSPACE alarm was raised")
     for alarm in cleared:

@@ -15,7 +15,11 @@ ApiOpt = Annotated[
 ]
 TokenOpt = Annotated[
     str | None,
-    typer.Option("--token", help="Bearer token (default: $STRATUS_TOKEN, else stack.json).", show_default=False),
+    typer.Option(
+        "--token",
+        help="Bearer token (default: $STRATUS_TOKEN, else stack.json's, sent only to that stack's api).",
+        show_default=False,
+    ),
 ]
 StateDirOpt = Annotated[
     Path | None,

@@ -53,12 +53,14 @@ class StratusError(Exception):
 class InvalidArgument(StratusError):
     reason = "INVALID_ARGUMENT"
 
-    def __init__(self, violations: Sequence[tuple[str, str]]):
+    def __init__(self, violations: Sequence[tuple[str, str]], *, message: str = "", reason: str | None = None):
+        """``message``: said instead of the violations where no field can be named (a request that
+        does not decode)."""
         self.violations = [(shorten(f, 2 * ECHO_MAX), shorten(why, 4 * ECHO_MAX)) for f, why in violations]
         if len(self.violations) > VIOLATIONS_MAX:
             more = len(self.violations) - VIOLATIONS_MAX
             self.violations = [*self.violations[:VIOLATIONS_MAX], ("...", f"and {more} more")]
-        super().__init__("; ".join(f"{field}: {why}" for field, why in self.violations))
+        super().__init__(message or "; ".join(f"{field}: {why}" for field, why in self.violations), reason=reason)
 
 
 class NotFound(StratusError):
@@ -220,7 +222,7 @@ def quota_failure(err: QuotaExceeded) -> error_details_pb2.QuotaFailure:
 def to_status(err: StratusError) -> grpc.Status:
     code = code_of(err)
     details = [_pack(error_details_pb2.ErrorInfo(reason=err.reason, domain=DOMAIN, metadata=err.metadata))]
-    if isinstance(err, InvalidArgument) and hasattr(err, "violations"):
+    if isinstance(err, InvalidArgument) and getattr(err, "violations", None):
         violations = [
             error_details_pb2.BadRequest.FieldViolation(field=field, description=why) for field, why in err.violations
         ]

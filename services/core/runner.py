@@ -21,9 +21,12 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from services.core import keys, message_limits
+from services.core.callers import CallerRoles
 from services.core.config import CommonSettings
+from services.core.errors import Unimplemented
 from services.core.etcd import Store
 from services.core.interceptors import Authenticator, RequestInterceptor
+from services.core.private_files import make_private
 from services.core.reflection_pool import MethodAwarePool
 from services.core.registration import Registration
 from services.core.telemetry import setup_logging, setup_tracing, shutdown_tracing
@@ -57,11 +60,20 @@ def advertised_endpoint(listen: str, port: int, host: str) -> str:
     return f"{address}:{port}"
 
 
-def _grpc_server(spec: ServiceSpec) -> tuple[grpc.aio.Server, Any]:
-    server = grpc.aio.server(interceptors=[RequestInterceptor(spec.authenticate)], options=message_limits.options())
+class HealthServicer(health.aio.HealthServicer):  # type: ignore[misc]
+    async def List(self, request: Any, context: Any) -> Any:
+        # grpcio-health-checking's aio servicer lacks List: its generated stub raises, logged as an ERROR
+        raise Unimplemented("Health/List is not served: ask Check or Watch about a service")
+
+
+def _grpc_server(spec: ServiceSpec, settings: CommonSettings) -> tuple[grpc.aio.Server, Any]:
+    # The api authenticates tokens; an internal port the role in its caller's certificate.
+    callers = None if spec.authenticate else CallerRoles(enforce=settings.internal_tls() is not None)
+    interceptor = RequestInterceptor(spec.authenticate, callers)
+    server = grpc.aio.server(interceptors=[interceptor], options=message_limits.options())
     for add, servicer in spec.servicers:
         add(servicer, server)
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [*spec.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME]
     reflection.enable_server_reflection(names, server, pool=MethodAwarePool())
@@ -82,7 +94,7 @@ async def serve(settings: CommonSettings, store: Store, manager: Manager, spec: 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    server, health_servicer = _grpc_server(spec)
+    server, health_servicer = _grpc_server(spec, settings)
     port = add_port(server, f"{settings.listen}:{settings.port}", settings.server_tls())
     endpoint = advertised_endpoint(settings.listen, port, settings.host)
     record = _service_record(spec, settings, endpoint)
@@ -114,6 +126,7 @@ async def serve(settings: CommonSettings, store: Store, manager: Manager, spec: 
 
 def run_process(settings: S, build: Callable[[S, Store], tuple[Manager, ServiceSpec]]) -> None:
     """Entry point for ``stratus <binary>``: logging, tracing, etcd, then ``serve`` until SIGTERM."""
+    make_private()  # umask 077: what this process and its children write, only its user reads
     binary = type(settings).binary
     setup_logging(binary, settings.host, settings.log_level, settings.log_format)
     setup_tracing(binary, settings.host)

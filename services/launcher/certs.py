@@ -1,9 +1,13 @@
 """A stack's own certificate authority, made with ``cryptography`` (ECDSA P-256, SHA-256).
 
-``stratus up --tls`` keeps in ``<state_dir>/tls/``: ``ca.pem``/``ca-key.pem``, ``api.pem``/
-``api-key.pem`` (the public port: server auth only) and ``internal.pem``/``internal-key.pem``
-(every process's identity between processes, as server and as client). Keys are mode 0600.
-Files still valid for ``RENEW_BEFORE`` are kept across restarts; anything else is made afresh.
+``stratus up`` (unless ``--insecure``) keeps in ``<state_dir>/tls/``: ``ca.pem``/``ca-key.pem``;
+``api.pem``/``api-key.pem`` (the public port: server auth only); one identity per role,
+``role-<role>.pem``/``role-<role>-key.pem``, whose common name is the role (``api``,
+``scheduler``, ``compute``, ``servicegroup``, ``launcher``): each process's certificate as server
+and as client, towards its peers and etcd (``services/core/callers.py`` checks the role); and
+``etcd.pem``/``etcd-key.pem``, the local etcd's (client and peer URLs). Every file is mode 0600, the
+directory 0700. Files still valid for ``RENEW_BEFORE`` are kept across restarts; anything else is
+made afresh.
 """
 
 from __future__ import annotations
@@ -30,7 +34,9 @@ RENEW_BEFORE = dt.timedelta(days=30)
 TLS_DIR = "tls"
 CA_CERT, CA_KEY = "ca.pem", "ca-key.pem"
 API_CERT, API_KEY = "api.pem", "api-key.pem"
-INTERNAL_CERT, INTERNAL_KEY = "internal.pem", "internal-key.pem"
+ETCD_CERT, ETCD_KEY = "etcd.pem", "etcd-key.pem"
+ROLES = ("api", "scheduler", "compute", "servicegroup", "launcher")
+STALE = ("internal.pem", "internal-key.pem")  # the one shared identity of earlier versions
 
 Key = ec.EllipticCurvePrivateKey
 
@@ -41,7 +47,11 @@ class StackTls:
 
     ca: Path
     api: TlsFiles
-    internal: TlsFiles
+    roles: dict[str, TlsFiles]  # role -> its identity (client and server)
+    etcd: TlsFiles
+
+    def identity(self, role: str) -> TlsFiles:
+        return self.roles[role]
 
 
 # ---- making certificates ----------------------------------------------------------------------
@@ -157,7 +167,7 @@ def key_pem(key: Key) -> bytes:
 
 def write_pair(cert_path: Path, key_path: Path, key: Key, cert: x509.Certificate) -> None:
     write_file(key_path, key_pem(key), 0o600)
-    write_file(cert_path, cert_pem(cert), 0o644)
+    write_file(cert_path, cert_pem(cert), 0o600)  # public, but nobody else's business
 
 
 def _load(cert_path: Path, key_path: Path) -> tuple[Key, x509.Certificate] | None:
@@ -191,14 +201,24 @@ def still_good(cert: x509.Certificate, issuer: x509.Certificate | None = None, s
     return True
 
 
+def common_name_of(cert: x509.Certificate) -> str:
+    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(names[0].value) if names else ""
+
+
 def _ensure_leaf(
-    directory: Path, names: tuple[str, str], ca: tuple[Key, x509.Certificate], sans: Sequence[str], client: bool
+    directory: Path,
+    names: tuple[str, str],
+    ca: tuple[Key, x509.Certificate],
+    sans: Sequence[str],
+    *,
+    client: bool,
+    common_name: str,
 ) -> TlsFiles:
     cert_path, key_path = directory / names[0], directory / names[1]
     pair = _load(cert_path, key_path)
-    if pair is None or not still_good(pair[1], ca[1], sans):
-        common_name = names[0].removesuffix(".pem")
-        key, cert = issue_cert(ca[0], ca[1], f"stratus {common_name}", sans, client=client)
+    if pair is None or not still_good(pair[1], ca[1], sans) or common_name_of(pair[1]) != common_name:
+        key, cert = issue_cert(ca[0], ca[1], common_name, sans, client=client)
         write_pair(cert_path, key_path, key, cert)
     else:
         os.chmod(key_path, 0o600)  # a key someone widened is put right at each start
@@ -218,6 +238,16 @@ def ensure_stack_tls(state_dir: Path, sans: Sequence[str] | None = None) -> Stac
         write_pair(directory / CA_CERT, directory / CA_KEY, *ca)
     else:
         os.chmod(directory / CA_KEY, 0o600)
-    api = _ensure_leaf(directory, (API_CERT, API_KEY), ca, names, client=False)
-    internal = _ensure_leaf(directory, (INTERNAL_CERT, INTERNAL_KEY), ca, names, client=True)
-    return StackTls(directory / CA_CERT, api, internal)
+    api = _ensure_leaf(directory, (API_CERT, API_KEY), ca, names, client=False, common_name="stratus api")
+    roles = {
+        role: _ensure_leaf(directory, role_files(role), ca, names, client=True, common_name=role) for role in ROLES
+    }
+    etcd = _ensure_leaf(directory, (ETCD_CERT, ETCD_KEY), ca, names, client=True, common_name="etcd")
+    for stale in STALE:
+        (directory / stale).unlink(missing_ok=True)
+    return StackTls(directory / CA_CERT, api, roles, etcd)
+
+
+def role_files(role: str) -> tuple[str, str]:
+    """The certificate and key file names of ``role``'s identity."""
+    return f"role-{role}.pem", f"role-{role}-key.pem"

@@ -18,6 +18,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from services.core.private_files import private_dir
+
 TRAMPOLINE = """\
 import ctypes, os, sys
 ctypes.CDLL(None, use_errno=True).prctl(1, 15)  # PR_SET_PDEATHSIG, SIGTERM
@@ -34,7 +36,7 @@ def with_parent_death_signal(argv: Sequence[str], parent_pid: int) -> list[str]:
 
 def spawn(argv: Sequence[str], log_path: Path) -> subprocess.Popen[bytes]:
     """Starts ``argv`` in a session of its own with stdout and stderr appended to ``log_path``."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(log_path.parent)  # logs hold user data (console lines, request details): 0700, files 0600
     with log_path.open("ab") as log:
         log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(argv)}\n".encode())
         log.flush()

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from services.core.config import DEFAULT_STATE_DIR
+from services.core.private_files import make_private, tighten_tree
 from services.launcher.options import (
     MAX_APIS,
     LaunchError,
@@ -64,6 +65,21 @@ def setup_logging() -> None:
     logger.propagate = False
 
 
+def private_state_dir(state_dir: Path) -> None:
+    """Umask 077 for the launcher and every child it starts; the state dir 0700, and whatever an
+    older release left in it open to group or others put right."""
+    if state_dir in (Path.home().resolve(), Path(state_dir.anchor)):
+        raise LaunchError(f"the state dir {state_dir} is made private with all in it: give a directory of its own")
+    try:
+        make_private(state_dir)
+        changed = tighten_tree(state_dir)
+    except OSError as exc:
+        raise LaunchError(f"cannot make the state dir {state_dir} private: {exc}") from exc
+    if changed:
+        logging.getLogger("stratus.up").info("%s: %d file(s) were open to group or others; now private",
+                                             state_dir, len(changed))  # fmt: skip
+
+
 def up(
     state_dir: Annotated[
         Path, typer.Option("--state-dir", help="Where the stack keeps its state.")
@@ -95,10 +111,16 @@ def up(
     lease_ttl: Annotated[
         int | None, typer.Option("--lease-ttl", min=2, max=300, help="Service lease TTL, seconds.", show_default=False)
     ] = None,
-    tls: Annotated[
+    insecure: Annotated[
         bool,
-        typer.Option("--tls", help="A local CA in STATE_DIR/tls: TLS on the api, mutual TLS between the processes."),
+        typer.Option(
+            "--insecure",
+            help="No CA: plaintext api, internal ports and etcd, open to anyone who can reach them. Without it "
+            "(the default) a local CA in STATE_DIR/tls gives TLS on the api and mutual TLS between the "
+            "processes and to etcd.",
+        ),
     ] = False,
+    tls: Annotated[bool, typer.Option("--tls", hidden=True, help="The default; kept for old scripts.")] = False,
     etcd_ca: Annotated[
         Path | None, typer.Option("--etcd-ca", help="CA of an --etcd cluster that speaks TLS.", show_default=False)
     ] = None,
@@ -136,6 +158,8 @@ def up(
     from services.core.etcd import EtcdTls
     from services.launcher.stack import Stack
 
+    if tls and insecure:
+        raise typer.BadParameter("--tls and --insecure contradict each other (TLS is the default)")
     if api_port and api_port + apis - 1 > 65535:
         raise typer.BadParameter(f"--api-port {api_port} leaves no room for {apis} apis (ports up to 65535)")
     if (etcd_cert is None) != (etcd_key is None) or ((etcd_cert or etcd_key) and etcd_ca is None):
@@ -162,13 +186,14 @@ def up(
         etcd=parse_etcd_urls(etcd) if etcd else (),
         lease_ttl=lease_ttl,
         prefix=default_prefix(),
-        tls=tls,
+        insecure=insecure,
         etcd_tls=etcd_tls,
         etcd_quota_bytes=int(etcd_quota_bytes) if etcd_quota_bytes else None,
         etcd_defrag_interval_s=etcd_defrag_interval,
     )
     setup_logging()
     try:
+        private_state_dir(opts.state_dir)
         code = asyncio.run(Stack(opts).run())
     except LaunchError as exc:
         logging.getLogger("stratus.up").error("%s", exc)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import ssl
 import subprocess
 import time
 import urllib.error
 import urllib.request
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from services.core.tls import TlsFiles
 from services.launcher.children import log_tail
 from services.launcher.options import LaunchError
 from services.launcher.ports import LOOPBACK, free_ports, port_is_free
@@ -29,14 +31,19 @@ DEFAULT_QUOTA_BYTES = 2 << 30
 class EtcdPorts:
     client: int
     peer: int
+    secure: bool = False  # https on both URLs (not kept in ports.json: each start says)
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.secure else "http"
 
     @property
     def client_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.client}"
+        return f"{self.scheme}://{LOOPBACK}:{self.client}"
 
     @property
     def peer_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.peer}"
+        return f"{self.scheme}://{LOOPBACK}:{self.peer}"
 
 
 def load_ports(path: Path) -> EtcdPorts | None:
@@ -49,15 +56,15 @@ def load_ports(path: Path) -> EtcdPorts | None:
         return None  # unreadable: choose new ones
 
 
-def choose_ports(data_dir: Path) -> EtcdPorts:
+def choose_ports(data_dir: Path, secure: bool = False) -> EtcdPorts:
     """The ports of the last run if both are still free (so clients' saved URLs stay good), else new ones."""
     path = data_dir / "ports.json"
     previous = load_ports(path)
     if previous and previous.client != previous.peer and port_is_free(previous.client) and port_is_free(previous.peer):
-        return previous
+        return replace(previous, secure=secure)
     client, peer = free_ports(2)
-    ports = EtcdPorts(client, peer)
-    path.write_text(json.dumps(asdict(ports)))
+    ports = EtcdPorts(client, peer, secure)
+    path.write_text(json.dumps({"client": client, "peer": peer}))
     return ports
 
 
@@ -75,7 +82,25 @@ def prepare_data_dir(state_dir: Path) -> Path:
     return data_dir
 
 
-def etcd_argv(binary: str, data_dir: Path, ports: EtcdPorts, quota_bytes: int = DEFAULT_QUOTA_BYTES) -> list[str]:
+def tls_argv(tls: TlsFiles) -> list[str]:
+    """TLS on the client and peer URLs, each side needing a certificate from the stack's CA."""
+    return [
+        "--cert-file", str(tls.cert), "--key-file", str(tls.key),
+        "--trusted-ca-file", str(tls.ca), "--client-cert-auth",
+        "--peer-cert-file", str(tls.cert), "--peer-key-file", str(tls.key),
+        "--peer-trusted-ca-file", str(tls.ca), "--peer-client-cert-auth",
+    ]  # fmt: skip
+
+
+def etcd_argv(
+    binary: str,
+    data_dir: Path,
+    ports: EtcdPorts,
+    quota_bytes: int = DEFAULT_QUOTA_BYTES,
+    tls: TlsFiles | None = None,
+) -> list[str]:
+    if ports.secure != (tls is not None):
+        raise ValueError("https etcd URLs go with TLS files, http ones without")
     return [
         binary,
         "--name", MEMBER_NAME,
@@ -93,23 +118,33 @@ def etcd_argv(binary: str, data_dir: Path, ports: EtcdPorts, quota_bytes: int = 
         "--auto-compaction-retention", "1h",
         # Past this the database is full: NOSPACE, writes refused (see etcd_upkeep for the way out).
         "--quota-backend-bytes", str(quota_bytes),
+        *(tls_argv(tls) if tls else []),
     ]  # fmt: skip
 
 
-def is_healthy(client_url: str) -> bool:
+def is_healthy(client_url: str, tls: TlsFiles | None = None) -> bool:
+    """etcd's ``/health`` says true; over https showing ``tls``'s certificate when given."""
+    context = None
+    if tls is not None:
+        context = ssl.create_default_context(cafile=str(tls.ca))
+        context.load_cert_chain(str(tls.cert), str(tls.key))
     try:
-        with urllib.request.urlopen(f"{client_url}/health", timeout=1) as resp:
+        with urllib.request.urlopen(f"{client_url}/health", timeout=1, context=context) as resp:
             return bool(json.loads(resp.read()).get("health") == "true")
     except (OSError, ValueError, urllib.error.URLError):
         return False
 
 
 async def wait_healthy(
-    client_url: str, proc: subprocess.Popen[bytes] | None, log_path: Path | None, timeout_s: float = HEALTH_TIMEOUT_S
+    client_url: str,
+    proc: subprocess.Popen[bytes] | None,
+    log_path: Path | None,
+    tls: TlsFiles | None = None,
+    timeout_s: float = HEALTH_TIMEOUT_S,
 ) -> None:
     """Polls ``/health`` until etcd says true; fails at once if our etcd process exits."""
     deadline = time.monotonic() + timeout_s
-    while not is_healthy(client_url):  # a blocking probe (1 s at most): no thread before children fork
+    while not is_healthy(client_url, tls):  # a blocking probe (1 s at most): no thread before children fork
         if proc is not None and proc.poll() is not None:
             tail = log_tail(log_path) if log_path else ""
             raise LaunchError(f"etcd exited with code {proc.returncode} while starting; its log ends:\n{tail}")

@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from services.core.etcd import Store, is_store_outage
+from services.core.etcd import EtcdTls, Store, is_store_outage
 from services.core.etcd_maint import NOSPACE, Alarm, Member, MemberStatus, describe
 from services.core.etcd_members import ClusterMaintenance
 from services.launcher.etcd_proc import DEFAULT_QUOTA_BYTES
@@ -165,8 +165,9 @@ class EtcdUpkeep:
         self._out_of_space = True
 
 
-def local_etcd_upkeep(store: Store, opts: StackOptions) -> EtcdUpkeep:
-    """The upkeep of the etcd ``stratus up`` started (plain HTTP on loopback), with the stack's options."""
+def local_etcd_upkeep(store: Store, opts: StackOptions, tls: EtcdTls | None = None) -> EtcdUpkeep:
+    """The upkeep of the etcd ``stratus up`` started (on loopback; ``tls``: the launcher's
+    certificate for it), with the stack's options."""
     interval = DEFAULT_DEFRAG_INTERVAL_S if opts.etcd_defrag_interval_s is None else opts.etcd_defrag_interval_s
     policy = UpkeepPolicy(quota_bytes=opts.etcd_quota_bytes or DEFAULT_QUOTA_BYTES, defrag_interval_s=interval)
-    return EtcdUpkeep(ClusterMaintenance(store), policy)
+    return EtcdUpkeep(ClusterMaintenance(store, tls), policy)

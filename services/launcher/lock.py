@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import IO
 
+from services.core.private_files import private_dir
 from services.launcher.options import LaunchError
 
 
@@ -16,7 +17,7 @@ class StateDirLock:
         self._fh: IO[str] | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
         fh = self.path.open("a+")
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)

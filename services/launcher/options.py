@@ -31,7 +31,7 @@ class StackOptions:
     etcd: tuple[str, ...] = ()  # an existing cluster; empty: start a local etcd
     lease_ttl: int | None = None
     prefix: str = "/stratus/"
-    tls: bool = False  # a local CA; TLS on the api, mutual TLS between the processes
+    insecure: bool = False  # no CA: plaintext everywhere (else TLS on the api, mutual TLS between processes and etcd)
     etcd_tls: EtcdTls | None = None  # client TLS towards an external etcd that asks for it
     etcd_quota_bytes: int | None = None  # the local etcd's --quota-backend-bytes; None: DEFAULT_QUOTA_BYTES
     etcd_defrag_interval_s: float | None = None  # the local etcd's routine defragmentation; 0: never

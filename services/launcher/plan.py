@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,21 +19,36 @@ STOP_ORDER = ("api", "compute", "scheduler", "servicegroup", "etcd")
 
 @dataclass(frozen=True)
 class TlsPlan:
-    """The stack's certificates: every process's identity, and the api's public certificate."""
+    """The stack's certificates: each role's identity (its processes' certificate as server and as
+    client, towards peers and the local etcd), and the api's public certificate."""
 
-    internal: TlsFiles
+    roles: Mapping[str, TlsFiles]
     public: TlsFiles
+
+    def local_etcd(self, role: str) -> EtcdTls:
+        """How ``role``'s processes reach the etcd the launcher started: TLS with their identity."""
+        identity = self.roles[role]
+        return EtcdTls(identity.ca, identity.cert, identity.key)
 
 
 def settings_args(values: dict[str, object]) -> list[str]:
     return [arg for key, value in values.items() if value is not None for arg in ("--set", f"{key}={value}")]
 
 
+def etcd_tls_of(binary: str, opts: StackOptions, tls: TlsPlan | None) -> EtcdTls | None:
+    """How ``binary`` reaches etcd: an external cluster's TLS as given, the local etcd with its
+    role's identity (plaintext with ``--insecure``)."""
+    if opts.etcd:
+        return opts.etcd_tls
+    return tls.local_etcd(binary) if tls is not None else None
+
+
 def tls_args(binary: str, tls: TlsPlan | None, etcd_tls: EtcdTls | None) -> list[str]:
     """``--set`` settings for TLS between the processes and towards etcd."""
     values: dict[str, object] = {}
     if tls is not None:
-        values |= {"tls_ca": tls.internal.ca, "tls_cert": tls.internal.cert, "tls_key": tls.internal.key}
+        identity = tls.roles[binary]
+        values |= {"tls_ca": identity.ca, "tls_cert": identity.cert, "tls_key": identity.key}
         if binary == "api":  # the public port: its own certificate, no client certificate asked
             values |= {"tls_public_cert": tls.public.cert, "tls_public_key": tls.public.key}
     if etcd_tls is not None:
@@ -48,7 +64,7 @@ def service_argv(
     argv += ["--etcd", ",".join(etcd_urls), "--port", str(port)]
     if opts.lease_ttl is not None:
         argv += ["--lease-ttl", str(opts.lease_ttl)]
-    argv += tls_args(binary, tls, opts.etcd_tls)
+    argv += tls_args(binary, tls, etcd_tls_of(binary, opts, tls))
     if binary == "compute":
         argv += ["--driver", opts.driver]
         if opts.fake_host:
@@ -82,10 +98,12 @@ def plan_services(opts: StackOptions, etcd_urls: tuple[str, ...], tls: TlsPlan |
     return services
 
 
-def plan_etcd(opts: StackOptions, binary: str, data_dir: Path, ports: EtcdPorts) -> Supervised:
+def plan_etcd(
+    opts: StackOptions, binary: str, data_dir: Path, ports: EtcdPorts, tls: TlsFiles | None = None
+) -> Supervised:
     quota = opts.etcd_quota_bytes or DEFAULT_QUOTA_BYTES
 
     def argv(_port: int) -> list[str]:
-        return etcd_argv(binary, data_dir, ports, quota)
+        return etcd_argv(binary, data_dir, ports, quota, tls)
 
     return Supervised("etcd", "etcd", argv, opts.logs_dir / "etcd.log", port=ports.client)

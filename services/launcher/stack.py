@@ -8,8 +8,9 @@ import signal
 import time
 from functools import partial
 
-from services.core.etcd import Store
+from services.core.etcd import EtcdTls, Store
 from services.core.supervise import spawn_supervised
+from services.core.tls import TlsFiles
 from services.launcher import etcd_proc
 from services.launcher.certs import default_sans, ensure_stack_tls
 from services.launcher.children import log_tail, stop_all
@@ -17,7 +18,7 @@ from services.launcher.credentials import SERVICE_TOKEN_FILE, ensure_service_tok
 from services.launcher.etcd_upkeep import local_etcd_upkeep
 from services.launcher.lock import StateDirLock
 from services.launcher.options import LaunchError, StackOptions
-from services.launcher.plan import STOP_ORDER, TlsPlan, api_ports, plan_etcd, plan_services
+from services.launcher.plan import STOP_ORDER, TlsPlan, api_ports, etcd_tls_of, plan_etcd, plan_services
 from services.launcher.ports import port_is_free
 from services.launcher.registry import ETCD_DOWN, not_serving, read_services, release_dead, take_registrations
 from services.launcher.stackfile import BadStackFile, StackInfo, read_stack, remove_stack, stack_path, write_stack
@@ -26,6 +27,12 @@ from services.launcher.supervise import follow_registrations, keep_running, paus
 from services.launcher.supervised import Supervised
 
 log = logging.getLogger("stratus.up")
+
+
+def etcd_tls_files(tls: EtcdTls | None) -> dict[str, str]:
+    if tls is None or tls.cert is None or tls.key is None:
+        return {}
+    return {"ca": str(tls.ca), "cert": str(tls.cert), "key": str(tls.key)}
 STARTUP_TIMEOUT_S = 60.0
 STOP_GRACE_S = 15.0
 
@@ -42,6 +49,7 @@ class Stack:
         self.store: Store | None = None
         self.tokens = ("", "")
         self.tls: TlsPlan | None = None
+        self.etcd_server_tls: TlsFiles | None = None
 
     async def run(self) -> int:
         """Runs until SIGINT/SIGTERM (0) or a failed start (1)."""
@@ -65,9 +73,10 @@ class Stack:
         tokens_path = self.opts.state_dir / "tokens.json"
         self.tokens = ensure_tokens(tokens_path, self._previous_stack())
         ensure_service_token(tokens_path, self.opts.state_dir / SERVICE_TOKEN_FILE)
-        if self.opts.tls:
+        if not self.opts.insecure:
             made = ensure_stack_tls(self.opts.state_dir, default_sans())
-            self.tls = TlsPlan(internal=made.internal, public=made.api)
+            self.tls = TlsPlan(roles=made.roles, public=made.api)
+            self.etcd_server_tls = made.etcd
         remove_stack(self.path)
         taken = [port for port in api_ports(self.opts) if port and not port_is_free(port)]
         if taken:
@@ -83,7 +92,7 @@ class Stack:
             service.start()
         log.info("started %s; waiting for them to register", ", ".join(s.name for s in self.services))
         try:
-            self.store = Store(list(self.etcd_urls), self.opts.prefix, self.opts.etcd_tls)
+            self.store = Store(list(self.etcd_urls), self.opts.prefix, self._etcd_tls())
             await self.store.connect()
         except (ConnectionError, ValueError) as exc:
             raise LaunchError(str(exc)) from exc
@@ -107,11 +116,12 @@ class Stack:
                 raise LaunchError(f"etcd at {', '.join(self.opts.etcd)} is not healthy (GET /health)")
             return
         data_dir = etcd_proc.prepare_data_dir(self.opts.state_dir)
-        ports = etcd_proc.choose_ports(data_dir)
-        self.etcd = plan_etcd(self.opts, etcd_proc.etcd_binary(), data_dir, ports)
+        ports = etcd_proc.choose_ports(data_dir, secure=self.etcd_server_tls is not None)
+        self.etcd = plan_etcd(self.opts, etcd_proc.etcd_binary(), data_dir, ports, self.etcd_server_tls)
         self.etcd.start()
         self.etcd_urls = (ports.client_url,)
-        await etcd_proc.wait_healthy(ports.client_url, self.etcd.proc, self.etcd.log_path)
+        identity = self.tls.roles["launcher"] if self.tls else None
+        await etcd_proc.wait_healthy(ports.client_url, self.etcd.proc, self.etcd.log_path, identity)
         log.info("etcd is up at %s (pid %d)", ports.client_url, self.etcd.pid)
 
     async def _wait_ready(self) -> bool:
@@ -164,7 +174,7 @@ class Stack:
             spawn_supervised("registrations", registrations, until=self.stop.is_set),
         ]
         if self.etcd is not None:  # the etcd the launcher started is the launcher's to look after
-            upkeep = local_etcd_upkeep(store, self.opts)
+            upkeep = local_etcd_upkeep(store, self.opts, self._etcd_tls())
             tasks.append(spawn_supervised("etcd-upkeep", lambda: upkeep.run(self.stop), until=self.stop.is_set))
         waiter = asyncio.create_task(self.stop.wait())
         done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
@@ -175,6 +185,10 @@ class Stack:
         for task in done:
             if task is not waiter and not task.cancelled() and task.exception() is not None:
                 raise RuntimeError(f"the launcher's {task.get_name()} loop failed") from task.exception()
+
+    def _etcd_tls(self) -> EtcdTls | None:
+        """The launcher's way to etcd (and an operator's, through stack.json)."""
+        return etcd_tls_of("launcher", self.opts, self.tls)
 
     def _info(self) -> StackInfo:
         apis = [s.endpoint for s in self.services if s.binary == "api"]
@@ -187,6 +201,7 @@ class Stack:
             state_dir=str(self.opts.state_dir),
             services=[s.entry() for s in self.services],
             ca_cert=str(self.tls.public.ca) if self.tls else "",
+            etcd_tls=etcd_tls_files(self._etcd_tls()),
         )
 
     def _write_stack(self) -> None:

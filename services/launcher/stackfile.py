@@ -5,7 +5,9 @@
     {"api": "127.0.0.1:8774", "apis": ["127.0.0.1:8774", "127.0.0.1:8775"],   # every api replica, api-1 first
      "etcd": ["http://127.0.0.1:2379"], "token": "<admin>",
      "demo_token": "<demo>", "state_dir": "/home/me/.local/state/stratus",
-     "ca_cert": "/home/me/.local/state/stratus/tls/ca.pem",   # "" without --tls
+     "ca_cert": "/home/me/.local/state/stratus/tls/ca.pem",   # "" with --insecure
+     "etcd_tls": {"ca": ".../tls/ca.pem", "cert": ".../tls/role-launcher.pem",   # {} for a plaintext etcd
+                  "key": ".../tls/role-launcher-key.pem"},                       # (the operator's identity)
      "services": [{"binary": "compute", "host": "compute-1", "endpoint": "127.0.0.1:40123", "pid": 4242}]}
 """
 
@@ -42,6 +44,7 @@ class StackInfo:
     services: list[ServiceEntry] = field(default_factory=list)
     ca_cert: str = ""  # the CA that signed the api's certificate; empty: the api is plaintext
     apis: list[str] = field(default_factory=list)  # every api replica (api-1..api-N); ``api`` is the first
+    etcd_tls: dict[str, str] = field(default_factory=dict)  # ca, cert, key for ``stratus etcd``; {}: plaintext
 
     def __post_init__(self) -> None:
         if not self.apis:  # one api, or a file written before there were replicas
@@ -64,6 +67,7 @@ class StackInfo:
             services=services,
             ca_cert=str(data.get("ca_cert") or ""),
             apis=apis_of(data),
+            etcd_tls=etcd_tls_of(data),
         )
 
 
@@ -72,6 +76,13 @@ def apis_of(data: dict[str, Any]) -> list[str]:
     if not isinstance(apis, list) or not all(isinstance(a, str) and a for a in apis):
         raise BadStackFile("its apis are not a list of addresses")
     return list(apis)
+
+
+def etcd_tls_of(data: dict[str, Any]) -> dict[str, str]:
+    files = data.get("etcd_tls") or {}
+    if not isinstance(files, dict) or not all(isinstance(files.get(k), str) for k in ("ca", "cert", "key") if files):
+        raise BadStackFile("its etcd_tls is not {ca, cert, key}")
+    return {k: str(files[k]) for k in ("ca", "cert", "key")} if files else {}
 
 
 def stack_path(state_dir: Path) -> Path:

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -42,9 +41,8 @@ def failing_compute(stack: Stack, tmp_path: Path) -> Iterator[str]:
     """A compute of its own name (no build failures counted against it yet, so the scheduler
     tries it first) joins the shared stack as the roomiest host, and fails every spawn."""
     host = f"failing-{uuid.uuid4().hex[:6]}"
-    cmd = [sys.executable, "-m", "services.cli.main", "compute", "--etcd", ",".join(stack.info["etcd"]),
-           "--host", host, "--port", "0", "--state-dir", str(tmp_path), "--fake-fail-spawn",
-           "--fake-host", "vcpus=64,ram_mb=262144,disk_gb=4000"]  # fmt: skip
+    cmd = stack.process_argv("compute", host, tmp_path, "--fake-fail-spawn",
+           "--fake-host", "vcpus=64,ram_mb=262144,disk_gb=4000")  # fmt: skip
     with (tmp_path / "failing.log").open("wb") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     try:

@@ -11,7 +11,6 @@ import uuid
 
 from services.api.admin.claim_audit import AuditResult, ClaimAudit, Finding
 from services.core import instances
-from services.core.etcd import Store
 from stratus.v1 import servers_pb2, services_pb2
 from tests.functional.conftest import list_hosts
 from tests.support.stack import Stack
@@ -23,13 +22,13 @@ class AuditAlongside:
     """Audits (no grace) in a thread of its own until stopped; every round's result."""
 
     def __init__(self, stack: Stack) -> None:
-        self._urls = list(stack.info["etcd"])
+        self._stack = stack
         self.results: list[AuditResult] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
 
     async def _run(self) -> None:
-        store = Store(self._urls)
+        store = self._stack.etcd_store()
         await store.connect()
         try:
             audit = ClaimAudit(store, grace_s=0)
@@ -52,7 +51,7 @@ class AuditAlongside:
 
 async def tried_hosts(stack: Stack, ids: list[str]) -> list[list[str]]:
     """The hosts each build failed on, from the records."""
-    store = Store(list(stack.info["etcd"]))
+    store = stack.etcd_store()
     await store.connect()
     try:
         return [list((await instances.get(store, server_id))[0].tried_hosts) for server_id in ids]
@@ -61,7 +60,7 @@ async def tried_hosts(stack: Stack, ids: list[str]) -> list[list[str]]:
 
 
 async def final_check(stack: Stack) -> list[Finding]:
-    store = Store(list(stack.info["etcd"]))
+    store = stack.etcd_store()
     await store.connect()
     try:
         return await ClaimAudit(store, grace_s=0).check()

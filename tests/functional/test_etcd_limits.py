@@ -21,7 +21,6 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from services.core.etcd import Store
 from stratus.v1 import flavors_pb2, servers_pb2, services_pb2
 from tests.support.etcd_fill import FILLER, fill_until_full
 from tests.support.stack import ROOT, Stack, start_stack
@@ -46,7 +45,7 @@ def on_filler(stack: Stack, free: bool) -> None:
     """Fills the stack's etcd until NOSPACE, or deletes what filled it."""
 
     async def run() -> None:
-        store = Store(stack.info["etcd"], prefix=FILL_PREFIX)
+        store = stack.etcd_store(prefix=FILL_PREFIX)
         await store.connect()
         try:
             await (store.delete_prefix(FILLER) if free else fill_until_full(store))

@@ -2,12 +2,20 @@
 generated descriptors) with generated requests: huge, control and bidi strings, out-of-range
 integers and enum values. The answer is never INTERNAL nor UNKNOWN, and comes within seconds.
 
+Bytes that are not a request at all, sent to every method each port serves (found through gRPC
+reflection; streams included), are UNAUTHENTICATED without a valid token and INVALID_ARGUMENT
+with one (an internal port: with a certificate of a role that may call it); neither they nor a
+client dropping a stream leave an error in the logs.
+
 Whatever the fuzzing creates (a flavor, a group, an aggregate) is deleted after, and the seeded
 names are never sent, so the shared stack is left as it was for the other tests."""
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -15,6 +23,7 @@ import pytest
 from google.protobuf import message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor
 from google.protobuf.message import Message
+from grpc_health.v1 import health_pb2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -31,6 +40,7 @@ from stratus.v1 import (
     services_pb2,
     tokens_pb2,
 )
+from tests.support.methods import Method, served_methods
 from tests.support.stack import Stack
 
 MODULES = (servers_pb2, flavors_pb2, images_pb2, services_pb2, hosts_pb2, servergroups_pb2, aggregates_pb2,
@@ -183,3 +193,108 @@ def test_no_request_is_an_internal_error(stack: Stack, leaves_no_trace: None, me
             assert len(details) <= 4096
 
     check()
+
+
+# ---- bytes that are not a request --------------------------------------------------------------
+GARBAGE = b"\xff\xff\xff"  # a truncated varint: no request message decodes from it
+# The loggers a call's failure speaks through: gRPC's ("Unexpected [DecodeError]", "ExecuteBatchError
+# raised in core"), OpenTelemetry's ("Failed to detach context"), asyncio's ("Task exception was
+# never retrieved": a ContextVar "created in a different Context") and the interceptor's.
+CALL_LOGGERS = ("grpc._cython.cygrpc", "opentelemetry.context", "asyncio", "services.core.interceptors")
+
+
+def send_garbage(channel: grpc.Channel, method: Method, metadata: list[tuple[str, str]]) -> grpc.StatusCode:
+    """What ``method`` answers GARBAGE as its request (of a request stream: its only message)."""
+    try:
+        if method.descriptor.client_streaming:
+            channel.stream_unary(method.path)(iter([GARBAGE]), metadata=metadata, timeout=CALL_TIMEOUT_S)
+        elif method.descriptor.server_streaming:
+            for _ in channel.unary_stream(method.path)(GARBAGE, metadata=metadata, timeout=CALL_TIMEOUT_S):
+                pass
+        else:
+            channel.unary_unary(method.path)(GARBAGE, metadata=metadata, timeout=CALL_TIMEOUT_S)
+    except grpc.RpcError as err:
+        return err.code()  # type: ignore[attr-defined,no-any-return]
+    return grpc.StatusCode.OK
+
+
+def log_sizes(stack: Stack) -> dict[Path, int]:
+    return {log: log.stat().st_size for log in (stack.state_dir / "logs").glob("*.log")}
+
+
+def loud_lines(stack: Stack, since: dict[Path, int]) -> list[str]:
+    """What the stack's processes logged after ``since`` above INFO through CALL_LOGGERS, and any
+    traceback printed bare."""
+    out = []
+    for log in (stack.state_dir / "logs").glob("*.log"):
+        if log.name == "etcd.log":
+            continue
+        with log.open("rb") as fh:
+            fh.seek(since.get(log, 0))
+            for line in fh.read().decode(errors="replace").splitlines():
+                try:
+                    record = json.loads(line)
+                except ValueError:  # the launcher's header lines, or something printed bare
+                    loud = line.startswith("Traceback")
+                else:
+                    loud = record.get("level") not in ("DEBUG", "INFO") and record.get("logger") in CALL_LOGGERS
+                if loud:
+                    out.append(f"{log.name}: {line[:400]}")
+    return out
+
+
+def test_garbage_bytes_to_every_public_method(stack: Stack) -> None:
+    assert stack.channel is not None
+    before = log_sizes(stack)
+    methods = served_methods(stack.channel)
+    assert any(m.descriptor.client_streaming for m in methods) and any(m.descriptor.server_streaming for m in methods)
+    wrong = []
+    for method in methods:
+        who = "service" if method.service.startswith("stratus.imagestore.") else "admin"  # may call it
+        for label, metadata, expected in (
+            ("no token", [], grpc.StatusCode.UNAUTHENTICATED),
+            ("a forged token", [("authorization", "Bearer forged")], grpc.StatusCode.UNAUTHENTICATED),
+            (f"the {who} token", stack.md(who), grpc.StatusCode.INVALID_ARGUMENT),
+        ):
+            code = send_garbage(stack.channel, method, metadata)
+            if code != expected:
+                wrong.append(f"{method.path} with {label}: {code.name}, expected {expected.name}")
+    for descriptor in health_pb2.DESCRIPTOR.services_by_name["Health"].methods:  # unguarded: no token needed
+        health = Method(f"/grpc.health.v1.Health/{descriptor.name}", descriptor)
+        if (code := send_garbage(stack.channel, health, [])) != grpc.StatusCode.INVALID_ARGUMENT:
+            wrong.append(f"{health.path}: {code.name}")
+    assert not wrong, "\n".join(wrong)
+    assert not loud_lines(stack, before), loud_lines(stack, before)
+
+
+def test_garbage_bytes_to_every_internal_method(stack: Stack) -> None:
+    before = log_sizes(stack)
+    wrong = []
+    for entry in stack.info["services"]:
+        if entry["binary"] == "api":
+            continue
+        with stack.channel_to(entry["endpoint"], "api") as channel:  # the api may call every internal port
+            for method in served_methods(channel):
+                if (code := send_garbage(channel, method, [])) != grpc.StatusCode.INVALID_ARGUMENT:
+                    wrong.append(f"{entry['binary']} {method.path}: {code.name}")
+    assert not wrong, "\n".join(wrong)
+    assert not loud_lines(stack, before), loud_lines(stack, before)
+
+
+def test_a_client_dropping_a_stream_leaves_no_error(stack: Stack) -> None:
+    md = stack.md("demo")
+    meta = images_pb2.Image(name="fuzz-dropped-download", disk_format="raw")
+    chunks = [images_pb2.UploadImageRequest(chunk=b"\0" * (1 << 20)) for _ in range(8)]
+    image = stack.images.UploadImage(iter([images_pb2.UploadImageRequest(metadata=meta), *chunks]), metadata=md)
+    before = log_sizes(stack)
+    try:
+        for _ in range(20):  # the write that fails can beat gRPC's news of the cancellation
+            download = stack.images.DownloadImage(images_pb2.DownloadImageRequest(id=image.id), metadata=md)
+            next(download)  # the server is ahead, waiting for the transport to take the next chunk
+            download.cancel()  # type: ignore[attr-defined]
+        watch = stack.servers.WatchServers(servers_pb2.WatchServersRequest(), metadata=md, timeout=30)
+        watch.cancel()  # type: ignore[attr-defined]
+    finally:
+        stack.images.DeleteImage(images_pb2.DeleteImageRequest(id=image.id), metadata=md)
+    time.sleep(1.0)  # a generator left open would be closed (from another task) by now
+    assert not loud_lines(stack, before), loud_lines(stack, before)

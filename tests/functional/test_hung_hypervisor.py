@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -65,11 +64,10 @@ def hanging_compute(stack: Stack, tmp_path: Path) -> Iterator[HangingCompute]:
     scheduler would pick it first); its fake hypervisor hangs while ``hang_file`` exists."""
     suffix = uuid.uuid4().hex[:6]
     compute = HangingCompute(f"hanging-{suffix}", f"az-hang-{suffix}", tmp_path / "hang")
-    cmd = [sys.executable, "-m", "services.cli.main", "compute", "--etcd", ",".join(stack.info["etcd"]),
-           "--host", compute.host, "--port", "0", "--state-dir", str(tmp_path),
+    cmd = stack.process_argv("compute", compute.host, tmp_path,
            "--availability-zone", compute.zone, "--fake-host", "vcpus=64,ram_mb=262144,disk_gb=4000",
            "--set", f"fake_hang_file={compute.hang_file}", "--set", f"hypervisor_call_timeout_s={CALL_TIMEOUT_S}",
-           "--set", "hypervisor_check_interval_s=0.2"]  # fmt: skip
+           "--set", "hypervisor_check_interval_s=0.2")  # fmt: skip
     log = tmp_path / "hanging.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)

@@ -16,19 +16,12 @@ from dataclasses import dataclass
 
 import grpc
 import pytest
-from google.protobuf import descriptor_pool, message_factory
-from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
-from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
 from services.api.identity.policy import Policy
 from stratus.v1 import servergroups_pb2, servers_pb2, tokens_pb2, tokens_pb2_grpc
+from tests.support.methods import DENIED, REFUSED, Method, call, served_methods
 from tests.support.stack import Stack
-
-CALL_TIMEOUT_S = 10.0
-DENIED = grpc.StatusCode.PERMISSION_DENIED
-REFUSED = (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED)
-NOWHERE = "00000000-0000-7000-8000-000000000000"  # an id nothing has
 
 # The test's own idea of who may call what, from the method's name (the policy file is what is
 # tested, so it is not read for this): reads need reader, these need admin, the rest member.
@@ -38,6 +31,16 @@ ADMIN_SERVICES = frozenset({"stratus.v1.Services", "stratus.v1.Hosts", "stratus.
 ADMIN_METHODS = frozenset({"/stratus.v1.Flavors/CreateFlavor", "/stratus.v1.Flavors/DeleteFlavor",
                            "/stratus.v1.Servers/EvacuateServer", "/stratus.v1.Quotas/UpdateQuotaSet"})  # fmt: skip
 SERVICE_SERVICES = frozenset({"stratus.imagestore.v1.ImageStore"})
+
+
+def level_of(method: Method) -> str:
+    if method.service in SERVICE_SERVICES:
+        return "service"
+    if method.service in ADMIN_SERVICES or method.path in ADMIN_METHODS:
+        return "admin"
+    return "reader" if method.name.startswith(READ_VERBS) else "member"
+
+
 GRANTS = {
     "reader": {"reader"},
     "member": {"reader", "member"},
@@ -46,62 +49,6 @@ GRANTS = {
     "service": {"service"},
     "nobody": set(),
 }
-
-
-@dataclass(frozen=True)
-class Method:
-    path: str
-    descriptor: MethodDescriptor
-
-    @property
-    def level(self) -> str:
-        service, name = self.path.strip("/").split("/")
-        if service in SERVICE_SERVICES:
-            return "service"
-        if service in ADMIN_SERVICES or self.path in ADMIN_METHODS:
-            return "admin"
-        return "reader" if name.startswith(READ_VERBS) else "member"
-
-    def request(self) -> Message:
-        msg = message_factory.GetMessageClass(self.descriptor.input_type)()
-        if "id" in self.descriptor.input_type.fields_by_name:
-            msg.id = NOWHERE  # type: ignore[attr-defined]
-        return msg
-
-
-def served_methods(channel: grpc.Channel) -> list[Method]:
-    db = ProtoReflectionDescriptorDatabase(channel)
-    pool = descriptor_pool.DescriptorPool(db)
-    out: list[Method] = []
-    for name in db.get_services():
-        if name.startswith("grpc."):
-            continue
-        service = pool.FindServiceByName(name)
-        out.extend(Method(f"/{name}/{m.name}", m) for m in service.methods)
-    return out
-
-
-def call(channel: grpc.Channel, method: Method, token: str | None) -> grpc.StatusCode:
-    metadata = [("authorization", f"Bearer {token}")] if token else []
-    kw = {"request_serializer": lambda m: m.SerializeToString(), "response_deserializer": lambda b: b}
-    try:
-        if method.descriptor.client_streaming:
-            channel.stream_unary(method.path, **kw)(iter(()), metadata=metadata, timeout=CALL_TIMEOUT_S)
-        elif method.descriptor.server_streaming:
-            stream = channel.unary_stream(method.path, **kw)(
-                method.request(), metadata=metadata, timeout=CALL_TIMEOUT_S
-            )
-            try:
-                next(stream, None)
-            finally:
-                stream.cancel()
-        else:
-            channel.unary_unary(method.path, **kw)(method.request(), metadata=metadata, timeout=CALL_TIMEOUT_S)
-    except grpc.RpcError as exc:
-        code: grpc.StatusCode = exc.code()  # type: ignore[attr-defined]
-        # a stream let through but answering nothing before the deadline passed the gate too
-        return grpc.StatusCode.OK if code == grpc.StatusCode.DEADLINE_EXCEEDED else code
-    return grpc.StatusCode.OK
 
 
 @dataclass
@@ -150,12 +97,12 @@ def test_every_method_by_every_persona(stack: Stack, personas: Personas) -> None
             code = call(stack.channel, method, personas.tokens[who])
             if who == "nobody":
                 ok = code == grpc.StatusCode.UNAUTHENTICATED
-            elif method.level in grants:
+            elif level_of(method) in grants:
                 ok = code not in REFUSED
             else:
                 ok = code == DENIED
             if not ok:
-                wrong.append(f"{method.path} ({method.level}) as {who}: {code.name}")
+                wrong.append(f"{method.path} ({level_of(method)}) as {who}: {code.name}")
     assert not wrong, "\n".join(wrong)
 
 

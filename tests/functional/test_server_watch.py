@@ -17,7 +17,6 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from services.core.etcd import Store
 from stratus.v1 import servers_pb2
 from tests.support.stack import ROOT, Stack
 
@@ -105,7 +104,7 @@ def test_pages_agree_and_compacted_history_is_out_of_range(stack: Stack) -> None
                                          metadata=stack.md("demo")).servers  # fmt: skip
 
     async def compact() -> int:
-        store = Store(stack.info["etcd"])
+        store = stack.etcd_store()
         await store.connect()
         try:
             _, now = await store.get_with_revision("")

@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from stratus.v1 import flavors_pb2, hosts_pb2, images_pb2, services_pb2
@@ -20,7 +19,7 @@ GRPCURL = shutil.which("grpcurl", path=str(Path(sys.executable).parent)) or "grp
 def grpcurl(stack: Stack, *args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
     auth = ["-H", f"authorization: Bearer {token}"] if token else []
     return subprocess.run(
-        [GRPCURL, "-plaintext", *auth, *args], capture_output=True, text=True, timeout=30, check=False
+        [GRPCURL, *stack.grpcurl_args(), *auth, *args], capture_output=True, text=True, timeout=30, check=False
     )
 
 
@@ -40,9 +39,9 @@ def test_reflection_describes_services_methods_and_messages(stack: Stack) -> Non
 
 
 def test_health_serving_on_every_process(stack: Stack) -> None:
-    endpoints = [stack.api] + [s["endpoint"] for s in stack.info["services"]]
-    for endpoint in endpoints:
-        with grpc.insecure_channel(endpoint) as ch:
+    endpoints = [(stack.api, None)] + [(s["endpoint"], "api") for s in stack.info["services"] if s["binary"] != "api"]
+    for endpoint, role in endpoints:  # an internal port answers a caller with one of the stack's certificates
+        with stack.channel_to(endpoint, role) as ch:
             reply = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=5)
             assert reply.status == health_pb2.HealthCheckResponse.SERVING, endpoint
 

@@ -1,6 +1,7 @@
-"""``stratus up --tls``: the api over TLS (grpcurl with the CA, the CLI through stack.json), plaintext
-refused, internal ports refusing callers without the stack's client certificate, and a server built,
-snapshotted and listed through every internal mutual-TLS path."""
+"""``stratus up`` is TLS by default (``--tls`` is still accepted): the api over TLS (grpcurl with
+the CA, the CLI through stack.json), plaintext refused, internal ports refusing callers without the
+stack's client certificate, and a server built, snapshotted and listed through every internal
+mutual-TLS path."""
 
 from __future__ import annotations
 
@@ -109,8 +110,8 @@ def test_an_internal_port_refuses_callers_without_the_stacks_client_certificate(
     assert health(grpc.insecure_channel(scheduler)) == grpc.StatusCode.UNAVAILABLE
     out = grpcurl("-cacert", str(ca_of(tls_stack)), "-max-time", "5", scheduler, "list")
     assert out.returncode != 0
-    # The same port takes a caller that shows the stack's internal certificate.
-    identity = TlsFiles(ca_of(tls_stack), tls_dir / "internal.pem", tls_dir / "internal-key.pem")
+    # The same port takes a caller that shows one of the stack's role certificates.
+    identity = TlsFiles(ca_of(tls_stack), tls_dir / "role-api.pem", tls_dir / "role-api-key.pem")
     peer = grpc.secure_channel(scheduler, channel_credentials(identity.ca, identity))
     assert health(peer) == grpc.StatusCode.OK
 

@@ -130,9 +130,8 @@ def test_the_token_cli(stack: Stack) -> None:
 def test_a_bad_policy_file_keeps_the_api_from_starting(stack: Stack, tmp_path: Path) -> None:
     policy = tmp_path / "policy.toml"
     policy.write_text('[methods."stratus.v1.Servers"]\nGetServer = "superuser"\nGetSever = "reader"\n')
-    cmd = [sys.executable, "-m", "services.cli.main", "api", "--etcd", ",".join(stack.info["etcd"]),
-           "--host", "policy-check", "--port", "0", "--state-dir", str(tmp_path), "--no-seed",
-           "--set", f"policy_file={policy}", "--set", "prefix=/policy-check/"]  # fmt: skip
+    cmd = stack.process_argv("api", "policy-check", tmp_path, "--no-seed",
+           "--set", f"policy_file={policy}", "--set", "prefix=/policy-check/")  # fmt: skip
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode != 0
     assert "api refuses to start" in out.stderr and "unknown role 'superuser'" in out.stderr, out.stderr

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from services.core.etcd import Store
+from services.core.etcd import EtcdTls, Store
 from tests.support import chaos_check, chaos_logs
 from tests.support.chaos_check import RID_KEY, Expected, Snapshot
 from tests.support.chaos_client import ApiPool, Client
@@ -178,7 +178,9 @@ async def run_chaos_async(
     user = Client(pool, info["demo_token"], plan, report, rng)
     admin = Client(pool, info["token"], plan, report, rng)
     admin.expected = user.expected
-    store = Store(list(info["etcd"]), os.environ.get("STRATUS_PREFIX") or "/stratus/")
+    files = info.get("etcd_tls") or {}
+    etcd_tls = EtcdTls(Path(files["ca"]), Path(files["cert"]), Path(files["key"])) if files else None
+    store = Store(list(info["etcd"]), os.environ.get("STRATUS_PREFIX") or "/stratus/", etcd_tls)
     await store.connect()
     try:
         spread_s = max(plan.kills + plan.freezes, 1) * plan.chaos_interval_s

@@ -15,6 +15,7 @@ import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from services.core.tls import channel_credentials
 from stratus.v1 import servers_pb2, servers_pb2_grpc
 from tests.support.chaos_check import RID_KEY, Expected
 from tests.support.chaos_report import ChaosPlan, ChaosReport
@@ -47,8 +48,15 @@ class ApiPool:
         eps = self.endpoints()
         ep = eps[n % len(eps)]
         if ep not in self._channels:
-            self._channels[ep] = grpc.aio.insecure_channel(ep)
+            self._channels[ep] = self._channel(ep)
         return servers_pb2_grpc.ServersStub(self._channels[ep])
+
+    def _channel(self, endpoint: str) -> grpc.aio.Channel:
+        """TLS trusting the stack's CA (stack.json), plaintext for an ``--insecure`` stack."""
+        ca = json.loads((self.state_dir / "stack.json").read_text()).get("ca_cert")
+        if not ca:
+            return grpc.aio.insecure_channel(endpoint)
+        return grpc.aio.secure_channel(endpoint, channel_credentials(Path(ca)))
 
     async def close(self) -> None:
         for ch in self._channels.values():

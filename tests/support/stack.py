@@ -14,7 +14,8 @@ from typing import Any
 
 import grpc
 
-from services.core.tls import sync_channel
+from services.core.etcd import EtcdTls, Store
+from services.core.tls import TlsFiles, channel_credentials, sync_channel
 from stratus.imagestore.v1 import imagestore_pb2_grpc
 from stratus.v1 import (
     aggregates_pb2_grpc,
@@ -76,6 +77,62 @@ class Stack:
         tokens = {"admin": lambda: self.info["token"], "demo": lambda: self.info["demo_token"],
                   "service": lambda: (self.state_dir / "service.token").read_text().strip()}  # fmt: skip
         return [("authorization", f"Bearer {tokens[who]()}")]
+
+    def tls_file(self, name: str) -> Path:
+        return self.state_dir / "tls" / name
+
+    @property
+    def secure(self) -> bool:
+        """TLS everywhere (the default); False for a stack started with ``--insecure``."""
+        return bool(self.info.get("ca_cert"))
+
+    def role_settings(self, role: str) -> list[str]:
+        """``--set`` arguments for a process a test starts beside the stack as ``role``: its
+        certificate towards peers and the stack's etcd (nothing for an ``--insecure`` stack)."""
+        if not self.secure:
+            return []
+        ca, cert, key = (str(self.tls_file(n)) for n in ("ca.pem", f"role-{role}.pem", f"role-{role}-key.pem"))
+        values = {"tls_ca": ca, "tls_cert": cert, "tls_key": key, "etcd_ca": ca, "etcd_cert": cert, "etcd_key": key}
+        return [arg for k, v in values.items() for arg in ("--set", f"{k}={v}")]
+
+    def identity(self, role: str) -> TlsFiles:
+        cert, key = self.tls_file(f"role-{role}.pem"), self.tls_file(f"role-{role}-key.pem")
+        return TlsFiles(self.tls_file("ca.pem"), cert, key)
+
+    def channel_to(self, endpoint: str, role: str | None = None) -> grpc.Channel:
+        """A channel to one of the stack's ports, trusting its CA and showing ``role``'s certificate
+        when given (an internal port needs one); plaintext for an ``--insecure`` stack."""
+        if not self.secure:
+            return grpc.insecure_channel(endpoint)
+        return grpc.secure_channel(
+            endpoint, channel_credentials(self.tls_file("ca.pem"), self.identity(role) if role else None)
+        )
+
+    def grpcurl_args(self, role: str | None = None) -> list[str]:
+        """grpcurl's transport flags for the stack's ports (as ``channel_to``)."""
+        if not self.secure:
+            return ["-plaintext"]
+        files = self.identity(role) if role else None
+        return ["-cacert", str(self.tls_file("ca.pem")),
+                *(["-cert", str(files.cert), "-key", str(files.key)] if files else [])]  # fmt: skip
+
+    def process_argv(self, binary: str, host: str, state_dir: Path, *extra: str) -> list[str]:
+        """The command line of a ``binary`` process joining this stack as ``host``."""
+        return [sys.executable, "-m", "services.cli.main", binary, "--etcd", ",".join(self.info["etcd"]),
+                "--host", host, "--port", "0", "--state-dir", str(state_dir), *self.role_settings(binary),
+                *extra]  # fmt: skip
+
+    def etcd_tls(self, role: str = "launcher") -> EtcdTls | None:
+        """How a test reaches the stack's own etcd: with ``role``'s certificate (None: plaintext)."""
+        if not self.secure:
+            return None
+        files = self.identity(role)
+        return EtcdTls(files.ca, files.cert, files.key)
+
+    def etcd_store(self, prefix: str | None = None) -> Store:
+        """A Store on the stack's etcd (not yet connected), under its prefix unless told another."""
+        prefix = prefix or os.environ.get("STRATUS_PREFIX") or "/stratus/"
+        return Store(list(self.info["etcd"]), prefix, self.etcd_tls())
 
     def reload(self) -> dict[str, Any]:
         self.info = json.loads((self.state_dir / "stack.json").read_text())

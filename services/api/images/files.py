@@ -8,6 +8,8 @@ import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from services.core.private_files import private_dir
+
 CHUNK = 1024 * 1024
 PART = ".part"
 
@@ -15,7 +17,7 @@ PART = ".part"
 class ImageFiles:
     def __init__(self, root: Path) -> None:
         self.root = root
-        root.mkdir(parents=True, exist_ok=True)
+        private_dir(root)  # private images and snapshots: only this user may read them
 
     def path(self, image_id: str) -> Path:
         return self.root / image_id
@@ -46,7 +48,7 @@ class ImageWriter:
     def __init__(self, part: Path, final: Path) -> None:
         self._part = part
         self._final = final
-        self._fh = part.open("wb")
+        self._fh = os.fdopen(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600), "wb")
         self._sha = hashlib.sha256()
         self.size = 0
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from services.cli.target import NoStack, Target, accepts, reachable, resolve_target, state_dir_of
+from services.cli.target import ForeignApi, NoStack, Target, accepts, reachable, resolve_target, state_dir_of
 from services.core.config import DEFAULT_STATE_DIR
 from services.launcher.stackfile import StackInfo, stack_path, write_stack
 
@@ -36,8 +36,8 @@ def test_the_stack_file_fills_what_flags_and_environment_leave_out(tmp_path: Pat
     assert resolve_target(None, None, tmp_path, {}).api == "127.0.0.1:1111"
     assert resolve_target(None, None, tmp_path, {}).token == "file-token"
     assert resolve_target(None, "mine", tmp_path, {}).token == "mine"
-    with_api = resolve_target("other:2", None, tmp_path, {})
-    assert (with_api.api, with_api.token) == ("other:2", "file-token")
+    with_api = resolve_target("127.0.0.1:1111", None, tmp_path, {})  # the stack's own api, named by hand
+    assert (with_api.api, with_api.token) == ("127.0.0.1:1111", "file-token")
 
 
 def test_the_state_dir_comes_from_the_flag_then_the_environment_then_the_default(tmp_path: Path) -> None:
@@ -73,8 +73,8 @@ def test_the_ca_comes_from_the_flag_then_the_environment_then_the_stack_file(tmp
     write_stack(stack_path(tmp_path), StackInfo("127.0.0.1:1", [], "t", "d", str(tmp_path), ca_cert="/s/ca.pem"))
     assert resolve_target(None, None, tmp_path, {}).ca_cert == Path("/s/ca.pem")
     env = {"STRATUS_CA_CERT": "/env/ca.pem"}
-    assert resolve_target(None, None, tmp_path, env).ca_cert == Path("/env/ca.pem")
-    assert resolve_target(None, None, tmp_path, env, Path("/flag/ca.pem")).ca_cert == Path("/flag/ca.pem")
+    assert resolve_target(None, "mine", tmp_path, env).ca_cert == Path("/env/ca.pem")
+    assert resolve_target(None, "mine", tmp_path, env, Path("/flag/ca.pem")).ca_cert == Path("/flag/ca.pem")
     full = {"STRATUS_API": "a:1", "STRATUS_TOKEN": "t", **env}  # no stack file needed
     assert resolve_target(None, None, tmp_path / "none", full).ca_cert == Path("/env/ca.pem")
 
@@ -89,7 +89,7 @@ def test_a_stack_of_replicas_gives_the_others_as_alternates(tmp_path: Path) -> N
     write_stack(stack_path(tmp_path), StackInfo(apis[0], [], "t", "d", str(tmp_path), apis=apis))
     target = resolve_target(None, None, tmp_path, {})
     assert (target.api, target.alternates) == ("127.0.0.1:1", ("127.0.0.1:2", "127.0.0.1:3"))
-    assert resolve_target("flag:1", None, tmp_path, {}).alternates == ()  # an api named by hand is that one
+    assert resolve_target("127.0.0.1:2", None, tmp_path, {}).alternates == ()  # an api named by hand is that one
 
 
 def test_the_first_replica_that_accepts_a_connection_is_used() -> None:
@@ -119,3 +119,74 @@ def test_a_closed_port_does_not_accept() -> None:
         s.listen()
         assert accepts(f"127.0.0.1:{port}", 1.0)
     assert not accepts("no-port", 1.0)
+
+
+# A stack's token goes only to that stack's api, over that stack's CA (issue 17, item 4).
+
+REPLICAS = ["127.0.0.1:8774", "127.0.0.1:8775"]
+
+
+def make_tls_stack(state_dir: Path) -> Path:
+    ca = state_dir / "tls" / "ca.pem"
+    info = StackInfo(REPLICAS[0], [], "admin-token", "d", str(state_dir), ca_cert=str(ca), apis=REPLICAS)
+    write_stack(stack_path(state_dir), info)
+    return ca
+
+
+@pytest.mark.parametrize("api", REPLICAS)
+def test_the_stack_token_and_ca_go_to_each_of_its_own_apis(tmp_path: Path, api: str) -> None:
+    ca = make_tls_stack(tmp_path)
+    for target in (resolve_target(api, None, tmp_path, {}), resolve_target(None, None, tmp_path, {"STRATUS_API": api})):
+        assert (target.api, target.token, target.ca_cert) == (api, "admin-token", ca)
+    assert resolve_target(None, None, tmp_path, {}).token == "admin-token"  # no api named: the stack's
+
+
+@pytest.mark.parametrize("api", ["127.0.0.1:9", "localhost:8774", "evil.example:8774"])
+def test_the_stack_token_is_not_sent_to_another_address(tmp_path: Path, api: str) -> None:
+    make_tls_stack(tmp_path)
+    with pytest.raises(ForeignApi, match=r"--token or set STRATUS_TOKEN") as flag:
+        resolve_target(api, None, tmp_path, {})
+    assert f"{api} (from --api) is not an api of the stack" in str(flag.value)
+    assert "admin-token" not in str(flag.value) and "\n" not in str(flag.value)
+    with pytest.raises(ForeignApi, match=r"\(from STRATUS_API\).*--token"):
+        resolve_target(None, None, None, {"STRATUS_API": api, "STRATUS_STATE_DIR": str(tmp_path)})
+
+
+@pytest.mark.parametrize("api", ["127.0.0.1:9", REPLICAS[1]])
+def test_an_explicit_token_goes_to_any_address(tmp_path: Path, api: str) -> None:
+    ca = make_tls_stack(tmp_path)
+    own = api in REPLICAS
+    for target in (
+        resolve_target(api, "mine", tmp_path, {}),
+        resolve_target(None, None, tmp_path, {"STRATUS_API": api, "STRATUS_TOKEN": "mine"}),
+        resolve_target(api, None, tmp_path, {"STRATUS_TOKEN": "mine"}),
+    ):
+        assert (target.api, target.token) == (api, "mine")
+        assert target.ca_cert == (ca if own else None)  # the stack's CA only for its own api
+
+
+def test_another_address_takes_only_an_explicit_ca(tmp_path: Path) -> None:
+    make_tls_stack(tmp_path)
+    target = resolve_target("127.0.0.1:9", "mine", tmp_path, {"STRATUS_CA_CERT": "/other/ca.pem"})
+    assert target.ca_cert == Path("/other/ca.pem")
+
+
+def test_the_stack_token_is_not_sent_over_another_ca(tmp_path: Path) -> None:
+    ca = make_tls_stack(tmp_path)
+    for api in (None, REPLICAS[0]):
+        with pytest.raises(ForeignApi, match=r"the CA /other/ca.pem is not that of the stack.*--token"):
+            resolve_target(api, None, tmp_path, {"STRATUS_CA_CERT": "/other/ca.pem"})
+    same = tmp_path / "tls" / ".." / "tls" / "ca.pem"  # the stack's own CA, however spelled
+    assert resolve_target(None, None, tmp_path, {}, same).token == "admin-token"
+    assert resolve_target(None, None, tmp_path, {}, ca).token == "admin-token"
+    plain = tmp_path / "plain"
+    make_stack(plain, api=REPLICAS[0])
+    with pytest.raises(ForeignApi, match=r"it has none: plaintext"):
+        resolve_target(None, None, plain, {"STRATUS_CA_CERT": str(ca)})
+
+
+def test_an_explicit_api_and_token_need_no_readable_stack_file(tmp_path: Path) -> None:
+    stack_path(tmp_path).write_text("{not json")
+    assert resolve_target("127.0.0.1:9", "mine", tmp_path, {}).token == "mine"
+    with pytest.raises(NoStack, match="not a valid stack file"):
+        resolve_target("127.0.0.1:9", None, tmp_path, {})

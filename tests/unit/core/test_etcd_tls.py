@@ -16,8 +16,8 @@ from tests.support.etcd_server import EtcdServer, start_etcd
 @pytest.fixture(scope="module")
 def tls_etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EtcdServer, Path]]:
     made = ensure_stack_tls(tmp_path_factory.mktemp("etcd-tls"), ["localhost", "127.0.0.1"])
-    server = start_etcd(tls=made.internal)  # the internal certificate serves and is a client's too
-    yield server, made.internal.ca
+    server = start_etcd(tls=made.etcd)  # etcd's certificate serves client and peer URLs
+    yield server, made.ca
     server.stop()
 
 
@@ -27,7 +27,7 @@ async def test_a_store_with_the_ca_and_a_client_certificate_reads_and_writes(
     server, ca = tls_etcd
     tls_dir = ca.parent
     settings = CommonSettings(
-        etcd=[server.client_url], etcd_ca=ca, etcd_cert=tls_dir / "internal.pem", etcd_key=tls_dir / "internal-key.pem"
+        etcd=[server.client_url], etcd_ca=ca, etcd_cert=tls_dir / "role-api.pem", etcd_key=tls_dir / "role-api-key.pem"
     )
     assert server.client_url.startswith("https://")
     store = Store(settings.etcd, "/tls-test/", settings.etcd_tls())

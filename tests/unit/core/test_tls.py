@@ -42,13 +42,13 @@ async def check(channel: grpc.aio.Channel) -> grpc.StatusCode:
 
 @pytest.fixture
 async def internal_port(made: StackTls) -> AsyncIterator[str]:
-    server, endpoint = await serving(ServerTls(made.internal, require_client_cert=True))
+    server, endpoint = await serving(ServerTls(made.roles["compute"], require_client_cert=True))
     yield endpoint
     await server.stop(None)
 
 
 async def test_an_internal_port_takes_a_peer_with_the_stacks_certificate(made: StackTls, internal_port: str) -> None:
-    assert await check(aio_channel(internal_port, made.internal)) == grpc.StatusCode.OK
+    assert await check(aio_channel(internal_port, made.roles["compute"])) == grpc.StatusCode.OK
 
 
 async def test_an_internal_port_refuses_no_certificate_a_foreign_one_and_plaintext(
@@ -57,7 +57,7 @@ async def test_an_internal_port_refuses_no_certificate_a_foreign_one_and_plainte
     no_cert = grpc.aio.secure_channel(internal_port, channel_credentials(made.ca))
     assert await check(no_cert) == grpc.StatusCode.UNAVAILABLE
     foreign = ensure_stack_tls(tmp_path / "other", SANS)  # another stack's CA signed this one
-    mixed = TlsFiles(made.ca, foreign.internal.cert, foreign.internal.key)
+    mixed = TlsFiles(made.ca, foreign.roles["api"].cert, foreign.roles["api"].key)
     assert await check(aio_channel(internal_port, mixed)) == grpc.StatusCode.UNAVAILABLE
     assert await check(aio_channel(internal_port, None)) == grpc.StatusCode.UNAVAILABLE
 
@@ -66,7 +66,8 @@ async def test_a_public_port_needs_no_client_certificate_but_a_trusted_ca(made: 
     server, endpoint = await serving(ServerTls(made.api, require_client_cert=False))
     try:
         assert await check(grpc.aio.secure_channel(endpoint, channel_credentials(made.ca))) == grpc.StatusCode.OK
-        assert await check(aio_channel(endpoint, made.internal)) == grpc.StatusCode.OK  # a peer's call (ImageStore)
+        compute = made.roles["compute"]  # a peer's call (ImageStore)
+        assert await check(aio_channel(endpoint, compute)) == grpc.StatusCode.OK
         write_pair(tmp_path / "other.pem", tmp_path / "other-key.pem", *make_ca())
         untrusting = grpc.aio.secure_channel(endpoint, channel_credentials(tmp_path / "other.pem"))
         assert await check(untrusting) == grpc.StatusCode.UNAVAILABLE
@@ -85,15 +86,15 @@ async def test_without_files_ports_and_channels_stay_plaintext() -> None:
 
 def test_settings_decide_public_mutual_or_plaintext(made: StackTls) -> None:
     assert CommonSettings().server_tls() is None and CommonSettings().internal_tls() is None
-    files = made.internal
+    files = made.roles["compute"]
     mutual = CommonSettings(tls_ca=files.ca, tls_cert=files.cert, tls_key=files.key)
-    assert mutual.server_tls() == ServerTls(made.internal, require_client_cert=True)
+    assert mutual.server_tls() == ServerTls(made.roles["compute"], require_client_cert=True)
     public = CommonSettings(
         tls_ca=files.ca, tls_cert=files.cert, tls_key=files.key, tls_public_cert=made.api.cert,
         tls_public_key=made.api.key,
     )  # fmt: skip
     assert public.server_tls() == ServerTls(made.api, require_client_cert=False)
-    assert public.internal_tls() == made.internal  # its calls to peers still show the internal identity
+    assert public.internal_tls() == made.roles["compute"]  # its calls to peers still show the internal identity
 
 
 @pytest.mark.parametrize(

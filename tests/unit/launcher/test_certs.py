@@ -15,11 +15,13 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from services.launcher.certs import (
     API_CERT,
     CA_KEY,
-    INTERNAL_CERT,
     RENEW_BEFORE,
+    ROLES,
+    common_name_of,
     ensure_stack_tls,
     issue_cert,
     make_ca,
+    role_files,
     still_good,
     write_pair,
 )
@@ -40,12 +42,12 @@ def usages_of(cert: x509.Certificate) -> set[x509.ObjectIdentifier]:
     return set(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
 
 
-def test_a_fresh_state_dir_gets_a_ca_and_two_certificates_it_signed(tmp_path: Path) -> None:
+def test_a_fresh_state_dir_gets_a_ca_and_certificates_it_signed(tmp_path: Path) -> None:
     made = ensure_stack_tls(tmp_path, SANS)
     ca = load(made.ca)
     assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     ca.verify_directly_issued_by(ca)
-    for files in (made.api, made.internal):
+    for files in (made.api, made.etcd, *made.roles.values()):
         assert files.ca == made.ca
         cert = load(files.cert)
         cert.verify_directly_issued_by(ca)  # raises if the chain does not verify
@@ -53,26 +55,38 @@ def test_a_fresh_state_dir_gets_a_ca_and_two_certificates_it_signed(tmp_path: Pa
         dns, ips = sans_of(cert)
         assert {"localhost", "box.example"} <= dns and {"127.0.0.1", "::1"} <= ips
     assert usages_of(load(made.api.cert)) == {ExtendedKeyUsageOID.SERVER_AUTH}
-    assert usages_of(load(made.internal.cert)) == {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH}
+    both = {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH}
+    assert all(usages_of(load(files.cert)) == both for files in (made.etcd, *made.roles.values()))
+
+
+def test_each_role_has_its_own_identity_named_by_its_common_name(tmp_path: Path) -> None:
+    (tmp_path / "tls").mkdir()
+    (tmp_path / "tls" / "internal.pem").write_bytes(b"an earlier version's shared identity")
+    made = ensure_stack_tls(tmp_path, SANS)
+    assert set(made.roles) == set(ROLES) == {"api", "scheduler", "compute", "servicegroup", "launcher"}
+    assert {role: common_name_of(load(files.cert)) for role, files in made.roles.items()} == {r: r for r in ROLES}
+    assert len({files.key.read_bytes() for files in made.roles.values()}) == len(ROLES)  # keys not shared
+    assert common_name_of(load(made.api.cert)) not in ROLES  # the public certificate is no role
+    assert not (tmp_path / "tls" / "internal.pem").exists()
 
 
 def test_keys_are_readable_by_their_owner_only_and_the_directory_is_private(tmp_path: Path) -> None:
     made = ensure_stack_tls(tmp_path, SANS)
     directory = tmp_path / "tls"
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
-    for key in (directory / CA_KEY, made.api.key, made.internal.key):
+    for key in (directory / CA_KEY, made.api.key, made.roles["compute"].key):
         assert stat.S_IMODE(key.stat().st_mode) == 0o600
-    assert stat.S_IMODE(made.ca.stat().st_mode) == 0o644
+    assert stat.S_IMODE(made.ca.stat().st_mode) == 0o600
     assert not [p for p in directory.iterdir() if p.name.startswith(".")]  # no temporary file left
 
 
 def test_valid_files_are_kept_across_restarts_and_a_widened_key_is_put_right(tmp_path: Path) -> None:
     first = ensure_stack_tls(tmp_path, SANS)
-    before = {p: p.read_bytes() for p in (first.ca, first.api.cert, first.internal.cert)}
-    first.internal.key.chmod(0o644)
+    before = {p: p.read_bytes() for p in (first.ca, first.api.cert, first.roles["compute"].cert)}
+    first.roles["compute"].key.chmod(0o644)
     second = ensure_stack_tls(tmp_path, SANS)
-    assert {p: p.read_bytes() for p in (second.ca, second.api.cert, second.internal.cert)} == before
-    assert stat.S_IMODE(second.internal.key.stat().st_mode) == 0o600
+    assert {p: p.read_bytes() for p in (second.ca, second.api.cert, second.roles["compute"].cert)} == before
+    assert stat.S_IMODE(second.roles["compute"].key.stat().st_mode) == 0o600
 
 
 def test_a_new_ca_means_new_leaf_certificates(tmp_path: Path) -> None:
@@ -102,15 +116,17 @@ def test_a_certificate_missing_a_wanted_name_or_near_its_end_is_made_again(tmp_p
 
 def test_a_garbled_or_mismatched_pair_is_replaced(tmp_path: Path) -> None:
     made = ensure_stack_tls(tmp_path, SANS)
-    made.internal.cert.write_bytes(b"not a certificate")
+    made.roles["compute"].cert.write_bytes(b"not a certificate")
     ensure_stack_tls(tmp_path, SANS)
-    load(made.internal.cert).verify_directly_issued_by(load(made.ca))
+    load(made.roles["compute"].cert).verify_directly_issued_by(load(made.ca))
     ca_key, ca = make_ca()
     other_key, other = issue_cert(ca_key, ca, "x", SANS, client=True)
-    write_pair(tmp_path / "tls" / "x.pem", made.internal.key, other_key, other)  # internal.pem's key replaced
-    ensure_stack_tls(tmp_path, SANS)  # the key no longer matches internal.pem: both made again
-    key = serialization.load_pem_private_key(made.internal.key.read_bytes(), password=None)
-    assert load(tmp_path / "tls" / INTERNAL_CERT).public_key() == key.public_key()
+    write_pair(
+        tmp_path / "tls" / "x.pem", made.roles["compute"].key, other_key, other
+    )  # role-compute.pem's key replaced
+    ensure_stack_tls(tmp_path, SANS)  # the key no longer matches role-compute.pem: both made again
+    key = serialization.load_pem_private_key(made.roles["compute"].key.read_bytes(), password=None)
+    assert load(tmp_path / "tls" / role_files("compute")[0]).public_key() == key.public_key()
     assert key.public_key() != other_key.public_key()
 
 

@@ -118,24 +118,34 @@ def sets_of(argv: list[str]) -> dict[str, str]:
     return dict(argv[i + 1].split("=", 1) for i, arg in enumerate(argv) if arg == "--set")
 
 
-def test_with_tls_every_process_gets_the_internal_identity_and_the_api_its_public_certificate() -> None:
-    tls_dir = Path("/s/tls")
-    internal = TlsFiles(tls_dir / "ca.pem", tls_dir / "internal.pem", tls_dir / "internal-key.pem")
-    public = TlsFiles(tls_dir / "ca.pem", tls_dir / "api.pem", tls_dir / "api-key.pem")
-    services = {s.host: s for s in plan_services(OPTS, ETCD, TlsPlan(internal, public))}
-    identity = {"tls_ca": "/s/tls/ca.pem", "tls_cert": "/s/tls/internal.pem", "tls_key": "/s/tls/internal-key.pem"}
-    for host in ("servicegroup-1", "scheduler-1", "compute-2"):
-        assert sets_of(services[host].argv(0)) == identity
+def tls_plan(tls_dir: Path = Path("/s/tls")) -> TlsPlan:
+    roles = {role: TlsFiles(tls_dir / "ca.pem", tls_dir / f"role-{role}.pem", tls_dir / f"role-{role}-key.pem")
+             for role in ("api", "scheduler", "compute", "servicegroup", "launcher")}  # fmt: skip
+    return TlsPlan(roles, TlsFiles(tls_dir / "ca.pem", tls_dir / "api.pem", tls_dir / "api-key.pem"))
+
+
+def test_each_process_shows_its_roles_identity_to_peers_and_etcd_and_the_api_its_public_certificate() -> None:
+    services = {s.host: s for s in plan_services(OPTS, ETCD, tls_plan())}
+    for host, role in (("servicegroup-1", "servicegroup"), ("scheduler-1", "scheduler"), ("compute-2", "compute")):
+        cert, key = f"/s/tls/role-{role}.pem", f"/s/tls/role-{role}-key.pem"
+        assert sets_of(services[host].argv(0)) == {
+            "tls_ca": "/s/tls/ca.pem", "tls_cert": cert, "tls_key": key,
+            "etcd_ca": "/s/tls/ca.pem", "etcd_cert": cert, "etcd_key": key,
+        }  # fmt: skip
     api = sets_of(services["api-1"].argv(0))
-    assert api == {**identity, "tls_public_cert": "/s/tls/api.pem", "tls_public_key": "/s/tls/api-key.pem"}
-    assert sets_of(plan_services(OPTS, ETCD)[0].argv(0)) == {}  # without --tls: plaintext, as before
+    assert (api["tls_cert"], api["etcd_cert"]) == ("/s/tls/role-api.pem", "/s/tls/role-api.pem")
+    assert (api["tls_public_cert"], api["tls_public_key"]) == ("/s/tls/api.pem", "/s/tls/api-key.pem")
+    assert sets_of(plan_services(OPTS, ETCD)[0].argv(0)) == {}  # --insecure: plaintext
 
 
 def test_etcd_client_tls_reaches_every_process() -> None:
-    opts = StackOptions(state_dir=Path("/s"), etcd_tls=EtcdTls(Path("/e/ca.pem"), Path("/e/c.pem"), Path("/e/k.pem")))
+    external = EtcdTls(Path("/e/ca.pem"), Path("/e/c.pem"), Path("/e/k.pem"))
+    opts = StackOptions(state_dir=Path("/s"), etcd=("https://10.0.0.1:2379",), etcd_tls=external)
     assert sets_of(service_argv("compute", "compute-1", opts, ("https://10.0.0.1:2379",), 0)) == {
         "etcd_ca": "/e/ca.pem", "etcd_cert": "/e/c.pem", "etcd_key": "/e/k.pem",
     }  # fmt: skip
+    with_ca = sets_of(service_argv("compute", "compute-1", opts, ("https://10.0.0.1:2379",), 0, tls_plan()))
+    assert with_ca["etcd_cert"] == "/e/c.pem" and with_ca["tls_cert"] == "/s/tls/role-compute.pem"
 
 
 def test_the_summary_names_the_ca_of_a_tls_stack() -> None:
@@ -159,11 +169,8 @@ def test_api_replicas_are_numbered_and_take_consecutive_ports_from_the_api_port(
 
 
 def test_every_api_replica_serves_the_public_certificate() -> None:
-    tls_dir = Path("/s/tls")
-    internal = TlsFiles(tls_dir / "ca.pem", tls_dir / "internal.pem", tls_dir / "internal-key.pem")
-    public = TlsFiles(tls_dir / "ca.pem", tls_dir / "api.pem", tls_dir / "api-key.pem")
     opts = StackOptions(state_dir=Path("/s"), apis=2)
-    apis = [s for s in plan_services(opts, ETCD, TlsPlan(internal, public)) if s.binary == "api"]
+    apis = [s for s in plan_services(opts, ETCD, tls_plan()) if s.binary == "api"]
     assert len(apis) == 2
     for api in apis:
         assert sets_of(api.argv(0))["tls_public_cert"] == "/s/tls/api.pem"

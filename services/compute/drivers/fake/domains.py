@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from services.compute.drivers.base import InstanceSpec
+from services.core.private_files import private_dir
 
 
 @dataclass(slots=True)
@@ -52,7 +53,7 @@ def save_domains(path: Path, host: str, domains: dict[str, FakeDomain]) -> None:
         }
         for iid, d in domains.items()
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)  # user data and keys are in the specs
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps({"host": host, "domains": body}))
     tmp.replace(path)

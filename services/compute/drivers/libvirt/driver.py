@@ -36,6 +36,7 @@ from services.compute.drivers.libvirt.imagecache import ImageCache
 from services.compute.drivers.libvirt.power import event_power_state, power_state
 from services.compute.drivers.libvirt.settings import LibvirtSettings
 from services.compute.drivers.libvirt.virt_type import resolve_virt_type
+from services.core.private_files import private_dir
 from stratus.v1 import servers_pb2
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ class LibvirtDriver(VirtDriver):
     async def start(self, on_power_event: PowerEventHandler, deployment: str = "") -> None:
         self._on_power_event = on_power_event
         self.deployment = deployment
-        await asyncio.to_thread(self.instances_path.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(private_dir, self.instances_path)  # guest disks, config drives, consoles
         await self.lv.open(self._lifecycle)
         self.virt_type = await resolve_virt_type(self.settings.virt_type, self.lv)
         self._owned = set(await self.list_instances())
@@ -129,7 +130,7 @@ class LibvirtDriver(VirtDriver):
     async def spawn(self, spec: InstanceSpec) -> None:
         files = self.files(spec.instance_id)
         await self.destroy(spec.instance_id)  # a retried spawn starts from nothing
-        await asyncio.to_thread(files.root.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(private_dir, files.root)
         self._owned.add(spec.instance_id)
         await asyncio.to_thread(files.image_id.write_text, spec.image_id)
         image = await self.cache.get(spec.image_id)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from services.compute.drivers.base import BadImage, ImageError, ImageInfo, ImageService
 from services.compute.drivers.libvirt import disks
+from services.core.private_files import private_dir
 
 IMAGE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 SUFFIXES = (".json", ".part", ".lock")
@@ -54,7 +55,7 @@ def _try_flock(path: Path) -> int | None:
     """
     while True:
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError as e:
             raise ImageError(f"cannot open the lock file {path}: {e}") from e
         try:
@@ -148,7 +149,7 @@ class ImageCache:
             if cached is not None:
                 return cached
             try:
-                await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
+                await asyncio.to_thread(private_dir, self.root)
             except OSError as e:
                 raise ImageError(f"image {image_id}: cannot create the image cache {self.root}: {e}") from e
             async with _flock(self._file(image_id, ".lock")):
