@@ -17,7 +17,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from services.cli import output
+from services.cli import options, output
 from services.cli.options import StateDirOpt
 from services.cli.output import Format, FormatOpt
 from services.cli.target import state_dir_of
@@ -44,7 +44,7 @@ def etcd_target(flag: str | None, state_dir: Path | None) -> Target:
     exit 1 saying why when there are none."""
     if flag:
         return [url.strip() for url in flag.split(",") if url.strip()], None
-    path = stack_path(state_dir_of(state_dir, os.environ))
+    path = stack_path(state_dir_of(state_dir or options.given().state_dir, os.environ))  # or before the command
     try:
         stack = read_stack(path)
     except BadStackFile as exc:

@@ -36,6 +36,8 @@ COLUMNS: list[output.Column] = [
     ("VISIBILITY", lambda i: output.enum_label(i, "visibility") or "PRIVATE"),
     ("SIZE", lambda i: str(i.size_bytes)),
     ("DISK_FORMAT", lambda i: i.disk_format),
+    ("MIN_DISK_GB", lambda i: str(i.min_disk_gb)),
+    ("MIN_RAM_MB", lambda i: str(i.min_ram_mb)),
     ("PROPERTIES", lambda i: output.mapping(i.properties)),
 ]
 MEMBER_COLUMNS: list[output.Column] = [
@@ -54,11 +56,18 @@ PropertyOpt = Annotated[
     list[str] | None, typer.Option("--property", metavar="KEY=VALUE", help="Image property (repeatable).")
 ]
 ImageArg = Annotated[str, typer.Argument(metavar="IMAGE", help="Image id or name.")]
+MinDiskOpt = Annotated[
+    int | None, typer.Option("--min-disk", metavar="GB", help="The smallest flavor disk it boots from (0: none).")
+]
+MinRamOpt = Annotated[
+    int | None, typer.Option("--min-ram", metavar="MB", help="The smallest flavor RAM it boots with (0: none).")
+]
 
 
 def image_rows(i: images_pb2.Image) -> list[tuple[str, str]]:
     rows = [(header.lower(), get(i)) for header, get in COLUMNS]
-    rows += [("checksum", i.checksum), ("container_format", i.container_format), ("owner", i.owner_project_id)]
+    rows += [("virtual_size_bytes", str(i.virtual_size_bytes)), ("checksum", i.checksum),
+             ("container_format", i.container_format), ("owner", i.owner_project_id)]  # fmt: skip
     return [*rows, ("created_at", output.timestamp(i.created_at))]
 
 
@@ -91,11 +100,12 @@ def list_images(
 
 def _upload(
     name: str, file: Path, disk_format: DiskFormat | None, prop: list[str] | None,
-    visibility: images_pb2.ImageVisibility.ValueType,
+    visibility: images_pb2.ImageVisibility.ValueType, minimums: tuple[int | None, int | None],
     fmt: Format, api: str | None, token: str | None, state_dir: Path | None,
 ) -> None:  # fmt: skip
     chosen = disk_format.value if disk_format else guess_disk_format(file)
-    metadata = images_pb2.Image(name=name, disk_format=chosen, container_format="bare", visibility=visibility)
+    metadata = images_pb2.Image(name=name, disk_format=chosen, container_format="bare", visibility=visibility,
+                                min_disk_gb=minimums[0] or 0, min_ram_mb=minimums[1] or 0)  # fmt: skip
     metadata.properties.update(pairs_option(prop, "--property"))
     metadata.checksum = file_sha256(file)
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
@@ -121,6 +131,8 @@ def create(
     public: PublicOpt = False,
     private: PrivateOpt = False,
     shared: SharedOpt = False,
+    min_disk: MinDiskOpt = None,
+    min_ram: MinRamOpt = None,
     fmt: FormatOpt = Format.table,
     api: ApiOpt = None,
     token: TokenOpt = None,
@@ -128,7 +140,7 @@ def create(
 ) -> None:
     """Create an image from a file (its sha256 is checked by the api), with a progress bar."""
     visibility = chosen_visibility(public, private, shared)
-    _upload(name, file, disk_format, prop, visibility, fmt, api, token, state_dir)
+    _upload(name, file, disk_format, prop, visibility, (min_disk, min_ram), fmt, api, token, state_dir)
 
 
 @app.command("upload")
@@ -140,6 +152,8 @@ def upload(
     public: PublicOpt = False,
     private: PrivateOpt = False,
     shared: SharedOpt = False,
+    min_disk: MinDiskOpt = None,
+    min_ram: MinRamOpt = None,
     fmt: FormatOpt = Format.table,
     api: ApiOpt = None,
     token: TokenOpt = None,
@@ -147,7 +161,7 @@ def upload(
 ) -> None:
     """Upload an image file (as `image create NAME --file FILE`)."""
     visibility = chosen_visibility(public, private, shared)
-    _upload(name, file, disk_format, prop, visibility, fmt, api, token, state_dir)
+    _upload(name, file, disk_format, prop, visibility, (min_disk, min_ram), fmt, api, token, state_dir)
 
 
 @app.command("show")
@@ -171,16 +185,20 @@ def set_image(
     public: PublicOpt = False,
     private: PrivateOpt = False,
     shared: SharedOpt = False,
+    min_disk: MinDiskOpt = None,
+    min_ram: MinRamOpt = None,
     fmt: FormatOpt = Format.table,
     api: ApiOpt = None,
     token: TokenOpt = None,
     state_dir: StateDirOpt = None,
 ) -> None:
-    """Rename an image or change who sees it (its project or an admin)."""
+    """Rename an image, change who sees it or set its minimums (its project or an admin)."""
     visibility = chosen_visibility(public, private, shared)
-    if not name and not visibility:
-        raise typer.BadParameter("nothing to change: give --name, --public, --private or --shared")
-    request = images_pb2.UpdateImageRequest(id=image, name=name or "", visibility=visibility)
+    if not name and not visibility and min_disk is None and min_ram is None:
+        raise typer.BadParameter("nothing to change: give --name, --public, --private, --shared, --min-disk "
+                                 "or --min-ram")  # fmt: skip
+    request = images_pb2.UpdateImageRequest(id=image, name=name or "", visibility=visibility,
+                                            min_disk_gb=min_disk, min_ram_mb=min_ram)  # fmt: skip
     with open_api(api, token, state_dir) as client:
         updated = client.call(client.images.UpdateImage, request)
     output.emit_one(fmt, updated, image_rows)

@@ -14,16 +14,15 @@ import re
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import StrEnum
-from typing import Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
-from google.protobuf import json_format, timestamp_pb2
-from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
-from google.protobuf.message import Message
-from rich import box
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+
+if TYPE_CHECKING:  # rich and protobuf's json_format are imported where used: a fast start-up
+    from google.protobuf import timestamp_pb2
+    from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
+    from google.protobuf.message import Message
+    from rich.console import Console
 
 
 class Format(StrEnum):
@@ -69,11 +68,15 @@ ColumnsOpt = Annotated[
 
 def stdout_console() -> Console:
     """Wide enough off a terminal that ids are never cut."""
+    from rich.console import Console
+
     width = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 200
     return Console(width=width)
 
 
 def stderr_console() -> Console:
+    from rich.console import Console
+
     return Console(stderr=True)
 
 
@@ -100,7 +103,7 @@ def enum_label(message: Message, field: str) -> str:
     enum_type = message.DESCRIPTOR.fields_by_name[field].enum_type
     if enum_type is None:
         raise TypeError(f"{field} is not an enum field")
-    return enum_word(cast(EnumDescriptor, enum_type), getattr(message, field))
+    return enum_word(cast("EnumDescriptor", enum_type), getattr(message, field))
 
 
 def _json_enum(enum_type: EnumDescriptor, value: Any) -> Any:
@@ -139,10 +142,12 @@ def _words(descriptor: Descriptor, data: dict[str, Any]) -> dict[str, Any]:
 
 def to_dict(message: Message) -> dict[str, Any]:
     """The message with the protos' field names, every field, and enums as words (None: unspecified)."""
+    from google.protobuf import json_format
+
     data = json_format.MessageToDict(
         message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
     )
-    return _words(cast(Descriptor, message.DESCRIPTOR), data)
+    return _words(cast("Descriptor", message.DESCRIPTOR), data)
 
 
 def print_json(value: Any) -> None:
@@ -194,6 +199,10 @@ def _field_names(message: Message, data: Mapping[str, Any]) -> list[str]:
 
 
 def print_table(columns: Sequence[Column], items: Iterable[Any]) -> None:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, header_style="bold", pad_edge=False)
     for header, _ in columns:
         table.add_column(header, overflow="fold")
@@ -203,6 +212,10 @@ def print_table(columns: Sequence[Column], items: Iterable[Any]) -> None:
 
 
 def print_fields(rows: Sequence[tuple[str, str]]) -> None:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(box=box.SIMPLE, show_header=False, show_edge=False, pad_edge=False)
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
@@ -224,13 +237,39 @@ def dump(fmt: Format, value: Any) -> None:
         print_json(value)
 
 
+Extra = Callable[[Any], Mapping[str, Any]]  # what json and yaml add to a message (names beside ids)
+
+
+def with_extra(data: dict[str, Any], more: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` with ``more``: a ``<x>_name`` right after ``<x>_id`` when there is one, else at the end."""
+    out: dict[str, Any] = {}
+    placed = {f"{key.removesuffix('_name')}_id": key for key in more if key.endswith("_name")}
+    for key, value in data.items():
+        out[key] = value
+        if key in placed and placed[key] not in data:
+            out[placed[key]] = more[placed[key]]
+    for key, value in more.items():
+        out.setdefault(key, value)
+    return out
+
+
+def message_dict(item: Message, extra: Extra | None) -> dict[str, Any]:
+    data = to_dict(item)
+    return with_extra(data, extra(item)) if extra else data
+
+
 def emit_list(
-    fmt: Format, columns: Sequence[Column], items: Sequence[Message], select: Sequence[str] | None = None
+    fmt: Format,
+    columns: Sequence[Column],
+    items: Sequence[Message],
+    select: Sequence[str] | None = None,
+    extra: Extra | None = None,
 ) -> None:
-    """A list: a table (or bare rows) of ``columns``, or the messages; ``select`` (default: ``-c``) narrows it."""
+    """A list: a table (or bare rows) of ``columns``, or the messages (with ``extra``'s fields);
+    ``select`` (default: ``-c``) narrows it."""
     wanted = selected_columns() if select is None else list(select)
     if fmt in (Format.json, Format.yaml):
-        data = [to_dict(item) for item in items]
+        data = [message_dict(item, extra) for item in items]
         if wanted and items:
             fields = _field_names(items[0], data[0])
             data = [_pick_fields(d, fields, wanted) for d in data]
@@ -249,11 +288,13 @@ def emit_one(
     item: Message,
     rows: Callable[[Any], Sequence[tuple[str, str]]],
     select: Sequence[str] | None = None,
+    extra: Extra | None = None,
 ) -> None:
-    """One item: its ``rows`` as a two-column table (or bare values, one a line), or the message."""
+    """One item: its ``rows`` as a two-column table (or bare values, one a line), or the message
+    (with ``extra``'s fields)."""
     wanted = selected_columns() if select is None else list(select)
     if fmt in (Format.json, Format.yaml):
-        data = to_dict(item)
+        data = message_dict(item, extra)
         dump(fmt, _pick_fields(data, _field_names(item, data), wanted) if wanted else data)
         return
     shown = list(rows(item))

@@ -16,7 +16,6 @@ import typer
 
 from services.cli import output
 from services.cli.client import Api, open_api
-from services.cli.images import image_rows
 from services.cli.options import ApiOpt, StateDirOpt, TokenOpt, WaitTimeoutOpt
 from services.cli.output import Format, FormatOpt
 from services.cli.server_lookup import resolve_server
@@ -153,25 +152,39 @@ def snapshot(
         image: images_pb2.Image = client.call(client.servers.SnapshotServer, request)
         if wait:
             image = wait_for_image(client, image, timeout)
+    from services.cli.images import image_rows  # the image commands' module, only for this one
+
     output.emit_one(fmt, image, image_rows)
 
 
 def wait_for_image(api: Api, image: images_pb2.Image, timeout: float) -> images_pb2.Image:
-    """Polls the image until ACTIVE; gone means the snapshot failed (exit 1)."""
-    deadline = time.monotonic() + timeout
-    with output.stderr_console().status(f"image {image.name} ({image.id}): saving"):
-        while image.status != images_pb2.IMAGE_STATUS_ACTIVE:
-            if time.monotonic() > deadline:
-                output.err(f"error: image {image.id} is not ACTIVE after {timeout:g}s")
-                raise typer.Exit(1)
-            time.sleep(IMAGE_POLL_S)
-            try:
-                image = api.call(api.images.GetImage, images_pb2.GetImageRequest(id=image.id))
-            except grpc.RpcError as err:
-                if err.code() != grpc.StatusCode.NOT_FOUND:
-                    raise
-                output.err(f"error: the snapshot failed: image {image.id} was removed (the api's log says why)")
-                raise typer.Exit(1) from None
+    """Polls the image until ACTIVE, a line on stderr each time its status changes; gone means the
+    snapshot failed (exit 1)."""
+    start = time.monotonic()
+    deadline = start + timeout
+    shown = -1
+
+    def show(image: images_pb2.Image) -> None:
+        nonlocal shown
+        if image.status != shown:
+            shown = image.status
+            status = output.enum_label(image, "status") or "UNKNOWN"
+            output.err(f"{time.monotonic() - start:5.1f}s image {image.name} ({image.id}): {status}")
+
+    show(image)
+    while image.status != images_pb2.IMAGE_STATUS_ACTIVE:
+        if time.monotonic() > deadline:
+            output.err(f"error: image {image.id} is not ACTIVE after {timeout:g}s")
+            raise typer.Exit(1)
+        time.sleep(IMAGE_POLL_S)
+        try:
+            image = api.call(api.images.GetImage, images_pb2.GetImageRequest(id=image.id))
+        except grpc.RpcError as err:
+            if err.code() != grpc.StatusCode.NOT_FOUND:
+                raise
+            output.err(f"error: the snapshot failed: image {image.id} was removed (the api's log says why)")
+            raise typer.Exit(1) from None
+        show(image)
     return image
 
 

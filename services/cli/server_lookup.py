@@ -50,6 +50,24 @@ def names(api: Api, method: Any, request: Any, field: str) -> dict[str, str]:
     return {item.id: item.name for item in items if item.name}
 
 
+def name_of(api: Api, method: Any, request: Any, kind: str) -> str | None:
+    """The name of one flavor or image; None when it is gone (a deleted image), or cannot be read."""
+    try:
+        name: str = api.call(method, request).name
+    except grpc.RpcError as err:
+        if err.code() != grpc.StatusCode.NOT_FOUND:
+            output.err(f"warning: showing the id: the {kind} could not be read ({err.code().name})")
+        return None
+    return name or None
+
+
+def names_of(api: Api, server: servers_pb2.Server) -> dict[str, str | None]:
+    """``flavor_name`` and ``image_name`` of one server (one GetFlavor, one GetImage)."""
+    flavor = name_of(api, api.flavors.GetFlavor, flavors_pb2.GetFlavorRequest(id=server.flavor_id), "flavor")
+    image = name_of(api, api.images.GetImage, images_pb2.GetImageRequest(id=server.image_id), "image")
+    return {"flavor_name": flavor, "image_name": image}
+
+
 def flavor_and_image_names(api: Api) -> tuple[Mapping[str, str], Mapping[str, str]]:
     """One ListFlavors and one ListImages: the names a server list shows."""
     flavors = names(api, api.flavors.ListFlavors, flavors_pb2.ListFlavorsRequest(), "flavors")

@@ -16,7 +16,7 @@ from services.cli.options import ApiOpt, StateDirOpt, TokenOpt, WaitTimeoutOpt
 from services.cli.output import Format, FormatOpt
 from services.cli.pairs import pairs_option
 from services.cli.server_groups import resolve_group
-from services.cli.server_lookup import flavor_and_image_names, resolve_server, server_id
+from services.cli.server_lookup import flavor_and_image_names, names_of, resolve_server, server_id
 from services.cli.waiting import WaitTimeout, print_changes, wait_for
 from stratus.v1 import flavors_pb2, images_pb2, servers_pb2
 
@@ -60,11 +60,16 @@ def fault_text(server: servers_pb2.Server) -> str:
     return ": ".join(part for part in (server.fault.code, server.fault.message) if part)
 
 
-def server_rows(s: servers_pb2.Server) -> list[tuple[str, str]]:
+def server_rows(s: servers_pb2.Server, names: Mapping[str, str | None] | None = None) -> list[tuple[str, str]]:
+    """A server's fields for ``show``; with ``names`` (``flavor_name``, ``image_name``: ``names_of``)
+    its flavor's and image's names beside their ids."""
     rows = [("id", s.id), ("name", s.name), ("status", output.enum_label(s, "status"))]
     rows += [(f, output.enum_label(s, f)) for f in ("vm_state", "task_state", "power_state")]
     rows += [("host", s.host), ("availability_zone", s.availability_zone)]
-    rows += [("flavor_id", s.flavor_id), ("image_id", s.image_id)]
+    rows += [("flavor_id", s.flavor_id)]
+    rows += [("flavor_name", names.get("flavor_name") or "")] if names is not None else []
+    rows += [("image_id", s.image_id)]
+    rows += [("image_name", names.get("image_name") or "")] if names is not None else []
     if s.HasField("resources"):
         r = s.resources
         rows.append(("resources", f"{r.vcpus} vCPU, {r.ram_mb} MiB RAM, {r.disk_gb} GB disk"))
@@ -182,10 +187,25 @@ def status_word(value: str | None) -> str | None:
     return value.upper()
 
 
-def shows_names(fmt: Format) -> bool:
-    """Whether the output has the FLAVOR or IMAGE column (json and yaml have the ids)."""
+def shows_names(fmt: Format, fields: tuple[str, str] = ("flavor", "image")) -> bool:
+    """Whether the output has the flavor's or image's name: the FLAVOR or IMAGE column of a list's
+    table (``fields``; ``flavor_name`` and ``image_name`` for a show's), or json's and yaml's
+    ``flavor_name`` and ``image_name``, unless ``-c`` leaves them out."""
     chosen = {output.column_key(name) for name in output.selected_columns()}
-    return fmt in (Format.table, Format.value) and (not chosen or bool(chosen & {"flavor", "image"}))
+    wanted = set(fields) if fmt in (Format.table, Format.value) else set(NAME_FIELDS)
+    return not chosen or bool(chosen & wanted)
+
+
+NAME_FIELDS = ("flavor_name", "image_name")
+
+
+def name_fields(flavors: Mapping[str, str], images: Mapping[str, str]) -> output.Extra:
+    """What json and yaml add to a server: its flavor's and image's names (null where unknown)."""
+
+    def extra(s: servers_pb2.Server) -> dict[str, str | None]:
+        return {"flavor_name": flavors.get(s.flavor_id), "image_name": images.get(s.image_id)}
+
+    return extra
 
 
 @app.command("list")
@@ -221,11 +241,12 @@ def list_servers(
     with open_api(api, token, state_dir) as client:
         if watch:
             flavors, images = flavor_and_image_names(client) if shows_names(fmt) else ({}, {})
-            print_changes(client, request, fmt, server_columns(flavors, images, all_projects))
+            columns = server_columns(flavors, images, all_projects)
+            print_changes(client, request, fmt, columns, name_fields(flavors, images))
             return
         servers = list_all(client, client.servers.ListServers, request, "servers")
         flavors, images = flavor_and_image_names(client) if shows_names(fmt) else ({}, {})
-    output.emit_list(fmt, server_columns(flavors, images, all_projects), servers)
+    output.emit_list(fmt, server_columns(flavors, images, all_projects), servers, extra=name_fields(flavors, images))
 
 
 @app.command("show")
@@ -236,11 +257,13 @@ def show(
     token: TokenOpt = None,
     state_dir: StateDirOpt = None,
 ) -> None:
-    """Show one server (by id or unique name)."""
+    """Show one server (by id or unique name), with its flavor's and image's names."""
     with open_api(api, token, state_dir) as client:
         request = servers_pb2.GetServerRequest(id=resolve_server(client, server))
         found = client.call(client.servers.GetServer, request)
-    output.emit_one(fmt, found, server_rows)
+        names = names_of(client, found) if shows_names(fmt, NAME_FIELDS) else {}
+    named = {field: names.get(field) for field in NAME_FIELDS}  # None: unknown
+    output.emit_one(fmt, found, lambda s: server_rows(s, names), extra=lambda _: named)
 
 
 @app.command("delete")

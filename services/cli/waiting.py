@@ -3,7 +3,8 @@ shown twice; a broken stream resumes after the last revision it delivered.
 
 ``wait_for`` follows one server until a condition holds (its watch starts with the server's state
 at a revision and goes on from there), with a GetServer poll whenever the stream is quiet (so a
-missed or unsupported stream only slows it down). ``list_and_follow`` lists every page of a
+missed or unsupported stream only slows it down), and reports each change of its status and task
+on stderr, a line each. ``list_and_follow`` lists every page of a
 listing (all read at its first page's revision) and then hands on every change after it.
 """
 
@@ -124,16 +125,34 @@ def describe(server: servers_pb2.Server | None, server_id: str) -> str:
     return f"server {server.name} ({server.id}): {status}" + (f" ({task.lower()})" if task else "")
 
 
-def wait_for(api: Api, server_id: str, done: Done, timeout_s: float) -> servers_pb2.Server | None:
-    """Follows the server with a spinner until ``done`` says so; returns it (None: gone)."""
-    deadline = time.monotonic() + timeout_s
-    with Follower(api, server_id) as follower, output.stderr_console().status("") as spinner:
+def state_of(server: servers_pb2.Server | None) -> tuple[int, int] | None:
+    """What ``--wait`` reports a change of: the status and the task (None: gone)."""
+    return None if server is None else (server.status, server.task_state)
+
+
+def wait_for(
+    api: Api, server_id: str, done: Done, timeout_s: float, progress: Callable[[str], None] = output.err
+) -> servers_pb2.Server | None:
+    """Follows the server until ``done`` says so; returns it (None: gone). Each change of its status
+    or task is a line to ``progress`` (stderr: stdout keeps only the result), the first state and
+    the last included: ``  2.1s server web (<id>): BUILD (spawning)``."""
+    start = time.monotonic()
+    deadline = start + timeout_s
+    shown: tuple[int, int] | bool | None = False  # False: nothing shown yet
+
+    def show(server: servers_pb2.Server | None) -> None:
+        nonlocal shown
+        if state_of(server) != shown:
+            shown = state_of(server)
+            progress(f"{time.monotonic() - start:5.1f}s {describe(server, server_id)}")
+
+    with Follower(api, server_id) as follower:
         try:  # the watch's first event is the server's state at the revision it goes on from
             current = follower.changes.get(timeout=POLL_S)
         except queue.Empty:
             current = get_or_none(api, server_id)
+        show(current)
         while not done(current):
-            spinner.update(describe(current, server_id))
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise WaitTimeout(current)
@@ -141,6 +160,7 @@ def wait_for(api: Api, server_id: str, done: Done, timeout_s: float) -> servers_
                 current = follower.changes.get(timeout=min(POLL_S, remaining))
             except queue.Empty:
                 current = get_or_none(api, server_id)
+            show(current)
     return current
 
 
@@ -180,16 +200,26 @@ def list_and_follow(
         stream.close()
 
 
-def print_changes(api: Api, request: servers_pb2.ListServersRequest, fmt: output.Format, columns: Any) -> None:
+def print_changes(
+    api: Api,
+    request: servers_pb2.ListServersRequest,
+    fmt: output.Format,
+    columns: Any,
+    extra: output.Extra | None = None,
+) -> None:
     """``server list --watch``: the list, then one line per change (``REVISION TYPE server ...``;
-    with ``-f json`` or ``-f yaml`` one JSON object per line) until Ctrl-C."""
+    with ``-f json`` or ``-f yaml`` one JSON object per line, its server with ``extra``'s fields)
+    until Ctrl-C."""
 
     def on_list(servers: list[servers_pb2.Server]) -> None:
-        output.emit_list(fmt, columns, servers)
+        output.emit_list(fmt, columns, servers, extra=extra)
 
     def on_event(event: servers_pb2.ServerEvent) -> None:
         if fmt in (output.Format.json, output.Format.yaml):
-            sys.stdout.write(json.dumps(output.to_dict(event), separators=(",", ":")) + "\n")
+            data = output.to_dict(event)
+            if extra is not None and isinstance(data.get("server"), dict):
+                data["server"] = output.with_extra(data["server"], extra(event.server))
+            sys.stdout.write(json.dumps(data, separators=(",", ":")) + "\n")
         else:
             kind = output.enum_label(event, "type") or "UPDATED"
             sys.stdout.write(f"{event.revision} {kind} {describe(event.server, event.server.id)}\n")

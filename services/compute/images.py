@@ -17,6 +17,7 @@ from typing import TypeVar
 import grpc
 
 from services.compute.drivers.base import BadImage, ImageError, ImageInfo, ImageService
+from services.core.backoff import backoff
 from services.core.channels import ChannelPool, ServiceDirectory
 from stratus.imagestore.v1 import imagestore_pb2, imagestore_pb2_grpc
 from stratus.v1 import images_pb2
@@ -62,7 +63,7 @@ class ApiImageService(ImageService):
         return [("authorization", f"Bearer {token}")]
 
     async def _retrying(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
-        deadline = asyncio.get_running_loop().time() + RETRY_FOR_S
+        deadline, delays = asyncio.get_running_loop().time() + RETRY_FOR_S, backoff()
         while True:
             try:
                 return await attempt()
@@ -75,7 +76,7 @@ class ApiImageService(ImageService):
             if asyncio.get_running_loop().time() > deadline:
                 raise ImageError(f"{what}: the api is unreachable ({error})") from error
             log.warning("%s: %s; retrying", what, error)
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(next(delays))
 
     async def download(self, image_id: str, dest: Path) -> ImageInfo:
         return await self._retrying(f"download of image {image_id}", lambda: self._download(image_id, dest))

@@ -15,22 +15,29 @@ log = logging.getLogger(__name__)
 class Jobs:
     def __init__(self) -> None:
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._actions: dict[str, str] = {}  # instance -> the action its running job serves
 
     def running(self, instance_id: str) -> bool:
         return instance_id in self._tasks
 
-    def start(self, instance_id: str, name: str, job: Coroutine[Any, Any, None]) -> None:
-        """Runs ``job`` for the instance (there must be none running for it)."""
+    def serves(self, instance_id: str, action_id: str) -> bool:
+        """A job runs for the instance, for ``action_id``."""
+        return instance_id in self._tasks and self._actions.get(instance_id) == action_id
+
+    def start(self, instance_id: str, name: str, job: Coroutine[Any, Any, None], action_id: str = "") -> None:
+        """Runs ``job`` for the instance (there must be none running for it), serving ``action_id``."""
         if instance_id in self._tasks:
             job.close()
             raise RuntimeError(f"a job is running already for {instance_id}")
         task = asyncio.create_task(job, name=f"{name}:{instance_id}")
         self._tasks[instance_id] = task
+        self._actions[instance_id] = action_id
         task.add_done_callback(lambda done: self._done(instance_id, done))
 
     def _done(self, instance_id: str, task: asyncio.Task[None]) -> None:
         if self._tasks.get(instance_id) is task:
             del self._tasks[instance_id]
+            self._actions.pop(instance_id, None)
         if not task.cancelled() and task.exception() is not None:
             log.error("job %s failed", task.get_name(), exc_info=task.exception())
 

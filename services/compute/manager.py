@@ -2,7 +2,10 @@
 
 The record in etcd is the authority; every call names an instance and is idempotent. Calls on
 one instance run one at a time. A failed build cleans up what it made and leaves the record's
-states to the caller (the api reschedules).
+states to the caller (the api reschedules). Every call that changes a guest carries a
+``transitions.Fence`` (the action it serves, the tasks it runs in): a stale call is answered and
+changes nothing, a job of a superseded action is cancelled, and every outcome write compares the
+fence in its transaction.
 """
 
 from __future__ import annotations
@@ -14,15 +17,16 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
-from services.compute import reports, transitions
+from services.compute import reports, transitions, vanished
 from services.compute.deployment import deployment_id
-from services.compute.drivers.base import BadImage, DriverError, InstanceNotFound, InstanceSpec, VirtDriver
+from services.compute.drivers.base import BadImage, DriverError, ImageTooBig, InstanceNotFound, InstanceSpec, VirtDriver
 from services.compute.hypervisor_check import HypervisorCheck
 from services.compute.jobs import Jobs
 from services.compute.locks import KeyedLocks
 from services.compute.reconcile import Reconciler
 from services.compute.settings import ComputeSettings
 from services.compute.stats import HostStatsTracker
+from services.compute.transitions import Fence
 from services.core import compute_report, instances, keys
 from services.core.errors import FailedPrecondition, Internal, InvalidArgument, NotFound, StratusError
 from services.core.etcd import Store
@@ -59,6 +63,12 @@ POWER_TASKS: dict[str, tuple[int, ...]] = {
     "suspend": (T.TASK_STATE_SUSPENDING,),
     "resume": (T.TASK_STATE_RESUMING,),
 }
+
+
+def build_outcome(fence: Fence) -> Fence:
+    """A build's outcome counts while the record is at its action and still SPAWNING."""
+    return Fence(fence.action_id, (T.TASK_STATE_SPAWNING,))
+
 
 # Guest modes every driver so far runs (full hardware virtualisation).
 VM_MODES = ("hvm",)
@@ -171,149 +181,188 @@ class ComputeManager:
         return records
 
     # ---- operations ---------------------------------------------------------------------------
-    async def accept_build(self, instance_id: str) -> None:
+    async def accept_build(self, instance_id: str, action_id: str = "") -> None:
         """BuildInstance: the record SPAWNING, then the spawn runs on after the answer and records
         its outcome (ACTIVE, or the report's fault). Asked again while it runs or after it
-        reported (a flow taken over by another api), it changes nothing."""
-        if self._jobs.running(instance_id):
+        reported (a flow taken over by another api), or for an action that is not the record's
+        current one, it changes nothing."""
+        fence = Fence(action_id)
+        if self._jobs.serves(instance_id, action_id) or not await self._current(instance_id, fence, "build"):
             return
+        await self._jobs.cancel(instance_id)  # a job of a superseded action: its outcome would be dropped
         async with self._operation("accept_build", instance_id):
             if self._jobs.running(instance_id):
                 return
-            record = await self._prepare_build(instance_id)
+            record = await self._prepare_build(instance_id, fence)
             if record is not None:
-                job = self._reporting(compute_report.BUILD, instance_id, self._locked_spawn(instance_id, record))
-                self._jobs.start(instance_id, "build", job)
+                spawn = self._locked_spawn(instance_id, record, fence)
+                job = self._reporting(compute_report.BUILD, instance_id, spawn, fence=build_outcome(fence))
+                self._jobs.start(instance_id, "build", job, action_id)
 
-    async def build_instance(self, instance_id: str) -> None:
+    async def build_instance(self, instance_id: str, action_id: str = "") -> None:
         """The whole build in one call, its failure raised (what the accepted job runs)."""
         async with self._operation("build_instance", instance_id):
-            record = await self._prepare_build(instance_id)
+            record = await self._prepare_build(instance_id, Fence(action_id))
             if record is not None:
-                await self._spawn_and_finish(instance_id, record)
+                await self._spawn_and_finish(instance_id, record, Fence(action_id))
 
-    async def _prepare_build(self, instance_id: str) -> state_pb2.InstanceRecord | None:
+    async def _prepare_build(self, instance_id: str, fence: Fence) -> state_pb2.InstanceRecord | None:
         """The record turned SPAWNING (its old report cleared), or None when there is nothing to
-        build: active here already, or the outcome reported and waiting for the api."""
+        build: active here already, the outcome reported and waiting for the api, or the call's
+        action superseded."""
         record, _ = await instances.get(self.store, instance_id)
         transitions.check_owned(record, self.host, instance_id)
+        if not fence.holds(record):
+            log.info("server %s: build for action %s is stale; nothing to do", instance_id, fence.action_id)
+            return None
         if compute_report.reported(record, self.host, compute_report.BUILD):
             return None
         if await self._already_built(instance_id, record):
             log.info("server %s is already active on %s", instance_id, self.host)
             return None
-        return await self._update_record(instance_id, transitions.spawning(self.host, instance_id))
+        return await self._update_record(instance_id, transitions.spawning(self.host, instance_id, fence))
 
-    async def _locked_spawn(self, instance_id: str, record: state_pb2.InstanceRecord) -> None:
+    async def _locked_spawn(self, instance_id: str, record: state_pb2.InstanceRecord, fence: Fence) -> None:
         with tracer().start_as_current_span("compute.spawn", attributes={"stratus.instance_id": instance_id}):
             async with self._locks.hold(instance_id):
-                await self._spawn_and_finish(instance_id, record)
+                await self._spawn_and_finish(instance_id, record, fence)
 
-    async def _spawn_and_finish(self, instance_id: str, record: state_pb2.InstanceRecord) -> None:
+    async def _spawn_and_finish(self, instance_id: str, record: state_pb2.InstanceRecord, fence: Fence) -> None:
         with self.stats.io_op(instance_id):
             await self._spawn(spec_of(instance_id, await instances.with_details(self.store, record)))
-        await self._finish_build(instance_id)
+        await self._finish_build(instance_id, build_outcome(fence))
         self.stats.build_succeeded()
         log.info("server %s spawned on %s", instance_id, self.host)
 
-    async def _report(self, instance_id: str, call: str, err: StratusError | None, image_id: str = "") -> None:
-        """Writes the outcome for the flow that waits for it; a record that moved on needs none."""
+    async def _report(
+        self, instance_id: str, call: str, err: StratusError | None, image_id: str = "", fence: Fence | None = None
+    ) -> None:
+        """Writes the outcome for the flow that waits for it; a record that moved on (deleted, moved,
+        another action or the task given up: ``fence``) needs none."""
+        outcome = reports.report(self.host, instance_id, call, err, image_id, fence)
         try:
-            await reports.write(self.store, instance_id, reports.report(self.host, instance_id, call, err, image_id))
+            await reports.write(self.store, instance_id, outcome)
         except (NotFound, FailedPrecondition) as gone:
             log.info("server %s: %s outcome not recorded (%s)", instance_id, call, gone.message)
 
-    async def destroy_instance(self, instance_id: str) -> None:
-        """Removes the domain if there is one; the record is the api's to delete."""
+    async def destroy_instance(self, instance_id: str, action_id: str = "") -> None:
+        """Removes the domain if there is one, for the delete ``action_id`` of a record placed here
+        (a record gone or placed elsewhere: the domain is an orphan); the record is the api's to
+        delete. A stale call (another action current, or not deleting) changes nothing."""
+        try:
+            record, _ = await instances.get(self.store, instance_id)
+        except NotFound:
+            record = None
+        deleting = Fence(action_id, (T.TASK_STATE_DELETING,))
+        if record is not None and record.server.host == self.host and not deleting.holds(record):
+            log.info("server %s: destroy for action %s is stale; nothing to do", instance_id, action_id)
+            return
         await self._jobs.cancel(instance_id)  # a spawn or copy under way cleans up as it stops
         async with self._operation("destroy_instance", instance_id):
             await self._driver_call("destroy", instance_id, functools.partial(self.driver.destroy, instance_id))
 
-    async def power_off(self, instance_id: str) -> None:
+    async def power_off(self, instance_id: str, fence: Fence | None = None) -> None:
         op = ignoring_record(self.driver.power_off, instance_id, self.settings.shutdown_timeout_s)
-        await self._action("power_off", instance_id, op, transitions.to_stopped)
+        await self._action("power_off", instance_id, op, transitions.to_stopped, fence)
 
-    async def power_on(self, instance_id: str) -> None:
+    async def power_on(self, instance_id: str, fence: Fence | None = None) -> None:
         op = ignoring_record(self.driver.power_on, instance_id)
-        await self._action("power_on", instance_id, op, transitions.to_started)
+        op = vanished.recreating(self.store, self.driver, self.host, spec_of, op)  # a vanished domain defined again
+        await self._action("power_on", instance_id, op, transitions.to_started, fence)
 
-    async def reboot(self, instance_id: str, hard: bool) -> None:
+    async def reboot(self, instance_id: str, hard: bool, fence: Fence | None = None) -> None:
         op = ignoring_record(self.driver.reboot, instance_id, hard)
-        await self._action("reboot", instance_id, op, transitions.to_rebooted)
+        if hard:  # as Nova's: a vanished domain defined again from the record over its disk
+            op = vanished.recreating(self.store, self.driver, self.host, spec_of, op)
+        await self._action("reboot", instance_id, op, transitions.to_rebooted, fence)
 
-    async def pause(self, instance_id: str) -> None:
+    async def pause(self, instance_id: str, fence: Fence | None = None) -> None:
         op = ignoring_record(self.driver.pause, instance_id)
-        await self._action("pause", instance_id, op, transitions.to_paused)
+        await self._action("pause", instance_id, op, transitions.to_paused, fence)
 
-    async def unpause(self, instance_id: str) -> None:
+    async def unpause(self, instance_id: str, fence: Fence | None = None) -> None:
         op = ignoring_record(self.driver.unpause, instance_id)
-        await self._action("unpause", instance_id, op, transitions.to_started)
+        await self._action("unpause", instance_id, op, transitions.to_started, fence)
 
-    async def suspend(self, instance_id: str) -> None:
+    async def suspend(self, instance_id: str, fence: Fence | None = None) -> None:
         op = ignoring_record(self.driver.suspend, instance_id)
-        await self._action("suspend", instance_id, op, transitions.to_suspended)
+        await self._action("suspend", instance_id, op, transitions.to_suspended, fence)
 
-    async def resume(self, instance_id: str) -> None:
+    async def resume(self, instance_id: str, fence: Fence | None = None) -> None:
         op = ignoring_record(self.driver.resume, instance_id)
-        await self._action("resume", instance_id, op, transitions.to_started)
+        await self._action("resume", instance_id, op, transitions.to_started, fence)
 
-    async def accept_power(self, name: str, instance_id: str, *args: Any) -> None:
+    async def accept_power(self, name: str, instance_id: str, *args: Any, action_id: str = "") -> None:
         """A power call (``power_off``, ``reboot`` ...), accepted at once: the record's new state,
-        or the report's fault. Only while the record is in the call's task: a late ask (that
-        action over, another begun) changes nothing."""
+        or the report's fault. Only while the record is at the call's action and in its task: a
+        late ask (that action over, another begun) changes nothing."""
         method = getattr(self, name)
-        await self._accept(compute_report.POWER, instance_id, lambda: method(instance_id, *args),
-                           tasks=POWER_TASKS[name])  # fmt: skip
+        fence = Fence(action_id, POWER_TASKS[name])
+        await self._accept(compute_report.POWER, instance_id, lambda: method(instance_id, *args, fence=fence), fence)
 
-    async def accept_resize(self, instance_id: str) -> None:
-        """ResizeInstance, accepted at once while the record is RESIZE_PREP (a late ask must not
-        resize again over the disk kept for a revert): RESIZED, or the report's fault."""
-        await self._accept(compute_report.RESIZE, instance_id, lambda: self.resize(instance_id),
-                           tasks=(T.TASK_STATE_RESIZE_PREP,))  # fmt: skip
+    async def accept_resize(self, instance_id: str, action_id: str = "") -> None:
+        """ResizeInstance, accepted at once while the record is at its action and RESIZE_PREP (a
+        late ask must not resize again over the disk kept for a revert): RESIZED, or the report's fault."""
+        fence = Fence(action_id, (T.TASK_STATE_RESIZE_PREP,))
+        await self._accept(compute_report.RESIZE, instance_id, lambda: self.resize(instance_id, fence), fence)
 
-    async def resize(self, instance_id: str) -> None:
+    async def resize(self, instance_id: str, fence: Fence | None = None) -> None:
         """Restarts the domain with the resources the record now holds (the api changed them)."""
 
         async def op(record: state_pb2.InstanceRecord) -> None:
             with self.stats.io_op(instance_id):
                 await self.driver.resize(spec_of(instance_id, await instances.with_details(self.store, record)))
 
-        await self._action("resize", instance_id, op, transitions.to_resized)
+        await self._action("resize", instance_id, op, transitions.to_resized, fence)
 
-    async def confirm_resize(self, instance_id: str) -> None:
+    async def confirm_resize(self, instance_id: str, action_id: str = "") -> None:
         op = ignoring_record(self.driver.confirm_resize, instance_id)
-        await self._action("confirm_resize", instance_id, op, transitions.to_started)
+        fence = Fence(action_id, (T.TASK_STATE_RESIZE_CONFIRMING,))
+        await self._action("confirm_resize", instance_id, op, transitions.to_started, fence)
 
-    async def revert_resize(self, instance_id: str) -> None:
+    async def revert_resize(self, instance_id: str, action_id: str = "") -> None:
         op = ignoring_record(self.driver.revert_resize, instance_id)
-        await self._action("revert_resize", instance_id, op, transitions.to_started)
+        fence = Fence(action_id, (T.TASK_STATE_RESIZE_REVERTING,))
+        await self._action("revert_resize", instance_id, op, transitions.to_started, fence)
 
-    async def accept_snapshot(self, instance_id: str, image_id: str) -> None:
-        """SnapshotInstance, accepted at once while the record is IMAGE_SNAPSHOT: the report says
-        how the copy ended."""
-        copy = lambda: self.snapshot(instance_id, image_id)  # noqa: E731
-        await self._accept(compute_report.SNAPSHOT, instance_id, copy, image_id, (T.TASK_STATE_IMAGE_SNAPSHOT,))
+    async def accept_snapshot(self, instance_id: str, image_id: str, action_id: str = "") -> None:
+        """SnapshotInstance, accepted at once while the record is at its action and IMAGE_SNAPSHOT:
+        the report says how the copy ended."""
+        fence = Fence(action_id, (T.TASK_STATE_IMAGE_SNAPSHOT,))
+        copy = lambda: self.snapshot(instance_id, image_id, fence)  # noqa: E731
+        await self._accept(compute_report.SNAPSHOT, instance_id, copy, fence, image_id)
+
+    async def _current(self, instance_id: str, fence: Fence, call: str) -> bool:
+        """Whether the record places the server here (else FailedPrecondition) at ``fence``."""
+        record, _ = await instances.get(self.store, instance_id)
+        transitions.check_owned(record, self.host, instance_id)
+        if fence.holds(record):
+            return True
+        log.info("server %s: %s for action %s is stale; nothing to do", instance_id, call, fence.action_id or "-")
+        return False
 
     async def _accept(
-        self, call: str, instance_id: str, job: Callable[[], Awaitable[None]], image_id: str = "",
-        tasks: tuple[int, ...] = (),
-    ) -> None:  # fmt: skip
-        """Checks the record places the server here (in one of ``tasks``, if given), then runs
-        ``job`` after the answer and reports its outcome. Asked again while it runs or after it
-        reported, it changes nothing."""
-        if self._jobs.running(instance_id):
+        self, call: str, instance_id: str, job: Callable[[], Awaitable[None]], fence: Fence, image_id: str = ""
+    ) -> None:
+        """Checks the record places the server here at ``fence``, then runs ``job`` after the
+        answer and reports its outcome. Asked again while it runs or after it reported, or for a
+        superseded action, it changes nothing; a job still running for a superseded action is
+        cancelled first (its outcome would be dropped)."""
+        if self._jobs.serves(instance_id, fence.action_id) or not await self._current(instance_id, fence, call):
             return
+        await self._jobs.cancel(instance_id)
         async with self._operation(f"accept_{call}", instance_id):
+            if not await self._current(instance_id, fence, call) or self._jobs.running(instance_id):
+                return
             record, _ = await instances.get(self.store, instance_id)
-            transitions.check_owned(record, self.host, instance_id)
-            if tasks and record.server.task_state not in tasks:
-                log.info("server %s: %s asked with the record in another task; nothing to do", instance_id, call)
+            if compute_report.reported(record, self.host, call, image_id):
                 return
-            if compute_report.reported(record, self.host, call, image_id) or self._jobs.running(instance_id):
-                return
-            self._jobs.start(instance_id, call, self._reporting(call, instance_id, job(), image_id))
+            reporting = self._reporting(call, instance_id, job(), image_id, fence)
+            self._jobs.start(instance_id, call, reporting, fence.action_id)
 
-    async def _reporting(self, call: str, instance_id: str, job: Awaitable[None], image_id: str = "") -> None:
+    async def _reporting(
+        self, call: str, instance_id: str, job: Awaitable[None], image_id: str = "", fence: Fence | None = None
+    ) -> None:
         """Runs an accepted call's ``job`` and reports its fault; a snapshot reports its success too
         (a resize's success is the record RESIZED)."""
         error: StratusError | None = None
@@ -324,14 +373,19 @@ class ComputeManager:
         except Exception as exc:  # a bug: say so, and still tell the flow (it would wait for hours)
             log.exception("%s of server %s on %s broke", call, instance_id, self.host)
             error = Internal(f"{call} failed on {self.host}: {exc}", reason=f"{call.upper()}_FAILED")
+        if error is not None and error.reason == transitions.ACTION_SUPERSEDED:
+            log.info("server %s: %s outcome dropped (%s)", instance_id, call, error.message)
+            return
         if error is not None or call == compute_report.SNAPSHOT:
-            await self._report(instance_id, call, error, image_id)
+            await self._report(instance_id, call, error, image_id, fence)
 
-    async def snapshot(self, instance_id: str, image_id: str) -> None:
+    async def snapshot(self, instance_id: str, image_id: str, fence: Fence | None = None) -> None:
         """Copies the disk into the image; the record is the api's to change."""
         async with self._operation("snapshot", instance_id):
             record, _ = await instances.get(self.store, instance_id)
             transitions.check_owned(record, self.host, instance_id)
+            if fence is not None:
+                fence.check(record, instance_id)
             with self.stats.io_op(instance_id):
                 snap = functools.partial(self.driver.snapshot, instance_id, image_id)
                 await self._driver_call("snapshot", instance_id, snap)
@@ -364,10 +418,12 @@ class ComputeManager:
             async with self._locks.hold(instance_id):
                 yield
 
-    async def _update(self, instance_id: str, change: transitions.Change) -> state_pb2.InstanceRecord:
-        """Applies ``change`` to the record if it still names this host and is not being deleted
-        (through an etcd outage: what the hypervisor did is recorded, not dropped)."""
-        return await self._update_record(instance_id, transitions.guarded(self.host, instance_id, change))
+    async def _update(
+        self, instance_id: str, change: transitions.Change, fence: Fence | None = None
+    ) -> state_pb2.InstanceRecord:
+        """Applies ``change`` to the record if it still names this host, is not being deleted and is
+        at ``fence`` (through an etcd outage: what the hypervisor did is recorded, not dropped)."""
+        return await self._update_record(instance_id, transitions.guarded(self.host, instance_id, change, fence))
 
     async def _update_record(self, instance_id: str, mutation: transitions.Mutation) -> state_pb2.InstanceRecord:
         return await reports.write(self.store, instance_id, mutation)
@@ -384,6 +440,9 @@ class ComputeManager:
         except BadImage as err:
             log.warning("spawn of server %s failed on %s: %s", spec.instance_id, self.host, err)
             await self._cleanup(spec.instance_id)
+            if isinstance(err, ImageTooBig):  # the flavor is too small: the request's fault, not INTERNAL
+                why = f"spawn failed on {self.host}: {err}"
+                raise InvalidArgument([("flavor_id", why)], reason=err.reason) from err
             raise FailedPrecondition(f"spawn failed on {self.host}: {err}", reason=IMAGE_UNUSABLE) from err
         except DriverError as err:
             log.warning("spawn of server %s failed on %s: %s", spec.instance_id, self.host, err)
@@ -395,11 +454,12 @@ class ComputeManager:
             await asyncio.shield(self._cleanup(spec.instance_id))
             raise
 
-    async def _finish_build(self, instance_id: str) -> None:
-        """Marks the record ACTIVE (through an etcd outage); if it was deleted or moved meanwhile,
-        removes the domain: a host never keeps a copy the records place elsewhere."""
+    async def _finish_build(self, instance_id: str, fence: Fence) -> None:
+        """Marks the record ACTIVE (through an etcd outage); if it was deleted, moved or its build
+        given up or superseded meanwhile, removes the domain: a host never keeps a copy the records
+        do not place here."""
         try:
-            await self._update(instance_id, transitions.to_active)
+            await self._update(instance_id, transitions.to_active, fence)
         except (NotFound, FailedPrecondition) as err:
             log.info("server %s changed while spawning on %s (%s); destroying it", instance_id, self.host, err)
             await self._cleanup(instance_id)
@@ -426,11 +486,17 @@ class ComputeManager:
             log.warning("%s of server %s failed on %s: %s", action, instance_id, self.host, err)
             raise Internal(f"{action} failed on {self.host}: {err}", reason=f"{action.upper()}_FAILED") from err
 
-    async def _action(self, name: str, instance_id: str, call: RecordCall, change: transitions.Change) -> None:
-        """Checks the record names this host, runs the driver call on it, records the outcome."""
+    async def _action(
+        self, name: str, instance_id: str, call: RecordCall, change: transitions.Change, fence: Fence | None = None
+    ) -> None:
+        """Checks the record names this host (and is at ``fence``: a stale call does nothing), runs
+        the driver call on it, records the outcome (compared with ``fence`` again)."""
         async with self._operation(name, instance_id):
             record, _ = await instances.get(self.store, instance_id)
             transitions.check_owned(record, self.host, instance_id)
+            if fence is not None and not fence.holds(record):
+                log.info("server %s: %s for action %s is stale; nothing to do", instance_id, name, fence.action_id)
+                return
             await self._driver_call(name, instance_id, functools.partial(call, record))
-            await self._update(instance_id, change)
+            await self._update(instance_id, change, fence)
             log.info("server %s: %s done on %s", instance_id, name, self.host)

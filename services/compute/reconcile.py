@@ -5,6 +5,9 @@
 - Every ``reconcile_interval_s`` the same check runs over every instance placed on this host, and
   over every domain this host owns: a domain with no record placing it here is reported, and
   destroyed once it has stayed orphaned for ``orphan_grace_s``.
+- A server whose domain vanished (an operator's ``virsh undefine``, a removed instance directory)
+  turns SHUTOFF with a fault saying so, or ERROR when its disk is gone too (vanished.py); it keeps its
+  host and claim, and a start defines its domain again from the record.
 
 Instances with an operation in progress (the compute's lock held, or a task in the record) are
 left alone: the operation records its own outcome.
@@ -17,7 +20,7 @@ import contextlib
 import logging
 import time
 
-from services.compute import transitions
+from services.compute import transitions, vanished
 from services.compute.drivers.base import DriverError, VirtDriver
 from services.compute.locks import KeyedLocks
 from services.compute.settings import ComputeSettings
@@ -31,6 +34,7 @@ from stratus.v1 import servers_pb2
 log = logging.getLogger(__name__)
 T = servers_pb2.TaskState
 V = servers_pb2.VmState
+P = servers_pb2.PowerState
 # Records in these states have no domain to follow yet (or any more).
 UNSYNCED = (V.VM_STATE_BUILDING, V.VM_STATE_ERROR, V.VM_STATE_DELETED)
 TRANSIENT = (ConnectionError, *AMBIGUOUS)
@@ -58,22 +62,25 @@ class Reconciler:
 
     async def sync_one(self, instance_id: str) -> None:
         try:
-            record, _ = await instances.get(self.store, instance_id)
+            record, revision = await instances.get(self.store, instance_id)
         except NotFound:
             return
         except TRANSIENT as exc:
             log.warning("cannot sync server %s now (%s); the next pass will", instance_id, exc)
             return
-        await self._sync(record)
+        await self._sync(record, revision)
 
-    async def _sync(self, record: state_pb2.InstanceRecord) -> None:
-        """Records the domain's power state unless an operation is in progress on it."""
+    async def _sync(self, record: state_pb2.InstanceRecord, revision: int) -> None:
+        """Records the domain's power state unless an operation is in progress on it (``revision``:
+        the record's, read before the driver is asked), or that the domain vanished."""
         server = record.server
         if not self._syncable(server):
             return
         try:
             await self._roll_back_resize(server)
             power = await self.driver.get_power_state(server.id)
+            if power == P.POWER_STATE_NOSTATE and await self._vanished(record, revision):
+                return
         except DriverError as exc:
             log.warning("cannot read the power state of %s on %s: %s", server.id, self.host, exc)
             return
@@ -97,6 +104,27 @@ class Reconciler:
         log.info("server %s on %s: power state %s (vm_state %s)", server.id, self.host,
                  servers_pb2.PowerState.Name(updated.server.power_state),
                  V.Name(updated.server.vm_state))  # fmt: skip
+
+    async def _vanished(self, record: state_pb2.InstanceRecord, revision: int) -> bool:
+        """True when the server's domain is gone from this host (as far as this module follows it):
+        the record says so now, as a compare-and-swap at ``revision``, or already did."""
+        server = record.server
+        if not vanished.followed(server, self.host) or await self.driver.has_domain(server.id):
+            return False
+        disk = await self.driver.has_disk(server.id)
+        if not vanished.to_record(server, disk):
+            return True
+        try:
+            updated = await vanished.record(self.store, record, revision, self.host, disk)
+        except (StratusError, *TRANSIENT) as exc:
+            log.warning("cannot record that the domain of %s vanished (%s); the next pass will", server.id, exc)
+            return True
+        if updated is None:
+            log.info("server %s changed while its vanished domain was noticed; the next pass looks again", server.id)
+            return True
+        log.warning("server %s on %s: its domain vanished%s; now %s (it keeps its claim here)", server.id,
+                    self.host, "" if disk else " with its disk", V.Name(updated.server.vm_state))  # fmt: skip
+        return True
 
     async def _roll_back_resize(self, server: servers_pb2.Server) -> None:
         """A resize that a crash interrupted left the old disk kept while the record, no longer
@@ -143,10 +171,12 @@ class Reconciler:
         placed: set[str] = set()
         ids = sorted(await self._claimed() | domains)
         for kv in await self.store.get_many([keys.instance(i) for i in ids]):
-            record = state_pb2.InstanceRecord.FromString(kv.value) if kv else None
-            if record is not None and record.server.host == self.host:
+            if kv is None:
+                continue
+            record = state_pb2.InstanceRecord.FromString(kv.value)
+            if record.server.host == self.host:
                 placed.add(record.server.id)
-                await self._sync(record)
+                await self._sync(record, kv.mod_revision)
         await self._remove_orphans(placed, domains, time.monotonic() if now is None else now)
         await self.driver.periodic()
 

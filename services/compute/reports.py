@@ -19,15 +19,19 @@ log = logging.getLogger(__name__)
 
 
 def report(
-    host: str, instance_id: str, call: str, err: StratusError | None, image_id: str = ""
-) -> transitions.Mutation:
-    """Records the outcome while the record still places the server here (and no delete runs)."""
+    host: str, instance_id: str, call: str, err: StratusError | None, image_id: str = "",
+    fence: transitions.Fence | None = None,
+) -> transitions.Mutation:  # fmt: skip
+    """Records the outcome while the record still places the server here (and no delete runs),
+    and is still at the call's action and task (``fence``): a superseded call's outcome is dropped."""
     outcome = state_pb2.ComputeReport(host=host, call=call, image_id=image_id)
     if err is not None:
         outcome.fault.CopyFrom(fault_of(err))
 
     def mutate(record: state_pb2.InstanceRecord) -> None:
         transitions.check_owned(record, host, instance_id)
+        if fence is not None:
+            fence.check(record, instance_id)
         record.report.CopyFrom(outcome)
 
     return mutate

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import grpc
 
+from services.core.backoff import RECONNECT_S, backoff
 from services.core.etcd import AMBIGUOUS
 from services.core.registration import Registration
 from services.core.supervise import cancel, spawn_supervised
@@ -72,15 +73,17 @@ class HostStatsTracker:
         then after every change."""
         assert self._registration is not None
         self._changed.set()
+        delays = backoff(*RECONNECT_S)
         while True:
             await self._changed.wait()
             self._changed.clear()
             try:
                 await self._registration.refresh()
+                delays = backoff(*RECONNECT_S)
             except (grpc.aio.AioRpcError, ConnectionError, *AMBIGUOUS) as exc:
                 log.warning("could not publish the stats of %s (%s); retrying", self.host, exc)
                 self._changed.set()
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(next(delays))
 
     async def close(self) -> None:
         await cancel(self._task)

@@ -1,12 +1,15 @@
 """The changes a compute makes to an instance record, as mutations for ``instances.update``.
 
-Each is guarded: the record must still name this host and must not be being deleted, checked
-inside the compare-and-swap so a concurrent move or delete is never overwritten.
+Each is guarded: the record must still name this host and must not be being deleted, and the
+call's ``Fence`` must still hold (its action is the record's current one, the record still in the
+call's task), checked inside the compare-and-swap so a concurrent move, delete, newer action or
+given-up task is never overwritten.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from services.core.errors import FailedPrecondition
 from services.core.states import name_of
@@ -36,9 +39,44 @@ def check_owned(record: state_pb2.InstanceRecord, host: str, instance_id: str) -
         raise FailedPrecondition(f"server {instance_id} is being deleted (task_state DELETING)")
 
 
-def guarded(host: str, instance_id: str, change: Change) -> Mutation:
+ACTION_SUPERSEDED = "ACTION_SUPERSEDED"
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """The action a compute call serves and the tasks it runs in (none: any): the call's work
+    counts only while the record still names both (Temporal's task token)."""
+
+    action_id: str
+    tasks: tuple[int, ...] = ()
+
+    def check(self, record: state_pb2.InstanceRecord, instance_id: str) -> None:
+        """FailedPrecondition(ACTION_SUPERSEDED) unless the record is still at this call."""
+        if record.action_id != self.action_id:
+            raise FailedPrecondition(
+                f"server {instance_id}: action {self.action_id or '(none)'} was superseded by "
+                f"{record.action_id or '(none)'}", reason=ACTION_SUPERSEDED,
+            )  # fmt: skip
+        if self.tasks and record.server.task_state not in self.tasks:
+            task = name_of(T, record.server.task_state, "TASK_STATE_")
+            raise FailedPrecondition(
+                f"server {instance_id}: action {self.action_id or '(none)'} is over (task {task})",
+                reason=ACTION_SUPERSEDED,
+            )
+
+    def holds(self, record: state_pb2.InstanceRecord) -> bool:
+        try:
+            self.check(record, "")
+        except FailedPrecondition:
+            return False
+        return True
+
+
+def guarded(host: str, instance_id: str, change: Change, fence: Fence | None = None) -> Mutation:
     def mutate(record: state_pb2.InstanceRecord) -> None:
         check_owned(record, host, instance_id)
+        if fence is not None:
+            fence.check(record, instance_id)
         change(record.server)
 
     return mutate
@@ -52,11 +90,13 @@ def to_spawning(server: servers_pb2.Server) -> None:
     server.task_state = T.TASK_STATE_SPAWNING
 
 
-def spawning(host: str, instance_id: str) -> Mutation:
+def spawning(host: str, instance_id: str, fence: Fence | None = None) -> Mutation:
     """A build accepted here: SPAWNING, any earlier report cleared (it was about another call)."""
 
     def mutate(record: state_pb2.InstanceRecord) -> None:
         check_owned(record, host, instance_id)
+        if fence is not None:
+            fence.check(record, instance_id)
         to_spawning(record.server)
         record.ClearField("report")
 
@@ -91,6 +131,8 @@ to_resized = ends_in(V.VM_STATE_RESIZED, P.POWER_STATE_RUNNING)
 
 
 def to_rebooted(server: servers_pb2.Server) -> None:
+    """Running again (a hard reboot also starts a stopped server, as Nova's)."""
+    server.vm_state = V.VM_STATE_ACTIVE
     server.power_state = P.POWER_STATE_RUNNING
     server.task_state = T.TASK_STATE_UNSPECIFIED
 

@@ -16,15 +16,15 @@ from dataclasses import dataclass, field
 
 from etcd3aio._protobuf import Compare, RequestOp
 
-from services.core import instances, keys
-from services.core.errors import Aborted, NotFound
+from services.core import instances, keys, retry
+from services.core.errors import NotFound
 from services.core.etcd import AMBIGUOUS, Store
 from stratus.state.v1 import state_pb2
 from stratus.v1 import servers_pb2
 
 log = logging.getLogger(__name__)
-MAX_SWAP_ATTEMPTS = 50
 RecordChange = Callable[[state_pb2.InstanceRecord], None]
+BUILDING = servers_pb2.VmState.VM_STATE_BUILDING
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,24 +66,27 @@ async def release(store: Store, host: str, instance_id: str) -> bool:
     """Removes the instance's claim from the host; True if there was one. Only for a claim no
     record names (the audit's repair compares the record too): everything else goes through
     ``unplace`` or ``release_ops``."""
-    for _ in range(MAX_SWAP_ATTEMPTS):
+
+    async def attempt() -> bool | retry.Again:
         usage, revision = await read_usage(store, host)
         if instance_id not in usage.claims:
             return False
         del usage.claims[instance_id]
-        if await store.swap(keys.host_usage(host), usage.SerializeToString(), revision):
-            return True
-    raise Aborted(f"could not release the claim of {instance_id} on {host}: too much contention")
+        return True if await store.swap(keys.host_usage(host), usage.SerializeToString(), revision) else retry.AGAIN
+
+    return await retry.until_done(attempt, what=f"the usage of host {host}")
 
 
 # ---- resizing a claim in place (a resize on the same host) -------------------------------------
 CHECKED = ("ram_mb", "disk_gb")  # vCPUs are overcommitted by the scheduler's ratio: not checked here
 
 
-def max_resources(a: servers_pb2.ServerResources, b: servers_pb2.ServerResources) -> servers_pb2.ServerResources:
-    """Per resource, the larger of the two: what a host holds while a resize waits for confirmation."""
+def resize_hold(a: servers_pb2.ServerResources, b: servers_pb2.ServerResources) -> servers_pb2.ServerResources:
+    """What a host holds while a resize of a server from ``a`` to ``b`` (or back) is not settled:
+    the larger of the two in CPUs and RAM (one guest runs at a time), both disks (the old one is
+    kept for a revert until the user confirms)."""
     return servers_pb2.ServerResources(
-        vcpus=max(a.vcpus, b.vcpus), ram_mb=max(a.ram_mb, b.ram_mb), disk_gb=max(a.disk_gb, b.disk_gb)
+        vcpus=max(a.vcpus, b.vcpus), ram_mb=max(a.ram_mb, b.ram_mb), disk_gb=a.disk_gb + b.disk_gb
     )
 
 
@@ -124,12 +127,12 @@ async def read_capabilities(store: Store, host: str) -> state_pb2.HostCapabiliti
 
 # ---- the claim together with the record's host ---------------------------------------------
 def claim_of(record: state_pb2.InstanceRecord) -> state_pb2.Claim:
-    """The claim a placed server holds: its resources (both sizes, per resource, while a resize
+    """The claim a placed server holds: its resources (``resize_hold`` of both sizes while a resize
     is not settled), its flavor and project."""
     server = record.server
     held = server.resources
     if record.HasField("resize"):
-        held = max_resources(server.resources, record.resize.old_resources)
+        held = resize_hold(server.resources, record.resize.old_resources)
     claim = state_pb2.Claim(instance_id=server.id, project_id=server.project_id, created_at=instances.now())
     return sized(claim, held, server.flavor_id)
 
@@ -174,15 +177,21 @@ async def unplace(store: Store, instance_id: str, host: str, change: RecordChang
     """Takes the server off ``host`` in ONE transaction: the record's host cleared (and ``change``
     applied to it, e.g. the host remembered as tried), the host's claim released, and the group
     placement there forgotten. Idempotent: a record that no longer names ``host`` is left as it is
-    (an earlier attempt landed), though a claim still on ``host`` is released. Returns the record
-    as stored, None if there is none."""
+    (an earlier attempt landed), though a claim still on ``host`` is released. Only a server still
+    building is taken off: one the host brought up after all (a build that judged its compute down
+    too early) stays where it runs, with its claim. Returns the record as stored, None if there is none."""
     key = keys.instance(instance_id)
-    for _ in range(MAX_SWAP_ATTEMPTS):
+
+    async def attempt() -> state_pb2.InstanceRecord | retry.Again | None:
         try:
             record: state_pb2.InstanceRecord | None
             record, revision = await instances.get(store, instance_id)
         except NotFound:
             record, revision = None, 0
+        if record is not None and record.server.host == host and record.server.vm_state != BUILDING:
+            log.warning("server %s is %s on %s: not taken off it", instance_id,
+                        servers_pb2.VmState.Name(record.server.vm_state), host)  # fmt: skip
+            return record
         writes = await release_ops(store, host, instance_id)
         if record is not None and record.server.host == host:
             if record.server.server_group_id:
@@ -200,7 +209,7 @@ async def unplace(store: Store, instance_id: str, host: str, change: RecordChang
             ok, _ = await store.txn(writes.compares, writes.ops)
         except AMBIGUOUS as exc:  # read again: a landed attempt leaves nothing to do
             log.warning("taking server %s off %s: etcd's answer was lost (%s); reading back", instance_id, host, exc)
-            continue
-        if ok:
-            return record
-    raise Aborted(f"server {instance_id} or host {host} is changing too fast; try again")
+            return retry.AGAIN
+        return record if ok else retry.AGAIN
+
+    return await retry.until_done(attempt, what=f"server {instance_id} or host {host}")

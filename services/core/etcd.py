@@ -23,6 +23,8 @@ import grpc
 from etcd3aio import Etcd3Client, EtcdConnectionError, EtcdTransientError, prefix_range_end
 from etcd3aio._protobuf import Compare, RequestOp
 
+from services.core import write_fence
+from services.core.backoff import SETTLE_S, backoff
 from services.core.etcd_maint import ALARM_CODES, Alarm, Member, MemberStatus, alarm_kind
 from services.core.watch import FutureRevision, WatchBatch, WatchCompacted, watch_range
 
@@ -30,6 +32,7 @@ log = logging.getLogger(__name__)
 
 AMBIGUOUS = (EtcdConnectionError, EtcdTransientError, TimeoutError)
 CALL_TIMEOUT_S = 5.0
+SETTLE_ATTEMPTS = 3  # tries of a swap whose answer is lost and whose outcome a read back cannot tell
 # What etcd says when it refuses a write for lack of space ("etcdserver: mvcc: database space exceeded").
 NOSPACE_DETAIL = "database space exceeded"
 # An outage of the state store: AMBIGUOUS, and the ConnectionError of a swap that never settled.
@@ -246,14 +249,23 @@ class Store:
 
     # ---- writes -----------------------------------------------------------------------------
     async def put(self, key: str, value: bytes, lease: int = 0) -> int:
+        if write_fence.current() is not None:  # a fenced put is a transaction comparing the fence
+            _, resp = await self.txn([], [self.op_put(key, value, lease)])
+            return int(resp.header.revision)
         resp = await self._raw.kv.put(self._abs(key), value, lease=lease, timeout=CALL_TIMEOUT_S)
         return int(resp.header.revision)
 
     async def delete(self, key: str) -> bool:
+        if write_fence.current() is not None:
+            _, resp = await self.txn([], [self.op_delete(key)])
+            return bool(resp.responses[0].response_delete_range.deleted)
         resp = await self._raw.kv.delete(self._abs(key), timeout=CALL_TIMEOUT_S)
         return bool(resp.deleted)
 
     async def delete_prefix(self, prefix: str) -> int:
+        if write_fence.current() is not None:
+            _, resp = await self.txn([], [self.op_delete_prefix(prefix)])
+            return int(resp.responses[0].response_delete_range.deleted)
         resp = await self._raw.kv.delete(
             self._abs(prefix), range_end=prefix_range_end(self._abs(prefix)), timeout=CALL_TIMEOUT_S
         )
@@ -286,8 +298,17 @@ class Store:
     async def txn(
         self, compare: Sequence[Compare], success: Sequence[RequestOp], failure: Sequence[RequestOp] = ()
     ) -> tuple[bool, Any]:
-        """One attempt; raises on an ambiguous outcome (the caller knows how to check)."""
+        """One attempt; raises on an ambiguous outcome (the caller knows how to check). Under a
+        write fence (write_fence.py) it also compares the fence, and raises FenceLost when the fence
+        alone refused it."""
+        fence = write_fence.current()
+        if fence is not None:
+            compare = [*compare, self.cmp_value(fence.key, fence.value)]
         resp = await self._raw.kv.txn(compare, success, failure, timeout=CALL_TIMEOUT_S, max_attempts=1)
+        if fence is not None and not resp.succeeded:
+            held = await self.get(fence.key)
+            if held is None or held.value != fence.value:
+                raise write_fence.FenceLost(f"{fence.key} no longer holds this writer's mark: it lost ownership")
         return bool(resp.succeeded), resp
 
     async def swap(self, key: str, value: bytes, mod_revision: int, lease: int = 0) -> bool:
@@ -302,7 +323,8 @@ class Store:
         """Atomically applies writes (key, value or None to delete, expected mod revision)."""
         compares = [self.cmp_mod(k, rev) for k, _, rev in writes]
         ops = [self.op_put(k, v, lease) if v is not None else self.op_delete(k) for k, v, _ in writes]
-        for attempt in range(3):
+        delays = backoff(*SETTLE_S)
+        for _ in range(SETTLE_ATTEMPTS):
             try:
                 ok, _ = await self.txn(compares, ops)
                 return ok
@@ -311,8 +333,8 @@ class Store:
                 landed = await self._landed(writes)
                 if landed is not None:
                     return landed
-                await asyncio.sleep(0.05 * (attempt + 1))
-        raise ConnectionError("etcd did not settle a compare-and-swap after 3 attempts")
+                await asyncio.sleep(next(delays))
+        raise ConnectionError(f"etcd did not settle a compare-and-swap after {SETTLE_ATTEMPTS} attempts")
 
     async def _landed(self, writes: Sequence[tuple[str, bytes | None, int]]) -> bool | None:
         """After an ambiguous swap: True if it landed, False if someone else won, None to retry."""

@@ -1,4 +1,4 @@
-"""Instance records in etcd: read, and change by compare-and-swap with retry on a lost race.
+"""Instance records in etcd: read, and change by compare-and-swap with retry on a lost race (retry.py).
 
 Every writer (api, compute) goes through ``update``; it keeps ``status`` and ``updated_at``
 consistent with ``vm_state``/``task_state`` so no writer can forget to.
@@ -11,14 +11,13 @@ from collections.abc import Callable
 from etcd3aio._protobuf import RequestOp
 from google.protobuf import timestamp_pb2
 
-from services.core import keys
-from services.core.errors import Aborted, NotFound
+from services.core import keys, retry
+from services.core.errors import NotFound
 from services.core.etcd import Store
 from services.core.states import derive_status
 from stratus.state.v1 import state_pb2
 from stratus.v1 import servers_pb2
 
-MAX_SWAP_ATTEMPTS = 50
 # Metadata and scheduler hints up to this many bytes (keys and values) stay in the record.
 INLINE_MAX = 1024
 
@@ -52,14 +51,12 @@ async def update(
     ``mutate`` changes the record in place; it returns False to leave it unchanged, or raises
     (e.g. FailedPrecondition) to refuse. Returns the record as stored.
     """
-    for _ in range(MAX_SWAP_ATTEMPTS):
-        record, revision = await get(store, instance_id)
-        if mutate(record) is False:
-            return record
+
+    async def write(record: state_pb2.InstanceRecord, revision: int) -> bool:
         stamp(record)
-        if await store.swap(keys.instance(instance_id), record.SerializeToString(), revision):
-            return record
-    raise Aborted(f"server {instance_id} is changing too fast; try again")
+        return await store.swap(keys.instance(instance_id), record.SerializeToString(), revision)
+
+    return await retry.swap(lambda: get(store, instance_id), mutate, write, what=f"server {instance_id}")
 
 
 def delete_ops(store: Store, record: state_pb2.InstanceRecord) -> list[RequestOp]:
@@ -88,16 +85,16 @@ def create_ops(store: Store, record: state_pb2.InstanceRecord) -> list[RequestOp
 
 async def delete(store: Store, instance_id: str) -> None:
     """Removes the record and the keys that go with it in one transaction."""
-    for _ in range(MAX_SWAP_ATTEMPTS):
+
+    async def attempt() -> retry.Again | None:
         try:
             record, revision = await get(store, instance_id)
         except NotFound:
-            return
-        key = keys.instance(instance_id)
-        ok, _ = await store.txn([store.cmp_mod(key, revision)], delete_ops(store, record))
-        if ok:
-            return
-    raise Aborted(f"server {instance_id} is changing too fast to delete; try again")
+            return None
+        ok, _ = await store.txn([store.cmp_mod(keys.instance(instance_id), revision)], delete_ops(store, record))
+        return None if ok else retry.AGAIN
+
+    await retry.until_done(attempt, what=f"server {instance_id}")
 
 
 # ---- the parts kept apart -----------------------------------------------------------------------

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from etcd3aio._protobuf import LeaseKeepAliveRequest
 
+from services.core.backoff import RECONNECT_S, backoff
 from services.core.supervise import Policy, cancel, spawn_supervised
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ class LeaseSession:
         return self._clock() - self._last_renewed >= self.ttl_s
 
     async def _keepalive(self) -> None:
-        backoff = 0.1
+        delays = backoff(RECONNECT_S[0], self.interval_s)  # capped by the interval: a retry before the lease lapses
         while not self.done.is_set():
             try:
                 await self._run_stream()
@@ -78,8 +79,7 @@ class LeaseSession:
             if self.expired():
                 self._lose("not renewed for a whole TTL")
                 return
-            await self._sleep(backoff * (0.5 + random.random()))
-            backoff = min(backoff * 2, self.interval_s)
+            await self._sleep(next(delays))
 
     async def _run_stream(self) -> None:
         queue: asyncio.Queue[LeaseKeepAliveRequest] = asyncio.Queue()

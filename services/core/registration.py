@@ -13,12 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Callable
 from typing import Any
 
 import grpc
 
+from services.core.backoff import RECONNECT_S, backoff
 from services.core.etcd import AMBIGUOUS, Store, is_lease_gone, is_unavailable
 from services.core.lease import LeaseSession
 from services.core.supervise import cancel, spawn_supervised
@@ -152,7 +152,7 @@ class Registration:
             assert lost is not None
             await lost.done.wait()
             log.error("registration lost; registering again")
-            delay = 0.2
+            delays = backoff(*RECONNECT_S)
             while True:
                 try:
                     if not await self._register_again(lost):
@@ -166,8 +166,7 @@ class Registration:
                 except Exception as exc:
                     if not (is_unavailable(exc) or is_lease_gone(exc) or isinstance(exc, ConnectionError)):
                         raise
-                    await asyncio.sleep(delay * (0.5 + random.random()))
-                    delay = min(delay * 2, 3.0)
+                    await asyncio.sleep(next(delays))
 
     async def close(self) -> None:
         await cancel(self._task)

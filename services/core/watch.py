@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,12 +15,12 @@ from typing import Any
 import grpc
 from etcd3aio._protobuf import WatchCreateRequest, WatchRequest
 
+from services.core.backoff import RECONNECT_S, backoff
+
 log = logging.getLogger(__name__)
 
 PUT = 0
 DELETE = 1
-BACKOFF_START_S = 0.1
-BACKOFF_CAP_S = 3.0
 
 
 class WatchCompacted(Exception):
@@ -70,13 +69,13 @@ async def watch_range(
     prev: bool = False,
 ) -> AsyncIterator[WatchBatch]:
     next_revision = start_revision
-    backoff = BACKOFF_START_S
+    delays = backoff(*RECONNECT_S)
     while True:
         create = WatchCreateRequest(key=key, range_end=range_end, start_revision=next_revision, prev_kv=prev)
         stream = stub.Watch(_requests(create))
         try:
             async for resp in stream:
-                backoff = BACKOFF_START_S
+                delays = backoff(*RECONNECT_S)
                 if resp.compact_revision > 0:
                     raise WatchCompacted(resp.compact_revision)
                 if resp.canceled:
@@ -111,5 +110,4 @@ async def watch_range(
             log.warning("etcd watch lost (%s); resuming from revision %d", exc.code().name, next_revision)
         finally:
             stream.cancel()
-        await asyncio.sleep(backoff * (0.5 + random.random()))
-        backoff = min(backoff * 2, BACKOFF_CAP_S)
+        await asyncio.sleep(next(delays))

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from services.core.backoff import RECONNECT_S, backoff
 from services.core.etcd import Store, is_unavailable
 from services.core.supervise import cancel, spawn_supervised
 from services.core.watch import WatchCompacted
@@ -106,13 +107,13 @@ class PrefixCache(Generic[T]):
             await self._reload()
 
     async def _reload(self) -> None:
-        delay = 0.2
+        delays = backoff(*RECONNECT_S)
         while True:
             try:
                 await self._load()
                 return
             except Exception as exc:
+                delay = next(delays)
                 log.warning("%s: reload failed (%s); retrying in %.1fs", self.prefix, exc, delay,
                             exc_info=not is_unavailable(exc))  # fmt: skip
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 3.0)

@@ -1,6 +1,11 @@
 """The stack's bearer tokens, kept across restarts while still valid: ``admin`` and ``demo`` (in
 stack.json for clients), and ``service`` for the stack's own processes (the computes read it from
-``<state_dir>/service.token``)."""
+``<state_dir>/service.token``).
+
+Each is kept in a file of its own beside tokens.json (``admin.token``, ``demo.token``,
+``service.token``, mode 0600 in the 0700 state dir), because stack.json goes when the stack stops:
+a token exported from one run (``export STRATUS_TOKEN=...``) works with the next. tokens.json holds
+only digests; a token it no longer knows (rotated, the file removed) is replaced by a new one."""
 
 from __future__ import annotations
 
@@ -18,6 +23,28 @@ SERVICE = ("service", "service", "stratus-service", ["service"])
 SERVICE_TOKEN_FILE = "service.token"
 
 
+def kept_token_path(tokens_path: Path, name: str) -> Path:
+    """Where a bootstrap token is kept: ``<name>.token`` beside tokens.json."""
+    return tokens_path.with_name(f"{name}.token")
+
+
+def read_token(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        return ""
+
+
+def write_token(path: Path, token: str) -> None:
+    """``token`` into ``path``, mode 0600 (put right if someone widened it), atomically."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token + "\n")
+    os.chmod(tmp, 0o600)  # O_CREAT's mode does not apply to a file that was there already
+    tmp.replace(path)
+
+
 def known_digests(tokens_path: Path) -> dict[str, str]:
     """name -> sha256 of the tokens in the file."""
     try:
@@ -30,14 +57,18 @@ def known_digests(tokens_path: Path) -> dict[str, str]:
 
 
 def ensure_tokens(tokens_path: Path, previous: StackInfo | None) -> tuple[str, str]:
-    """The admin and demo tokens: the previous run's where the file still knows them, else new ones."""
+    """The admin and demo tokens: the ones kept beside tokens.json (else, from a release that kept
+    them only in stack.json, the previous run's) while tokens.json still knows them, else new ones.
+    Each is written to its file."""
     known = known_digests(tokens_path)
     out = []
-    for (name, project, user, roles), old in zip((ADMIN, DEMO), _previous_tokens(previous), strict=True):
-        if old and known.get(name) == digest(old):
-            out.append(old)
-        else:
-            out.append(add_token(tokens_path, name, project, user, roles))
+    for identity, old_run in zip((ADMIN, DEMO), _previous_tokens(previous), strict=True):
+        name, project, user, roles = identity
+        path = kept_token_path(tokens_path, name)
+        kept = next((t for t in (read_token(path), old_run) if t and known.get(name) == digest(t)), "")
+        token = kept or add_token(tokens_path, name, project, user, roles)
+        write_token(path, token)
+        out.append(token)
     return out[0], out[1]
 
 
@@ -50,16 +81,8 @@ def ensure_service_token(tokens_path: Path, token_file: Path) -> str:
     one. Written to ``token_file`` (mode 0600) every time, so a file someone removed or widened is
     put right at each start."""
     name, project, user, roles = SERVICE
-    try:
-        old = token_file.read_text().strip()
-    except FileNotFoundError:
-        old = ""
+    old = read_token(token_file)
     token = old if old and known_digests(tokens_path).get(name) == digest(old) else ""
     token = token or add_token(tokens_path, name, project, user, roles)
-    tmp = token_file.with_name(f".{token_file.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(token + "\n")
-    os.chmod(tmp, 0o600)  # O_CREAT's mode does not apply to a file that was there already
-    tmp.replace(token_file)
+    write_token(token_file, token)
     return token

@@ -30,6 +30,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 
 from services.core import instances, keys
+from services.core.backoff import SETTLE_S, backoff
 from services.core.claims import Totals
 from services.core.errors import Unavailable, state_store_full
 from services.core.etcd import AMBIGUOUS, Store, is_store_full
@@ -326,7 +327,8 @@ class Claimer:
         compares = [store.cmp_mod(k, r) for k, r in zip(plan_keys, plan.revisions(), strict=True)]
         puts = [store.op_put(k, v) for k, v in zip(plan_keys, plan.values(), strict=True)]
         gets = [store.op_get(k) for k in plan_keys]
-        for attempt in range(MAX_AMBIGUOUS):
+        delays = backoff(*SETTLE_S)
+        for _ in range(MAX_AMBIGUOUS):
             try:
                 ok, resp = await store.txn(compares, puts, gets)
                 if ok:
@@ -338,7 +340,7 @@ class Claimer:
                     _, resp = await store.txn([], gets)
                     fresh = ranges(resp)
                     return self._landed_after_all(plan, fresh), 0, fresh
-                await asyncio.sleep(0.05 * (attempt + 1))
+                await asyncio.sleep(next(delays))
         raise Unavailable("etcd did not settle a claim transaction")
 
     def _landed_after_all(self, plan: Plan, fresh: Fresh) -> bool:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from services.core import instances, keys
+from services.core import instances, keys, retry
 from services.core import service_members as members
-from services.core.errors import Aborted, InvalidArgument, NotFound
+from services.core.errors import InvalidArgument, NotFound
 from services.core.etcd import Store
 from services.core.message_limits import fill_page
 from services.core.watchcache import Entry, PrefixCache
@@ -25,7 +25,6 @@ from stratus.state.v1 import state_pb2
 from stratus.v1 import services_pb2
 
 log = logging.getLogger(__name__)
-MAX_SWAP_ATTEMPTS = 50
 MEMBERS_PAGE_MOST = 1000  # members a page of ListMembers holds at most (and about PAGE_BYTES)
 COMPUTE = "compute"
 
@@ -104,14 +103,17 @@ class ServiceGroupManager:
         if not await self._known(binary, host):
             raise NotFound("service", f"{binary}/{host}")
         key = keys.service_admin(binary, host)
-        for _ in range(MAX_SWAP_ATTEMPTS):
+
+        async def attempt() -> state_pb2.ServiceAdmin | retry.Again:
             kv = await self._store.get(key)
             current = state_pb2.ServiceAdmin.FromString(kv.value) if kv else None
             admin = members.apply_update(current, status, disabled_reason, forced_down, instances.now())
-            if await self._store.swap(key, admin.SerializeToString(), kv.mod_revision if kv else 0):
-                log.info("service %s/%s updated: %s", binary, host, admin)
-                return self._member(binary, host, admin=admin)
-        raise Aborted(f"service {binary}/{host} is being changed too fast; try again")
+            won = await self._store.swap(key, admin.SerializeToString(), kv.mod_revision if kv else 0)
+            return admin if won else retry.AGAIN
+
+        admin = await retry.until_done(attempt, what=f"service {binary}/{host}")
+        log.info("service %s/%s updated: %s", binary, host, admin)
+        return self._member(binary, host, admin=admin)
 
     async def _known(self, binary: str, host: str) -> bool:
         """Seen by this process's caches, or (if they lag) in etcd."""

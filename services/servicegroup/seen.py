@@ -10,13 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from services.core.backoff import RECONNECT_S, backoff
 from services.core.etcd import Store, is_unavailable
 from services.core.supervise import cancel, spawn_supervised
 from stratus.state.v1 import state_pb2
 
 log = logging.getLogger(__name__)
-RETRY_START_S = 0.2
-RETRY_CAP_S = 3.0
 
 
 class SeenWriter:
@@ -47,7 +46,7 @@ class SeenWriter:
                 self._queue.task_done()
 
     async def _put(self, key: str, value: bytes) -> None:
-        delay = RETRY_START_S
+        delays = backoff(*RECONNECT_S)
         while True:
             try:
                 await self._store.put(key, value)
@@ -56,6 +55,6 @@ class SeenWriter:
                 if not is_unavailable(exc):
                     log.exception("could not write %s; dropped", key)
                     return
+                delay = next(delays)
                 log.warning("could not write %s (%s); retrying in %.1fs", key, exc, delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, RETRY_CAP_S)

@@ -99,7 +99,7 @@ def resize_to_wide(stack: Stack, server: servers_pb2.Server, wide: flavors_pb2.F
     v, r, d = host_use(stack, server.host)
     started = act(stack, "ResizeServer", server.id, flavor_id=wide.name)
     assert started.status == S.SERVER_STATUS_RESIZE and started.flavor_id == wide.id
-    assert host_use(stack, server.host) == (v + 1, r, d)  # max(1, 2) vCPUs, max(128, 64) MiB
+    assert host_use(stack, server.host) == (v + 1, r, d + 1)  # max(1, 2) vCPUs, max(128, 64) MiB, both disks
     waiting = stack.wait_for_server(server.id, {"VERIFY_RESIZE"})
     assert waiting.flavor_id == wide.id and waiting.resources.vcpus == 2 and waiting.resources.ram_mb == 64
     return v, r, d

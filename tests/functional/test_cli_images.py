@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,9 @@ from tests.support.stack import ROOT, Stack
 def stratus(stack: Stack, token: str, *args: str) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "-m", "services.cli.main", *args, "--state-dir", str(stack.state_dir),
            "--token", token]  # fmt: skip
-    return subprocess.run(cmd, cwd=ROOT, capture_output=True, timeout=120, check=False, text=True)
+    # COLUMNS: readline, imported by pytest, exports the terminal's width (80) to every child
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, timeout=120, check=False, text=True, env=env)
 
 
 def test_share_an_image_from_the_cli(stack: Stack, tmp_path: Path) -> None:

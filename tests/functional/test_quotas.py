@@ -1,6 +1,8 @@
-"""Quotas on a whole stack with roomy fake hosts: 200 concurrent creates of one project end exactly at
-its limit, the others refused with RESOURCE_EXHAUSTED and a QuotaFailure naming the resource; deletes
-give the usage back; images and server group members are bounded too."""
+"""Quotas on a whole stack with roomy fake hosts and two api replicas: 200 concurrent creates of one
+project, spread over both replicas (so no lock inside one process can serialise them: only the
+compare on the project's usage in etcd does), end exactly at its limit, the others refused with
+RESOURCE_EXHAUSTED and a QuotaFailure naming the resource; deletes give the usage back; images and
+server group members are bounded too."""
 
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ Q = quotas_pb2.QuotaSet
 @pytest.fixture(scope="module")
 def roomy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     stack = start_stack(Path(tmp_path_factory.mktemp("quotas")), "--driver", "fake", "--computes", "2",
-                        "--fake-host", HOST_SIZE)  # fmt: skip
+                        "--fake-host", HOST_SIZE, "--apis", "2")  # fmt: skip
     yield stack
     assert stack.stop() == 0, stack.log_tail()
 
@@ -55,12 +57,16 @@ def quota_failure(err: grpc.RpcError) -> error_details_pb2.QuotaFailure:
 
 
 def create_many(stack: Stack, flavor_id: str, count: int, group_id: str = "") -> tuple[list[str], list[str]]:
-    """``count`` concurrent creates of project demo: the ids made, and the resource each refusal named."""
+    """``count`` concurrent creates of project demo, alternating between the api replicas: the ids
+    made, and the resource each refusal named."""
+    replicas = stack.replicas
+    assert len(replicas) == 2
 
     def create(i: int) -> tuple[str, str]:
         spec = servers_pb2.Server(name=f"q-{i}", flavor_id=flavor_id, image_id="tiny", server_group_id=group_id)
+        api = replicas[i % 2].servers
         try:
-            server = stack.servers.CreateServer(servers_pb2.CreateServerRequest(server=spec), metadata=stack.md("demo"))
+            server = api.CreateServer(servers_pb2.CreateServerRequest(server=spec), metadata=stack.md("demo"))
         except grpc.RpcError as err:
             violation = quota_failure(err).violations[0]
             assert violation.subject == "project:demo", violation

@@ -23,8 +23,8 @@ from etcd3aio._protobuf import Compare, RequestOp
 from services.api import indexes, paging
 from services.api.validation import Violations, page_size
 from services.api.zones import AZ, ZoneMap, aggregates_by_id, read_zone_map
-from services.core import keys
-from services.core.errors import Aborted, AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from services.core import keys, retry
+from services.core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from services.core.etcd import KV, Store
 from services.core.ids import new_id
 from services.core.instances import now
@@ -34,7 +34,6 @@ from stratus.v1 import aggregates_pb2
 META_KEY = re.compile(r"^[A-Za-z0-9_.:\- ]{1,255}$")
 META_VALUE_MAX = 255
 META_MAX_ITEMS = 128
-MAX_SWAP_ATTEMPTS = 50
 
 Aggregate = aggregates_pb2.Aggregate
 Change = Callable[[Aggregate], None]
@@ -171,7 +170,8 @@ class AggregatesManager:
         new = Aggregate(id=new_id(), name=aggregate.name, created_at=now(), updated_at=now())
         zone = aggregate.availability_zone or aggregate.metadata.get(AZ, "")
         apply_metadata(new, {**aggregate.metadata, AZ: zone})
-        for _ in range(MAX_SWAP_ATTEMPTS):
+
+        async def attempt() -> Aggregate | retry.Again:
             zones = await read_zone_map(self._store) if zone else ZoneMap({})
             zone_compares, zone_ops = zone_writes(self._store, zones, None, new)
             ok, _ = await self._store.txn(
@@ -184,7 +184,9 @@ class AggregatesManager:
                 return new
             if await self._store.get(keys.aggregate_name(new.name)) is not None:
                 raise AlreadyExists(f"an aggregate named {new.name!r} already exists", metadata={"name": new.name})
-        raise Aborted(f"aggregates are changing too fast; try again (creating {new.name!r})")
+            return retry.AGAIN
+
+        return await retry.until_done(attempt, what=f"the zone map (creating aggregate {new.name!r})")
 
     async def get(self, aggregate_id: str) -> Aggregate:
         if not aggregate_id:
@@ -203,7 +205,7 @@ class AggregatesManager:
         return aggregates_pb2.ListAggregatesResponse(aggregates=aggregates, next_page_token=paging.next_token(last))
 
     async def delete(self, aggregate_id: str) -> None:
-        for _ in range(MAX_SWAP_ATTEMPTS):
+        async def attempt() -> retry.Again | None:
             kv = await self._store.get(keys.aggregate(aggregate_id)) if aggregate_id else None
             if kv is None:
                 raise NotFound("aggregate", aggregate_id)
@@ -220,9 +222,9 @@ class AggregatesManager:
                 [self._store.op_delete(keys.aggregate(aggregate_id)),
                  self._store.op_delete(keys.aggregate_name(aggregate.name)), *zone_ops],
             )  # fmt: skip
-            if ok:
-                return
-        raise Aborted(f"aggregate {aggregate_id} is changing too fast to delete; try again")
+            return None if ok else retry.AGAIN
+
+        await retry.until_done(attempt, what=f"aggregate {aggregate_id}")
 
     async def set_metadata(self, aggregate_id: str, metadata: Mapping[str, str]) -> Aggregate:
         v = Violations()
@@ -274,7 +276,8 @@ class AggregatesManager:
         if not aggregate_id:
             raise InvalidArgument([("id", "is required")])
         store = self._store
-        for _ in range(MAX_SWAP_ATTEMPTS):
+
+        async def attempt() -> Aggregate | retry.Again:
             kv = await store.get(keys.aggregate(aggregate_id))
             if kv is None:
                 raise NotFound("aggregate", aggregate_id)
@@ -289,6 +292,6 @@ class AggregatesManager:
                 [store.op_put(kv.key, target.SerializeToString()), *zone_ops,
                  *host_index_ops(store, aggregate_id, before.hosts, target.hosts)],
             )  # fmt: skip
-            if ok:
-                return target
-        raise Aborted(f"aggregates are changing too fast; try again (aggregate {aggregate_id})")
+            return target if ok else retry.AGAIN
+
+        return await retry.until_done(attempt, what=f"aggregate {aggregate_id} or the zone map")

@@ -31,8 +31,8 @@ from etcd3aio._protobuf import RequestOp
 
 from services.api import paging
 from services.api.flows import actions
-from services.core import context, instances, keys
-from services.core.errors import Aborted, StratusError, shorten
+from services.core import context, instances, keys, retry
+from services.core.errors import StratusError, shorten
 from services.core.etcd import KV, Store
 from services.core.message_limits import fill_page
 from stratus.state.v1 import state_pb2
@@ -47,7 +47,7 @@ MAX_ACTIONS = 100
 READ_MOST = 10 * MAX_ACTIONS  # a server's actions read at most: the finished ones kept, and running ones
 MESSAGE_MAX = 1024
 RETENTION_S = 7 * 24 * 3600
-MAX_SWAP_ATTEMPTS = 20
+MAX_SWAP_ATTEMPTS = 20  # a step's write: it guards nothing, so it gives up sooner (and logs)
 CREATE = "create"
 DELETE = "delete"
 # a flow's or action's name -> the action it records (Nova has one "reboot" for both kinds)
@@ -125,9 +125,12 @@ def write(action: servers_pb2.ServerAction) -> tuple[str, bytes, int]:
 
 
 def op_create(store: Store, record: state_pb2.InstanceRecord, deadline_s: float | None = None) -> RequestOp:
-    """The create action of a new server, as a transaction op (CreateServer's transaction)."""
+    """The create action of a new server, as a transaction op (CreateServer's transaction); the
+    record names it as its current action (write the record after this)."""
     server = record.server
-    key, value, _ = write(new_action(server.id, CREATE, server.project_id, record.request_id, deadline_s))
+    action = new_action(server.id, CREATE, server.project_id, record.request_id, deadline_s)
+    record.action_id = action.id
+    key, value, _ = write(action)
     return store.op_put(key, value)
 
 
@@ -141,15 +144,17 @@ async def update(
     """``instances.update`` that also creates the action ``name`` in the same transaction, when
     ``mutate`` changes the record (it returns False to change nothing: then no action either)."""
     action: servers_pb2.ServerAction | None = None
-    for _ in range(instances.MAX_SWAP_ATTEMPTS):
-        record, revision = await instances.get(store, instance_id)
-        if mutate(record) is False:
-            return record
+
+    async def write_both(record: state_pb2.InstanceRecord, revision: int) -> bool:
+        nonlocal action
         instances.stamp(record)
         action = action or new_action(instance_id, name, record.server.project_id, deadline_s=deadline_s)
-        if await store.swap_many([(keys.instance(instance_id), record.SerializeToString(), revision), write(action)]):
-            return record
-    raise Aborted(f"server {instance_id} is changing too fast; try again")
+        record.action_id = action.id  # the compute acts for this action only from now on
+        return await store.swap_many(
+            [(keys.instance(instance_id), record.SerializeToString(), revision), write(action)]
+        )
+
+    return await retry.swap(lambda: instances.get(store, instance_id), mutate, write_both, what=f"server {instance_id}")
 
 
 # ---- steps --------------------------------------------------------------------------------
@@ -164,7 +169,9 @@ async def _change(store: Store, key: str, change: Callable[[servers_pb2.ServerAc
     """Applies ``change`` to the action at ``key`` by compare-and-swap (keeping its lease unless
     given one), starting from ``read`` when the caller has just read it; None when there is no
     such action or the swap kept losing."""
-    for _ in range(MAX_SWAP_ATTEMPTS):
+
+    async def attempt() -> servers_pb2.ServerAction | retry.Again | None:
+        nonlocal read
         kv, read = read or await store.get(key), None
         if kv is None:
             return None
@@ -172,10 +179,13 @@ async def _change(store: Store, key: str, change: Callable[[servers_pb2.ServerAc
         if change(action) is False:
             return action
         keep = kv.lease if lease is None else lease
-        if await store.swap(key, action.SerializeToString(), kv.mod_revision, lease=keep):
-            return action
-    log.warning("action %s is changing too fast; a step of it is not recorded", key)
-    return None
+        return action if await store.swap(key, action.SerializeToString(), kv.mod_revision, lease=keep) else retry.AGAIN
+
+    try:
+        return await retry.until_done(attempt, what=f"action {key}", attempts=MAX_SWAP_ATTEMPTS)
+    except retry.TooFast:
+        log.warning("action %s is changing too fast; a step of it is not recorded", key)
+        return None
 
 
 async def _all(store: Store, instance_id: str) -> list[KV]:

@@ -32,7 +32,8 @@ ACTIONS: dict[str, Action] = {
     "stop": _action("stop", {V.VM_STATE_ACTIVE}, T.TASK_STATE_POWERING_OFF, power=True),
     "start": _action("start", {V.VM_STATE_STOPPED}, T.TASK_STATE_POWERING_ON, power=True),
     "reboot": _action("reboot", {V.VM_STATE_ACTIVE}, T.TASK_STATE_REBOOTING, power=True),
-    "reboot-hard": _action("reboot", {V.VM_STATE_ACTIVE}, T.TASK_STATE_REBOOTING_HARD, power=True),
+    # as Nova's: a hard reboot also starts a stopped server, its domain defined again if it vanished
+    "reboot-hard": _action("reboot", {V.VM_STATE_ACTIVE, V.VM_STATE_STOPPED}, T.TASK_STATE_REBOOTING_HARD, power=True),
     "pause": _action("pause", {V.VM_STATE_ACTIVE}, T.TASK_STATE_PAUSING, power=True),
     "unpause": _action("unpause", {V.VM_STATE_PAUSED}, T.TASK_STATE_UNPAUSING, power=True),
     "suspend": _action("suspend", {V.VM_STATE_ACTIVE}, T.TASK_STATE_SUSPENDING, power=True),

@@ -27,8 +27,8 @@ from stratus.v1 import servers_pb2
 log = logging.getLogger(__name__)
 V = servers_pb2.VmState
 T = servers_pb2.TaskState
-# The compute's reason for a build no other host could do better (the image itself is unusable).
-NOT_RETRYABLE = frozenset({"IMAGE_UNUSABLE"})
+# The compute's reasons for a build no other host could do better (the image is unusable, or too big for the flavor).
+NOT_RETRYABLE = frozenset({"IMAGE_UNUSABLE", "IMAGE_TOO_BIG"})
 
 
 def build_failure(tried: Sequence[str], last: StratusError | None) -> StratusError:
@@ -83,7 +83,7 @@ class BuildFlow:
                 if not host:
                     return  # refused: the record is in ERROR already
                 trace.get_current_span().set_attribute("stratus.host", host)
-                err = await self._attempt(host, instance_id)
+                err = await self._attempt(host, instance_id, record.action_id)
                 if err is None:
                     return  # the spawn step ends with the action (action_log.conclude)
                 last = err
@@ -104,13 +104,13 @@ class BuildFlow:
         await action_log.finish_schedule(self._store, scheduling, record.server.id, host)
         return host
 
-    async def _attempt(self, host: str, instance_id: str) -> StratusError | None:
+    async def _attempt(self, host: str, instance_id: str, action_id: str) -> StratusError | None:
         """One spawn on ``host``; the error it failed with. The action's spawn step is written
         beside the compute call, not before it."""
         step = asyncio.create_task(action_log.start_step(self._store, instance_id, "create", "spawn", host))
         error: StratusError | None = None
         try:
-            await self._spawn(host, instance_id)
+            await self._spawn(host, instance_id, action_id)
         except StratusError as err:
             error = err
         finally:
@@ -119,18 +119,19 @@ class BuildFlow:
             await action_log.finish_step(self._store, spawning, error=error)
         return error
 
-    async def _spawn(self, host: str, instance_id: str) -> None:
+    async def _spawn(self, host: str, instance_id: str, action_id: str) -> None:
         """Asks the compute to build (it answers at once) and waits for the outcome it records:
         raises what the spawn failed with (the compute cleaned up), or COMPUTE_DOWN when the host
         lost its compute meanwhile, or COMPUTE_TIMEOUT past ``build_timeout_s``."""
-        ask = lambda: self._ask(host, instance_id)  # noqa: E731
+        ask = lambda: self._ask(host, instance_id, action_id)  # noqa: E731
         ended = await on_compute(self._deps, host, instance_id, "build", ask, built_on(host),
                                  self._deps.limits.build_timeout_s)  # fmt: skip
         if ended.error is not None:
             raise ended.error
 
-    async def _ask(self, host: str, instance_id: str) -> None:
-        await call(self._deps.compute(host).BuildInstance, compute_pb2.BuildInstanceRequest(instance_id=instance_id))
+    async def _ask(self, host: str, instance_id: str, action_id: str) -> None:
+        request = compute_pb2.BuildInstanceRequest(instance_id=instance_id, action_id=action_id)
+        await call(self._deps.compute(host).BuildInstance, request)
 
     async def _schedule(self, record: state_pb2.InstanceRecord, last: StratusError | None, revision: int = 0) -> str:
         """A host claimed for the server (its record naming it, written with the claim from the

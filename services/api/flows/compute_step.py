@@ -17,11 +17,11 @@ from services.core import compute_report, instances
 from services.core.errors import NotFound, StratusError
 from services.core.telemetry import tracer
 from stratus.state.v1 import state_pb2
-from stratus.v1 import servers_pb2
 
 log = logging.getLogger(__name__)
-# How a step runs on the server (as read when it started): the error it failed with, if it did.
-Run = Callable[[Deps, servers_pb2.Server], Awaitable[StratusError | None]]
+# How a step runs on the server (its record as read when it started; the call names the record's
+# action, the compute's fence): the error it failed with, if it did.
+Run = Callable[[Deps, state_pb2.InstanceRecord], Awaitable[StratusError | None]]
 
 
 async def compute_step(
@@ -39,7 +39,7 @@ async def compute_step(
         if server.task_state != task or (starts_from is not None and server.vm_state != starts_from):
             return None
         recorded = await action_log.start_call_step(deps.store, server, method)
-        err = await run(deps, server)
+        err = await run(deps, record)
         await action_log.finish_step(deps.store, recorded, error=err)
         return err
 
@@ -47,9 +47,11 @@ async def compute_step(
 def called(method: str, request: Callable[..., Any], timeout: Callable[[Limits], float]) -> Run:
     """A compute call that answers when it is done."""
 
-    async def run(deps: Deps, server: servers_pb2.Server) -> StratusError | None:
+    async def run(deps: Deps, record: state_pb2.InstanceRecord) -> StratusError | None:
+        server = record.server
+        asked = request(instance_id=server.id, action_id=record.action_id)
         try:
-            await call(getattr(deps.compute(server.host), method), request(instance_id=server.id), timeout(deps.limits))
+            await call(getattr(deps.compute(server.host), method), asked, timeout(deps.limits))
         except StratusError as err:
             log.warning("%s of server %s failed: %s", method, server.id, err.message)
             return err
@@ -62,9 +64,11 @@ def accepted(method: str, request: Callable[..., Any], report: str, timeout: Cal
     """A compute call accepted at once: asked, then waited for on the record (``on_compute``)
     until the server leaves the task it was in, or the compute's ``report`` says why it failed."""
 
-    async def run(deps: Deps, server: servers_pb2.Server) -> StratusError | None:
+    async def run(deps: Deps, record: state_pb2.InstanceRecord) -> StratusError | None:
+        server = record.server
         what = action_log.CALL_STEPS.get(method, ("", method))[1]
-        ask = lambda: call(getattr(deps.compute(server.host), method), request(instance_id=server.id))  # noqa: E731
+        asked = request(instance_id=server.id, action_id=record.action_id)
+        ask = lambda: call(getattr(deps.compute(server.host), method), asked)  # noqa: E731
         decide = task_ended(server.host, server.task_state, report)
         try:
             ended = await on_compute(deps, server.host, server.id, what, ask, decide, timeout(deps.limits))

@@ -10,10 +10,13 @@ driver runs the plan's flows one after another until the record needs nothing mo
 comparing the record's revision (a request that set a new task meanwhile keeps it driving).
 
 A replica that dies loses its lease; the keys go with it, and every replica's scan (each
-``scan_interval_s``) takes the servers that need work and have no owner. A replica whose lease is
-lost (a long etcd outage) stops its drivers at once and starts again with a new lease: by then
-another replica may own them. Each step of a flow is idempotent and compares the record it read,
-so a step repeated by the next owner is harmless.
+``scan_interval_s``) takes the servers that need work and have no owner. Ownership is a fence, not
+advice: every etcd write a driver's flows make also compares that ``flow_owners/<id>`` still holds
+this replica's mark (core/write_fence.py, as etcd's ``IsOwner``), so a replica whose loop stalled
+past its lease cannot write a step once another has taken over (FenceLost stops its driver). A
+replica whose lease is lost stops its drivers the moment its session ends (not at its next look)
+and starts again with a new lease: by then another replica may own them. Each step of a flow is
+idempotent and compares the record it read, so a step repeated by the next owner is harmless.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from services.core.etcd import KV, Store
 from services.core.lease import LeaseSession
 from services.core.supervise import cancel, spawn_supervised
 from services.core.watch import WatchCompacted
+from services.core.write_fence import FenceLost, WriteFence, fenced
 from stratus.state.v1 import state_pb2
 
 log = logging.getLogger(__name__)
@@ -87,6 +91,7 @@ class FlowOwners:
         self._session: LeaseSession | None = None
         self._driving: set[str] = set()
         self._loop: asyncio.Task[None] | None = None
+        self._session_watch: asyncio.Task[None] | None = None
         self._opening = asyncio.Lock()
 
     def bind(self, plans: Plans) -> None:
@@ -106,7 +111,18 @@ class FlowOwners:
                 session = LeaseSession(self._store, self._ttl_s)
                 await session.open()
                 self._session = session
+                self._watch_session(session)
             return self._session
+
+    def _watch_session(self, session: LeaseSession) -> None:
+        """The moment ``session`` ends (its lease lost), this replica's drivers stop."""
+
+        async def on_end() -> None:
+            await session.done.wait()
+            if self._session is session:
+                self._abandon("its lease was lost")
+
+        self._session_watch = asyncio.create_task(on_end(), name="flow-owners-session")
 
     def _abandon(self, why: str) -> None:
         """Stops every driver of this replica: it no longer owns their servers."""
@@ -161,17 +177,22 @@ class FlowOwners:
         self.tasks.start(instance_id, self._drive(instance_id), "flow", project_id=project_id)
 
     async def _drive(self, instance_id: str) -> None:
-        """Runs what the record needs, flow after flow, until it needs nothing; then lets go."""
+        """Runs what the record needs, flow after flow, until it needs nothing; then lets go. Every
+        write it makes is fenced by this replica's ownership of the server."""
         idle = backoff(0.2, IDLE_CAP_S)
         try:
-            while True:
-                try:
-                    if await self._step(instance_id, idle):
+            with fenced(WriteFence(keys.flow_owner(instance_id), self._mark)):
+                while True:
+                    try:
+                        if await self._step(instance_id, idle):
+                            return
+                    except FenceLost as lost:  # another replica drives it now: stop, write nothing more
+                        log.warning("replica %s stops driving %s: %s", self._replica, instance_id, lost)
                         return
-                except Exception as exc:  # a flow that failed is tried again: its steps are idempotent
-                    if not is_outage(exc):
-                        log.exception("the flow of %s failed; trying again", instance_id)
-                    await asyncio.sleep(next(idle))
+                    except Exception as exc:  # a flow that failed is tried again: its steps are idempotent
+                        if not is_outage(exc):
+                            log.exception("the flow of %s failed; trying again", instance_id)
+                        await asyncio.sleep(next(idle))
         finally:
             self._driving.discard(instance_id)
 
@@ -324,6 +345,7 @@ class FlowOwners:
         (the lease is revoked: another replica takes them over without waiting for it to lapse)."""
         await cancel(self._loop)
         await self.tasks.drain(drain_s)
+        await cancel(self._session_watch)
         self._abandon("the api is stopping")
         if self._session is not None:
             await self._session.close()

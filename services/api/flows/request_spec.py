@@ -2,7 +2,8 @@
 for each scheduling attempt of a build, and for ExplainPlacement.
 
 At create the flavor, image, server group and zone are checked (the image as the server's project
-sees it: its own, shared with it or public; see images/access.py); at schedule time the flavor and
+sees it: its own, shared with it or public; see images/access.py; the flavor against the image's
+minimums and disk, see images/minimums.py, and so at a resize); at schedule time the flavor and
 image are looked up again (by id, whoever owns them) for their extra specs and properties, and a
 flavor or image deleted in between costs only those (the resources always come from the server record).
 """
@@ -16,6 +17,7 @@ from typing import TypeVar
 from services.api.flavors.manager import FlavorsManager
 from services.api.images.access import Viewer
 from services.api.images.manager import ImagesManager
+from services.api.images.minimums import check_flavor_fits
 from services.api.server_groups.manager import ServerGroupsManager
 from services.api.zones import known_zones
 from services.core import instances
@@ -79,17 +81,26 @@ class SpecResolver:
     async def resolve(self, server: servers_pb2.Server, project_id: str) -> Resolved:
         """Checks what a new server of ``project_id`` refers to: NOT_FOUND for an unknown flavor, image
         or group (or another project's group, or an image the project may not see),
-        FAILED_PRECONDITION for an image not ACTIVE, INVALID_ARGUMENT for a zone no host is in."""
+        FAILED_PRECONDITION for an image not ACTIVE, INVALID_ARGUMENT for a zone no host is in or a
+        flavor below the image's minimums or disk (naming ``server.flavor_id``)."""
         flavor = await self._flavors.get(server.flavor_id, "server.flavor_id")
         image = await self._images.get(server.image_id, "server.image_id", Viewer.acting_for(project_id))
         if image.status != images_pb2.ImageStatus.IMAGE_STATUS_ACTIVE:
             raise FailedPrecondition(f"image {image.id} is not ACTIVE", reason="IMAGE_NOT_ACTIVE")
+        check_flavor_fits(flavor, image, "server.flavor_id")
         group = None
         if server.server_group_id:
             group, _ = await self._groups.owned(server.server_group_id, project_id, "server.server_group_id")
         if server.availability_zone:
             await self.check_zone(server.availability_zone)
         return Resolved(flavor, image, group)
+
+    async def check_image_fits(self, flavor: flavors_pb2.Flavor, image_id: str, field: str) -> None:
+        """A resize: INVALID_ARGUMENT naming ``field`` when ``flavor`` is below what the server's
+        image needs (nothing to check once that image is deleted)."""
+        image = await self.optional_image(image_id)
+        if image is not None:
+            check_flavor_fits(flavor, image, field)
 
     async def check_zone(self, zone: str) -> None:
         known = await known_zones(self._store)

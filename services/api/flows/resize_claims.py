@@ -4,8 +4,9 @@ The record and the claim (``hosts/<host>/usage``) always change together, in one
 (``with_claim``), so a server's size and what its host holds for it never disagree:
 
 - start: ``record.resize`` keeps the old flavor and resources, the server takes the new ones, and
-  the claim grows to the per-resource max of both (RESOURCE_EXHAUSTED, changing nothing, when the
-  host has no room for that).
+  the claim grows to the larger CPUs and RAM of both and both disks (the host keeps the old disk
+  for a revert; ``claims.resize_hold``), RESOURCE_EXHAUSTED, changing nothing, when the host has
+  no room for that.
 - the compute resizes (VERIFY_RESIZE); the user confirms or reverts. A revert swaps the old size
   back into the server as it starts (``start_revert``), and ``record.resize`` then holds the new
   one (what a failed revert goes back to), so no client ever sees a reverted server with the new
@@ -24,8 +25,8 @@ from collections.abc import Callable, Sequence
 from services.api.flows import actions
 from services.api.flows.request_spec import resources_of
 from services.api.quotas import quota
-from services.core import claims, instances, keys
-from services.core.errors import Aborted, FailedPrecondition, InvalidArgument, ResourceExhausted, Unavailable
+from services.core import claims, instances, keys, retry
+from services.core.errors import FailedPrecondition, InvalidArgument, ResourceExhausted, Unavailable
 from services.core.etcd import Store
 from stratus.state.v1 import state_pb2
 from stratus.v1 import flavors_pb2, servers_pb2
@@ -50,7 +51,7 @@ def start_resize(
         why = f"flavor {flavor.name!r} has a {flavor.disk_gb} GB disk, smaller than the server's "
         raise InvalidArgument([("flavor_id", f"{why}{server.resources.disk_gb} GB; a disk cannot shrink")])
     new = resources_of(flavor)
-    held = claims.max_resources(server.resources, new)
+    held = claims.resize_hold(server.resources, new)
     check_room(server, usage, caps, held)
     record.resize.CopyFrom(state_pb2.ResizeRecord(old_flavor_id=server.flavor_id, old_resources=server.resources))
     server.flavor_id = flavor.id
@@ -155,7 +156,8 @@ async def with_claim(
     settled), and the writes ``also`` (the action's record); retried on a lost race. Returns the
     record as stored. A change that grows the charge (starting a resize) needs ``ledger`` for the
     limits; settling or undoing one only gives back."""
-    for _ in range(claims.MAX_SWAP_ATTEMPTS):
+
+    async def attempt() -> state_pb2.InstanceRecord | retry.Again:
         record, revision = await instances.get(store, instance_id)
         host = record.server.host
         if not host:  # ``change`` refuses as it would anywhere (e.g. not ACTIVE yet), or has nothing to do
@@ -177,6 +179,6 @@ async def with_claim(
             *charge.writes,
             *also,
         ]
-        if await store.swap_many(writes):
-            return record
-    raise Aborted(f"server {instance_id} or its host is changing too fast; try again")
+        return record if await store.swap_many(writes) else retry.AGAIN
+
+    return await retry.until_done(attempt, what=f"server {instance_id} or its host")

@@ -39,7 +39,8 @@ async def _copy(deps: Deps, instance_id: str, image_id: str) -> None:
     """Asks the compute to copy (it answers at once) and waits for the outcome it records."""
     record, _ = await instances.get(deps.store, instance_id)
     host = record.server.host
-    request = compute_pb2.SnapshotInstanceRequest(instance_id=instance_id, image_id=image_id)
+    request = compute_pb2.SnapshotInstanceRequest(instance_id=instance_id, image_id=image_id,
+                                                  action_id=record.action_id)  # fmt: skip
     await action_log.start_step(deps.store, instance_id, "snapshot", "snapshot", host)
     ask = lambda: call(deps.compute(host).SnapshotInstance, request)  # noqa: E731
     ended = await on_compute(deps, host, instance_id, "snapshot", ask, copied(host, image_id),

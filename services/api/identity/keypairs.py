@@ -14,8 +14,8 @@ from services.api import indexes, paging
 from services.api.identity import ssh_keys
 from services.api.quotas.quota import Quotas
 from services.api.validation import NAME_MAX, Violations, page_size
-from services.core import context, keys
-from services.core.errors import Aborted, AlreadyExists, InvalidArgument, NotFound, shorten
+from services.core import context, keys, retry
+from services.core.errors import AlreadyExists, InvalidArgument, NotFound, shorten
 from services.core.etcd import Store
 from services.core.instances import now
 from services.core.message_limits import fill_page_async
@@ -24,7 +24,6 @@ from stratus.v1 import keypairs_pb2
 
 # Nova's keypair names: letters, digits, space, '_', '-', '.', '@'; no space at either end.
 NAME = re.compile(rf"^(?! )[A-Za-z0-9 _.@-]{{1,{NAME_MAX}}}(?<! )$")
-MAX_DELETE_ATTEMPTS = 10
 
 
 def check_name(v: Violations, field: str, name: str) -> None:
@@ -104,12 +103,15 @@ class KeypairsManager:
     async def delete(self, name: str) -> None:
         """The keypair and its quota charge go in one transaction (a lost race re-reads)."""
         key = self._key(name)
-        for _ in range(MAX_DELETE_ATTEMPTS):
+
+        async def attempt() -> retry.Again | None:
             kv = await self._store.get(key)
             if kv is None:
                 raise NotFound("keypair", name)
             project_id = context.current().project_id
             if await self._quotas.commit(project_id, {"keypairs": -1}, [self._store.cmp_mod(key, kv.mod_revision)],
                                          [self._store.op_delete(key)]):  # fmt: skip
-                return
-        raise Aborted(f"keypair {shorten(name)!r} keeps changing; try again")
+                return None
+            return retry.AGAIN
+
+        await retry.until_done(attempt, what=f"keypair {shorten(name)!r}")

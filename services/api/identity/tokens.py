@@ -19,7 +19,7 @@ from google.protobuf import timestamp_pb2
 
 from services.api import indexes, paging
 from services.api.validation import Violations, page_size
-from services.core import context, keys
+from services.core import context, keys, retry
 from services.core.context import ADMIN_ROLE, MEMBER_ROLE, READER_ROLE, RequestContext
 from services.core.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, Unauthenticated
 from services.core.etcd import KV, Store
@@ -118,7 +118,8 @@ class IssuedTokens:
 
     async def revoke(self, req: tokens_pb2.RevokeTokenRequest) -> tokens_pb2.Token:
         token_id = self._revoke_target(req)
-        for _ in range(5):
+
+        async def attempt() -> tokens_pb2.Token | retry.Again:
             kv = await self._store.get(keys.token(token_id))
             if kv is None:
                 raise NotFound("token", token_id, field="id" if req.id else "token")
@@ -128,10 +129,12 @@ class IssuedTokens:
             if record.token.HasField("revoked_at"):
                 return record.token
             record.token.revoked_at.CopyFrom(timestamp(self._clock()))
-            if await self._store.swap(kv.key, record.SerializeToString(), kv.mod_revision, lease=kv.lease):
-                self._revoked_here.add(token_id)
-                return record.token
-        raise Aborted(f"token {token_id} kept changing; try again")
+            if not await self._store.swap(kv.key, record.SerializeToString(), kv.mod_revision, lease=kv.lease):
+                return retry.AGAIN
+            self._revoked_here.add(token_id)
+            return record.token
+
+        return await retry.until_done(attempt, what=f"token {token_id}")
 
     @staticmethod
     def _revoke_target(req: tokens_pb2.RevokeTokenRequest) -> str:

@@ -27,18 +27,19 @@ from services.api.images.access import (
     visibility_of,
 )
 from services.api.images.files import ImageFiles, read_chunks
+from services.api.images.minimums import DiskMeter, validate_minimums
 from services.api.images.upload import check_checksum, chunks_of, describe_size, sniffed, validate
 from services.api.indexes import GET_BATCH, get_many
 from services.api.quotas import counted
 from services.api.quotas.quota import Quotas
 from services.api.seeding import seed_claim
 from services.api.validation import Violations, page_size
-from services.core import context, keys
+from services.core import context, keys, retry
 from services.core.boot_sector import tiny_image
 from services.core.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
-from services.core.etcd import AMBIGUOUS, Store
+from services.core.etcd import AMBIGUOUS, KV, Store
 from services.core.ids import new_id
-from services.core.instances import MAX_SWAP_ATTEMPTS, now
+from services.core.instances import now
 from services.core.lease import LeaseSession
 from services.core.message_limits import fill_page_async
 from services.core.supervise import spawn_supervised
@@ -95,6 +96,7 @@ class ImagesManager:
             disk_format=first.metadata.disk_format, container_format=first.metadata.container_format or "bare",
             properties=first.metadata.properties, owner_project_id=context.current().project_id,
             created_at=now(), updated_at=now(), visibility=first.metadata.visibility or PRIVATE,
+            min_disk_gb=first.metadata.min_disk_gb, min_ram_mb=first.metadata.min_ram_mb,
         )  # fmt: skip
         # Refused at once when the owner has no image left; the binding check is at activate().
         await self.quotas.charge(image.owner_project_id, {"images": 1})
@@ -120,15 +122,17 @@ class ImagesManager:
         self, image: images_pb2.Image, chunks: AsyncIterator[bytes], max_bytes: int | None = None
     ) -> None:
         """Writes the image's bytes (at least one, at most the size limit) and marks ``image`` ACTIVE
-        with their size and sha256; storing the record is the caller's. On any failure the part
-        file is removed and ``image`` is left as it was."""
+        with their size, sha256 and virtual size (minimums.DiskMeter); storing the record is the
+        caller's. On any failure the part file is removed and ``image`` is left as it was."""
         limit = self._max_bytes if max_bytes is None else max_bytes
         writer = self._files.writer(image.id)
+        meter = DiskMeter()
         try:
             async for chunk in chunks:
                 if writer.size + len(chunk) > limit:
                     raise InvalidArgument([("chunk", f"images are limited to {limit} bytes "
                                                      f"({describe_size(limit)})")])  # fmt: skip
+                meter.feed(chunk)
                 await writer.write(chunk)
             if writer.size == 0:
                 raise InvalidArgument([("chunk", "the image has no bytes")])
@@ -137,16 +141,18 @@ class ImagesManager:
             writer.abort()
             raise
         image.checksum, image.size_bytes, image.status = checksum, writer.size, Status.IMAGE_STATUS_ACTIVE
+        image.virtual_size_bytes = meter.virtual_size
         image.updated_at.CopyFrom(now())
 
     async def activate(self, image: images_pb2.Image) -> None:
-        """Stores what ``receive`` made of ``image`` (ACTIVE, size, checksum) on its record as the record
+        """Stores what ``receive`` made of ``image`` (ACTIVE, sizes, checksum) on its record as the record
         is now (renamed or shared meanwhile), no longer bound to an upload's lease, and charges its
         owner's images and image_bytes quotas in the same transaction (QuotaExceeded: nothing
         written); ``image`` becomes the stored record. Aborted if the record is gone (deleted, or its
         upload's lease lost)."""
         key = keys.image(image.id)
-        for _ in range(MAX_SWAP_ATTEMPTS):
+
+        async def attempt() -> retry.Again | None:
             kv = await self._store.get(key)
             if kv is None:
                 raise Aborted(f"image {image.id} was deleted while its bytes were written")
@@ -154,11 +160,14 @@ class ImagesManager:
             current = images_pb2.Image()
             current.CopyFrom(old)
             current.status, current.size_bytes, current.checksum = image.status, image.size_bytes, image.checksum
+            current.virtual_size_bytes = image.virtual_size_bytes
             current.updated_at.CopyFrom(image.updated_at)
-            if await counted.write_image(self.quotas, current, image.id, old, kv.mod_revision):
-                image.CopyFrom(current)
-                return
-        raise Aborted(f"image {image.id} is changing too fast; try again")
+            if not await counted.write_image(self.quotas, current, image.id, old, kv.mod_revision):
+                return retry.AGAIN
+            image.CopyFrom(current)
+            return None
+
+        await retry.until_done(attempt, what=f"image {image.id}")
 
     async def put(self, image: images_pb2.Image, lease: int = 0) -> None:
         """Writes a record that holds no quota yet (SAVING: charged when it becomes ACTIVE), with its
@@ -166,7 +175,8 @@ class ImagesManager:
         if counted.image_charge(image):
             raise ValueError(f"image {image.id}: only a SAVING record is put directly")
         key = keys.image(image.id)
-        for _ in range(MAX_SWAP_ATTEMPTS):
+
+        async def attempt() -> retry.Again | None:
             kv = await self._store.get(key)
             old = images_pb2.Image.FromString(kv.value) if kv else None
             ops = [
@@ -174,9 +184,9 @@ class ImagesManager:
                 *index.write_ops(self._store, old, image, lease),
             ]
             ok, _ = await self._store.txn([self._store.cmp_mod(key, kv.mod_revision if kv else 0)], ops)
-            if ok:
-                return
-        raise Aborted(f"image {image.id} is changing too fast; try again")
+            return None if ok else retry.AGAIN
+
+        await retry.until_done(attempt, what=f"image {image.id}")
 
     async def find(self, image_id: str) -> tuple[images_pb2.Image, int] | None:
         """The image with this id (not a name) and its record's mod revision, or None; whoever asks."""
@@ -240,27 +250,37 @@ class ImagesManager:
         v.required("id", req.id)
         if req.name:
             v.name("name", req.name)
+        validate_minimums(v, "", req.min_disk_gb, req.min_ram_mb)
         v.raise_if_any()
         viewer = Viewer.current()
         image = await self.get(req.id, "id", viewer)
         check_owner(image, viewer, "change it")
         check_visibility(req.visibility, viewer, "visibility")
         key = keys.image(image.id)
-        for _ in range(MAX_SWAP_ATTEMPTS):
+
+        async def read() -> tuple[images_pb2.Image, KV]:
             kv = await self._store.get(key)
             if kv is None:
                 raise NotFound("image", req.id, field="id")
-            current = images_pb2.Image.FromString(kv.value)
+            return images_pb2.Image.FromString(kv.value), kv
+
+        def change(current: images_pb2.Image) -> None:
             current.name = req.name or current.name
             current.visibility = req.visibility or visibility_of(current)  # type: ignore[assignment]
+            if req.HasField("min_disk_gb"):
+                current.min_disk_gb = req.min_disk_gb
+            if req.HasField("min_ram_mb"):
+                current.min_ram_mb = req.min_ram_mb
             current.updated_at.CopyFrom(now())
+
+        async def write(current: images_pb2.Image, kv: KV) -> bool:
             old = images_pb2.Image.FromString(kv.value)
             ops = [self._store.op_put(key, current.SerializeToString(), kv.lease),
                    *index.write_ops(self._store, old, current, kv.lease)]  # fmt: skip
             ok, _ = await self._store.txn([self._store.cmp_mod(key, kv.mod_revision)], ops)
-            if ok:
-                return current
-        raise Aborted(f"image {image.id} is changing too fast; try again")
+            return ok
+
+        return await retry.swap(read, change, write, what=f"image {image.id}")
 
     async def delete(self, id_or_name: str) -> None:
         viewer = Viewer.current()

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from services.api.images.access import SHARED, Viewer, check_owner, visibility_of
 from services.api.validation import ID_CHARS, Violations
-from services.core import keys
+from services.core import keys, retry
 from services.core.errors import (
-    Aborted,
     AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
@@ -21,7 +20,7 @@ from services.core.errors import (
     ResourceExhausted,
 )
 from services.core.etcd import KV, Store
-from services.core.instances import MAX_SWAP_ATTEMPTS, now
+from services.core.instances import now
 from services.core.states import name_of
 from stratus.v1 import images_pb2
 
@@ -60,17 +59,20 @@ async def shed(store: Store, image_id: str, keep: int) -> None:
     """Removes members (each with its index entry) until at most ``keep`` are left, ``SHED_BATCH`` a
     transaction, while the image is unchanged: what deleting an image with more members than one
     transaction may remove does first."""
-    for _ in range(MAX_SWAP_ATTEMPTS):
+
+    async def attempt() -> retry.Again | None:  # each batch, landed or not, is followed by a new look
         image = await store.get(keys.image(image_id))
         if image is None:
-            return
+            return None
         kvs = await _member_kvs(store, image_id)
         if len(kvs) <= keep:
-            return
+            return None
         extra = kvs[: min(SHED_BATCH, len(kvs) - keep)]
         ops = [op for kv in extra for op in (store.op_delete(kv.key), store.op_delete(_entry(kv.key)))]
         await store.txn([store.cmp_mod(image.key, image.mod_revision)], ops)
-    raise Aborted(f"image {image_id} is changing too fast; try again")
+        return retry.AGAIN
+
+    await retry.until_done(attempt, what=f"image {image_id}")
 
 
 def _entry(member_key: str) -> str:
@@ -89,7 +91,8 @@ async def add(store: Store, image_id: str, project_id: str, viewer: Viewer) -> i
     """``image_id`` (seen by the caller) shared with ``project_id``."""
     member = images_pb2.ImageMember(image_id=image_id, project_id=project_id, created_at=now())
     key = keys.image_member(image_id, project_id)
-    for _ in range(MAX_SWAP_ATTEMPTS):
+
+    async def attempt() -> images_pb2.ImageMember | retry.Again:
         kv = await _image_kv(store, image_id)
         image, value = _touched(kv)
         check_owner(image, viewer, "share it")
@@ -111,14 +114,15 @@ async def add(store: Store, image_id: str, project_id: str, viewer: Viewer) -> i
             [store.op_put(kv.key, value, kv.lease), store.op_put(key, member.SerializeToString()),
              store.op_put(_entry(key), b"")],
         )  # fmt: skip
-        if ok:
-            return member
-    raise Aborted(f"image {image_id} is changing too fast; try again")
+        return member if ok else retry.AGAIN
+
+    return await retry.until_done(attempt, what=f"image {image_id}")
 
 
 async def remove(store: Store, image_id: str, project_id: str, viewer: Viewer) -> None:
     key = keys.image_member(image_id, project_id)
-    for _ in range(MAX_SWAP_ATTEMPTS):
+
+    async def attempt() -> retry.Again | None:
         kv = await _image_kv(store, image_id)
         image, value = _touched(kv)
         check_owner(image, viewer, "change whom it is shared with")
@@ -129,9 +133,9 @@ async def remove(store: Store, image_id: str, project_id: str, viewer: Viewer) -
             [store.cmp_mod(kv.key, kv.mod_revision), store.cmp_mod(key, member.mod_revision)],
             [store.op_put(kv.key, value, kv.lease), store.op_delete(key), store.op_delete(_entry(key))],
         )
-        if ok:
-            return
-    raise Aborted(f"image {image_id} is changing too fast; try again")
+        return None if ok else retry.AGAIN
+
+    await retry.until_done(attempt, what=f"image {image_id}")
 
 
 async def _image_kv(store: Store, image_id: str) -> KV:

@@ -7,6 +7,7 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any
 
+from services.api.images.minimums import QCOW2_MAGIC, validate_minimums
 from services.api.validation import Violations
 from services.core.errors import InvalidArgument
 from services.core.message_limits import IMAGE_CHUNK_MAX_BYTES
@@ -14,7 +15,6 @@ from stratus.v1 import images_pb2
 
 DISK_FORMATS = ("raw", "qcow2")
 CONTAINER_FORMATS = ("bare",)
-QCOW2_MAGIC = b"QFI\xfb"
 SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
@@ -28,6 +28,7 @@ def validate(meta: images_pb2.Image) -> None:
     v.mapping("metadata.properties", meta.properties)
     if meta.checksum and not SHA256_HEX.match(meta.checksum):
         v.add("metadata.checksum", "must be the sha256 of the bytes, 64 hex digits")
+    validate_minimums(v, "metadata.", meta.min_disk_gb, meta.min_ram_mb)
     v.raise_if_any()
 
 

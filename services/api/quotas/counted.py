@@ -17,9 +17,9 @@ from services.api.images import index as image_index
 from services.api.images import members
 from services.api.quotas import quota
 from services.api.quotas.quota import Quotas
-from services.core import claims, instances, keys
+from services.core import claims, instances, keys, retry
 from services.core.claims import Writes
-from services.core.errors import Aborted, NotFound
+from services.core.errors import NotFound
 from services.core.etcd import AMBIGUOUS, Store
 from stratus.v1 import images_pb2
 
@@ -31,11 +31,12 @@ async def delete_instance(store: Store, instance_id: str) -> None:
     """Removes the server's record and its request index, gives its charge back and releases its
     claim on the host the record names, in one transaction (so a charge is given back exactly
     once, and the claim goes exactly when the record does)."""
-    for attempt in range(quota.MAX_ATTEMPTS):
+
+    async def attempt() -> retry.Again | None:
         try:
             record, revision = await instances.get(store, instance_id)
         except NotFound:
-            return
+            return None
         key = keys.instance(instance_id)
         ops = instances.delete_ops(store, record)
         give_back = {r: -n for r, n in quota.instance_charge(record).items()}
@@ -47,10 +48,9 @@ async def delete_instance(store: Store, instance_id: str) -> None:
         except AMBIGUOUS as exc:  # read again: the record is gone if it landed
             log.warning("deleting server %s: etcd's answer was lost (%s); reading back", instance_id, exc)
             ok = False
-        if ok:
-            return
-        await quota.backoff(attempt)
-    raise Aborted(f"server {instance_id} is changing too fast to delete; try again")
+        return None if ok else retry.AGAIN
+
+    await retry.until_done(attempt, what=f"server {instance_id}", attempts=quota.MAX_ATTEMPTS)
 
 
 def image_charge(image: images_pb2.Image | None) -> dict[str, int]:
@@ -89,9 +89,11 @@ async def remove_image(ledger: Quotas, image_id: str) -> None:
     """Removes the image's record (if any) and gives back all it held. An image with more members
     than one transaction removes with it loses the extra ones first."""
     await members.shed(ledger.store, image_id, keep=MEMBERS_WITH_IMAGE)
-    for attempt in range(quota.MAX_ATTEMPTS):
+
+    async def attempt() -> retry.Again | None:
         old, revision = await _read_image(ledger.store, image_id)
         if old is None or await write_image(ledger, None, image_id, old, revision):
-            return
-        await quota.backoff(attempt)
-    raise Aborted(f"image {image_id} is changing too fast to delete; try again")
+            return None
+        return retry.AGAIN
+
+    await retry.until_done(attempt, what=f"image {image_id}", attempts=quota.MAX_ATTEMPTS)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,8 +34,8 @@ from dataclasses import dataclass, field
 from etcd3aio._protobuf import Compare, RequestOp
 
 from services.api.settings import QuotaDefaults
-from services.core import keys
-from services.core.errors import Aborted, QuotaExceeded, Unavailable
+from services.core import keys, retry
+from services.core.errors import QuotaExceeded, Unavailable
 from services.core.etcd import AMBIGUOUS, Store
 from stratus.state.v1 import state_pb2
 from stratus.v1 import quotas_pb2
@@ -48,7 +47,7 @@ RESOURCES = ("instances", "cores", "ram_mb", "images", "image_bytes", "server_gr
 # Counted per group, in the group's own record (its members), not in the project's usage record.
 MEMBERS = "server_group_members"
 UNLIMITED = -1
-MAX_ATTEMPTS = 100
+MAX_ATTEMPTS = 100  # lost races on a project's usage before giving up: every charge of the project writes it
 Delta = Mapping[str, int]
 
 
@@ -176,11 +175,6 @@ async def moved(store: Store, charge: Charge) -> bool:
     return (limits.mod_revision if limits else 0) != charge.limits_revision
 
 
-async def backoff(attempt: int) -> None:
-    """A short random pause before trying again, longer after each lost race (at most 50 ms)."""
-    await asyncio.sleep(random.uniform(0, min(0.05, 0.002 * (attempt + 1))))
-
-
 class Quotas:
     """The quota ledger of the api: charges, releases and the limits of each project."""
 
@@ -216,20 +210,21 @@ class Quotas:
         was written: re-read and decide). Lost races on the usage are retried here; QuotaExceeded
         when over a limit, Aborted when the usage keeps changing, Unavailable when etcd's answer
         was lost (the change may have landed; a retry with the same request_id is safe)."""
+
+        async def attempt() -> bool | retry.Again:
+            charge = await self.charge(project_id, delta)
+            try:
+                ok, _ = await self.store.txn([*compares, *charge.compares], [*ops, *charge.ops])
+            except AMBIGUOUS as exc:
+                raise Unavailable(f"etcd did not say whether the change landed ({type(exc).__name__}); "
+                                  "look, or retry with the same request") from exc  # fmt: skip
+            if ok:
+                return True
+            return retry.AGAIN if await moved(self.store, charge) else False
+
         async with self._lock(project_id):
-            for attempt in range(MAX_ATTEMPTS):
-                charge = await self.charge(project_id, delta)
-                try:
-                    ok, _ = await self.store.txn([*compares, *charge.compares], [*ops, *charge.ops])
-                except AMBIGUOUS as exc:
-                    raise Unavailable(f"etcd did not say whether the change landed ({type(exc).__name__}); "
-                                      "look, or retry with the same request") from exc  # fmt: skip
-                if ok:
-                    return True
-                if not await moved(self.store, charge):
-                    return False
-                await backoff(attempt)
-        raise Aborted(f"the quota usage of project {project_id} is changing too fast; try again", reason="QUOTA_BUSY")
+            return await retry.until_done(attempt, what=f"the quota usage of project {project_id}",
+                                          attempts=MAX_ATTEMPTS, reason="QUOTA_BUSY")  # fmt: skip
 
     async def check_members(self, project_id: str, members_after: int) -> None:
         """A server group of ``project_id`` may have ``members_after`` members (the group's record

@@ -7,14 +7,13 @@ from services.api.quotas.quota import RESOURCES, Quotas
 from services.api.server_groups.manager import project_groups
 from services.api.settings import AMOUNT_MAX, COUNT_MAX
 from services.api.validation import Violations
-from services.core import context, keys
-from services.core.errors import Aborted, PermissionDenied, shorten
+from services.core import context, keys, retry
+from services.core.errors import PermissionDenied, shorten
 from services.core.etcd import Store
 from stratus.state.v1 import state_pb2
 from stratus.v1 import quotas_pb2
 
 AMOUNTS = frozenset({"cores", "ram_mb", "image_bytes"})
-MAX_SWAP_ATTEMPTS = 50
 
 
 def limit_max(resource: str) -> int:
@@ -53,13 +52,17 @@ class QuotaSetsManager:
             raise PermissionDenied("setting quotas needs the admin role", reason="ADMIN_REQUIRED")
         validate_update(req)
         key = keys.quota_limits(req.project_id)
-        for _ in range(MAX_SWAP_ATTEMPTS):
-            overrides, revision = await quota.read_set(self._store, key)
+
+        def merge(overrides: quotas_pb2.QuotaSet) -> None:
             overrides.MergeFrom(req.quota_set)
-            if await self._store.swap(key, overrides.SerializeToString(), revision):
-                limits, usage = await self._read(req.project_id)
-                return quotas_pb2.UpdateQuotaSetResponse(project_id=req.project_id, limits=limits, usage=usage)
-        raise Aborted(f"the quotas of project {shorten(req.project_id)!r} are changing too fast; try again")
+
+        async def write(overrides: quotas_pb2.QuotaSet, revision: int) -> bool:
+            return await self._store.swap(key, overrides.SerializeToString(), revision)
+
+        what = f"the quota set of project {shorten(req.project_id)!r}"
+        await retry.swap(lambda: quota.read_set(self._store, key), merge, write, what=what)
+        limits, usage = await self._read(req.project_id)
+        return quotas_pb2.UpdateQuotaSetResponse(project_id=req.project_id, limits=limits, usage=usage)
 
     async def _read(self, project_id: str) -> tuple[quotas_pb2.QuotaSet, quotas_pb2.QuotaSet]:
         """Limits and usage; the members' usage is the project's largest server group's."""

@@ -17,7 +17,7 @@ from etcd3aio._protobuf import RequestOp
 from services.api import indexes, paging
 from services.api.quotas.quota import Quotas
 from services.api.validation import Violations, page_size
-from services.core import context, keys
+from services.core import context, keys, retry
 from services.core.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from services.core.etcd import KV, Store
 from services.core.ids import new_id
@@ -27,7 +27,6 @@ from stratus.state.v1 import state_pb2
 from stratus.v1 import servergroups_pb2
 
 Policy = servergroups_pb2.ServerGroupPolicy
-MAX_SWAP_ATTEMPTS = 50
 DEFAULT_MAX_PER_HOST = 1
 MAX_PER_HOST_LIMIT = 10_000
 
@@ -61,16 +60,18 @@ async def update(
 ) -> state_pb2.ServerGroupRecord | None:
     """Applies ``mutate`` by compare-and-swap until it wins (False from ``mutate``: no change).
     None when the group is gone."""
-    for _ in range(MAX_SWAP_ATTEMPTS):
+
+    async def attempt() -> state_pb2.ServerGroupRecord | retry.Again | None:
         try:
             record, revision = await read(store, group_id)
         except NotFound:
             return None
         if mutate(record) is False:
             return record
-        if await store.swap(keys.server_group(group_id), record.SerializeToString(), revision):
-            return record
-    raise Aborted(f"server group {group_id} is changing too fast; try again")
+        won = await store.swap(keys.server_group(group_id), record.SerializeToString(), revision)
+        return record if won else retry.AGAIN
+
+    return await retry.until_done(attempt, what=f"server group {group_id}")
 
 
 def project_groups(store: Store, project_id: str, after: str = "", batch: int = indexes.GET_BATCH) -> AsyncIterator[KV]:
@@ -166,8 +167,7 @@ class ServerGroupsManager:
         return servergroups_pb2.ListServerGroupsResponse(server_groups=groups, next_page_token=paging.next_token(last))
 
     async def delete(self, group_id: str) -> None:
-        for _ in range(MAX_SWAP_ATTEMPTS):
-            record, revision = await self._visible(group_id)
+        def empty(record: state_pb2.ServerGroupRecord) -> None:
             members = record.group.members
             if members:
                 raise FailedPrecondition(
@@ -175,10 +175,12 @@ class ServerGroupsManager:
                     f"{', '.join(members[:5])}{' ...' if len(members) > 5 else ''}",
                     reason="GROUP_NOT_EMPTY", metadata={"members": str(len(members))},
                 )  # fmt: skip
+
+        async def remove(record: state_pb2.ServerGroupRecord, revision: int) -> bool:
             key = keys.server_group(group_id)
             gone = [self._store.op_delete(key),
                     self._store.op_delete(keys.project_server_group(record.group.project_id, group_id))]  # fmt: skip
-            if await self._quotas.commit(record.group.project_id, {"server_groups": -1},
-                                         [self._store.cmp_mod(key, revision)], gone):  # fmt: skip
-                return
-        raise Aborted(f"server group {group_id} is changing too fast to delete; try again")
+            return await self._quotas.commit(record.group.project_id, {"server_groups": -1},
+                                             [self._store.cmp_mod(key, revision)], gone)  # fmt: skip
+
+        await retry.swap(lambda: self._visible(group_id), empty, remove, what=f"server group {group_id}")

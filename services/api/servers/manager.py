@@ -18,14 +18,13 @@ from services.api.flows.request_spec import SpecResolver, resources_of
 from services.api.identity import keypairs
 from services.api.quotas import quota
 from services.api.quotas.quota import Quotas
-from services.api.server_groups.manager import MAX_SWAP_ATTEMPTS, ServerGroupsManager
+from services.api.server_groups.manager import ServerGroupsManager
 from services.api.servers import list_filter
 from services.api.servers.listing import list_servers
 from services.api.servers.watch import watch_servers
 from services.api.validation import ID_CHARS, NAME_MAX, REQUEST_ID, USER_DATA_MAX, Violations, page_size
-from services.core import context, instances, keys
+from services.core import context, instances, keys, retry
 from services.core.errors import (
-    Aborted,
     AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
@@ -152,7 +151,8 @@ class ServersManager:
         its quota charge in one transaction. False when the request_id is taken; a lost race on the
         group record is retried; QuotaExceeded (nothing written) when the project or the group is full."""
         group_id = record.server.server_group_id
-        for _ in range(MAX_SWAP_ATTEMPTS):
+
+        async def attempt() -> bool | retry.Again:
             key = keys.instance(record.server.id)
             compares = [self._store.cmp_absent(key)]
             action = action_log.op_create(self._store, record, self._deadline_s(action_log.CREATE))
@@ -178,9 +178,9 @@ class ServersManager:
                     return False
                 raise
             taken = record.request_id and await self._store.get(keys.request(project_id, record.request_id))
-            if taken or not group_id:
-                return False
-        raise Aborted(f"server group {group_id} is changing too fast; try again")
+            return False if taken or not group_id else retry.AGAIN
+
+        return await retry.until_done(attempt, what=f"server group {group_id}")
 
     async def _by_request(self, project_id: str, request_id: str, digest: str) -> servers_pb2.Server | None:
         """The server an earlier create with this request_id made; AlreadyExists when that
@@ -264,9 +264,11 @@ class ServersManager:
         v.raise_if_any()
         visible = await self._visible(instance_id)
         flavor = await self._specs.flavors.get(flavor_ref, "flavor_id")
+        await self._specs.check_image_fits(flavor, visible.server.image_id, "flavor_id")
 
         def start(r: state_pb2.InstanceRecord, usage: state_pb2.HostUsage, caps: Any) -> None:
             resize_claims.start_resize(r, usage, caps, flavor)
+            r.action_id = action.id
 
         action = action_log.new_action(
             instance_id, "resize", visible.server.project_id, deadline_s=self._deadline_s("resize")
@@ -285,7 +287,7 @@ class ServersManager:
         action = action_log.new_action(
             instance_id, "snapshot", server.project_id, deadline_s=self._deadline_s("snapshot")
         )
-        await snapshot_start.begin_snapshot(self._store, instance_id, image, self._quotas, action_log.write(action))
+        await snapshot_start.begin_snapshot(self._store, instance_id, image, self._quotas, action)
         await self._owners.kick(instance_id, server.project_id)  # its flow copies into the SAVING image
         return image
 

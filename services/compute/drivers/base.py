@@ -77,6 +77,13 @@ class BadImage(ImageError):
     no host could boot it, so a build fails at once instead of trying other hosts."""
 
 
+class ImageTooBig(BadImage):
+    """The image's disk is larger than the flavor's: the request's fault, not the host's nor the
+    image's (the api refuses such a create or resize at once; this is an image measured after)."""
+
+    reason = "IMAGE_TOO_BIG"
+
+
 class ImageService(ABC):
     """Image bytes in and out, through the api (never a user's token)."""
 
@@ -182,3 +189,20 @@ class VirtDriver(ABC):
     @abstractmethod
     async def list_instances(self) -> list[str]:
         """The instance ids of every domain this host owns."""
+
+    async def has_domain(self, instance_id: str) -> bool:
+        """True while this host has a definition of the instance's domain (running or not)."""
+        return instance_id in await self.list_instances()
+
+    @abstractmethod
+    async def has_disk(self, instance_id: str) -> bool:
+        """True while the instance's root disk is on this host, with or without its domain: what
+        tells a domain that vanished (an operator's ``virsh undefine``) from an instance whose
+        files are gone too."""
+
+    @abstractmethod
+    async def redefine(self, spec: InstanceSpec) -> bool:
+        """Defines the domain of ``spec`` again, shut off, over the disk that remains when the
+        domain vanished, making again what went with it (the config drive), as Nova's hard reboot
+        does; True when it did, False when the domain is defined already. InstanceNotFound when
+        the disk is gone too: there is nothing to define it over."""

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from services.cli.target import ForeignApi, NoStack, Target, accepts, reachable, resolve_target, state_dir_of
+from services.cli import target as cli_target
+from services.cli.target import (
+    ForeignApi,
+    NoStack,
+    Target,
+    Unreachable,
+    accepts,
+    reachable,
+    resolve_target,
+    state_dir_of,
+)
 from services.core.config import DEFAULT_STATE_DIR
 from services.launcher.stackfile import StackInfo, stack_path, write_stack
 
@@ -44,6 +55,11 @@ def test_the_state_dir_comes_from_the_flag_then_the_environment_then_the_default
     assert state_dir_of(tmp_path / "flag", {"STRATUS_STATE_DIR": str(tmp_path / "env")}) == tmp_path / "flag"
     assert state_dir_of(None, {"STRATUS_STATE_DIR": str(tmp_path / "env")}) == tmp_path / "env"
     assert state_dir_of(None, {}) == DEFAULT_STATE_DIR
+
+
+def test_the_cli_default_state_dir_is_the_services_one() -> None:
+    """The CLI keeps its own copy (importing services.core.config loads pydantic): the same path."""
+    assert cli_target.DEFAULT_STATE_DIR == DEFAULT_STATE_DIR
 
 
 def test_the_state_dir_from_the_environment_finds_its_stack_file(tmp_path: Path) -> None:
@@ -105,10 +121,30 @@ def test_the_first_replica_that_accepts_a_connection_is_used() -> None:
 
     assert reachable(target, 1.0, probe({"a:1", "b:2"})).api == "a:1"
     assert reachable(target, 1.0, probe({"c:3"})).api == "c:3"
-    assert reachable(target, 1.0, probe(set())).api == "a:1"  # none answers: the error names the first
+    with pytest.raises(Unreachable, match="a:1, b:2, c:3"):  # none answers: said at once, naming them all
+        reachable(target, 1.0, probe(set()))
     probed.clear()
-    assert reachable(Target("a:1", "t", "--api"), 1.0, probe(set())).api == "a:1"
-    assert probed == []  # one api: nothing is probed
+    one = Target("a:1", "t", "--api")
+    assert reachable(one, 1.0, probe({"a:1"})) == one
+    with pytest.raises(Unreachable):
+        reachable(one, 1.0, probe(set()))
+    assert probed == ["a:1", "a:1"]  # one api is probed too: a dead one is reported before any call
+    probed.clear()
+    assert reachable(Target("unix:/run/api.sock", "t", "--api"), 1.0, probe(set())).api == "unix:/run/api.sock"
+    assert probed == []  # not host:port: left to gRPC
+
+
+def test_replicas_are_probed_at_once_so_a_dead_stack_is_reported_within_one_timeout() -> None:
+    target = Target("a:1", "t", "stack.json", None, ("b:2", "c:3"))
+
+    def slow(_endpoint: str, timeout: float) -> bool:
+        time.sleep(timeout)  # a dropped SYN: the probe's whole timeout
+        return False
+
+    start = time.monotonic()
+    with pytest.raises(Unreachable):
+        reachable(target, 0.3, slow)
+    assert time.monotonic() - start < 0.8  # not 3 x 0.3
 
 
 def test_a_closed_port_does_not_accept() -> None:

@@ -50,7 +50,7 @@ def test_the_stack_token_for_another_api_is_a_usage_error_before_connecting(
     def no_channel(*_args: object) -> None:
         raise AssertionError("a channel was opened")
 
-    monkeypatch.setattr(client, "sync_channel", no_channel)
+    monkeypatch.setattr(client, "open_channel", no_channel)
     result = runner.invoke(app, ["server", "list", "--api", "127.0.0.1:9", "--state-dir", str(tmp_path)])
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()

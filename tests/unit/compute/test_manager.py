@@ -318,10 +318,18 @@ async def test_power_operation_without_a_domain_is_refused(store: Store, op: str
     assert await revision(store) == before
 
 
+async def mark_deleting(store: Store) -> None:
+    def deleting(r: state_pb2.InstanceRecord) -> None:
+        r.server.task_state = T.TASK_STATE_DELETING
+
+    await instances.update(store, ID, deleting)
+
+
 async def test_destroy_is_idempotent_and_leaves_the_record(store: Store) -> None:
     await put_record(store)
     manager, driver = make_manager(store)
     await manager.build_instance(ID)
+    await mark_deleting(store)  # as the delete flow does before it asks
     before = await revision(store)
     for _ in range(2):
         await manager.destroy_instance(ID)

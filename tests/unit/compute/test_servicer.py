@@ -68,6 +68,10 @@ async def record_when(store: Store, done: Callable[[state_pb2.InstanceRecord], b
         await asyncio.sleep(0.02)
 
 
+def deleting(r: state_pb2.InstanceRecord) -> None:
+    r.server.task_state = T.TASK_STATE_DELETING
+
+
 async def put_record(store: Store) -> None:
     server = servers_pb2.Server(id=ID, name="vm", host=HOST, vm_state=V.VM_STATE_BUILDING)
     await store.put(keys.instance(ID), state_pb2.InstanceRecord(server=server).SerializeToString())
@@ -155,10 +159,12 @@ async def test_build_answers_before_the_spawn_ends_and_a_destroy_cancels_it(stor
     record, _ = await instances.get(store, ID)
     assert record.server.task_state == T.TASK_STATE_SPAWNING  # accepted: the 60 s spawn runs on
     await served.stub.BuildInstance(compute_pb2.BuildInstanceRequest(instance_id=ID))  # a re-ask finds it
+    await instances.update(store, ID, deleting)  # as the delete flow does before it asks
     await served.stub.DestroyInstance(compute_pb2.DestroyInstanceRequest(instance_id=ID))
     await served.manager.wait_idle(ID)
     record, _ = await instances.get(store, ID)
     assert record.server.vm_state == V.VM_STATE_BUILDING and not record.HasField("report")
+    assert record.server.task_state == T.TASK_STATE_DELETING
     assert not await served.manager.driver.list_instances()
 
 

@@ -64,6 +64,20 @@ async def test_unplace_twice_changes_nothing_the_second_time(store: Store) -> No
     assert (await instances.get(store, "i-1"))[1] == revision
 
 
+async def test_unplace_leaves_a_server_its_host_brought_up_meanwhile(store: Store) -> None:
+    await placed(store, "i-1", "h1")
+
+    def came_up(r: state_pb2.InstanceRecord) -> None:
+        r.server.vm_state = servers_pb2.VmState.VM_STATE_ACTIVE
+        r.server.task_state = servers_pb2.TaskState.TASK_STATE_UNSPECIFIED
+
+    await instances.update(store, "i-1", came_up)
+    _, revision = await instances.get(store, "i-1")
+    record = await claims.unplace(store, "i-1", "h1", tried)  # a build that judged h1 down too early
+    assert record is not None and record.server.host == "h1" and not record.tried_hosts
+    assert (await instances.get(store, "i-1"))[1] == revision and await claimed(store, "h1") == ["i-1"]
+
+
 async def test_unplace_releases_a_claim_no_record_names(store: Store) -> None:
     await placed(store, "i-1", "h1")
     await store.delete(keys.instance("i-1"))

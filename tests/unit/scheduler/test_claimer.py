@@ -273,3 +273,27 @@ async def test_claim_transactions_stay_well_under_etcds_request_limit(
     assert len(sizes) > 6 and max(sizes) < MAX_TXN_BYTES  # a read of the records, then 6 or more
     for h in range(12):
         assert len(await claimed(store, f"h{h}")) == 6001
+
+
+async def test_the_claim_and_the_records_host_are_written_in_one_transaction(
+    store: Store, managers: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deterministic (no race needed to catch a split): every transaction that lands is recorded,
+    and the claim on the host's usage and the record naming the host are in the same one."""
+    await add_host(store, "h1")
+    await building(store, "i-1")
+    manager = await managers()
+    landed: list[set[str]] = []
+    real_txn = store.txn
+
+    async def recording(compare: Any, success: Any, failure: Any = ()) -> Any:
+        ok, resp = await real_txn(compare, success, failure)
+        if ok:
+            landed.append({op.request_put.key.decode() for op in success if op.HasField("request_put")})
+        return ok, resp
+
+    monkeypatch.setattr(store, "txn", recording)
+    await manager.select_destinations(spec("i-1"))
+    usage, record = (store._abs(k).decode() for k in (keys.host_usage("h1"), keys.instance("i-1")))
+    writing = [keys_ for keys_ in landed if usage in keys_ or record in keys_]
+    assert writing and all({usage, record} <= keys_ for keys_ in writing), writing

@@ -5,9 +5,15 @@ Kept in the file, the fake "hypervisor" outlives the compute process as a real o
 compute comes back to the domains it left), and a test can read what runs on each host without a
 compute RPC: ``read_domains(path)``. The file is replaced atomically on every change.
 
+The file is the fake hypervisor's truth: a change made to it from outside (``forget``: an operator's
+``virsh undefine``, a removed instance directory) is what the driver sees at its next call. Each
+instance's disk is listed apart from its domain (``disks``), so a domain can vanish while its disk
+remains; a file without ``disks`` (an older one) has a disk for every domain.
+
 ::
 
-    {"host": "compute-1", "domains": {"<instance id>": {"power_state": 1, "spec": {...}, ...}}}
+    {"host": "compute-1", "domains": {"<instance id>": {"power_state": 1, "spec": {...}, ...}},
+     "disks": ["<instance id>", ...]}
 """
 
 from __future__ import annotations
@@ -43,7 +49,8 @@ def _spec(data: dict[str, Any]) -> InstanceSpec:
     return InstanceSpec(**{**data, "user_data": base64.b64decode(data.get("user_data", ""))})
 
 
-def save_domains(path: Path, host: str, domains: dict[str, FakeDomain]) -> None:
+def save_domains(path: Path, host: str, domains: dict[str, FakeDomain], disks: set[str] | None = None) -> None:
+    """Writes the file (atomically); ``disks`` None: a disk for every domain."""
     body = {
         iid: {
             "power_state": d.power_state,
@@ -54,8 +61,12 @@ def save_domains(path: Path, host: str, domains: dict[str, FakeDomain]) -> None:
         for iid, d in domains.items()
     }
     private_dir(path.parent)  # user data and keys are in the specs
+    _write(path, {"host": host, "domains": body, "disks": sorted(set(domains) if disks is None else disks)})
+
+
+def _write(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"host": host, "domains": body}))
+    tmp.write_text(json.dumps(data))
     tmp.replace(path)
 
 
@@ -75,3 +86,25 @@ def load_domains(path: Path) -> dict[str, FakeDomain]:
         out[iid] = FakeDomain(_spec(d["spec"]), int(d["power_state"]), _spec(resized) if resized else None,
                               list(d.get("console", [])))  # fmt: skip
     return out
+
+
+def load_disks(path: Path) -> set[str]:
+    """The instance ids with a disk; every domain's when the file lists no disks (an older file)."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return set()
+    disks = data.get("disks")
+    return set(data.get("domains", {}) if disks is None else disks)
+
+
+def forget(path: Path, instance_id: str, *, disk_too: bool = False) -> None:
+    """Removes the instance's domain from the file behind its compute's back, as an operator's
+    ``virsh destroy; virsh undefine`` would; ``disk_too``: its disk as well (its instance directory
+    removed). The compute sees it at its next call to the driver."""
+    data = json.loads(path.read_text())
+    data.setdefault("disks", sorted(data.get("domains", {})))
+    data["domains"].pop(instance_id, None)
+    if disk_too:
+        data["disks"] = [i for i in data["disks"] if i != instance_id]
+    _write(path, data)

@@ -9,11 +9,16 @@ given: the server's name and id, and each public key it would have installed.
 a libvirt call libvirtd never answers) and times out after ``call_timeout_s``, through the same
 ``TimedCalls`` as the libvirt driver's, so the host turns degraded; once the file is gone the calls
 answer again and the health clears.
+
+A domain can vanish while its disk remains (``undefine``, or ``domains.forget`` on the domains file
+from another process: the file is re-read whenever it changed), and ``redefine`` defines it again from
+a spec, as the libvirt driver does over the disk left in the instance's directory.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -27,7 +32,7 @@ from services.compute.drivers.base import (
     PowerEventHandler,
     VirtDriver,
 )
-from services.compute.drivers.fake.domains import FakeDomain, load_domains, save_domains
+from services.compute.drivers.fake.domains import FakeDomain, load_disks, load_domains, save_domains
 from services.compute.drivers.fake.host import FakeHostSize
 from services.compute.drivers.health import HypervisorHealth
 from services.compute.drivers.timed_calls import TimedCalls
@@ -54,6 +59,15 @@ def _blocked_while(path: Path) -> None:
         time.sleep(HANG_POLL_S)
 
 
+def _booted(spec: InstanceSpec, power_state: int) -> FakeDomain:
+    """A domain defined from ``spec``, its console saying what it was given."""
+    domain = FakeDomain(spec, power_state)
+    domain.console.append(f"fake console of {spec.name} ({spec.instance_id})")
+    # What cloud-init would install; a test reads it back through GetServerConsoleOutput.
+    domain.console.extend(f"fake authorized key {name}: {key}" for name, key in sorted(spec.public_keys.items()))
+    return domain
+
+
 class FakeDriver(VirtDriver):
     def __init__(
         self,
@@ -76,7 +90,10 @@ class FakeDriver(VirtDriver):
         self.fail_spawn = fail_spawn
         self.domains_file = domains_file
         self.host = host
-        self._domains: dict[str, FakeDomain] = load_domains(domains_file) if domains_file else {}
+        self._domains: dict[str, FakeDomain] = {}
+        self._disks: set[str] = set()  # instance ids with a disk, with or without their domain
+        self._file_seen: tuple[int, int, int] | None = None  # the domains file as last read or written
+        self._reload_if_changed()
         self._on_power_event: PowerEventHandler | None = None
         self.hang_file = hang_file
         self.calls = TimedCalls(f"fake hypervisor of {host or 'this host'}", call_timeout_s, MAX_CALL_THREADS)
@@ -89,13 +106,33 @@ class FakeDriver(VirtDriver):
         """A call to the fake hypervisor: answered at once, or not at all while ``hang_file`` exists."""
         if self.hang_file is not None:
             await self.calls.run(what, _blocked_while, self.hang_file)
+        self._reload_if_changed()
+
+    def _file_stamp(self) -> tuple[int, int, int] | None:
+        if self.domains_file is None:
+            return None
+        try:
+            st = os.stat(self.domains_file)
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def _reload_if_changed(self) -> None:
+        """The domains file changed behind this driver's back (another process wrote it): it says
+        what the hypervisor has now. A file that went away changes nothing."""
+        stamp = self._file_stamp()
+        if self.domains_file is None or stamp is None or stamp == self._file_seen:
+            return
+        self._domains, self._disks = load_domains(self.domains_file), load_disks(self.domains_file)
+        self._file_seen = stamp
 
     async def check(self) -> None:
         await self._hypervisor("checking the hypervisor")
 
     def _saved(self) -> None:
         if self.domains_file is not None:
-            save_domains(self.domains_file, self.host, self._domains)
+            save_domains(self.domains_file, self.host, self._domains, self._disks)
+            self._file_seen = self._file_stamp()
 
     async def capabilities(self) -> HostInfo:
         await self._hypervisor("reading the host's info")
@@ -123,21 +160,48 @@ class FakeDriver(VirtDriver):
         await self._hypervisor("starting the domain")
         if self.spawn_delay_s > 0:
             await asyncio.sleep(self.spawn_delay_s)
+        self._disks.add(spec.instance_id)
         if self.fail_spawn:
             self._domains.setdefault(spec.instance_id, FakeDomain(spec, P.POWER_STATE_SHUTDOWN))
             self._saved()
             raise DriverError(FAIL_SPAWN_MESSAGE)
-        domain = FakeDomain(spec, P.POWER_STATE_RUNNING)
-        domain.console.append(f"fake console of {spec.name} ({spec.instance_id})")
-        # What cloud-init would install; a test reads it back through GetServerConsoleOutput.
-        domain.console.extend(f"fake authorized key {name}: {key}" for name, key in sorted(spec.public_keys.items()))
-        self._domains[spec.instance_id] = domain
+        self._domains[spec.instance_id] = _booted(spec, P.POWER_STATE_RUNNING)
         self._saved()
 
     async def destroy(self, instance_id: str) -> None:
         await self._hypervisor("destroying the domain")
         self._domains.pop(instance_id, None)
+        self._disks.discard(instance_id)
         self._saved()
+
+    def undefine(self, instance_id: str) -> None:
+        """What an operator's ``virsh destroy; virsh undefine`` does: the domain is gone, its disk
+        stays; nothing is reported (the compute notices at its next look)."""
+        self._domains.pop(instance_id, None)
+        self._saved()
+
+    def remove_disk(self, instance_id: str) -> None:
+        """The instance's directory removed from the host (its disk with it)."""
+        self._disks.discard(instance_id)
+        self._saved()
+
+    async def has_domain(self, instance_id: str) -> bool:
+        await self._hypervisor("looking up the domain")
+        return instance_id in self._domains
+
+    async def has_disk(self, instance_id: str) -> bool:
+        await self._hypervisor("looking for the disk")
+        return instance_id in self._disks
+
+    async def redefine(self, spec: InstanceSpec) -> bool:
+        await self._hypervisor("defining the domain")
+        if spec.instance_id in self._domains:
+            return False
+        if spec.instance_id not in self._disks:
+            raise InstanceNotFound(spec.instance_id)
+        self._domains[spec.instance_id] = _booted(spec, P.POWER_STATE_SHUTDOWN)
+        self._saved()
+        return True
 
     def _domain(self, instance_id: str) -> FakeDomain:
         domain = self._domains.get(instance_id)

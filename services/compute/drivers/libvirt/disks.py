@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from services.compute.drivers.base import BadImage, DriverError
+from services.compute.drivers.base import BadImage, DriverError, ImageTooBig
 from services.compute.drivers.libvirt import process
 
 QEMU_IMG = "qemu-img"
@@ -105,7 +105,7 @@ def _overlay_size(base_size: int, size_gb: int) -> int:
         return base_size
     wanted = size_gb * GiB
     if wanted < base_size:
-        raise DriverError(
+        raise ImageTooBig(
             f"flavor disk is smaller than the image: {size_gb} GiB ({wanted} bytes) < image's {base_size} bytes"
         )
     return wanted
@@ -113,7 +113,7 @@ def _overlay_size(base_size: int, size_gb: int) -> int:
 
 async def create_overlay(base: Path, base_format: str, dest: Path, size_gb: int) -> None:
     """Makes ``dest`` a qcow2 of ``size_gb`` GiB (0: the image's size) on top of ``base`` (an absolute path);
-    DriverError when the flavor disk is smaller than the image."""
+    ImageTooBig when the flavor disk is smaller than the image."""
     if not base.is_absolute():
         raise DriverError(f"backing file {base} must be an absolute path")  # qemu would resolve it from dest's dir
     size = _overlay_size(virtual_size(await image_info(base, base_format)), size_gb)

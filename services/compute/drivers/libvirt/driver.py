@@ -5,6 +5,10 @@ tagged with its owning compute host; its disk is a qcow2 overlay on a base image
 per host, with a config drive and a serial console log beside it in the instance's directory.
 Every libvirt call runs off the event loop with a timeout (connection.py); one that times out
 makes ``health`` degraded until calls answer in time again.
+
+A domain that vanished while its disk remains (an operator's ``virsh undefine``) is defined again
+from the instance's spec by ``redefine``, as Nova's hard reboot does; a domain left transient (undefined
+while it ran) counts as vanished: it would be gone at its next stop.
 """
 
 from __future__ import annotations
@@ -317,6 +321,48 @@ class LibvirtDriver(VirtDriver):
             with contextlib.suppress(FileNotFoundError):
                 in_use.add(marker.read_text().strip())
         return in_use
+
+    async def has_domain(self, instance_id: str) -> bool:
+        """True while this host has a persistent definition of the instance's domain."""
+        try:
+            dom = await self._domain(instance_id)
+        except InstanceNotFound:
+            return False
+        return bool(await self.lv.call("reading the domain", dom.isPersistent))
+
+    async def has_disk(self, instance_id: str) -> bool:
+        return await asyncio.to_thread(self.files(instance_id).disk.exists)
+
+    async def redefine(self, spec: InstanceSpec) -> bool:
+        """The domain defined again (shut off, or still running if it was left transient) over the
+        disk in the instance's directory, with the config drive made again if it is gone."""
+        instance_id = spec.instance_id
+        if await self.has_domain(instance_id):
+            return False
+        await self._refuse_anothers(instance_id)
+        if not await self.has_disk(instance_id):
+            raise InstanceNotFound(instance_id)
+        files = self.files(instance_id)
+        self._owned.add(instance_id)
+        await asyncio.to_thread(files.image_id.write_text, spec.image_id)  # keeps the base in the cache
+        image = await self.cache.get(spec.image_id)  # the base the disk stands on, fetched if it went
+        if not await asyncio.to_thread(files.config_drive.exists):
+            await configdrive.build_config_drive(spec, files.config_drive)
+        conn = await self.lv.conn()
+        await self.lv.call("defining the domain again", conn.defineXML,
+                           self._xml(spec, dict(image.info.properties), files))  # fmt: skip
+        log.warning("the domain of server %s had vanished from %s; defined again over its disk", instance_id,
+                    self.host)  # fmt: skip
+        return True
+
+    async def _refuse_anothers(self, instance_id: str) -> None:
+        """DriverError when a domain of this UUID that is not this host's exists (sharing libvirtd)."""
+        try:
+            dom = await self.lv.lookup(instance_id)
+        except InstanceNotFound:
+            return
+        if not self._mine(parse_owner(await self.lv.call("reading the domain", dom.XMLDesc, 0))):
+            raise DriverError(f"a domain of another host has the uuid of instance {instance_id}")
 
     # ---- state ------------------------------------------------------------------------------------
     async def get_power_state(self, instance_id: str) -> int:

@@ -25,11 +25,11 @@ from pathlib import Path
 
 from services.compute.drivers.base import BadImage, ImageError, ImageInfo, ImageService
 from services.compute.drivers.libvirt import disks
+from services.core.backoff import LOCK_S, backoff
 from services.core.private_files import private_dir
 
 IMAGE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 SUFFIXES = (".json", ".part", ".lock")
-LOCK_POLL_S = (0.005, 0.2)  # first and longest wait between attempts at a held flock
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,10 +85,9 @@ def _release(path: Path, fd: int) -> None:
 @contextlib.asynccontextmanager
 async def _flock(path: Path) -> AsyncIterator[None]:
     """Holds an exclusive flock on ``path``, waiting for it without blocking the loop."""
-    delay, longest = LOCK_POLL_S
-    while (fd := _try_flock(path)) is None:
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, longest)
+    delays = backoff(*LOCK_S)
+    while (fd := _try_flock(path)) is None:  # noqa: ASYNC110 (another process holds it: no event to await)
+        await asyncio.sleep(next(delays))
     try:
         yield
     finally:

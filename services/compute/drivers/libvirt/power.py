@@ -42,12 +42,14 @@ _BY_EVENT: dict[int, int] = {
     libvirt.VIR_DOMAIN_EVENT_STOPPED: P.POWER_STATE_SHUTDOWN,
     libvirt.VIR_DOMAIN_EVENT_CRASHED: P.POWER_STATE_CRASHED,
     libvirt.VIR_DOMAIN_EVENT_PMSUSPENDED: P.POWER_STATE_SUSPENDED,
+    # The domain is gone (an operator's virsh undefine): the compute looks at once whether its disk remains.
+    libvirt.VIR_DOMAIN_EVENT_UNDEFINED: P.POWER_STATE_NOSTATE,
 }
 
 
 def event_power_state(event: int, detail: int) -> int | None:
-    """The power state a lifecycle event announces; None for events that change none
-    (defined, undefined)."""
+    """The power state a lifecycle event announces (NOSTATE: the domain was undefined); None for
+    events that change none (defined)."""
     if event == libvirt.VIR_DOMAIN_EVENT_STOPPED:
         if detail == libvirt.VIR_DOMAIN_EVENT_STOPPED_CRASHED:
             return P.POWER_STATE_CRASHED

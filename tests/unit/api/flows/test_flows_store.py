@@ -93,6 +93,9 @@ class FakeCompute:
         outcome = state_pb2.ComputeReport(host=HOST, call="snapshot", image_id=request.image_id)
         await instances.update(self.store, request.instance_id, lambda r: r.report.CopyFrom(outcome))
 
+    async def DestroyInstance(self, request: Any, **_: Any) -> None:
+        self._called("DestroyInstance")
+
     async def GetConsoleOutput(self, request: Any, **_: Any) -> Any:
         self._called("GetConsoleOutput")
         return compute_pb2.GetConsoleOutputResponse(output=f"console of {request.instance_id}, {request.lines}\n")
@@ -215,7 +218,7 @@ async def test_resize_then_confirm(api: Api) -> None:
     started = await api.servers.resize(sid, "big")
     assert (started.flavor_id, started.resources.ram_mb) != (api.tiny.id, 128)
     assert started.status == pb.ServerStatus.SERVER_STATUS_RESIZE
-    assert await held(api, sid) == (2, 2048, 10)
+    assert await held(api, sid) == (2, 2048, 11)  # both disks until confirmed
     waiting = await settled(api, sid)
     assert waiting.status == pb.ServerStatus.SERVER_STATUS_VERIFY_RESIZE
     await api.servers.action(sid, "confirm-resize")
@@ -228,8 +231,8 @@ async def test_resize_then_confirm(api: Api) -> None:
 
 async def test_resize_then_revert(api: Api) -> None:
     sid = await active_server(api)
-    await api.servers.resize(sid, "wide")  # fewer MiB, more vCPUs: the claim holds the max of each
-    assert await held(api, sid) == (2, 128, 1)
+    await api.servers.resize(sid, "wide")  # fewer MiB, more vCPUs: the claim holds the max of each, both disks
+    assert await held(api, sid) == (2, 128, 2)
     await settled(api, sid)
     reverting = await api.servers.action(sid, "revert-resize")
     assert reverting.status == pb.ServerStatus.SERVER_STATUS_REVERT_RESIZE
@@ -347,6 +350,24 @@ async def test_a_snapshot_is_resumed_into_its_saving_image(api: Api) -> None:
     await instances.update(api.store, sid, lambda r: actions.begin("snapshot", r.server))  # no image left
     assert await api.owners.scan() == 1
     assert (await settled(api, sid)).task_state == T.TASK_STATE_UNSPECIFIED
+
+
+async def test_deleting_a_server_discards_a_snapshot_left_saving_by_a_dead_replica(api: Api) -> None:
+    sid = await active_server(api)
+    server = await api.servers.get(sid)
+    image = snapshot_start.snapshot_image("orphan", server, None, "alice")
+    await snapshot_start.begin_snapshot(api.store, sid, image)  # what an api wrote before it died
+
+    def cleared(r: state_pb2.InstanceRecord) -> None:  # the task given up, the image left SAVING
+        r.server.task_state = T.TASK_STATE_UNSPECIFIED
+
+    await instances.update(api.store, sid, cleared)
+    await api.servers.delete(sid)
+    await api.tasks.drain(5)
+    with pytest.raises(NotFound):
+        await api.servers.get(sid)
+    with pytest.raises(NotFound):
+        await api.images.get(image.id)
 
 
 async def test_console_output(api: Api) -> None:

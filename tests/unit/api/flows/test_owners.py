@@ -215,3 +215,20 @@ async def test_a_later_full_read_spreads_one_page_a_scan(
     finally:
         await owners.stop(2)
         await events.stop()
+
+
+async def test_a_live_replicas_periodic_scan_takes_over_a_peer_that_dies_later(
+    store: Store, gate: asyncio.Event, pair: tuple[FlowOwners, FlowOwners, list[str]]
+) -> None:
+    """api-2 is up and scanning before api-1 dies: only its periodic scan (not its start) can find
+    the flow."""
+    a, b, runs = pair
+    await put_server(store, "s-late")
+    await a.kick("s-late", "p")
+    await b.start()  # its start-up scan leaves the server to its live owner
+    await asyncio.sleep(0.3)
+    assert runs == ["api-1"]
+    await a.stop(0)  # api-1 dies mid-flow, after api-2's start-up scan
+    gate.set()
+    await settled(store, "s-late")
+    assert runs == ["api-1", "api-2"]

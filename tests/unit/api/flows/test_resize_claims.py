@@ -40,8 +40,8 @@ def setup(vm: int = V.VM_STATE_ACTIVE) -> tuple[state_pb2.InstanceRecord, state_
     return state_pb2.InstanceRecord(server=server), usage
 
 
-def test_max_resources_is_per_resource() -> None:
-    assert claims.max_resources(res(1, 2048, 5), res(4, 64, 10)) == res(4, 2048, 10)
+def test_a_resize_holds_the_larger_cpus_and_ram_and_both_disks() -> None:
+    assert claims.resize_hold(res(1, 2048, 5), res(4, 64, 10)) == res(4, 2048, 15)
 
 
 def test_shortfall_counts_every_other_claim_and_the_reserved_part() -> None:
@@ -56,14 +56,20 @@ def test_shortfall_never_blames_a_resource_the_claim_does_not_grow() -> None:
     assert claims.shortfall(caps(ram_mb=512), usage, "s1", res(64, 128, 1)) == []  # vCPUs are not checked
 
 
-def test_start_resize_keeps_the_old_size_and_holds_the_max_of_both() -> None:
+def test_start_resize_keeps_the_old_size_and_holds_both() -> None:
     record, usage = setup()
     resize_claims.start_resize(record, usage, caps(), WIDE)
     server = record.server
     assert (server.flavor_id, server.resources, server.task_state) == ("wide", res(4, 64, 1), T.TASK_STATE_RESIZE_PREP)
     assert record.resize == state_pb2.ResizeRecord(old_flavor_id="tiny", old_resources=SMALL)
     held = usage.claims["s1"]
-    assert (held.vcpus, held.ram_mb, held.disk_gb, held.flavor_id, held.project_id) == (4, 128, 1, "wide", "p")
+    assert (held.vcpus, held.ram_mb, held.disk_gb, held.flavor_id, held.project_id) == (
+        4,
+        128,
+        2,
+        "wide",
+        "p",
+    )  # both disks
     assert usage.claims["other"] == claim("other", res(2, 1024, 10))
 
 

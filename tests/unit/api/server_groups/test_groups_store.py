@@ -131,7 +131,7 @@ async def test_members_join_with_the_instance_and_block_deletion(api: Api, as_us
     with pytest.raises(FailedPrecondition) as info:
         await api.groups.delete(group.id)
     assert info.value.reason == "GROUP_NOT_EMPTY"
-    flows = Orchestrator(api.store, cast(Peers, None), api.specs, cast(ImagesManager, None), Limits(3))
+    flows = Orchestrator(api.store, cast(Peers, None), api.specs, api.specs._images, Limits(3))
     record.placements[created[0].id] = "compute-1"
     await api.store.put(keys.server_group(group.id), record.SerializeToString())
     for server in created:

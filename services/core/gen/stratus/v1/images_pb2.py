@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17stratus/v1/images.proto\x12\nstratus.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb4\x03\n\x05Image\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\'\n\x06status\x18\x03 \x01(\x0e\x32\x17.stratus.v1.ImageStatus\x12\x12\n\nsize_bytes\x18\x04 \x01(\x03\x12\x10\n\x08\x63hecksum\x18\x05 \x01(\t\x12\x13\n\x0b\x64isk_format\x18\x06 \x01(\t\x12\x18\n\x10\x63ontainer_format\x18\x07 \x01(\t\x12\x35\n\nproperties\x18\x08 \x03(\x0b\x32!.stratus.v1.Image.PropertiesEntry\x12\x18\n\x10owner_project_id\x18\t \x01(\t\x12.\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\nvisibility\x18\x0c \x01(\x0e\x32\x1b.stratus.v1.ImageVisibility\x1a\x31\n\x0fPropertiesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"T\n\x12UploadImageRequest\x12%\n\x08metadata\x18\x01 \x01(\x0b\x32\x11.stratus.v1.ImageH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04\x64\x61ta\"\x1d\n\x0fGetImageRequest\x12\n\n\x02id\x18\x01 \x01(\t\":\n\x11ListImagesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"P\n\x12ListImagesResponse\x12!\n\x06images\x18\x01 \x03(\x0b\x32\x11.stratus.v1.Image\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\" \n\x12\x44\x65leteImageRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x15\n\x13\x44\x65leteImageResponse\"\"\n\x14\x44ownloadImageRequest\x12\n\n\x02id\x18\x01 \x01(\t\"&\n\x15\x44ownloadImageResponse\x12\r\n\x05\x63hunk\x18\x01 \x01(\x0c\"_\n\x12UpdateImageRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12/\n\nvisibility\x18\x03 \x01(\x0e\x32\x1b.stratus.v1.ImageVisibility\"c\n\x0bImageMember\x12\x10\n\x08image_id\x18\x01 \x01(\t\x12\x12\n\nproject_id\x18\x02 \x01(\t\x12.\n\ncreated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"=\n\x15\x41\x64\x64ImageMemberRequest\x12\x10\n\x08image_id\x18\x01 \x01(\t\x12\x12\n\nproject_id\x18\x02 \x01(\t\"@\n\x18RemoveImageMemberRequest\x12\x10\n\x08image_id\x18\x01 \x01(\t\x12\x12\n\nproject_id\x18\x02 \x01(\t\"\x1b\n\x19RemoveImageMemberResponse\"+\n\x17ListImageMembersRequest\x12\x10\n\x08image_id\x18\x01 \x01(\t\"D\n\x18ListImageMembersResponse\x12(\n\x07members\x18\x01 \x03(\x0b\x32\x17.stratus.v1.ImageMember*\xa9\x01\n\x0bImageStatus\x12\x1c\n\x18IMAGE_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13IMAGE_STATUS_QUEUED\x10\x01\x12\x17\n\x13IMAGE_STATUS_SAVING\x10\x02\x12\x17\n\x13IMAGE_STATUS_ACTIVE\x10\x03\x12\x17\n\x13IMAGE_STATUS_KILLED\x10\x04\x12\x18\n\x14IMAGE_STATUS_DELETED\x10\x05*\x8b\x01\n\x0fImageVisibility\x12 \n\x1cIMAGE_VISIBILITY_UNSPECIFIED\x10\x00\x12\x1c\n\x18IMAGE_VISIBILITY_PRIVATE\x10\x01\x12\x1b\n\x17IMAGE_VISIBILITY_PUBLIC\x10\x02\x12\x1b\n\x17IMAGE_VISIBILITY_SHARED\x10\x03\x32\xce\x05\n\x06Images\x12\x42\n\x0bUploadImage\x12\x1e.stratus.v1.UploadImageRequest\x1a\x11.stratus.v1.Image(\x01\x12:\n\x08GetImage\x12\x1b.stratus.v1.GetImageRequest\x1a\x11.stratus.v1.Image\x12K\n\nListImages\x12\x1d.stratus.v1.ListImagesRequest\x1a\x1e.stratus.v1.ListImagesResponse\x12N\n\x0b\x44\x65leteImage\x12\x1e.stratus.v1.DeleteImageRequest\x1a\x1f.stratus.v1.DeleteImageResponse\x12V\n\rDownloadImage\x12 .stratus.v1.DownloadImageRequest\x1a!.stratus.v1.DownloadImageResponse0\x01\x12@\n\x0bUpdateImage\x12\x1e.stratus.v1.UpdateImageRequest\x1a\x11.stratus.v1.Image\x12L\n\x0e\x41\x64\x64ImageMember\x12!.stratus.v1.AddImageMemberRequest\x1a\x17.stratus.v1.ImageMember\x12`\n\x11RemoveImageMember\x12$.stratus.v1.RemoveImageMemberRequest\x1a%.stratus.v1.RemoveImageMemberResponse\x12]\n\x10ListImageMembers\x12#.stratus.v1.ListImageMembersRequest\x1a$.stratus.v1.ListImageMembersResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17stratus/v1/images.proto\x12\nstratus.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf9\x03\n\x05Image\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\'\n\x06status\x18\x03 \x01(\x0e\x32\x17.stratus.v1.ImageStatus\x12\x12\n\nsize_bytes\x18\x04 \x01(\x03\x12\x10\n\x08\x63hecksum\x18\x05 \x01(\t\x12\x13\n\x0b\x64isk_format\x18\x06 \x01(\t\x12\x18\n\x10\x63ontainer_format\x18\x07 \x01(\t\x12\x35\n\nproperties\x18\x08 \x03(\x0b\x32!.stratus.v1.Image.PropertiesEntry\x12\x18\n\x10owner_project_id\x18\t \x01(\t\x12.\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\nvisibility\x18\x0c \x01(\x0e\x32\x1b.stratus.v1.ImageVisibility\x12\x13\n\x0bmin_disk_gb\x18\r \x01(\x03\x12\x12\n\nmin_ram_mb\x18\x0e \x01(\x03\x12\x1a\n\x12virtual_size_bytes\x18\x0f \x01(\x03\x1a\x31\n\x0fPropertiesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"T\n\x12UploadImageRequest\x12%\n\x08metadata\x18\x01 \x01(\x0b\x32\x11.stratus.v1.ImageH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04\x64\x61ta\"\x1d\n\x0fGetImageRequest\x12\n\n\x02id\x18\x01 \x01(\t\":\n\x11ListImagesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"P\n\x12ListImagesResponse\x12!\n\x06images\x18\x01 \x03(\x0b\x32\x11.stratus.v1.Image\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\" \n\x12\x44\x65leteImageRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x15\n\x13\x44\x65leteImageResponse\"\"\n\x14\x44ownloadImageRequest\x12\n\n\x02id\x18\x01 \x01(\t\"&\n\x15\x44ownloadImageResponse\x12\r\n\x05\x63hunk\x18\x01 \x01(\x0c\"\xb1\x01\n\x12UpdateImageRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12/\n\nvisibility\x18\x03 \x01(\x0e\x32\x1b.stratus.v1.ImageVisibility\x12\x18\n\x0bmin_disk_gb\x18\x04 \x01(\x03H\x00\x88\x01\x01\x12\x17\n\nmin_ram_mb\x18\x05 \x01(\x03H\x01\x88\x01\x01\x42\x0e\n\x0c_min_disk_gbB\r\n\x0b_min_ram_mb\"c\n\x0bImageMember\x12\x10\n\x08image_id\x18\x01 \x01(\t\x12\x12\n\nproject_id\x18\x02 \x01(\t\x12.\n\ncreated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"=\n\x15\x41\x64\x64ImageMemberRequest\x12\x10\n\x08image_id\x18\x01 \x01(\t\x12\x12\n\nproject_id\x18\x02 \x01(\t\"@\n\x18RemoveImageMemberRequest\x12\x10\n\x08image_id\x18\x01 \x01(\t\x12\x12\n\nproject_id\x18\x02 \x01(\t\"\x1b\n\x19RemoveImageMemberResponse\"+\n\x17ListImageMembersRequest\x12\x10\n\x08image_id\x18\x01 \x01(\t\"D\n\x18ListImageMembersResponse\x12(\n\x07members\x18\x01 \x03(\x0b\x32\x17.stratus.v1.ImageMember*\xa9\x01\n\x0bImageStatus\x12\x1c\n\x18IMAGE_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13IMAGE_STATUS_QUEUED\x10\x01\x12\x17\n\x13IMAGE_STATUS_SAVING\x10\x02\x12\x17\n\x13IMAGE_STATUS_ACTIVE\x10\x03\x12\x17\n\x13IMAGE_STATUS_KILLED\x10\x04\x12\x18\n\x14IMAGE_STATUS_DELETED\x10\x05*\x8b\x01\n\x0fImageVisibility\x12 \n\x1cIMAGE_VISIBILITY_UNSPECIFIED\x10\x00\x12\x1c\n\x18IMAGE_VISIBILITY_PRIVATE\x10\x01\x12\x1b\n\x17IMAGE_VISIBILITY_PUBLIC\x10\x02\x12\x1b\n\x17IMAGE_VISIBILITY_SHARED\x10\x03\x32\xce\x05\n\x06Images\x12\x42\n\x0bUploadImage\x12\x1e.stratus.v1.UploadImageRequest\x1a\x11.stratus.v1.Image(\x01\x12:\n\x08GetImage\x12\x1b.stratus.v1.GetImageRequest\x1a\x11.stratus.v1.Image\x12K\n\nListImages\x12\x1d.stratus.v1.ListImagesRequest\x1a\x1e.stratus.v1.ListImagesResponse\x12N\n\x0b\x44\x65leteImage\x12\x1e.stratus.v1.DeleteImageRequest\x1a\x1f.stratus.v1.DeleteImageResponse\x12V\n\rDownloadImage\x12 .stratus.v1.DownloadImageRequest\x1a!.stratus.v1.DownloadImageResponse0\x01\x12@\n\x0bUpdateImage\x12\x1e.stratus.v1.UpdateImageRequest\x1a\x11.stratus.v1.Image\x12L\n\x0e\x41\x64\x64ImageMember\x12!.stratus.v1.AddImageMemberRequest\x1a\x17.stratus.v1.ImageMember\x12`\n\x11RemoveImageMember\x12$.stratus.v1.RemoveImageMemberRequest\x1a%.stratus.v1.RemoveImageMemberResponse\x12]\n\x10ListImageMembers\x12#.stratus.v1.ListImageMembersRequest\x1a$.stratus.v1.ListImageMembersResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,44 +34,44 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_IMAGE_PROPERTIESENTRY']._loaded_options = None
   _globals['_IMAGE_PROPERTIESENTRY']._serialized_options = b'8\001'
-  _globals['_IMAGESTATUS']._serialized_start=1375
-  _globals['_IMAGESTATUS']._serialized_end=1544
-  _globals['_IMAGEVISIBILITY']._serialized_start=1547
-  _globals['_IMAGEVISIBILITY']._serialized_end=1686
+  _globals['_IMAGESTATUS']._serialized_start=1527
+  _globals['_IMAGESTATUS']._serialized_end=1696
+  _globals['_IMAGEVISIBILITY']._serialized_start=1699
+  _globals['_IMAGEVISIBILITY']._serialized_end=1838
   _globals['_IMAGE']._serialized_start=73
-  _globals['_IMAGE']._serialized_end=509
-  _globals['_IMAGE_PROPERTIESENTRY']._serialized_start=460
-  _globals['_IMAGE_PROPERTIESENTRY']._serialized_end=509
-  _globals['_UPLOADIMAGEREQUEST']._serialized_start=511
-  _globals['_UPLOADIMAGEREQUEST']._serialized_end=595
-  _globals['_GETIMAGEREQUEST']._serialized_start=597
-  _globals['_GETIMAGEREQUEST']._serialized_end=626
-  _globals['_LISTIMAGESREQUEST']._serialized_start=628
-  _globals['_LISTIMAGESREQUEST']._serialized_end=686
-  _globals['_LISTIMAGESRESPONSE']._serialized_start=688
-  _globals['_LISTIMAGESRESPONSE']._serialized_end=768
-  _globals['_DELETEIMAGEREQUEST']._serialized_start=770
-  _globals['_DELETEIMAGEREQUEST']._serialized_end=802
-  _globals['_DELETEIMAGERESPONSE']._serialized_start=804
-  _globals['_DELETEIMAGERESPONSE']._serialized_end=825
-  _globals['_DOWNLOADIMAGEREQUEST']._serialized_start=827
-  _globals['_DOWNLOADIMAGEREQUEST']._serialized_end=861
-  _globals['_DOWNLOADIMAGERESPONSE']._serialized_start=863
-  _globals['_DOWNLOADIMAGERESPONSE']._serialized_end=901
-  _globals['_UPDATEIMAGEREQUEST']._serialized_start=903
-  _globals['_UPDATEIMAGEREQUEST']._serialized_end=998
-  _globals['_IMAGEMEMBER']._serialized_start=1000
-  _globals['_IMAGEMEMBER']._serialized_end=1099
-  _globals['_ADDIMAGEMEMBERREQUEST']._serialized_start=1101
-  _globals['_ADDIMAGEMEMBERREQUEST']._serialized_end=1162
-  _globals['_REMOVEIMAGEMEMBERREQUEST']._serialized_start=1164
-  _globals['_REMOVEIMAGEMEMBERREQUEST']._serialized_end=1228
-  _globals['_REMOVEIMAGEMEMBERRESPONSE']._serialized_start=1230
-  _globals['_REMOVEIMAGEMEMBERRESPONSE']._serialized_end=1257
-  _globals['_LISTIMAGEMEMBERSREQUEST']._serialized_start=1259
-  _globals['_LISTIMAGEMEMBERSREQUEST']._serialized_end=1302
-  _globals['_LISTIMAGEMEMBERSRESPONSE']._serialized_start=1304
-  _globals['_LISTIMAGEMEMBERSRESPONSE']._serialized_end=1372
-  _globals['_IMAGES']._serialized_start=1689
-  _globals['_IMAGES']._serialized_end=2407
+  _globals['_IMAGE']._serialized_end=578
+  _globals['_IMAGE_PROPERTIESENTRY']._serialized_start=529
+  _globals['_IMAGE_PROPERTIESENTRY']._serialized_end=578
+  _globals['_UPLOADIMAGEREQUEST']._serialized_start=580
+  _globals['_UPLOADIMAGEREQUEST']._serialized_end=664
+  _globals['_GETIMAGEREQUEST']._serialized_start=666
+  _globals['_GETIMAGEREQUEST']._serialized_end=695
+  _globals['_LISTIMAGESREQUEST']._serialized_start=697
+  _globals['_LISTIMAGESREQUEST']._serialized_end=755
+  _globals['_LISTIMAGESRESPONSE']._serialized_start=757
+  _globals['_LISTIMAGESRESPONSE']._serialized_end=837
+  _globals['_DELETEIMAGEREQUEST']._serialized_start=839
+  _globals['_DELETEIMAGEREQUEST']._serialized_end=871
+  _globals['_DELETEIMAGERESPONSE']._serialized_start=873
+  _globals['_DELETEIMAGERESPONSE']._serialized_end=894
+  _globals['_DOWNLOADIMAGEREQUEST']._serialized_start=896
+  _globals['_DOWNLOADIMAGEREQUEST']._serialized_end=930
+  _globals['_DOWNLOADIMAGERESPONSE']._serialized_start=932
+  _globals['_DOWNLOADIMAGERESPONSE']._serialized_end=970
+  _globals['_UPDATEIMAGEREQUEST']._serialized_start=973
+  _globals['_UPDATEIMAGEREQUEST']._serialized_end=1150
+  _globals['_IMAGEMEMBER']._serialized_start=1152
+  _globals['_IMAGEMEMBER']._serialized_end=1251
+  _globals['_ADDIMAGEMEMBERREQUEST']._serialized_start=1253
+  _globals['_ADDIMAGEMEMBERREQUEST']._serialized_end=1314
+  _globals['_REMOVEIMAGEMEMBERREQUEST']._serialized_start=1316
+  _globals['_REMOVEIMAGEMEMBERREQUEST']._serialized_end=1380
+  _globals['_REMOVEIMAGEMEMBERRESPONSE']._serialized_start=1382
+  _globals['_REMOVEIMAGEMEMBERRESPONSE']._serialized_end=1409
+  _globals['_LISTIMAGEMEMBERSREQUEST']._serialized_start=1411
+  _globals['_LISTIMAGEMEMBERSREQUEST']._serialized_end=1454
+  _globals['_LISTIMAGEMEMBERSRESPONSE']._serialized_start=1456
+  _globals['_LISTIMAGEMEMBERSRESPONSE']._serialized_end=1524
+  _globals['_IMAGES']._serialized_start=1841
+  _globals['_IMAGES']._serialized_end=2559
 # @@protoc_insertion_point(module_scope)

@@ -105,6 +105,9 @@ class Image(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     VISIBILITY_FIELD_NUMBER: _builtins.int
+    MIN_DISK_GB_FIELD_NUMBER: _builtins.int
+    MIN_RAM_MB_FIELD_NUMBER: _builtins.int
+    VIRTUAL_SIZE_BYTES_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     name: _builtins.str
     status: Global___ImageStatus.ValueType
@@ -119,6 +122,24 @@ class Image(_message.Message):
     """The project that uploaded (or snapshotted) the image."""
     visibility: Global___ImageVisibility.ValueType
     """PRIVATE when not given at upload."""
+    min_disk_gb: _builtins.int
+    """The smallest flavor disk (GB, as a flavor's `disk_gb`) the image boots from; 0: no minimum. Set
+    by the owner at upload or with UpdateImage (0 to 1048576); a snapshot's is the larger of its
+    source image's and the disk of the server's flavor when it was taken (Glance's `min_disk`).
+    CreateServer and ResizeServer refuse a flavor whose disk is smaller (INVALID_ARGUMENT naming
+    `flavor_id`); a flavor with `disk_gb` 0 (the image's own size) is not checked.
+    """
+    min_ram_mb: _builtins.int
+    """The smallest flavor RAM (MiB) the image boots with; 0: no minimum. Set by the owner at upload or
+    with UpdateImage (0 to 67108864); a snapshot inherits its source image's (Glance's `min_ram`).
+    CreateServer and ResizeServer refuse a flavor with less (INVALID_ARGUMENT naming `flavor_id`).
+    """
+    virtual_size_bytes: _builtins.int
+    """The size in bytes of the disk the image holds, as a guest sees it: a qcow2's virtual size (from
+    its header), a raw image's length (Glance's `virtual_size`). Set by the api when the bytes are
+    whole (ignored at upload); 0 until then. A flavor disk smaller than it is refused at create
+    and resize, as below `min_disk_gb`.
+    """
     @_builtins.property
     def properties(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
@@ -140,10 +161,13 @@ class Image(_message.Message):
         created_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         visibility: Global___ImageVisibility.ValueType = ...,
+        min_disk_gb: _builtins.int = ...,
+        min_ram_mb: _builtins.int = ...,
+        virtual_size_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["checksum", b"checksum", "container_format", b"container_format", "created_at", b"created_at", "disk_format", b"disk_format", "id", b"id", "name", b"name", "owner_project_id", b"owner_project_id", "properties", b"properties", "size_bytes", b"size_bytes", "status", b"status", "updated_at", b"updated_at", "visibility", b"visibility"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checksum", b"checksum", "container_format", b"container_format", "created_at", b"created_at", "disk_format", b"disk_format", "id", b"id", "min_disk_gb", b"min_disk_gb", "min_ram_mb", b"min_ram_mb", "name", b"name", "owner_project_id", b"owner_project_id", "properties", b"properties", "size_bytes", b"size_bytes", "status", b"status", "updated_at", b"updated_at", "virtual_size_bytes", b"virtual_size_bytes", "visibility", b"visibility"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -318,24 +342,39 @@ class UpdateImageRequest(_message.Message):
     ID_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     VISIBILITY_FIELD_NUMBER: _builtins.int
+    MIN_DISK_GB_FIELD_NUMBER: _builtins.int
+    MIN_RAM_MB_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """The image's id, or its name."""
     name: _builtins.str
     """A new name; unchanged when empty."""
     visibility: Global___ImageVisibility.ValueType
     """A new visibility; unchanged when UNSPECIFIED."""
+    min_disk_gb: _builtins.int
+    """A new `min_disk_gb` (0 clears it); unchanged when absent."""
+    min_ram_mb: _builtins.int
+    """A new `min_ram_mb` (0 clears it); unchanged when absent."""
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
         name: _builtins.str = ...,
         visibility: Global___ImageVisibility.ValueType = ...,
+        min_disk_gb: _builtins.int | None = ...,
+        min_ram_mb: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_min_disk_gb", b"_min_disk_gb", "_min_ram_mb", b"_min_ram_mb", "min_disk_gb", b"min_disk_gb", "min_ram_mb", b"min_ram_mb"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "name", b"name", "visibility", b"visibility"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_min_disk_gb", b"_min_disk_gb", "_min_ram_mb", b"_min_ram_mb", "id", b"id", "min_disk_gb", b"min_disk_gb", "min_ram_mb", b"min_ram_mb", "name", b"name", "visibility", b"visibility"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__min_disk_gb: _TypeAlias = _typing.Literal["min_disk_gb"]  # noqa: Y015
+    _WhichOneofArgType__min_disk_gb: _TypeAlias = _typing.Literal["_min_disk_gb", b"_min_disk_gb"]  # noqa: Y015
+    _WhichOneofReturnType__min_ram_mb: _TypeAlias = _typing.Literal["min_ram_mb"]  # noqa: Y015
+    _WhichOneofArgType__min_ram_mb: _TypeAlias = _typing.Literal["_min_ram_mb", b"_min_ram_mb"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__min_disk_gb) -> _WhichOneofReturnType__min_disk_gb | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__min_ram_mb) -> _WhichOneofReturnType__min_ram_mb | None: ...
 
 Global___UpdateImageRequest: _TypeAlias = UpdateImageRequest  # noqa: Y015
 

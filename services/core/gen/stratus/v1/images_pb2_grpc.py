@@ -120,8 +120,8 @@ class ImagesServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UpdateImage(self, request, context):
-        """Renames an image or changes its visibility (the owner's project or an admin; only an admin
-        makes an image PUBLIC).
+        """Renames an image, changes its visibility or sets its minimums (the owner's project or an
+        admin; only an admin makes an image PUBLIC).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

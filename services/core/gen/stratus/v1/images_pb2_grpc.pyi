@@ -43,8 +43,8 @@ class ImagesStub:
     DeleteImage: _grpc.UnaryUnaryMultiCallable[_images_pb2.DeleteImageRequest, _images_pb2.DeleteImageResponse]
     DownloadImage: _grpc.UnaryStreamMultiCallable[_images_pb2.DownloadImageRequest, _images_pb2.DownloadImageResponse]
     UpdateImage: _grpc.UnaryUnaryMultiCallable[_images_pb2.UpdateImageRequest, _images_pb2.Image]
-    """Renames an image or changes its visibility (the owner's project or an admin; only an admin
-    makes an image PUBLIC).
+    """Renames an image, changes its visibility or sets its minimums (the owner's project or an
+    admin; only an admin makes an image PUBLIC).
     """
     AddImageMember: _grpc.UnaryUnaryMultiCallable[_images_pb2.AddImageMemberRequest, _images_pb2.ImageMember]
     """Shares a SHARED image with another project (the owner's project or an admin)."""
@@ -68,8 +68,8 @@ class ImagesAsyncStub(ImagesStub):
     DeleteImage: _aio.UnaryUnaryMultiCallable[_images_pb2.DeleteImageRequest, _images_pb2.DeleteImageResponse]  # type: ignore[assignment]
     DownloadImage: _aio.UnaryStreamMultiCallable[_images_pb2.DownloadImageRequest, _images_pb2.DownloadImageResponse]  # type: ignore[assignment]
     UpdateImage: _aio.UnaryUnaryMultiCallable[_images_pb2.UpdateImageRequest, _images_pb2.Image]  # type: ignore[assignment]
-    """Renames an image or changes its visibility (the owner's project or an admin; only an admin
-    makes an image PUBLIC).
+    """Renames an image, changes its visibility or sets its minimums (the owner's project or an
+    admin; only an admin makes an image PUBLIC).
     """
     AddImageMember: _aio.UnaryUnaryMultiCallable[_images_pb2.AddImageMemberRequest, _images_pb2.ImageMember]  # type: ignore[assignment]
     """Shares a SHARED image with another project (the owner's project or an admin)."""
@@ -126,8 +126,8 @@ class ImagesServicer(metaclass=_abc_1.ABCMeta):
         request: _images_pb2.UpdateImageRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_images_pb2.Image, _abc.Awaitable[_images_pb2.Image]]:
-        """Renames an image or changes its visibility (the owner's project or an admin; only an admin
-        makes an image PUBLIC).
+        """Renames an image, changes its visibility or sets its minimums (the owner's project or an
+        admin; only an admin makes an image PUBLIC).
         """
 
     @_abc_1.abstractmethod

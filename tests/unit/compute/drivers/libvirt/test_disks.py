@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from services.compute.drivers.base import BadImage, DriverError
+from services.compute.drivers.base import BadImage, DriverError, ImageTooBig
 from services.compute.drivers.libvirt import disks, process
 from services.compute.drivers.libvirt.disks import GiB, check_image, create_overlay, flatten, grow, image_info
 
@@ -108,7 +108,7 @@ async def test_create_overlay_size_zero_takes_the_image_size(tmp_path: Path) -> 
 async def test_flavor_disk_smaller_than_image_fails(tmp_path: Path) -> None:
     base = tmp_path / "base"
     await qemu_img("create", "-q", "-f", "qcow2", str(base), str(2 * GiB))  # sparse: a few KiB on disk
-    with pytest.raises(DriverError, match=r"1 GiB .* 2147483648 bytes"):
+    with pytest.raises(ImageTooBig, match=r"1 GiB .* 2147483648 bytes"):  # the request's fault, not the host's
         await create_overlay(base, "qcow2", tmp_path / "disk", size_gb=1)
     assert names(tmp_path) == ["base"]
 

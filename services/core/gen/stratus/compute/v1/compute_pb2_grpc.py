@@ -27,7 +27,12 @@ if _version_not_supported:
 
 class ComputeStub:
     """One compute service per node; it drives that node's hypervisor. Every call names an instance
-    whose record in etcd is the authority; calls are idempotent.
+    whose record in etcd is the authority; calls are idempotent. Every call that changes the guest
+    names the action it serves (`action_id`, the record's `action_id` when the flow read it): the
+    compute starts work and writes its outcome only while that action is the record's current one
+    and the record is still in the call's task, compared in the same transaction as the write. A
+    late or stale call is answered and changes nothing; the outcome of work for an action that was
+    superseded meanwhile is dropped (a build's domain is destroyed).
     """
 
     def __init__(self, channel):
@@ -110,7 +115,12 @@ class ComputeStub:
 
 class ComputeServicer:
     """One compute service per node; it drives that node's hypervisor. Every call names an instance
-    whose record in etcd is the authority; calls are idempotent.
+    whose record in etcd is the authority; calls are idempotent. Every call that changes the guest
+    names the action it serves (`action_id`, the record's `action_id` when the flow read it): the
+    compute starts work and writes its outcome only while that action is the record's current one
+    and the record is still in the call's task, compared in the same transaction as the write. A
+    late or stale call is answered and changes nothing; the outcome of work for an action that was
+    superseded meanwhile is dropped (a build's domain is destroyed).
     """
 
     def BuildInstance(self, request, context):
@@ -296,7 +306,12 @@ def add_ComputeServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class Compute:
     """One compute service per node; it drives that node's hypervisor. Every call names an instance
-    whose record in etcd is the authority; calls are idempotent.
+    whose record in etcd is the authority; calls are idempotent. Every call that changes the guest
+    names the action it serves (`action_id`, the record's `action_id` when the flow read it): the
+    compute starts work and writes its outcome only while that action is the record's current one
+    and the record is still in the call's task, compared in the same transaction as the write. A
+    late or stale call is answered and changes nothing; the outcome of work for an action that was
+    superseded meanwhile is dropped (a build's domain is destroyed).
     """
 
     @staticmethod

@@ -28,7 +28,12 @@ GRPC_VERSION: str
 
 class ComputeStub:
     """One compute service per node; it drives that node's hypervisor. Every call names an instance
-    whose record in etcd is the authority; calls are idempotent.
+    whose record in etcd is the authority; calls are idempotent. Every call that changes the guest
+    names the action it serves (`action_id`, the record's `action_id` when the flow read it): the
+    compute starts work and writes its outcome only while that action is the record's current one
+    and the record is still in the call's task, compared in the same transaction as the write. A
+    late or stale call is answered and changes nothing; the outcome of work for an action that was
+    superseded meanwhile is dropped (a build's domain is destroyed).
     """
 
     @_typing.overload
@@ -73,7 +78,12 @@ class ComputeStub:
 @_typing.type_check_only
 class ComputeAsyncStub(ComputeStub):
     """One compute service per node; it drives that node's hypervisor. Every call names an instance
-    whose record in etcd is the authority; calls are idempotent.
+    whose record in etcd is the authority; calls are idempotent. Every call that changes the guest
+    names the action it serves (`action_id`, the record's `action_id` when the flow read it): the
+    compute starts work and writes its outcome only while that action is the record's current one
+    and the record is still in the call's task, compared in the same transaction as the write. A
+    late or stale call is answered and changes nothing; the outcome of work for an action that was
+    superseded meanwhile is dropped (a build's domain is destroyed).
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -114,7 +124,12 @@ class ComputeAsyncStub(ComputeStub):
 
 class ComputeServicer(metaclass=_abc_1.ABCMeta):
     """One compute service per node; it drives that node's hypervisor. Every call names an instance
-    whose record in etcd is the authority; calls are idempotent.
+    whose record in etcd is the authority; calls are idempotent. Every call that changes the guest
+    names the action it serves (`action_id`, the record's `action_id` when the flow read it): the
+    compute starts work and writes its outcome only while that action is the record's current one
+    and the record is still in the call's task, compared in the same transaction as the write. A
+    late or stale call is answered and changes nothing; the outcome of work for an action that was
+    superseded meanwhile is dropped (a build's domain is destroyed).
     """
 
     @_abc_1.abstractmethod

@@ -364,12 +364,18 @@ class InstanceRecord(_message.Message):
     KEY_FIELD_NUMBER: _builtins.int
     REPORT_FIELD_NUMBER: _builtins.int
     DETAILS_APART_FIELD_NUMBER: _builtins.int
+    ACTION_ID_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     details_apart: _builtins.bool
     """True when instance_details/<id> holds the parts of the server kept apart: its user_data and
     key, and its metadata and scheduler_hints when together they are larger than 1 KiB (the
     server's metadata_omitted then says so). The record stays a few hundred bytes, for the lists,
     watches, scans and claims that read it.
+    """
+    action_id: _builtins.str
+    """The action whose flow drives the server now (server_actions/<id>/<action_id>), set in the
+    transaction that starts it (as the task). A compute acts on a call, and writes its outcome,
+    only while the call names this action: Temporal's task token, as a compare in the write.
     """
     @_builtins.property
     def server(self) -> _servers_pb2.Server: ...
@@ -407,10 +413,11 @@ class InstanceRecord(_message.Message):
         key: Global___InstanceKey | None = ...,
         report: Global___ComputeReport | None = ...,
         details_apart: _builtins.bool = ...,
+        action_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "report", b"report", "resize", b"resize", "server", b"server"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["details_apart", b"details_apart", "key", b"key", "report", b"report", "request_id", b"request_id", "resize", b"resize", "server", b"server", "trace_context", b"trace_context", "tried_hosts", b"tried_hosts"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_id", b"action_id", "details_apart", b"details_apart", "key", b"key", "report", b"report", "request_id", b"request_id", "resize", b"resize", "server", b"server", "trace_context", b"trace_context", "tried_hosts", b"tried_hosts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
