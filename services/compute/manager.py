@@ -10,16 +10,16 @@ fence in its transaction.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
-from services.compute import reports, transitions, vanished
+from services.compute import driver_calls, reports, transitions, vanished
 from services.compute.deployment import deployment_id
-from services.compute.drivers.base import BadImage, DriverError, ImageTooBig, InstanceNotFound, InstanceSpec, VirtDriver
+from services.compute.driver_calls import DriverCall, RecordCall, ignoring_record, spec_of
+from services.compute.drivers.base import DriverError, InstanceNotFound, InstanceSpec, VirtDriver
 from services.compute.hypervisor_check import HypervisorCheck
 from services.compute.jobs import Jobs
 from services.compute.locks import KeyedLocks
@@ -40,11 +40,6 @@ V = servers_pb2.VmState
 P = servers_pb2.PowerState
 T = servers_pb2.TaskState
 
-DriverCall = Callable[[], Awaitable[None]]
-# A build failure no other host would avoid: the api does not reschedule it.
-IMAGE_UNUSABLE = "IMAGE_UNUSABLE"
-RecordCall = Callable[[state_pb2.InstanceRecord], Awaitable[None]]
-
 
 class Helper(Protocol):
     """Something the manager starts before the driver and stops after it (the image service)."""
@@ -53,51 +48,8 @@ class Helper(Protocol):
     async def stop(self) -> None: ...
 
 
-# power call -> the tasks the api sets for it (services/api/flows/actions.py): it runs only in them
-POWER_TASKS: dict[str, tuple[int, ...]] = {
-    "power_off": (T.TASK_STATE_POWERING_OFF,),
-    "power_on": (T.TASK_STATE_POWERING_ON,),
-    "reboot": (T.TASK_STATE_REBOOTING, T.TASK_STATE_REBOOTING_HARD),
-    "pause": (T.TASK_STATE_PAUSING,),
-    "unpause": (T.TASK_STATE_UNPAUSING,),
-    "suspend": (T.TASK_STATE_SUSPENDING,),
-    "resume": (T.TASK_STATE_RESUMING,),
-}
-
-
-def build_outcome(fence: Fence) -> Fence:
-    """A build's outcome counts while the record is at its action and still SPAWNING."""
-    return Fence(fence.action_id, (T.TASK_STATE_SPAWNING,))
-
-
 # Guest modes every driver so far runs (full hardware virtualisation).
 VM_MODES = ("hvm",)
-
-
-def spec_of(instance_id: str, record: state_pb2.InstanceRecord) -> InstanceSpec:
-    """What the driver needs from the record: the server and the public key copied at creation."""
-    server, res = record.server, record.server.resources
-    return InstanceSpec(
-        instance_id=instance_id,
-        name=server.name,
-        vcpus=res.vcpus,
-        ram_mb=res.ram_mb,
-        disk_gb=res.disk_gb,
-        image_id=server.image_id,
-        project_id=server.project_id,
-        user_data=server.user_data,
-        metadata=dict(server.metadata),
-        public_keys={record.key.name: record.key.public_key} if record.key.name else {},
-    )
-
-
-def ignoring_record(method: Callable[..., Awaitable[None]], *args: Any) -> RecordCall:
-    """A driver call that needs only its arguments, not the record."""
-
-    async def call(_record: state_pb2.InstanceRecord) -> None:
-        await method(*args)
-
-    return call
 
 
 class ComputeManager:
@@ -196,7 +148,7 @@ class ComputeManager:
             record = await self._prepare_build(instance_id, fence)
             if record is not None:
                 spawn = self._locked_spawn(instance_id, record, fence)
-                job = self._reporting(compute_report.BUILD, instance_id, spawn, fence=build_outcome(fence))
+                job = self._reporting(compute_report.BUILD, instance_id, spawn, fence=transitions.build_outcome(fence))
                 self._jobs.start(instance_id, "build", job, action_id)
 
     async def build_instance(self, instance_id: str, action_id: str = "") -> None:
@@ -230,7 +182,7 @@ class ComputeManager:
     async def _spawn_and_finish(self, instance_id: str, record: state_pb2.InstanceRecord, fence: Fence) -> None:
         with self.stats.io_op(instance_id):
             await self._spawn(spec_of(instance_id, await instances.with_details(self.store, record)))
-        await self._finish_build(instance_id, build_outcome(fence))
+        await self._finish_build(instance_id, transitions.build_outcome(fence))
         self.stats.build_succeeded()
         log.info("server %s spawned on %s", instance_id, self.host)
 
@@ -297,7 +249,7 @@ class ComputeManager:
         or the report's fault. Only while the record is at the call's action and in its task: a
         late ask (that action over, another begun) changes nothing."""
         method = getattr(self, name)
-        fence = Fence(action_id, POWER_TASKS[name])
+        fence = Fence(action_id, transitions.POWER_TASKS[name])
         await self._accept(compute_report.POWER, instance_id, lambda: method(instance_id, *args, fence=fence), fence)
 
     async def accept_resize(self, instance_id: str, action_id: str = "") -> None:
@@ -434,25 +386,7 @@ class ComputeManager:
         return await self.driver.get_power_state(instance_id) == P.POWER_STATE_RUNNING
 
     async def _spawn(self, spec: InstanceSpec) -> None:
-        """Spawns, or destroys whatever the attempt made and raises Internal(SPAWN_FAILED)."""
-        try:
-            await self.driver.spawn(spec)
-        except BadImage as err:
-            log.warning("spawn of server %s failed on %s: %s", spec.instance_id, self.host, err)
-            await self._cleanup(spec.instance_id)
-            if isinstance(err, ImageTooBig):  # the flavor is too small: the request's fault, not INTERNAL
-                why = f"spawn failed on {self.host}: {err}"
-                raise InvalidArgument([("flavor_id", why)], reason=err.reason) from err
-            raise FailedPrecondition(f"spawn failed on {self.host}: {err}", reason=IMAGE_UNUSABLE) from err
-        except DriverError as err:
-            log.warning("spawn of server %s failed on %s: %s", spec.instance_id, self.host, err)
-            self.stats.build_failed()
-            await self._cleanup(spec.instance_id)
-            raise Internal(f"spawn failed on {self.host}: {err}", reason="SPAWN_FAILED") from err
-        except asyncio.CancelledError:
-            log.warning("spawn of server %s on %s was cancelled; cleaning up", spec.instance_id, self.host)
-            await asyncio.shield(self._cleanup(spec.instance_id))
-            raise
+        await driver_calls.spawn(self.driver, self.host, spec, self.stats.build_failed)
 
     async def _finish_build(self, instance_id: str, fence: Fence) -> None:
         """Marks the record ACTIVE (through an etcd outage); if it was deleted, moved or its build
@@ -468,23 +402,10 @@ class ComputeManager:
             ) from err
 
     async def _cleanup(self, instance_id: str) -> None:
-        """Best-effort destroy after a failure; the original error is the one to report."""
-        try:
-            await self.driver.destroy(instance_id)
-        except DriverError as err:
-            log.error("could not destroy server %s on %s after a failure: %s", instance_id, self.host, err)
+        await driver_calls.cleanup(self.driver, self.host, instance_id)
 
     async def _driver_call(self, action: str, instance_id: str, call: DriverCall) -> None:
-        try:
-            await call()
-        except InstanceNotFound as err:
-            raise FailedPrecondition(
-                f"{action} failed on {self.host}: server {instance_id} has no domain here",
-                reason="DOMAIN_NOT_FOUND",
-            ) from err
-        except DriverError as err:
-            log.warning("%s of server %s failed on %s: %s", action, instance_id, self.host, err)
-            raise Internal(f"{action} failed on {self.host}: {err}", reason=f"{action.upper()}_FAILED") from err
+        await driver_calls.call(self.host, action, instance_id, call)
 
     async def _action(
         self, name: str, instance_id: str, call: RecordCall, change: transitions.Change, fence: Fence | None = None

@@ -147,3 +147,20 @@ def observed(power_state: int) -> Change:
             server.vm_state = V.VM_STATE_STOPPED
 
     return change
+
+
+# power call -> the tasks the api sets for it (services/api/flows/actions.py): it runs only in them
+POWER_TASKS: dict[str, tuple[int, ...]] = {
+    "power_off": (T.TASK_STATE_POWERING_OFF,),
+    "power_on": (T.TASK_STATE_POWERING_ON,),
+    "reboot": (T.TASK_STATE_REBOOTING, T.TASK_STATE_REBOOTING_HARD),
+    "pause": (T.TASK_STATE_PAUSING,),
+    "unpause": (T.TASK_STATE_UNPAUSING,),
+    "suspend": (T.TASK_STATE_SUSPENDING,),
+    "resume": (T.TASK_STATE_RESUMING,),
+}
+
+
+def build_outcome(fence: Fence) -> Fence:
+    """A build's outcome counts while the record is at its action and still SPAWNING."""
+    return Fence(fence.action_id, (T.TASK_STATE_SPAWNING,))

@@ -31,7 +31,7 @@ V = servers_pb2.VmState
 P = servers_pb2.PowerState
 T = servers_pb2.TaskState
 RecordCall = Callable[[state_pb2.InstanceRecord], Awaitable[None]]
-SpecOf = Callable[[str, state_pb2.InstanceRecord], InstanceSpec]  # manager.spec_of
+SpecOf = Callable[[str, state_pb2.InstanceRecord], InstanceSpec]  # driver_calls.spec_of
 
 DOMAIN_VANISHED = "DOMAIN_VANISHED"  # the fault's reason: the disk remains, a start defines it again
 DISK_VANISHED = "DISK_VANISHED"  # the disk is gone too: nothing to start

@@ -7,10 +7,11 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
+from services.compute.driver_calls import spec_of
 from services.compute.drivers.base import InstanceSpec
 from services.compute.drivers.fake.driver import FakeDriver
 from services.compute.drivers.fake.host import FakeHostSize
-from services.compute.manager import ComputeManager, spec_of
+from services.compute.manager import ComputeManager
 from services.compute.settings import ComputeSettings
 from services.core import instances, keys
 from services.core.errors import FailedPrecondition, Internal, InvalidArgument, NotFound
