@@ -54,9 +54,7 @@ def etcd_target(flag: str | None, state_dir: Path | None) -> Target:
     if stack is None or not stack.etcd:
         output.err(f"error: no etcd to talk to ({why}); pass --etcd URL or start a stack with `stratus up`")
         raise typer.Exit(1)
-    files = stack.etcd_tls
-    tls = EtcdTls(Path(files["ca"]), Path(files["cert"]), Path(files["key"])) if files else None
-    return list(stack.etcd), tls
+    return list(stack.etcd), stack.etcd_client_tls()
 
 
 def on_cluster(target: Target, work: Callable[[ClusterMaintenance], Awaitable[T]]) -> T:

@@ -139,7 +139,7 @@ class ComputeManager:
         reported (a flow taken over by another api), or for an action that is not the record's
         current one, it changes nothing."""
         fence = Fence(action_id)
-        if self._jobs.serves(instance_id, action_id) or not await self._current(instance_id, fence, "build"):
+        if self._jobs.serves(instance_id, action_id) or await self._current(instance_id, fence, "build") is None:
             return
         await self._jobs.cancel(instance_id)  # a job of a superseded action: its outcome would be dropped
         async with self._operation("accept_build", instance_id):
@@ -162,12 +162,8 @@ class ComputeManager:
         """The record turned SPAWNING (its old report cleared), or None when there is nothing to
         build: active here already, the outcome reported and waiting for the api, or the call's
         action superseded."""
-        record, _ = await instances.get(self.store, instance_id)
-        transitions.check_owned(record, self.host, instance_id)
-        if not fence.holds(record):
-            log.info("server %s: build for action %s is stale; nothing to do", instance_id, fence.action_id)
-            return None
-        if compute_report.reported(record, self.host, compute_report.BUILD):
+        record = await self._current(instance_id, fence, "build")
+        if record is None or compute_report.reported(record, self.host, compute_report.BUILD):
             return None
         if await self._already_built(instance_id, record):
             log.info("server %s is already active on %s", instance_id, self.host)
@@ -284,14 +280,15 @@ class ComputeManager:
         copy = lambda: self.snapshot(instance_id, image_id, fence)  # noqa: E731
         await self._accept(compute_report.SNAPSHOT, instance_id, copy, fence, image_id)
 
-    async def _current(self, instance_id: str, fence: Fence, call: str) -> bool:
-        """Whether the record places the server here (else FailedPrecondition) at ``fence``."""
+    async def _current(self, instance_id: str, fence: Fence | None, call: str) -> state_pb2.InstanceRecord | None:
+        """The record, if it places the server here (else FailedPrecondition) and is at ``fence``;
+        None for a stale call, which is to change nothing."""
         record, _ = await instances.get(self.store, instance_id)
         transitions.check_owned(record, self.host, instance_id)
-        if fence.holds(record):
-            return True
+        if fence is None or fence.holds(record):
+            return record
         log.info("server %s: %s for action %s is stale; nothing to do", instance_id, call, fence.action_id or "-")
-        return False
+        return None
 
     async def _accept(
         self, call: str, instance_id: str, job: Callable[[], Awaitable[None]], fence: Fence, image_id: str = ""
@@ -300,13 +297,13 @@ class ComputeManager:
         answer and reports its outcome. Asked again while it runs or after it reported, or for a
         superseded action, it changes nothing; a job still running for a superseded action is
         cancelled first (its outcome would be dropped)."""
-        if self._jobs.serves(instance_id, fence.action_id) or not await self._current(instance_id, fence, call):
+        if self._jobs.serves(instance_id, fence.action_id) or await self._current(instance_id, fence, call) is None:
             return
         await self._jobs.cancel(instance_id)
         async with self._operation(f"accept_{call}", instance_id):
-            if not await self._current(instance_id, fence, call) or self._jobs.running(instance_id):
+            record = await self._current(instance_id, fence, call)
+            if record is None or self._jobs.running(instance_id):
                 return
-            record, _ = await instances.get(self.store, instance_id)
             if compute_report.reported(record, self.host, call, image_id):
                 return
             reporting = self._reporting(call, instance_id, job(), image_id, fence)
@@ -335,9 +332,7 @@ class ComputeManager:
         """Copies the disk into the image; the record is the api's to change."""
         async with self._operation("snapshot", instance_id):
             record, _ = await instances.get(self.store, instance_id)
-            transitions.check_owned(record, self.host, instance_id)
-            if fence is not None:
-                fence.check(record, instance_id)
+            transitions.check_current(record, self.host, instance_id, fence)
             with self.stats.io_op(instance_id):
                 snap = functools.partial(self.driver.snapshot, instance_id, image_id)
                 await self._driver_call("snapshot", instance_id, snap)
@@ -413,10 +408,8 @@ class ComputeManager:
         """Checks the record names this host (and is at ``fence``: a stale call does nothing), runs
         the driver call on it, records the outcome (compared with ``fence`` again)."""
         async with self._operation(name, instance_id):
-            record, _ = await instances.get(self.store, instance_id)
-            transitions.check_owned(record, self.host, instance_id)
-            if fence is not None and not fence.holds(record):
-                log.info("server %s: %s for action %s is stale; nothing to do", instance_id, name, fence.action_id)
+            record = await self._current(instance_id, fence, name)
+            if record is None:
                 return
             await self._driver_call(name, instance_id, functools.partial(call, record))
             await self._update(instance_id, change, fence)

@@ -29,9 +29,7 @@ def report(
         outcome.fault.CopyFrom(fault_of(err))
 
     def mutate(record: state_pb2.InstanceRecord) -> None:
-        transitions.check_owned(record, host, instance_id)
-        if fence is not None:
-            fence.check(record, instance_id)
+        transitions.check_current(record, host, instance_id, fence)
         record.report.CopyFrom(outcome)
 
     return mutate

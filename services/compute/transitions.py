@@ -50,33 +50,34 @@ class Fence:
     action_id: str
     tasks: tuple[int, ...] = ()
 
-    def check(self, record: state_pb2.InstanceRecord, instance_id: str) -> None:
-        """FailedPrecondition(ACTION_SUPERSEDED) unless the record is still at this call."""
+    def stale(self, record: state_pb2.InstanceRecord) -> str:
+        """Why the record is no longer at this call; "" while it is."""
+        action = self.action_id or "(none)"
         if record.action_id != self.action_id:
-            raise FailedPrecondition(
-                f"server {instance_id}: action {self.action_id or '(none)'} was superseded by "
-                f"{record.action_id or '(none)'}", reason=ACTION_SUPERSEDED,
-            )  # fmt: skip
+            return f"action {action} was superseded by {record.action_id or '(none)'}"
         if self.tasks and record.server.task_state not in self.tasks:
-            task = name_of(T, record.server.task_state, "TASK_STATE_")
-            raise FailedPrecondition(
-                f"server {instance_id}: action {self.action_id or '(none)'} is over (task {task})",
-                reason=ACTION_SUPERSEDED,
-            )
+            return f"action {action} is over (task {name_of(T, record.server.task_state, 'TASK_STATE_')})"
+        return ""
 
     def holds(self, record: state_pb2.InstanceRecord) -> bool:
-        try:
-            self.check(record, "")
-        except FailedPrecondition:
-            return False
-        return True
+        return not self.stale(record)
+
+    def check(self, record: state_pb2.InstanceRecord, instance_id: str) -> None:
+        """FailedPrecondition(ACTION_SUPERSEDED) unless the record is still at this call."""
+        if why := self.stale(record):
+            raise FailedPrecondition(f"server {instance_id}: {why}", reason=ACTION_SUPERSEDED)
+
+
+def check_current(record: state_pb2.InstanceRecord, host: str, instance_id: str, fence: Fence | None) -> None:
+    """``check_owned``, and ``fence.check`` when the call has a fence."""
+    check_owned(record, host, instance_id)
+    if fence is not None:
+        fence.check(record, instance_id)
 
 
 def guarded(host: str, instance_id: str, change: Change, fence: Fence | None = None) -> Mutation:
     def mutate(record: state_pb2.InstanceRecord) -> None:
-        check_owned(record, host, instance_id)
-        if fence is not None:
-            fence.check(record, instance_id)
+        check_current(record, host, instance_id, fence)
         change(record.server)
 
     return mutate
@@ -94,9 +95,7 @@ def spawning(host: str, instance_id: str, fence: Fence | None = None) -> Mutatio
     """A build accepted here: SPAWNING, any earlier report cleared (it was about another call)."""
 
     def mutate(record: state_pb2.InstanceRecord) -> None:
-        check_owned(record, host, instance_id)
-        if fence is not None:
-            fence.check(record, instance_id)
+        check_current(record, host, instance_id, fence)
         to_spawning(record.server)
         record.ClearField("report")
 

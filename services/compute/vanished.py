@@ -19,7 +19,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from services.compute.drivers.base import InstanceSpec, VirtDriver
-from services.core import instances, keys
+from services.core import instances
 from services.core.compute_report import fault_of
 from services.core.errors import FailedPrecondition
 from services.core.etcd import Store
@@ -82,10 +82,7 @@ async def record(
     updated = state_pb2.InstanceRecord()
     updated.CopyFrom(seen)
     mark(updated.server, host, disk_remains)
-    instances.stamp(updated)
-    if not await store.swap(keys.instance(seen.server.id), updated.SerializeToString(), revision):
-        return None
-    return updated
+    return updated if await instances.swap(store, seen.server.id, updated, revision) else None
 
 
 async def define_again(driver: VirtDriver, host: str, spec: InstanceSpec) -> None:

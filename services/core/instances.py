@@ -52,11 +52,14 @@ async def update(
     (e.g. FailedPrecondition) to refuse. Returns the record as stored.
     """
 
-    async def write(record: state_pb2.InstanceRecord, revision: int) -> bool:
-        stamp(record)
-        return await store.swap(keys.instance(instance_id), record.SerializeToString(), revision)
-
+    write = lambda record, revision: swap(store, instance_id, record, revision)  # noqa: E731
     return await retry.swap(lambda: get(store, instance_id), mutate, write, what=f"server {instance_id}")
+
+
+async def swap(store: Store, instance_id: str, record: state_pb2.InstanceRecord, revision: int) -> bool:
+    """Writes ``record`` (stamped) if its key is still at ``revision``; False on a lost race."""
+    stamp(record)
+    return await store.swap(keys.instance(instance_id), record.SerializeToString(), revision)
 
 
 def delete_ops(store: Store, record: state_pb2.InstanceRecord) -> list[RequestOp]:

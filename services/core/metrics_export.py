@@ -6,7 +6,6 @@ exporter and no endpoint set, instruments count in-process only. Instruments mad
 
 from __future__ import annotations
 
-import logging
 import sys
 
 from opentelemetry import metrics
@@ -19,23 +18,18 @@ from services.core import otel_env
 _provider: MeterProvider | None = None
 
 
+def _otlp(over_http: bool) -> MetricExporter:
+    if over_http:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as Http
+
+        return Http()
+    from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as Grpc
+
+    return Grpc()
+
+
 def _exporters() -> list[MetricExporter]:
-    exporters: list[MetricExporter] = []
-    for name in otel_env.wanted("METRICS"):
-        if name == "otlp":
-            if otel_env.otlp_over_http("METRICS"):
-                from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as Http
-
-                exporters.append(Http())
-            else:
-                from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as Grpc
-
-                exporters.append(Grpc())
-        elif name == "console":
-            exporters.append(ConsoleMetricExporter(out=sys.stderr))
-        elif name != "none":
-            logging.getLogger(__name__).warning("unknown OTEL_METRICS_EXPORTER %r ignored", name)
-    return exporters
+    return otel_env.exporters("METRICS", _otlp, lambda: ConsoleMetricExporter(out=sys.stderr))
 
 
 def setup_metrics(resource: Resource) -> MeterProvider:

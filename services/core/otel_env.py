@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Callable
+from typing import TypeVar
+
+E = TypeVar("E")
 
 
 def wanted(signal: str) -> list[str]:
@@ -19,3 +24,17 @@ def otlp_over_http(signal: str) -> bool:
         "OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"
     )
     return protocol.startswith("http")
+
+
+def exporters(signal: str, otlp: Callable[[bool], E], console: Callable[[], E]) -> list[E]:
+    """The exporters ``wanted`` names, made by ``otlp(over_http)`` and ``console()``; ``none`` makes
+    none and an unknown name is logged and ignored."""
+    out: list[E] = []
+    for name in wanted(signal):
+        if name == "otlp":
+            out.append(otlp(otlp_over_http(signal)))
+        elif name == "console":
+            out.append(console())
+        elif name != "none":
+            logging.getLogger(__name__).warning("unknown OTEL_%s_EXPORTER %r ignored", signal, name)
+    return out

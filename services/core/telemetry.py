@@ -31,23 +31,18 @@ from services.core.metrics_export import setup_metrics, shutdown_metrics
 _provider: TracerProvider | None = None
 
 
+def _otlp(over_http: bool) -> SpanExporter:
+    if over_http:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as Http
+
+        return Http()
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as Grpc
+
+    return Grpc()
+
+
 def _exporters() -> list[SpanExporter]:
-    exporters: list[SpanExporter] = []
-    for name in otel_env.wanted("TRACES"):
-        if name == "otlp":
-            if otel_env.otlp_over_http("TRACES"):
-                from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as Http
-
-                exporters.append(Http())
-            else:
-                from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as Grpc
-
-                exporters.append(Grpc())
-        elif name == "console":
-            exporters.append(ConsoleSpanExporter(out=sys.stderr))
-        elif name != "none":
-            logging.getLogger(__name__).warning("unknown OTEL_TRACES_EXPORTER %r ignored", name)
-    return exporters
+    return otel_env.exporters("TRACES", _otlp, lambda: ConsoleSpanExporter(out=sys.stderr))
 
 
 def setup_tracing(binary: str, host: str) -> TracerProvider:

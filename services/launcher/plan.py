@@ -43,17 +43,22 @@ def etcd_tls_of(binary: str, opts: StackOptions, tls: TlsPlan | None) -> EtcdTls
     return tls.local_etcd(binary) if tls is not None else None
 
 
-def tls_args(binary: str, tls: TlsPlan | None, etcd_tls: EtcdTls | None) -> list[str]:
-    """``--set`` settings for TLS between the processes and towards etcd."""
+def identity_settings(identity: TlsFiles | None, etcd_tls: EtcdTls | None) -> dict[str, object]:
+    """The settings of a process's certificate towards its peers and of its TLS towards etcd."""
     values: dict[str, object] = {}
-    if tls is not None:
-        identity = tls.roles[binary]
+    if identity is not None:
         values |= {"tls_ca": identity.ca, "tls_cert": identity.cert, "tls_key": identity.key}
-        if binary == "api":  # the public port: its own certificate, no client certificate asked
-            values |= {"tls_public_cert": tls.public.cert, "tls_public_key": tls.public.key}
     if etcd_tls is not None:
         values |= {"etcd_ca": etcd_tls.ca, "etcd_cert": etcd_tls.cert, "etcd_key": etcd_tls.key}
         values["etcd_server_name"] = etcd_tls.server_name
+    return values
+
+
+def tls_args(binary: str, tls: TlsPlan | None, etcd_tls: EtcdTls | None) -> list[str]:
+    """``--set`` settings for TLS between the processes and towards etcd."""
+    values = identity_settings(tls.roles[binary] if tls is not None else None, etcd_tls)
+    if tls is not None and binary == "api":  # the public port: its own certificate, no client certificate asked
+        values |= {"tls_public_cert": tls.public.cert, "tls_public_key": tls.public.key}
     return settings_args(values)
 
 

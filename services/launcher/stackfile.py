@@ -17,7 +17,10 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from services.core.etcd import EtcdTls
 
 STACK_FILE = "stack.json"
 
@@ -52,6 +55,15 @@ class StackInfo:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    def etcd_client_tls(self) -> EtcdTls | None:
+        """``etcd_tls`` as a Store takes it: the stack's etcd with the operator's identity (None: plaintext)."""
+        if not self.etcd_tls:
+            return None
+        from services.core.etcd import EtcdTls  # here: a CLI command that never reaches etcd does not load it
+
+        files = self.etcd_tls
+        return EtcdTls(Path(files["ca"]), Path(files["cert"]), Path(files["key"]))
 
     @classmethod
     def from_json(cls, data: Any) -> StackInfo:

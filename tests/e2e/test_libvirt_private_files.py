@@ -23,16 +23,10 @@ from tests.e2e.conftest import GUEST
 from tests.e2e.test_libvirt_driver import READY, console_shows
 from tests.support import ssh_keys
 from tests.support.file_images import FileImageService
+from tests.support.modes import open_to_others
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-OPEN_BITS = 0o077
 USER_DATA = b"#cloud-config\npassword: hunter2\n"
-
-
-def open_to_others(root: Path) -> list[str]:
-    paths = [root, *root.rglob("*")]
-    return [f"{oct(stat.S_IMODE(st.st_mode))} {p}"
-            for p in paths if not stat.S_ISLNK((st := p.lstat()).st_mode) and st.st_mode & OPEN_BITS]  # fmt: skip
 
 
 def mode(path: Path) -> int:

@@ -6,10 +6,8 @@ a fake stack.json, a bare listener or a plaintext gRPC server that records what 
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from concurrent import futures
@@ -19,7 +17,7 @@ from typing import Any
 import grpc
 import pytest
 
-from tests.support.stack import ROOT
+from tests.support.cli import stratus
 
 STACK_TOKEN = f"stack-admin-{uuid.uuid4().hex}"
 
@@ -29,12 +27,6 @@ def write_stack_json(state_dir: Path, api: str, ca_cert: str = "") -> None:
     info = {"api": api, "apis": [api], "etcd": ["http://127.0.0.1:2379"], "token": STACK_TOKEN,
             "demo_token": f"demo-{uuid.uuid4().hex}", "state_dir": str(state_dir), "ca_cert": ca_cert}  # fmt: skip
     (state_dir / "stack.json").write_text(json.dumps(info))
-
-
-def stratus(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("STRATUS_")}
-    return subprocess.run([sys.executable, "-m", "services.cli.main", *args], cwd=ROOT, env={**clean, **(env or {})},
-                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
 
 
 @pytest.fixture

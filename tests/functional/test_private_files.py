@@ -16,18 +16,11 @@ import pytest
 
 from stratus.v1 import images_pb2, keypairs_pb2, servers_pb2
 from tests.support import ssh_keys
+from tests.support.modes import open_to_others
 from tests.support.stack import Stack, start_stack
 
-OPEN_BITS = 0o077
 USER_DATA = b"#cloud-config\npassword: hunter2\n"
 Status = images_pb2.ImageStatus
-
-
-def open_to_others(root: Path) -> list[str]:
-    """Every file and directory under ``root`` (``root`` too) that group or others may use, with its mode."""
-    paths = [root, *root.rglob("*")]
-    return [f"{oct(stat.S_IMODE(st.st_mode))} {p.relative_to(root.parent)}"
-            for p in paths if not stat.S_ISLNK((st := p.lstat()).st_mode) and st.st_mode & OPEN_BITS]  # fmt: skip
 
 
 def left_open_by_an_older_release(state_dir: Path) -> None:
@@ -99,8 +92,8 @@ def test_nothing_under_the_state_dir_is_open_to_group_or_others(private_stack: S
     for name in ("tokens.json", "service.token", "stack.json", "logs/api-1.log", "logs/compute-1.log", "etcd"):
         assert (state_dir / name).exists(), name
 
-    if private_stack.info.get("ca_cert"):  # the stack's CA and keys are walked too
-        assert (state_dir / "tls" / "ca-key.pem").exists()
+    assert private_stack.secure  # plain `stratus up`: the stack's CA and keys are walked too
+    assert (state_dir / "tls" / "ca-key.pem").exists()
     offenders = open_to_others(state_dir)
     assert not offenders, "open to group or others under the state dir:\n" + "\n".join(offenders)
 

@@ -17,7 +17,6 @@ deadline is reported with its evidence.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import random
 import subprocess
@@ -26,9 +25,9 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from services.core.etcd import EtcdTls, Store
+from services.core.etcd import Store
+from services.launcher.stackfile import read_stack, stack_path
 from tests.support import chaos_check, chaos_logs
 from tests.support.chaos_check import RID_KEY, Expected, Snapshot
 from tests.support.chaos_client import ApiPool, Client
@@ -169,18 +168,17 @@ async def _settle(client: Client, store: Store, domains_dir: Path, report: Chaos
 async def run_chaos_async(
     state_dir: Path, launcher_pid: int, plan: ChaosPlan, progress: Callable[[str], None] | None = None
 ) -> ChaosReport:
-    info: dict[str, Any] = json.loads((state_dir / "stack.json").read_text())
+    info = read_stack(stack_path(state_dir))
+    assert info is not None, f"no stack.json in {state_dir}"
     rng = random.Random(plan.seed)
     run_id = f"{rng.randrange(16**6):06x}"
     report = ChaosReport(run_id, plan)
     say = progress or (lambda _msg: None)
     pool = ApiPool(state_dir)
-    user = Client(pool, info["demo_token"], plan, report, rng)
-    admin = Client(pool, info["token"], plan, report, rng)
+    user = Client(pool, info.demo_token, plan, report, rng)
+    admin = Client(pool, info.token, plan, report, rng)
     admin.expected = user.expected
-    files = info.get("etcd_tls") or {}
-    etcd_tls = EtcdTls(Path(files["ca"]), Path(files["cert"]), Path(files["key"])) if files else None
-    store = Store(list(info["etcd"]), os.environ.get("STRATUS_PREFIX") or "/stratus/", etcd_tls)
+    store = Store(list(info.etcd), os.environ.get("STRATUS_PREFIX") or "/stratus/", info.etcd_client_tls())
     await store.connect()
     try:
         spread_s = max(plan.kills + plan.freezes, 1) * plan.chaos_interval_s

@@ -31,6 +31,7 @@ class ApiPool:
         self.state_dir = state_dir
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._endpoints: list[str] = []
+        self._ca = ""  # the stack's CA, from the same read of stack.json as the endpoints ("": plaintext)
         self._read_at = 0.0
 
     def endpoints(self) -> list[str]:
@@ -39,6 +40,7 @@ class ApiPool:
                 info = json.loads((self.state_dir / "stack.json").read_text())
                 apis = info.get("apis") or [info["api"]]
                 self._endpoints = [a if isinstance(a, str) else str(a["endpoint"]) for a in apis]
+                self._ca = str(info.get("ca_cert") or "")
             except (FileNotFoundError, json.JSONDecodeError, KeyError):
                 pass  # the launcher is rewriting it; keep the last we read
             self._read_at = time.monotonic()
@@ -53,10 +55,9 @@ class ApiPool:
 
     def _channel(self, endpoint: str) -> grpc.aio.Channel:
         """TLS trusting the stack's CA (stack.json), plaintext for an ``--insecure`` stack."""
-        ca = json.loads((self.state_dir / "stack.json").read_text()).get("ca_cert")
-        if not ca:
+        if not self._ca:
             return grpc.aio.insecure_channel(endpoint)
-        return grpc.aio.secure_channel(endpoint, channel_credentials(Path(ca)))
+        return grpc.aio.secure_channel(endpoint, channel_credentials(Path(self._ca)))
 
     async def close(self) -> None:
         for ch in self._channels.values():

@@ -23,3 +23,13 @@ async def building(store: Store, *instance_ids: str, project_id: str = "p-1", gr
 async def host_of(store: Store, instance_id: str) -> str:
     record, _ = await instances.get(store, instance_id)
     return record.server.host
+
+
+async def stopping(store: Store, instance_id: str = "s1") -> str:
+    """An ACTIVE server being stopped (POWERING_OFF): a flow in its task."""
+    record = state_pb2.InstanceRecord()
+    record.server.id = instance_id
+    record.server.vm_state = servers_pb2.VmState.VM_STATE_ACTIVE
+    record.server.task_state = servers_pb2.TaskState.TASK_STATE_POWERING_OFF
+    await store.put(keys.instance(instance_id), record.SerializeToString())
+    return instance_id

@@ -16,6 +16,7 @@ import grpc
 
 from services.core.etcd import EtcdTls, Store
 from services.core.tls import TlsFiles, channel_credentials, sync_channel
+from services.launcher.plan import identity_settings, settings_args
 from stratus.imagestore.v1 import imagestore_pb2_grpc
 from stratus.v1 import (
     aggregates_pb2_grpc,
@@ -91,9 +92,7 @@ class Stack:
         certificate towards peers and the stack's etcd (nothing for an ``--insecure`` stack)."""
         if not self.secure:
             return []
-        ca, cert, key = (str(self.tls_file(n)) for n in ("ca.pem", f"role-{role}.pem", f"role-{role}-key.pem"))
-        values = {"tls_ca": ca, "tls_cert": cert, "tls_key": key, "etcd_ca": ca, "etcd_cert": cert, "etcd_key": key}
-        return [arg for k, v in values.items() for arg in ("--set", f"{k}={v}")]
+        return settings_args(identity_settings(self.identity(role), self.etcd_tls(role)))
 
     def identity(self, role: str) -> TlsFiles:
         cert, key = self.tls_file(f"role-{role}.pem"), self.tls_file(f"role-{role}-key.pem")

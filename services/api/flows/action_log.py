@@ -130,6 +130,11 @@ def op_create(store: Store, record: state_pb2.InstanceRecord, deadline_s: float 
     server = record.server
     action = new_action(server.id, CREATE, server.project_id, record.request_id, deadline_s)
     record.action_id = action.id
+    return op_write(store, action)
+
+
+def op_write(store: Store, action: servers_pb2.ServerAction) -> RequestOp:
+    """The action as a transaction op that writes it (the transaction's compares guard it)."""
     key, value, _ = write(action)
     return store.op_put(key, value)
 

@@ -227,8 +227,8 @@ class FlowOwners:
         await self._lease()  # a lost one: this replica's drivers stop, and it starts again
         taken = 0
         async for records in self._working():
-            for record in records:
-                if not await self._unowned(record.server.id):
+            for record in await self._unowned(records):
+                if record.server.id in self._driving:  # a request's kick may have started it meanwhile
                     continue
                 if await self._take(record.server.id):
                     await self._plans.taking_over(record)
@@ -236,12 +236,12 @@ class FlowOwners:
                     taken += 1
         return taken
 
-    async def _unowned(self, instance_id: str) -> bool:
-        """Not driven here, and no live replica owns it (or only this replica's own key does)."""
-        if instance_id in self._driving:
-            return False
-        kv = await self._store.get(keys.flow_owner(instance_id))
-        return kv is None or kv.value == self._mark
+    async def _unowned(self, records: list[state_pb2.InstanceRecord]) -> list[state_pb2.InstanceRecord]:
+        """Those not driven here that no live replica owns (or only this replica's own key does):
+        their owner keys read together (``Store.get_many``), not one round trip after another."""
+        records = [r for r in records if r.server.id not in self._driving]
+        owners = await self._store.get_many([keys.flow_owner(r.server.id) for r in records])
+        return [r for r, kv in zip(records, owners, strict=True) if kv is None or kv.value == self._mark]
 
     async def _working(self) -> AsyncIterator[list[state_pb2.InstanceRecord]]:
         """The records with work: those of the full read in progress, then the candidates the

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.api.flows import actions
+from services.api.flows import action_log, actions
 from services.api.images import index as image_index
 from services.api.images.index import INSTANCE_PROPERTY
 from services.api.images.minimums import snapshot_minimums
@@ -65,8 +65,7 @@ async def begin_snapshot(
             image.owner_project_id, image_charge(image), [store.cmp_mod(key, revision)],
             [store.op_put(key, record.SerializeToString()),
              store.op_put(keys.image(image.id), image.SerializeToString()), *image_index.write_ops(store, None, image),
-             *([store.op_put(keys.server_action(instance_id, action.id), action.SerializeToString())]
-               if action else [])],
+             *([action_log.op_write(store, action)] if action else [])],
         )  # fmt: skip
         return record.server if ok else retry.AGAIN
 

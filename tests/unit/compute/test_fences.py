@@ -9,6 +9,7 @@ import asyncio
 
 from services.compute.drivers.base import InstanceSpec
 from services.compute.drivers.fake.driver import FakeDriver
+from services.compute.manager import ComputeManager
 from services.core import instances
 from services.core.etcd import Store
 from stratus.state.v1 import state_pb2
@@ -61,19 +62,20 @@ async def give_up(store: Store) -> None:
     await instances.update(store, ID, fail)
 
 
-async def active(store: Store, driver: FakeDriver) -> None:
+async def active(store: Store, driver: FakeDriver) -> ComputeManager:
+    """A manager over ``driver`` with the server built and ACTIVE on it."""
     manager, _ = make_manager(store, driver)
     await put_record(store)
     await begin(store, "a-create", T.TASK_STATE_SCHEDULING)
     await manager.build_instance(ID, "a-create")
     record, _ = await instances.get(store, ID)
     assert record.server.vm_state == V.VM_STATE_ACTIVE
+    return manager
 
 
 async def test_a_suspend_given_up_then_a_stop_the_stop_runs_and_the_suspends_outcome_is_dropped(store: Store) -> None:
     driver = SlowDriver()
-    await active(store, driver)
-    manager, _ = make_manager(store, driver)
+    manager = await active(store, driver)
     await begin(store, "a-suspend", T.TASK_STATE_SUSPENDING)
     await manager.accept_power("suspend", ID, action_id="a-suspend")
     await driver.started.wait()
@@ -90,8 +92,7 @@ async def test_a_suspend_given_up_then_a_stop_the_stop_runs_and_the_suspends_out
 
 async def test_a_resize_undone_by_the_api_is_not_recorded_resized_when_the_copy_ends(store: Store) -> None:
     driver = SlowDriver()
-    await active(store, driver)
-    manager, _ = make_manager(store, driver)
+    manager = await active(store, driver)
     await begin(store, "a-resize", T.TASK_STATE_RESIZE_PREP)
     await manager.accept_resize(ID, "a-resize")
     await driver.started.wait()
@@ -105,8 +106,7 @@ async def test_a_resize_undone_by_the_api_is_not_recorded_resized_when_the_copy_
 
 async def test_a_call_for_an_action_that_is_not_current_changes_nothing(store: Store) -> None:
     driver = SlowDriver()
-    await active(store, driver)
-    manager, _ = make_manager(store, driver)
+    manager = await active(store, driver)
     await begin(store, "a-stop-2", T.TASK_STATE_POWERING_OFF)
     _, before = await instances.get(store, ID)
     await manager.accept_power("power_off", ID, action_id="a-stop-1")  # a late ask of an older stop

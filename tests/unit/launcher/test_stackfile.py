@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import stat
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from services.core.etcd import EtcdTls
 from services.launcher.stackfile import (
     BadStackFile,
     ServiceEntry,
@@ -98,3 +100,13 @@ def test_one_api_or_an_older_file_lists_the_api_alone(tmp_path: Path) -> None:
         path.write_text(f'{{"api": "127.0.0.1:1", "apis": {garbage}}}')
         with pytest.raises(BadStackFile, match="apis"):
             read_stack(path)
+
+
+def test_the_etcd_identity_reads_back_as_a_stores_tls(tmp_path: Path) -> None:
+    files = {"ca": "/s/tls/ca.pem", "cert": "/s/tls/role-launcher.pem", "key": "/s/tls/role-launcher-key.pem"}
+    write_stack(stack_path(tmp_path), replace(INFO, etcd_tls=files))
+    back = read_stack(stack_path(tmp_path))
+    assert back is not None and back.etcd_client_tls() == EtcdTls(
+        Path(files["ca"]), Path(files["cert"]), Path(files["key"])
+    )
+    assert INFO.etcd_client_tls() is None  # a plaintext etcd

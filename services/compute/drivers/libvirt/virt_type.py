@@ -92,6 +92,3 @@ async def resolve_virt_type(setting: str, lv: Connection) -> str:
             log.warning("the KVM probe failed (%s)", exc)
     log.info("virt_type auto: %s", choice)
     return choice
-
-
-

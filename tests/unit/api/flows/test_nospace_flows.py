@@ -9,11 +9,11 @@ import grpc
 import pytest
 
 from services.api.flows.base import Deps, Limits, in_task, is_outage, retrying, store_is_full, task_failed
-from services.core import instances, keys
+from services.core import instances
 from services.core.errors import STATE_STORE_FULL, Unavailable, state_store_full
 from services.core.etcd import Store
-from stratus.state.v1 import state_pb2
 from stratus.v1 import servers_pb2
+from tests.support.records import stopping
 
 T = servers_pb2.TaskState
 NONE = cast(Any, None)
@@ -22,15 +22,6 @@ NONE = cast(Any, None)
 def nospace() -> grpc.aio.AioRpcError:
     return grpc.aio.AioRpcError(grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.aio.Metadata(), grpc.aio.Metadata(),
                                 details="etcdserver: mvcc: database space exceeded")  # fmt: skip
-
-
-async def stopping(store: Store, instance_id: str = "s1") -> str:
-    record = state_pb2.InstanceRecord()
-    record.server.id = instance_id
-    record.server.vm_state = servers_pb2.VmState.VM_STATE_ACTIVE
-    record.server.task_state = T.TASK_STATE_POWERING_OFF
-    await store.put(keys.instance(instance_id), record.SerializeToString())
-    return instance_id
 
 
 def test_nospace_is_found_raised_here_reported_by_a_peer_or_as_a_cause() -> None:

@@ -95,6 +95,19 @@ async def pair(store: Store, gate: asyncio.Event) -> AsyncIterator[tuple[FlowOwn
     await b.stop(2)
 
 
+@pytest.fixture
+async def listening(store: Store, gate: asyncio.Event) -> AsyncIterator[tuple[FlowOwners, RecordEvents, list[str]]]:
+    """One replica told of record changes (RecordEvents), scanning only when the test asks."""
+    events = RecordEvents(store)
+    await events.start()
+    runs: list[str] = []
+    owners = FlowOwners(store, InstanceTasks(), "api-1", lease_ttl_s=2, scan_interval_s=60, events=events)
+    owners.bind(Plans(store, "api-1", runs, gate))
+    yield owners, events, runs
+    await owners.stop(2)
+    await events.stop()
+
+
 async def test_two_replicas_kicking_one_server_drive_it_once(
     store: Store, gate: asyncio.Event, pair: tuple[FlowOwners, FlowOwners, list[str]]
 ) -> None:
@@ -159,62 +172,48 @@ async def test_an_unowned_flow_left_by_a_crash_is_found_by_the_scan(
 
 
 async def test_with_record_events_a_scan_reads_only_the_servers_with_work(
-    store: Store, gate: asyncio.Event, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    events = RecordEvents(store)
-    await events.start()
-    runs: list[str] = []
-    owners = FlowOwners(store, InstanceTasks(), "api-1", lease_ttl_s=2, scan_interval_s=60, events=events)
-    owners.bind(Plans(store, "api-1", runs, gate))
-    try:
-        for i in range(20):
-            await put_server(store, f"idle-{i}", T.TASK_STATE_UNSPECIFIED)
-        assert await owners.scan() == 0  # the first scan reads every record
-        listed = count_pages(store, monkeypatch)
-        await put_server(store, "s6")  # work written by an api that died before it took it
-        taken = 0
-        for _ in range(100):  # until the change has reached the listener
-            taken = await owners.scan()
-            if taken:
-                break
-            await asyncio.sleep(0.05)
-        assert taken == 1
-        gate.set()
-        await settled(store, "s6")
-        assert runs == ["api-1"]
-        assert keys.INSTANCES not in listed  # the later scans read s6 and its owner only
-    finally:
-        await owners.stop(2)
-        await events.stop()
+    store: Store, gate: asyncio.Event, monkeypatch: pytest.MonkeyPatch,
+    listening: tuple[FlowOwners, RecordEvents, list[str]],
+) -> None:  # fmt: skip
+    owners, _, runs = listening
+    for i in range(20):
+        await put_server(store, f"idle-{i}", T.TASK_STATE_UNSPECIFIED)
+    assert await owners.scan() == 0  # the first scan reads every record
+    listed = count_pages(store, monkeypatch)
+    await put_server(store, "s6")  # work written by an api that died before it took it
+    taken = 0
+    for _ in range(100):  # until the change has reached the listener
+        taken = await owners.scan()
+        if taken:
+            break
+        await asyncio.sleep(0.05)
+    assert taken == 1
+    gate.set()
+    await settled(store, "s6")
+    assert runs == ["api-1"]
+    assert keys.INSTANCES not in listed  # the later scans read s6 and its owner only
 
 
 async def test_a_later_full_read_spreads_one_page_a_scan(
-    store: Store, gate: asyncio.Event, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    events = RecordEvents(store)
-    await events.start()
-    runs: list[str] = []
-    owners = FlowOwners(store, InstanceTasks(), "api-1", lease_ttl_s=2, scan_interval_s=60, events=events)
-    owners.bind(Plans(store, "api-1", runs, gate))
-    try:
-        for i in range(600):  # three pages of records without work
-            await put_server(store, f"idle-{i:03}", T.TASK_STATE_UNSPECIFIED)
-        pages = count_pages(store, monkeypatch)
-        assert await owners.scan() == 0 and len(pages) == 3  # the first read, at start: every page
-        await events.stop()  # a gap: the change below is missed, only a full read finds it
-        await put_server(store, "idle-999")  # work behind the last page
-        owners._full_at -= 3600  # the next full read is due
-        taken = []
-        for _ in range(3):
-            pages.clear()
-            taken.append(await owners.scan())
-            assert pages == [keys.INSTANCES]  # one page a scan
-        assert taken == [0, 0, 1]
-        gate.set()
-        await settled(store, "idle-999")
-    finally:
-        await owners.stop(2)
-        await events.stop()
+    store: Store, gate: asyncio.Event, monkeypatch: pytest.MonkeyPatch,
+    listening: tuple[FlowOwners, RecordEvents, list[str]],
+) -> None:  # fmt: skip
+    owners, events, _ = listening
+    for i in range(600):  # three pages of records without work
+        await put_server(store, f"idle-{i:03}", T.TASK_STATE_UNSPECIFIED)
+    pages = count_pages(store, monkeypatch)
+    assert await owners.scan() == 0 and len(pages) == 3  # the first read, at start: every page
+    await events.stop()  # a gap: the change below is missed, only a full read finds it
+    await put_server(store, "idle-999")  # work behind the last page
+    owners._full_at -= 3600  # the next full read is due
+    taken = []
+    for _ in range(3):
+        pages.clear()
+        taken.append(await owners.scan())
+        assert pages == [keys.INSTANCES]  # one page a scan
+    assert taken == [0, 0, 1]
+    gate.set()
+    await settled(store, "idle-999")
 
 
 async def test_a_live_replicas_periodic_scan_takes_over_a_peer_that_dies_later(

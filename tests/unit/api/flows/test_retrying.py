@@ -10,12 +10,12 @@ import pytest
 from etcd3aio import EtcdConnectionError
 
 from services.api.flows.base import Deps, Limits, in_task, retrying, task_failed
-from services.core import instances, keys
+from services.core import instances
 from services.core.backoff import backoff
 from services.core.errors import FailedPrecondition, Unavailable
 from services.core.etcd import Store
-from stratus.state.v1 import state_pb2
 from stratus.v1 import servers_pb2
+from tests.support.records import stopping
 
 T = servers_pb2.TaskState
 NONE = cast(Any, None)
@@ -23,15 +23,6 @@ NONE = cast(Any, None)
 
 def deps(store: Store, deadline_s: float = 60.0) -> Deps:
     return Deps(store, NONE, NONE, NONE, Limits(flow_deadline_s=deadline_s))
-
-
-async def stopping(store: Store, instance_id: str = "s1") -> str:
-    record = state_pb2.InstanceRecord()
-    record.server.id = instance_id
-    record.server.vm_state = servers_pb2.VmState.VM_STATE_ACTIVE
-    record.server.task_state = T.TASK_STATE_POWERING_OFF
-    await store.put(keys.instance(instance_id), record.SerializeToString())
-    return instance_id
 
 
 def test_backoff_grows_to_its_cap_with_jitter() -> None:

@@ -5,7 +5,7 @@ record names."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -13,32 +13,18 @@ import pytest
 from services.api.images import members as image_members
 from services.api.images.files import ImageFiles
 from services.api.images.manager import ImagesManager
-from services.core import context, keys
-from services.core.context import RequestContext
+from services.core import keys
 from services.core.errors import Aborted, NotFound, ResourceExhausted
 from services.core.etcd import Store
 from stratus.v1 import images_pb2
+from tests.unit.api.images.uploads import stream
 
-ALICE = RequestContext("alice", "alice", frozenset({"member"}))
 V = images_pb2.ImageVisibility
-
-
-@pytest.fixture
-def as_alice() -> Iterator[None]:
-    token = context.bind(ALICE)
-    yield
-    context.unbind(token)
 
 
 @pytest.fixture
 def images(store: Store, tmp_path: Path) -> ImagesManager:
     return ImagesManager(store, ImageFiles(tmp_path / "images"), max_bytes=1024, lease_ttl_s=2)
-
-
-async def stream(meta: images_pb2.Image, *chunks: bytes) -> AsyncIterator[images_pb2.UploadImageRequest]:
-    yield images_pb2.UploadImageRequest(metadata=meta)
-    for chunk in chunks:
-        yield images_pb2.UploadImageRequest(chunk=chunk)
 
 
 async def test_members_are_bounded_and_go_with_their_image(

@@ -5,7 +5,7 @@ checked against them when a server is created and resized (SpecResolver)."""
 from __future__ import annotations
 
 import struct
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -24,29 +24,16 @@ from services.core.etcd import Store
 from services.core.ids import new_id
 from stratus.imagestore.v1 import imagestore_pb2
 from stratus.v1 import images_pb2, servers_pb2
+from tests.unit.api.images.uploads import ALICE, stream
 
-ALICE = RequestContext("alice", "alice", frozenset({"member"}))
 BOB = RequestContext("bob", "bob", frozenset({"member"}))
 V = images_pb2.ImageVisibility
 QCOW2_20G = b"QFI\xfb" + struct.pack(">I", 3) + b"\0" * 16 + struct.pack(">Q", 20 * GiB) + b"\0" * 480
 
 
 @pytest.fixture
-def as_alice() -> Iterator[None]:
-    token = context.bind(ALICE)
-    yield
-    context.unbind(token)
-
-
-@pytest.fixture
 def images(store: Store, tmp_path: Path) -> ImagesManager:
     return ImagesManager(store, ImageFiles(tmp_path / "images"), lease_ttl_s=2)
-
-
-async def stream(meta: images_pb2.Image, *chunks: bytes) -> AsyncIterator[images_pb2.UploadImageRequest]:
-    yield images_pb2.UploadImageRequest(metadata=meta)
-    for chunk in chunks:
-        yield images_pb2.UploadImageRequest(chunk=chunk)
 
 
 async def test_an_upload_keeps_its_minimums_and_measures_its_disk(images: ImagesManager, as_alice: None) -> None:
